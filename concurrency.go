@@ -1,0 +1,87 @@
+package llmslots
+
+import (
+	"os"
+	"runtime"
+	"strconv"
+	"strings"
+)
+
+// WorkerMemory is the memory DefaultMaxConcurrency budgets for each slot
+// holder: a `codex exec` or `claude -p` subprocess and its tools.
+const WorkerMemory = 350 << 20
+
+// defaultCap bounds the computed default however large the machine.
+const defaultCap = 16
+
+// Concurrency explains a DefaultMaxConcurrency answer.
+type Concurrency struct {
+	// Max is the answer: at least 1.
+	Max int `json:"max"`
+	// Source is "LLMSLOTS_MAX" when the variable decided, else "computed".
+	Source string `json:"source"`
+	// EnvError says why a set LLMSLOTS_MAX was ignored.
+	EnvError string `json:"env_error,omitempty"`
+	// CPUs is the number of CPUs available to this process: the CPUs it
+	// may run on, lowered by a cgroup CPU quota.
+	CPUs int `json:"cpus"`
+	// CPULimit describes the cgroup CPU quota that lowered CPUs, if any.
+	CPULimit string `json:"cpu_limit,omitempty"`
+	// MemAvailable is the memory available to new work, in bytes: the
+	// smaller of MemAvailable in /proc/meminfo and what the cgroup memory
+	// limits leave; 0 when unknown (then memory does not limit).
+	MemAvailable uint64 `json:"mem_available_bytes"`
+	// MemLimit describes the cgroup memory limit that lowered
+	// MemAvailable, if any.
+	MemLimit string `json:"mem_limit,omitempty"`
+	// ByMemory is MemAvailable / WorkerMemory; 0 when memory is unknown.
+	ByMemory int `json:"by_memory"`
+}
+
+// DefaultMaxConcurrency returns a sensible max for a pool of LLM
+// subprocesses on this machine: LLMSLOTS_MAX if it holds an integer
+// 1..MaxSlots (another value is logged and ignored); else
+// min(CPUs available, available memory / WorkerMemory, 16), at least 1.
+// CPUs honour the cgroup CPU quota and memory the cgroup memory limits
+// (v1 and v2), so the answer inside a container is the container's.
+// ExplainMaxConcurrency shows how the answer was reached.
+func DefaultMaxConcurrency() int {
+	return ExplainMaxConcurrency().Max
+}
+
+// ExplainMaxConcurrency returns DefaultMaxConcurrency's answer with the
+// figures it came from.
+func ExplainMaxConcurrency() Concurrency {
+	c := measureConcurrency(sysRoot{}, os.Getenv(EnvMax))
+	if c.EnvError != "" {
+		packageLogger().Warn("llmslots: " + c.EnvError)
+	}
+	return c
+}
+
+// measureConcurrency computes the default from the files below root and
+// the value of LLMSLOTS_MAX.
+func measureConcurrency(root sysRoot, env string) Concurrency {
+	var c Concurrency
+	c.CPUs = runtime.NumCPU() // the CPUs this process may run on
+	if quota, desc := root.cpuQuota(); quota > 0 && quota < c.CPUs {
+		c.CPUs, c.CPULimit = quota, desc
+	}
+	c.MemAvailable, c.MemLimit = root.memAvailable()
+	c.Max = min(c.CPUs, defaultCap)
+	if c.MemAvailable > 0 {
+		c.ByMemory = int(min(c.MemAvailable/WorkerMemory, uint64(MaxSlots)))
+		c.Max = min(c.Max, c.ByMemory)
+	}
+	c.Max = max(c.Max, 1)
+	c.Source = "computed"
+	if env != "" {
+		n, err := strconv.Atoi(strings.TrimSpace(env))
+		if err != nil || n < 1 || n > MaxSlots {
+			c.EnvError = EnvMax + " must be an integer 1.." + strconv.Itoa(MaxSlots) + "; ignoring " + strconv.Quote(env)
+		} else {
+			c.Max, c.Source = n, EnvMax
+		}
+	}
+	return c
+}

@@ -1,0 +1,119 @@
+package llmslots
+
+import (
+	"io/fs"
+	"os"
+	"sync"
+	"time"
+)
+
+// A Guard is one held slot. The slot stays held until Release, or until
+// the process exits or dies, whichever comes first: the kernel drops the
+// lock of a dead process, and the next acquirer reclaims the slot.
+//
+// A Guard that is dropped without Release keeps its slot until the process
+// exits: the package keeps every held file reachable, because the runtime
+// closes an unreachable *os.File, and closing drops its lock at a random
+// garbage collection.
+type Guard struct {
+	mu       sync.Mutex
+	pool     *Pool
+	id       int
+	path     string
+	file     *os.File    // nil once released
+	info     fs.FileInfo // the locked file's identity, checked before deleting
+	acquired time.Time
+}
+
+// heldGuards holds every unreleased Guard of this process, keyed by slot
+// path. It keeps their files reachable (see Guard), and lets an acquirer
+// skip slots this process already holds without touching the filesystem.
+var heldGuards struct {
+	sync.Mutex
+	byPath map[string]*Guard
+}
+
+func registerGuard(g *Guard) {
+	heldGuards.Lock()
+	if heldGuards.byPath == nil {
+		heldGuards.byPath = make(map[string]*Guard)
+	}
+	heldGuards.byPath[g.path] = g
+	heldGuards.Unlock()
+}
+
+func unregisterGuard(g *Guard) {
+	heldGuards.Lock()
+	if heldGuards.byPath[g.path] == g {
+		delete(heldGuards.byPath, g.path)
+	}
+	heldGuards.Unlock()
+}
+
+func heldHere(path string) bool {
+	heldGuards.Lock()
+	_, ok := heldGuards.byPath[path]
+	heldGuards.Unlock()
+	return ok
+}
+
+// SlotID returns the id of the held slot, 0..max-1; -1 for a nil Guard.
+// It keeps its value after Release.
+func (g *Guard) SlotID() int {
+	if g == nil {
+		return -1
+	}
+	return g.id
+}
+
+// Path returns the slot file's path.
+func (g *Guard) Path() string {
+	if g == nil {
+		return ""
+	}
+	return g.path
+}
+
+// AcquiredAt returns when the slot was taken.
+func (g *Guard) AcquiredAt() time.Time {
+	if g == nil {
+		return time.Time{}
+	}
+	return g.acquired
+}
+
+// Held reports whether the guard still holds its slot (Release has not
+// been called).
+func (g *Guard) Held() bool {
+	if g == nil {
+		return false
+	}
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return g.file != nil
+}
+
+// Release frees the slot: it deletes the slot file, but only while still
+// holding its lock and only if the path still names this guard's file,
+// then closes the file, which drops the lock. The slot is free when
+// Release returns, even if it returns an error (which reports a failed
+// delete or close; the lock is gone either way).
+//
+// Release is idempotent and safe in defer: a second call, or a call on a
+// nil Guard, returns nil.
+func (g *Guard) Release() error {
+	if g == nil {
+		return nil
+	}
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if g.file == nil {
+		return nil
+	}
+	err := releaseFile(g.file, g.path, g.info)
+	g.file = nil
+	unregisterGuard(g)
+	g.pool.log().Debug("llmslots: slot released", "slot", g.id, "dir", g.pool.dir,
+		"held", time.Since(g.acquired).Round(time.Microsecond))
+	return err
+}

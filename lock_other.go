@@ -1,0 +1,23 @@
+//go:build !unix && !windows
+
+package llmslots
+
+import (
+	"errors"
+	"io/fs"
+	"os"
+)
+
+// This platform has no file locks the package can rely on; every
+// operation that needs one fails with errors.ErrUnsupported.
+const openNoFollow = 0
+
+func openSlotFile(path string, create bool) (*os.File, error) {
+	return nil, &fs.PathError{Op: "open", Path: path, Err: errors.ErrUnsupported}
+}
+
+func tryLock(f *os.File) (bool, error) { return false, errors.ErrUnsupported }
+
+func linked(fs.FileInfo) bool { return true }
+
+func releaseFile(f *os.File, path string, fi fs.FileInfo) error { return f.Close() }

@@ -1,0 +1,82 @@
+//go:build unix
+
+package llmslots
+
+import (
+	"errors"
+	"io/fs"
+	"os"
+	"syscall"
+
+	"golang.org/x/sys/unix"
+)
+
+// openNoFollow is added to every open of a slot file: O_NOFOLLOW so that a
+// symlink planted at a slot path is never followed, O_NONBLOCK so that a
+// FIFO planted there cannot hang the open. Neither changes anything for the
+// regular files the protocol makes.
+const openNoFollow = unix.O_NOFOLLOW | unix.O_NONBLOCK
+
+// openSlotFile opens path read-write: with create, only if this call
+// creates it (O_EXCL), mode 0600.
+func openSlotFile(path string, create bool) (*os.File, error) {
+	flag := os.O_RDWR | openNoFollow
+	if create {
+		flag |= os.O_CREATE | os.O_EXCL
+	}
+	return os.OpenFile(path, flag, 0o600)
+}
+
+// tryLock takes an exclusive flock on f without blocking and reports
+// whether it got it. flock, not fcntl: fcntl locks belong to the process
+// and vanish when any descriptor of the file closes (a status probe in the
+// same process would free a held slot); flock locks belong to the open file
+// description, so each guard is its own lock, even within one process.
+func tryLock(f *os.File) (bool, error) {
+	rc, err := f.SyscallConn()
+	if err != nil {
+		return false, err
+	}
+	var lockErr error
+	err = rc.Control(func(fd uintptr) {
+		for {
+			lockErr = unix.Flock(int(fd), unix.LOCK_EX|unix.LOCK_NB)
+			if lockErr != unix.EINTR {
+				return
+			}
+		}
+	})
+	switch {
+	case err != nil:
+		return false, err
+	case lockErr == nil:
+		return true, nil
+	case errors.Is(lockErr, unix.EWOULDBLOCK):
+		return false, nil
+	}
+	return false, &fs.PathError{Op: "flock", Path: f.Name(), Err: lockErr}
+}
+
+// linked reports whether the locked file still has a name. A file unlinked
+// between our open and our lock has none: its lock guards nothing.
+func linked(fi fs.FileInfo) bool {
+	st, ok := fi.Sys().(*syscall.Stat_t)
+	return !ok || st.Nlink > 0
+}
+
+// releaseFile removes path if it still names the locked file fi, then
+// closes f, which drops the lock. Deleting before closing matters: once the
+// lock is gone another process may lock this file, and a delete after that
+// would remove its slot file while it runs (the unlink race).
+func releaseFile(f *os.File, path string, fi fs.FileInfo) error {
+	var rmErr error
+	if cur, err := os.Lstat(path); err == nil && os.SameFile(fi, cur) {
+		if err := os.Remove(path); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			rmErr = err
+		}
+	}
+	if err := f.Close(); err != nil {
+		return err
+	}
+	return rmErr
+}

@@ -1,0 +1,62 @@
+//go:build windows
+
+package llmslots
+
+import (
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+
+	"golang.org/x/sys/windows"
+)
+
+// openNoFollow has no Windows counterpart in os.OpenFile; openSlotFile
+// checks for a reparse point itself.
+const openNoFollow = 0
+
+func openSlotFile(path string, create bool) (*os.File, error) {
+	if fi, err := os.Lstat(path); err == nil && fi.Mode()&fs.ModeSymlink != 0 {
+		return nil, &fs.PathError{Op: "open", Path: path, Err: fmt.Errorf("is a symbolic link")}
+	}
+	flag := os.O_RDWR
+	if create {
+		flag |= os.O_CREATE | os.O_EXCL
+	}
+	return os.OpenFile(path, flag, 0o600)
+}
+
+// tryLock locks byte 0 of f exclusively, the same region gofrs/flock locks,
+// so probes made through it and acquirers agree. The region lock also blocks
+// other handles' reads of that byte, so on Windows status cannot read a held
+// slot's record.
+func tryLock(f *os.File) (bool, error) {
+	var ol windows.Overlapped
+	err := windows.LockFileEx(windows.Handle(f.Fd()),
+		windows.LOCKFILE_EXCLUSIVE_LOCK|windows.LOCKFILE_FAIL_IMMEDIATELY, 0, 1, 0, &ol)
+	switch {
+	case err == nil:
+		return true, nil
+	case errors.Is(err, windows.ERROR_LOCK_VIOLATION), errors.Is(err, windows.ERROR_IO_PENDING):
+		return false, nil
+	}
+	return false, &fs.PathError{Op: "LockFileEx", Path: f.Name(), Err: err}
+}
+
+// linked is always true on Windows: a file that some handle holds open
+// cannot lose its name, because Go opens files without FILE_SHARE_DELETE.
+func linked(fs.FileInfo) bool { return true }
+
+// releaseFile closes f, then removes path. Windows cannot delete a file
+// that is open, so the order is the reverse of Unix; it is still safe: if
+// another process has opened the file since, it holds it open without
+// delete sharing and the removal fails, leaving its slot alone.
+func releaseFile(f *os.File, path string, fi fs.FileInfo) error {
+	if err := f.Close(); err != nil {
+		return err
+	}
+	if cur, err := os.Lstat(path); err == nil && os.SameFile(fi, cur) {
+		_ = os.Remove(path) // fails, harmlessly, when another holder has it open
+	}
+	return nil
+}

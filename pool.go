@@ -1,0 +1,233 @@
+package llmslots
+
+import (
+	"context"
+	"log/slog"
+	"path/filepath"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// A Pool is a set of slots, slot-0.lock .. slot-(max-1).lock, in one
+// directory. Every process that uses the same directory and the same max
+// shares one limit. The package-level functions use the default pool
+// (see Dir); named pools (see NamedPool) limit separately, so that a
+// "codex" pool of 4 and a "claude" pool of 2 do not compete.
+//
+// A Pool is safe for concurrent use. Make one with NewPool, NamedPool or
+// DefaultPool; the zero Pool is not usable.
+type Pool struct {
+	dir    string
+	label  string
+	logger *slog.Logger
+	// ready is set once the directory has been created and checked, so
+	// the acquire path does not stat it every time.
+	ready atomic.Bool
+}
+
+// An Option configures a Pool.
+type Option func(*Pool) error
+
+// WithLogger makes the pool log to l instead of the package logger (see
+// SetLogger). Reclaiming a dead holder's slot is logged at Debug level,
+// failures that do not stop an operation at Warn.
+func WithLogger(l *slog.Logger) Option {
+	return func(p *Pool) error {
+		p.logger = l
+		return nil
+	}
+}
+
+// WithLabel records label in every slot the pool takes, for status
+// readers: what the holder is doing, in the caller's words. A label is at
+// most 256 bytes of UTF-8 without control characters.
+func WithLabel(label string) Option {
+	return func(p *Pool) error {
+		if err := checkLabel(label); err != nil {
+			return err
+		}
+		p.label = label
+		return nil
+	}
+}
+
+// NewPool returns the pool whose slots live in dir, an absolute path. The
+// directory is created (mode 0700) when a slot is first taken.
+func NewPool(dir string, opts ...Option) (*Pool, error) {
+	if dir == "" {
+		return nil, invalidf("pool directory must not be empty")
+	}
+	if !filepath.IsAbs(dir) {
+		return nil, invalidf("pool directory must be an absolute path, got %q", dir)
+	}
+	p := &Pool{dir: filepath.Clean(dir)}
+	for _, opt := range opts {
+		if opt == nil {
+			continue
+		}
+		if err := opt(p); err != nil {
+			return nil, err
+		}
+	}
+	return p, nil
+}
+
+// NamedPool returns the pool called name: the subdirectory name of the
+// default pool's directory (Dir). A name is 1-64 characters of [a-z0-9._-],
+// does not start with a dot and is not a slot file name; anything else is
+// an error matching ErrInvalid.
+func NamedPool(name string, opts ...Option) (*Pool, error) {
+	if err := checkPoolName(name); err != nil {
+		return nil, err
+	}
+	root, err := defaultDir()
+	if err != nil {
+		return nil, err
+	}
+	return NewPool(filepath.Join(root, name), opts...)
+}
+
+// DefaultPool returns the default pool (the one in Dir) with options, for
+// callers who want a label or a logger there.
+func DefaultPool(opts ...Option) (*Pool, error) {
+	root, err := defaultDir()
+	if err != nil {
+		return nil, err
+	}
+	return NewPool(root, opts...)
+}
+
+// Dir returns the pool's directory.
+func (p *Pool) Dir() string {
+	if p == nil {
+		return ""
+	}
+	return p.dir
+}
+
+// SlotPath returns the path of slot id's file in the pool.
+func (p *Pool) SlotPath(id int) string {
+	return slotPath(p.Dir(), id)
+}
+
+// usable rejects a nil or zero Pool with an error instead of a panic.
+func (p *Pool) usable() error {
+	if p == nil || p.dir == "" {
+		return invalidf("the Pool is nil or zero; make one with NewPool, NamedPool or DefaultPool")
+	}
+	return nil
+}
+
+// prepare creates and checks the directory once per pool.
+func (p *Pool) prepare() error {
+	if p.ready.Load() {
+		return nil
+	}
+	if err := prepareDir(p.dir); err != nil {
+		return err
+	}
+	p.ready.Store(true)
+	return nil
+}
+
+func (p *Pool) log() *slog.Logger {
+	if p.logger != nil {
+		return p.logger
+	}
+	return packageLogger()
+}
+
+var pkgLogger atomic.Pointer[slog.Logger]
+
+var discard = slog.New(slog.DiscardHandler)
+
+// SetLogger sets the logger of the package-level functions and of pools
+// made without WithLogger. The package is silent until it is called; nil
+// silences it again.
+func SetLogger(l *slog.Logger) {
+	pkgLogger.Store(l)
+}
+
+func packageLogger() *slog.Logger {
+	if l := pkgLogger.Load(); l != nil {
+		return l
+	}
+	return discard
+}
+
+// defaultPools keeps one Pool per default directory, so the package-level
+// functions check a directory once, yet follow LLMSLOTS_DIR when it changes.
+var defaultPools struct {
+	sync.Mutex
+	byDir map[string]*Pool
+}
+
+func defaultPool() (*Pool, error) {
+	dir, err := defaultDir()
+	if err != nil {
+		return nil, err
+	}
+	defaultPools.Lock()
+	defer defaultPools.Unlock()
+	if p := defaultPools.byDir[dir]; p != nil {
+		return p, nil
+	}
+	p, err := NewPool(dir)
+	if err != nil {
+		return nil, err
+	}
+	if defaultPools.byDir == nil {
+		defaultPools.byDir = make(map[string]*Pool)
+	}
+	defaultPools.byDir[dir] = p
+	return p, nil
+}
+
+// The package-level functions: the default pool's operations.
+
+// Acquire takes a slot of the default pool; see Pool.Acquire.
+func Acquire(max int, wait time.Duration) (*Guard, error) {
+	p, err := defaultPool()
+	if err != nil {
+		return nil, err
+	}
+	return p.Acquire(max, wait)
+}
+
+// AcquireContext takes a slot of the default pool; see Pool.AcquireContext.
+func AcquireContext(ctx context.Context, max int) (*Guard, error) {
+	p, err := defaultPool()
+	if err != nil {
+		return nil, err
+	}
+	return p.AcquireContext(ctx, max)
+}
+
+// ReadStatus reports the default pool's slots; see Pool.ReadStatus.
+func ReadStatus(max int) (Status, error) {
+	p, err := defaultPool()
+	if err != nil {
+		return Status{}, err
+	}
+	return p.ReadStatus(max)
+}
+
+// FindStale lists the default pool's stale slots; see Pool.FindStale.
+func FindStale(max int) ([]int, error) {
+	p, err := defaultPool()
+	if err != nil {
+		return nil, err
+	}
+	return p.FindStale(max)
+}
+
+// ForceRelease frees a stale slot of the default pool; see
+// Pool.ForceRelease.
+func ForceRelease(slotID int) error {
+	p, err := defaultPool()
+	if err != nil {
+		return err
+	}
+	return p.ForceRelease(slotID)
+}

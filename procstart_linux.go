@@ -1,0 +1,29 @@
+package llmslots
+
+import (
+	"bytes"
+	"os"
+	"strconv"
+)
+
+// processStart returns the process's start time in clock ticks after boot
+// (field 22 of /proc/<pid>/stat), or "" when it cannot be read. With the pid
+// it names one process: a reused pid has a different start time.
+func processStart(pid int) string {
+	data, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+	if err != nil {
+		return ""
+	}
+	// The command name in parentheses may hold spaces and ')'; the fields
+	// after the last ')' start at field 3 (state).
+	i := bytes.LastIndexByte(data, ')')
+	if i < 0 {
+		return ""
+	}
+	fields := bytes.Fields(data[i+1:])
+	const startField = 22 - 3
+	if len(fields) <= startField {
+		return ""
+	}
+	return string(fields[startField])
+}

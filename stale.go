@@ -1,0 +1,71 @@
+package llmslots
+
+import (
+	"fmt"
+	"strconv"
+)
+
+// FindStale returns the ids of stale slots, below max or beyond it: slot
+// files whose lock nobody holds, left by holders that died. The lock
+// decides; where it cannot be tried, a recorded pid that no longer exists
+// does (see ReadStatus). Stale slots need no cleanup to be usable, since
+// Acquire reclaims them; FindStale is for reports and tidy directories.
+func (p *Pool) FindStale(max int) ([]int, error) {
+	st, err := p.ReadStatus(max)
+	if err != nil {
+		return nil, err
+	}
+	stale := []int{}
+	for _, s := range st.Slots {
+		if s.State == StateStale {
+			stale = append(stale, s.SlotID)
+		}
+	}
+	return stale, nil
+}
+
+// ForceRelease removes slot slotID's file if nobody holds its lock. It
+// returns nil when the file is absent or was stale, and refuses a held
+// slot with an error matching ErrHeld that names the holder's pid:
+// deleting a held slot's file would let a second process take the slot
+// while the first still runs. To free a held slot, stop its holder.
+//
+// The file is deleted while ForceRelease holds its lock, so a process that
+// takes the slot at the same moment keeps it.
+func (p *Pool) ForceRelease(slotID int) error {
+	if err := p.usable(); err != nil {
+		return err
+	}
+	if err := checkSlotID(slotID); err != nil {
+		return err
+	}
+	exists, err := inspectDir(p.dir)
+	if err != nil || !exists {
+		return err
+	}
+	path := slotPath(p.dir, slotID)
+	res, err := probe(path, true)
+	if err != nil {
+		return err
+	}
+	if res.state == StateHeld {
+		holder := "an unknown process"
+		if res.rec.PID > 0 {
+			holder = "pid " + strconv.Itoa(res.rec.PID)
+		}
+		if res.detail != "" {
+			holder += " (" + res.detail + ")"
+		}
+		return &wrapped{
+			msg:      fmt.Sprintf("llmslots: slot %d of %s is held by %s; refusing to delete a held slot's file, which would let a second process in: stop the holder instead", slotID, p.dir, holder),
+			sentinel: ErrHeld,
+		}
+	}
+	if res.state == StateStale && !res.removed {
+		return fmt.Errorf("llmslots: slot %d of %s looks stale (%s) but its lock cannot be taken, so it is not removed", slotID, p.dir, res.detail)
+	}
+	if res.state == StateStale {
+		p.log().Debug("llmslots: removed stale slot", "slot", slotID, "dir", p.dir, "dead_pid", res.rec.PID)
+	}
+	return nil
+}

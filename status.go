@@ -1,0 +1,149 @@
+package llmslots
+
+import (
+	"fmt"
+	"os"
+	"sort"
+	"time"
+)
+
+// SlotState is what a slot's lock says about it.
+type SlotState string
+
+// The states of a slot.
+const (
+	// StateFree: no slot file; the next acquirer creates it.
+	StateFree SlotState = "free"
+	// StateHeld: a live process holds the slot's lock.
+	StateHeld SlotState = "held"
+	// StateStale: a slot file whose lock nobody holds: its holder died
+	// without deleting it. The next acquirer reclaims it on the spot;
+	// FindStale lists it and ForceRelease removes it.
+	StateStale SlotState = "stale"
+)
+
+// Status is a snapshot of a pool's slots, decided by their locks.
+type Status struct {
+	// Dir is the pool's directory.
+	Dir string `json:"dir"`
+	// Max is the pool size the status was read for.
+	Max int `json:"max"`
+	// Active counts held slots, including any beyond Max that a process
+	// using a larger max holds: they count against everyone's limit.
+	Active int `json:"active"`
+	// Free counts the slots below Max that an acquirer could take now
+	// (free or stale).
+	Free int `json:"free"`
+	// Stale counts slot files left by dead holders.
+	Stale int `json:"stale"`
+	// PIDs lists the holders' pids, by slot; a holder whose record could
+	// not be read is left out. Never null in JSON.
+	PIDs []int `json:"pids"`
+	// Slots describes slots 0..Max-1, then any slot file beyond Max.
+	Slots []SlotStatus `json:"slots"`
+}
+
+// SlotStatus describes one slot. For a free slot only SlotID, State and
+// Path are set.
+type SlotStatus struct {
+	SlotID int       `json:"slot_id"`
+	State  SlotState `json:"state"`
+	// PID is the recorded holder's pid; 0 when unknown.
+	PID  int    `json:"pid"`
+	Host string `json:"host"`
+	// Since is when the holder took the slot; zero when unknown.
+	Since time.Time `json:"since,omitzero"`
+	// AgeSecs is how long ago Since was, in seconds.
+	AgeSecs float64 `json:"age_secs"`
+	Label   string  `json:"label"`
+	Command string  `json:"command"`
+	Path    string  `json:"path"`
+	// Detail says why the state was decided otherwise than by the lock
+	// (the file could not be opened, or is not a slot file).
+	Detail string `json:"detail,omitempty"`
+}
+
+// ReadStatus reports the state of slots 0..max-1, and of any other slot
+// file in the directory. It creates and changes nothing: a missing
+// directory reads as all free. Each held slot is probed with a
+// non-blocking lock attempt, which an acquirer racing with the probe may
+// see as busy for that instant.
+//
+// The status is a snapshot: slots may change as soon as it is read.
+func (p *Pool) ReadStatus(max int) (Status, error) {
+	if err := p.usable(); err != nil {
+		return Status{}, err
+	}
+	if err := checkMax(max); err != nil {
+		return Status{}, err
+	}
+	return p.scan(max, false)
+}
+
+// scan probes every slot file below max and beyond it, removing stale ones
+// when remove is set.
+func (p *Pool) scan(max int, remove bool) (Status, error) {
+	st := Status{Dir: p.dir, Max: max, PIDs: []int{}, Slots: []SlotStatus{}}
+	exists, err := inspectDir(p.dir)
+	if err != nil {
+		return Status{}, err
+	}
+	present := map[int]bool{}
+	if exists {
+		entries, err := os.ReadDir(p.dir)
+		if err != nil {
+			return Status{}, fmt.Errorf("llmslots: %w", err)
+		}
+		for _, e := range entries {
+			if id := parseSlotName(e.Name()); id >= 0 {
+				present[id] = true
+			}
+		}
+	}
+	ids := make([]int, 0, max+len(present))
+	for id := range max {
+		ids = append(ids, id)
+	}
+	var beyond []int
+	for id := range present {
+		if id >= max {
+			beyond = append(beyond, id)
+		}
+	}
+	sort.Ints(beyond)
+	ids = append(ids, beyond...)
+
+	now := time.Now()
+	for _, id := range ids {
+		s := SlotStatus{SlotID: id, State: StateFree, Path: slotPath(p.dir, id)}
+		if present[id] {
+			res, err := probe(s.Path, remove)
+			if err != nil {
+				return Status{}, err
+			}
+			s.State, s.Detail = res.state, res.detail
+			if res.state != StateFree {
+				r := res.rec
+				s.PID, s.Host, s.Label, s.Command = r.PID, r.Host, r.Label, r.Command
+				if !r.Since.IsZero() {
+					s.Since = r.Since
+					s.AgeSecs = now.Sub(r.Since).Seconds()
+				}
+			}
+		}
+		switch s.State {
+		case StateHeld:
+			st.Active++
+			if s.PID > 0 {
+				st.PIDs = append(st.PIDs, s.PID)
+			}
+		case StateStale:
+			st.Stale++
+		}
+		if id < max && s.State != StateHeld {
+			st.Free++
+		}
+		st.Slots = append(st.Slots, s)
+	}
+	return st, nil
+}
