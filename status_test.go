@@ -1,0 +1,228 @@
+//go:build unix
+
+package llmslots
+
+import (
+	"encoding/json"
+	"errors"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+)
+
+// A pool with a free, a held, a stale and a garbage slot, as status sees it.
+func TestStatusTellsFreeHeldAndStale(t *testing.T) {
+	p := newTestPool(t)
+	holder := startHelper(t, "hold", p.Dir(), 1)
+	holder.held() // slot 0
+	dead := startHelper(t, "hold", p.Dir(), 2)
+	dead.held() // slot 1
+	dead.kill()
+	// Slot 3: garbage left by some other tool; slot 4: an empty file (a
+	// holder that died between create and write); nobody locks either.
+	os.WriteFile(p.SlotPath(3), []byte("\x00\xffpid=banana\nnot a record"), 0o600)
+	os.WriteFile(p.SlotPath(4), nil, 0o600)
+
+	st, err := p.ReadStatus(5)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []SlotState{StateHeld, StateStale, StateFree, StateStale, StateStale}
+	for i, s := range st.Slots {
+		if s.State != want[i] {
+			t.Errorf("slot %d: %s; want %s", i, s.State, want[i])
+		}
+	}
+	if st.Max != 5 || st.Active != 1 || st.Free != 4 || st.Stale != 3 || len(st.PIDs) != 1 || st.PIDs[0] != holder.pid() {
+		t.Errorf("status %+v", st)
+	}
+	s0 := st.Slots[0]
+	if s0.PID != holder.pid() || s0.Label != "helper hold" || s0.Since.IsZero() || s0.AgeSecs < 0 || s0.Command == "" || s0.Path != p.SlotPath(0) {
+		t.Errorf("held slot %+v", s0)
+	}
+	if st.Slots[1].PID != dead.pid() {
+		t.Errorf("stale slot names pid %d; want the dead %d", st.Slots[1].PID, dead.pid())
+	}
+	if st.Slots[3].PID != 0 {
+		t.Errorf("garbage slot reads pid %d", st.Slots[3].PID)
+	}
+
+	stale, err := p.FindStale(5)
+	if err != nil || len(stale) != 3 || stale[0] != 1 || stale[1] != 3 || stale[2] != 4 {
+		t.Fatalf("FindStale: %v %v", stale, err)
+	}
+	// Reading status changed nothing.
+	if _, err := os.Stat(p.SlotPath(1)); err != nil {
+		t.Fatal("status removed a file")
+	}
+	if _, err := os.Stat(p.SlotPath(2)); !errors.Is(err, os.ErrNotExist) {
+		t.Fatal("status created a file")
+	}
+
+	// JSON carries the documented names.
+	b, _ := json.Marshal(st)
+	for _, key := range []string{`"max":5`, `"active":1`, `"free":4`, `"pids":[`, `"slots":[`, `"slot_id":0`, `"state":"held"`, `"pid":`, `"host":`, `"since":`, `"age_secs":`, `"label":"helper hold"`, `"command":`, `"path":`} {
+		if !strings.Contains(string(b), key) {
+			t.Errorf("JSON lacks %s: %s", key, b)
+		}
+	}
+}
+
+func TestForceRelease(t *testing.T) {
+	p := newTestPool(t)
+	holder := startHelper(t, "hold", p.Dir(), 1)
+	holder.held()
+	dead := startHelper(t, "hold", p.Dir(), 2)
+	dead.held()
+	dead.kill()
+
+	err := p.ForceRelease(0)
+	if !errors.Is(err, ErrHeld) || !strings.Contains(err.Error(), "pid "+strconv.Itoa(holder.pid())) {
+		t.Fatalf("ForceRelease of a held slot: %v; want ErrHeld naming pid %d", err, holder.pid())
+	}
+	if _, err := os.Stat(p.SlotPath(0)); err != nil {
+		t.Fatal("refused ForceRelease still deleted the file")
+	}
+	if err := p.ForceRelease(1); err != nil {
+		t.Fatalf("ForceRelease of a stale slot: %v", err)
+	}
+	if _, err := os.Stat(p.SlotPath(1)); !errors.Is(err, os.ErrNotExist) {
+		t.Fatal("stale slot file not removed")
+	}
+	if err := p.ForceRelease(7); err != nil {
+		t.Fatalf("ForceRelease of an absent slot: %v", err)
+	}
+	// In this process too: a held guard's slot is refused.
+	g := mustAcquire(t, p, 2, 0)
+	if err := p.ForceRelease(g.SlotID()); !errors.Is(err, ErrHeld) {
+		t.Fatalf("ForceRelease of our own held slot: %v", err)
+	}
+}
+
+// A process using a larger max holds slot 3; a status for max 2 must still
+// count it, since it takes part of everyone's limit.
+func TestStatusShowsSlotsBeyondMax(t *testing.T) {
+	p := newTestPool(t)
+	for range 4 {
+		mustAcquire(t, p, 4, 0)
+	}
+	os.WriteFile(filepath.Join(p.Dir(), "slot-01.lock"), nil, 0o600) // not a slot name
+	os.WriteFile(filepath.Join(p.Dir(), "notes.txt"), nil, 0o600)
+	st, err := p.ReadStatus(2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(st.Slots) != 4 || st.Active != 4 || st.Free != 0 || st.Slots[3].SlotID != 3 {
+		t.Fatalf("status %+v", st)
+	}
+}
+
+func TestStatusOfMissingDirectoryIsAllFreeAndCreatesNothing(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "never-used")
+	p, _ := NewPool(dir)
+	st, err := p.ReadStatus(3)
+	if err != nil || st.Free != 3 || st.Active != 0 {
+		t.Fatalf("%+v %v", st, err)
+	}
+	if stale, err := p.FindStale(3); err != nil || len(stale) != 0 {
+		t.Fatalf("%v %v", stale, err)
+	}
+	if err := p.ForceRelease(0); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(dir); !errors.Is(err, os.ErrNotExist) {
+		t.Fatal("reading status created the directory")
+	}
+}
+
+// Where the lock cannot be tried, the recorded pid decides, and only a pid
+// that is gone makes a slot stale.
+func TestFallbackJudgesByPid(t *testing.T) {
+	dead := startHelper(t, "hold", t.TempDir(), 1)
+	dead.held()
+	dead.kill()
+	cases := []struct {
+		name string
+		rec  record
+		want SlotState
+	}{
+		{"live pid", record{PID: os.Getpid(), Start: processStart(os.Getpid())}, StateHeld},
+		{"dead pid", record{PID: dead.pid()}, StateStale},
+		{"reused pid", record{PID: os.Getpid(), Start: "1"}, StateStale},
+		{"no pid", record{}, StateHeld},
+		{"other host", record{PID: dead.pid(), Host: "elsewhere.invalid"}, StateHeld},
+	}
+	if processStart(os.Getpid()) == "" {
+		cases = cases[:2]
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			path := filepath.Join(t.TempDir(), "slot-0.lock")
+			os.WriteFile(path, c.rec.marshal(), 0o600)
+			res := fallbackProbe(path, syscall.EACCES)
+			if res.state != c.want || res.detail == "" {
+				t.Fatalf("got %s (%s); want %s", res.state, res.detail, c.want)
+			}
+		})
+	}
+}
+
+func TestPidAlive(t *testing.T) {
+	dead := startHelper(t, "hold", t.TempDir(), 1)
+	dead.held()
+	dead.kill()
+	if !pidAlive(os.Getpid()) {
+		t.Error("this process is not alive?")
+	}
+	// pid 1 is alive; for a non-root test run kill(1, 0) fails with EPERM,
+	// which must still read as alive.
+	if !pidAlive(1) {
+		t.Error("pid 1 reads as dead")
+	}
+	for _, pid := range []int{dead.pid(), 0, -1} {
+		if pidAlive(pid) {
+			t.Errorf("pid %d reads as alive", pid)
+		}
+	}
+}
+
+// kill(pid, 0) on another user's live process fails with EPERM: that
+// process is alive. Run as root, the test judges this process from a
+// helper that runs as nobody.
+func TestPidAliveForAnotherUsersProcess(t *testing.T) {
+	if os.Geteuid() != 0 {
+		// Unprivileged, pid 1 already takes the EPERM path in TestPidAlive.
+		t.Skip("needs root to start a helper as another user")
+	}
+	// The test binary sits in a private build directory: copy it where
+	// nobody may run it.
+	dir, err := os.MkdirTemp("", "llmslots-nobody-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer os.RemoveAll(dir)
+	bin := filepath.Join(dir, "helper")
+	data, err := os.ReadFile(os.Args[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(bin, data, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	os.Chmod(dir, 0o755)
+	cmd := exec.Command(bin, "-test.run=^$")
+	cmd.Env = append(os.Environ(), helperEnv+"=alive", "HELPER_PID="+strconv.Itoa(os.Getpid()))
+	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: 65534, Gid: 65534}}
+	out, err := cmd.CombinedOutput()
+	var exitErr *exec.ExitError
+	if err != nil && !errors.As(err, &exitErr) {
+		t.Skipf("cannot run the test binary as nobody: %v", err)
+	}
+	if got := strings.TrimSpace(string(out)); got != "kill0 operation not permitted alive true" {
+		t.Fatalf("helper as nobody says %q; want EPERM judged alive", got)
+	}
+}
