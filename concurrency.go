@@ -29,12 +29,15 @@ type Concurrency struct {
 	CPULimit string `json:"cpu_limit,omitempty"`
 	// MemAvailable is the memory available to new work, in bytes: the
 	// smaller of MemAvailable in /proc/meminfo and what the cgroup memory
-	// limits leave; 0 when unknown (then memory does not limit).
+	// limits leave.
 	MemAvailable uint64 `json:"mem_available_bytes"`
+	// MemKnown is false where memory could not be read; then memory does
+	// not limit the answer.
+	MemKnown bool `json:"mem_known"`
 	// MemLimit describes the cgroup memory limit that lowered
 	// MemAvailable, if any.
 	MemLimit string `json:"mem_limit,omitempty"`
-	// ByMemory is MemAvailable / WorkerMemory; 0 when memory is unknown.
+	// ByMemory is MemAvailable / WorkerMemory.
 	ByMemory int `json:"by_memory"`
 }
 
@@ -67,9 +70,9 @@ func measureConcurrency(root sysRoot, env string) Concurrency {
 	if quota, desc := root.cpuQuota(); quota > 0 && quota < c.CPUs {
 		c.CPUs, c.CPULimit = quota, desc
 	}
-	c.MemAvailable, c.MemLimit = root.memAvailable()
+	c.MemAvailable, c.MemLimit, c.MemKnown = root.memAvailable()
 	c.Max = min(c.CPUs, defaultCap)
-	if c.MemAvailable > 0 {
+	if c.MemKnown {
 		c.ByMemory = int(min(c.MemAvailable/WorkerMemory, uint64(MaxSlots)))
 		c.Max = min(c.Max, c.ByMemory)
 	}

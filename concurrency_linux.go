@@ -125,22 +125,20 @@ func (r sysRoot) cpuQuota() (int, string) {
 }
 
 // memAvailable returns the smaller of MemAvailable and the room the
-// cgroup memory limits leave (limit minus usage, at every level), and the
-// limit that decided, if one did.
-func (r sysRoot) memAvailable() (uint64, string) {
-	var avail uint64
+// cgroup memory limits leave (limit minus usage, at every level), the
+// limit that decided, if one did, and whether anything was known at all.
+func (r sysRoot) memAvailable() (avail uint64, desc string, known bool) {
 	for _, line := range strings.Split(r.read("/proc/meminfo"), "\n") {
 		if rest, ok := strings.CutPrefix(line, "MemAvailable:"); ok {
 			f := strings.Fields(rest)
 			if len(f) >= 1 {
 				kb, err := strconv.ParseUint(f[0], 10, 64)
 				if err == nil {
-					avail = kb * 1024
+					avail, known = kb*1024, true
 				}
 			}
 		}
 	}
-	desc := ""
 	dirs, v2 := r.cgroupDirs("memory")
 	limitFile, usageFile := "memory.limit_in_bytes", "memory.usage_in_bytes"
 	if v2 {
@@ -158,15 +156,10 @@ func (r sysRoot) memAvailable() (uint64, string) {
 		if limit > usage {
 			room = limit - usage
 		}
-		if avail == 0 || room < avail {
-			avail = room
+		if !known || room < avail {
+			avail, known = room, true
 			desc = fmt.Sprintf("%s: %d, %s: %d", filepath.Join(d, limitFile), limit, usageFile, usage)
 		}
 	}
-	// A zero room means the cgroup is full: report 1 byte short of a
-	// worker rather than "unknown", so the answer is 1, not the CPU count.
-	if avail == 0 && desc != "" {
-		avail = 1
-	}
-	return avail, desc
+	return avail, desc, known
 }

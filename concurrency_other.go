@@ -8,4 +8,4 @@ type sysRoot struct{ dir string }
 
 func (sysRoot) cpuQuota() (int, string) { return 0, "" }
 
-func (sysRoot) memAvailable() (uint64, string) { return 0, "" }
+func (sysRoot) memAvailable() (uint64, string, bool) { return 0, "", false }

@@ -1,0 +1,80 @@
+package llmslots
+
+import (
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestRecordRoundTrip(t *testing.T) {
+	in := record{PID: 4242, Host: "build-7", Since: time.Date(2026, 11, 26, 11, 28, 40, 123456789, time.UTC),
+		Start: "1234567", Command: "/usr/bin/agent --task review", Label: "codex review"}
+	data := in.marshal()
+	if !strings.HasPrefix(string(data), "pid=4242\n") || strings.Count(string(data), "\n") != 6 {
+		t.Fatalf("marshal: %q", data)
+	}
+	if out := parseRecord(data); out != in {
+		t.Fatalf("round trip: %+v != %+v", out, in)
+	}
+}
+
+// Readers meet partial, empty and garbage files: they get what can be
+// read and never an error or a panic.
+func TestParseRecordToleratesGarbage(t *testing.T) {
+	cases := []struct {
+		in      string
+		wantPID int
+	}{
+		{"", 0},
+		{"pid=", 0},
+		{"pid=12", 12}, // cut short before the newline
+		{"pid=12\nhost=", 12},
+		{"pid=-5\n", 0},
+		{"pid=0\n", 0},
+		{"pid=99999999999999999999999\n", 0},
+		{"pid=abc\n", 0},
+		{"\x00\x01\x02\xff\xfe", 0},
+		{"host=x\npid= 77 \n", 77},
+		{"==\n=\npid=3=4\n", 0},
+		{"since=yesterday\npid=8\n", 8},
+		{strings.Repeat("x", 10000), 0},
+	}
+	for _, c := range cases {
+		if got := parseRecord([]byte(c.in)); got.PID != c.wantPID {
+			t.Errorf("parseRecord(%q).PID = %d; want %d", c.in, got.PID, c.wantPID)
+		}
+	}
+}
+
+func TestCleanValue(t *testing.T) {
+	cases := []struct {
+		in   string
+		max  int
+		want string
+	}{
+		{"plain", 10, "plain"},
+		{"a\nb\rc\td", 10, "a b c d"},
+		{"  padded  ", 20, "padded"},
+		{"\xffbad", 10, "?bad"},
+		{"héllo", 2, "h"}, // never cuts a rune in half
+		{"abcdef", 3, "abc"},
+	}
+	for _, c := range cases {
+		if got := cleanValue(c.in, c.max); got != c.want {
+			t.Errorf("cleanValue(%q, %d) = %q; want %q", c.in, c.max, got, c.want)
+		}
+	}
+}
+
+func TestParseSlotName(t *testing.T) {
+	cases := map[string]int{
+		"slot-0.lock": 0, "slot-17.lock": 17, "slot-1023.lock": 1023,
+		"slot-1024.lock": -1, "slot-01.lock": -1, "slot--1.lock": -1, "slot-.lock": -1,
+		"slot-1.lock.tmp": -1, "codex": -1, "slot-+1.lock": -1,
+	}
+	for name, want := range cases {
+		if got := parseSlotName(name); got != want {
+			t.Errorf("parseSlotName(%q) = %d; want %d", name, got, want)
+		}
+	}
+}
