@@ -1,0 +1,152 @@
+package llmslots_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/llmslots/llmslots"
+)
+
+// The usual use: take one of 4 host-wide slots before spawning an LLM
+// subprocess, give up after 30 s, release when done.
+func ExampleAcquire() {
+	// For the example only: a private slot directory. Real callers leave
+	// LLMSLOTS_DIR alone and share the per-user default.
+	dir, _ := os.MkdirTemp("", "llmslots-example-")
+	defer os.RemoveAll(dir)
+	os.Setenv(llmslots.EnvDir, dir)
+	defer os.Unsetenv(llmslots.EnvDir)
+
+	g, err := llmslots.Acquire(4, 30*time.Second)
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	defer g.Release()
+	// spawn codex / claude here
+	fmt.Println("holding slot", g.SlotID())
+
+	// Output: holding slot 0
+}
+
+// Eight workers share two slots: never more than two run at once.
+func Example_workerPool() {
+	dir, _ := os.MkdirTemp("", "llmslots-example-")
+	defer os.RemoveAll(dir)
+	pool, _ := llmslots.NewPool(dir)
+
+	var running, peak atomic.Int32
+	var wg sync.WaitGroup
+	for range 8 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			g, err := pool.Acquire(2, time.Minute)
+			if err != nil {
+				fmt.Println(err)
+				return
+			}
+			defer g.Release()
+			n := running.Add(1)
+			for p := peak.Load(); n > p && !peak.CompareAndSwap(p, n); p = peak.Load() {
+			}
+			time.Sleep(5 * time.Millisecond) // the work
+			running.Add(-1)
+		}()
+	}
+	wg.Wait()
+	fmt.Println("peak concurrency:", peak.Load())
+	// Output: peak concurrency: 2
+}
+
+// Named pools limit separately: four codex calls and two claude calls may
+// run at once.
+func ExampleNamedPool() {
+	dir, _ := os.MkdirTemp("", "llmslots-example-")
+	defer os.RemoveAll(dir)
+	os.Setenv(llmslots.EnvDir, dir)
+	defer os.Unsetenv(llmslots.EnvDir)
+
+	codex, _ := llmslots.NamedPool("codex")
+	claude, _ := llmslots.NamedPool("claude", llmslots.WithLabel("summarizer"))
+	a, _ := codex.Acquire(4, time.Second)
+	defer a.Release()
+	b, _ := claude.Acquire(2, time.Second)
+	defer b.Release()
+	fmt.Println(filepath.Base(codex.Dir()), a.SlotID())
+	fmt.Println(filepath.Base(claude.Dir()), b.SlotID())
+	// Output:
+	// codex 0
+	// claude 0
+}
+
+// With wait 0, Acquire tries once; a full pool answers ErrBusy at once.
+func ExamplePool_Acquire_busy() {
+	dir, _ := os.MkdirTemp("", "llmslots-example-")
+	defer os.RemoveAll(dir)
+	pool, _ := llmslots.NewPool(dir)
+
+	g, _ := pool.Acquire(1, 0)
+	defer g.Release()
+	_, err := pool.Acquire(1, 0)
+	fmt.Println(errors.Is(err, llmslots.ErrBusy))
+	// Output: true
+}
+
+// AcquireContext waits as long as its context allows.
+func ExamplePool_AcquireContext() {
+	dir, _ := os.MkdirTemp("", "llmslots-example-")
+	defer os.RemoveAll(dir)
+	pool, _ := llmslots.NewPool(dir)
+
+	g, _ := pool.Acquire(1, 0)
+	defer g.Release()
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Millisecond)
+	defer cancel()
+	_, err := pool.AcquireContext(ctx, 1)
+	fmt.Println(errors.Is(err, context.DeadlineExceeded))
+	// Output: true
+}
+
+// Status reports each slot as its lock says: held, stale (its holder
+// died) or free.
+func ExamplePool_ReadStatus() {
+	dir, _ := os.MkdirTemp("", "llmslots-example-")
+	defer os.RemoveAll(dir)
+	pool, _ := llmslots.NewPool(dir, llmslots.WithLabel("nightly review"))
+
+	g, _ := pool.Acquire(3, 0)
+	defer g.Release()
+	st, _ := pool.ReadStatus(3)
+	fmt.Printf("active %d, free %d\n", st.Active, st.Free)
+	for _, s := range st.Slots {
+		fmt.Printf("slot %d: %s %q mine=%v\n", s.SlotID, s.State, s.Label, s.PID == os.Getpid())
+	}
+	// Output:
+	// active 1, free 2
+	// slot 0: held "nightly review" mine=true
+	// slot 1: free "" mine=false
+	// slot 2: free "" mine=false
+}
+
+// ForceRelease refuses to delete a held slot's file.
+func ExamplePool_ForceRelease() {
+	dir, _ := os.MkdirTemp("", "llmslots-example-")
+	defer os.RemoveAll(dir)
+	pool, _ := llmslots.NewPool(dir)
+
+	g, _ := pool.Acquire(1, 0)
+	err := pool.ForceRelease(g.SlotID())
+	fmt.Println(errors.Is(err, llmslots.ErrHeld))
+	g.Release()
+	fmt.Println(pool.ForceRelease(g.SlotID()))
+	// Output:
+	// true
+	// <nil>
+}
