@@ -185,51 +185,58 @@ func TestUnsafeDirectoriesAreRefused(t *testing.T) {
 	})
 }
 
-func TestPlantedSlotFilesAreNeverFollowedOrHung(t *testing.T) {
+// Something no llmslots process makes, planted at a slot path, is never
+// followed, deleted or used: status calls it invalid, Acquire skips it and
+// names it, ForceRelease refuses it, and the rest of the pool keeps
+// working. (Deleting it would not be safe: between a look and a delete it
+// could be swapped for a live holder's file.)
+func TestPlantedSlotFilesAreNeverFollowedOrUsed(t *testing.T) {
 	target := filepath.Join(t.TempDir(), "victim")
 	os.WriteFile(target, []byte("keep me"), 0o600)
-	t.Run("symlink", func(t *testing.T) {
-		p := newTestPool(t)
-		os.Symlink(target, p.SlotPath(0))
-		_, err := p.Acquire(1, 0)
-		if err == nil || !strings.Contains(err.Error(), "symbolic link") {
-			t.Fatalf("got %v", err)
-		}
-		st, err := p.ReadStatus(1)
-		if err != nil || st.Slots[0].State != StateStale {
-			t.Fatalf("status %+v %v", st, err)
-		}
-		if err := p.ForceRelease(0); err != nil {
-			t.Fatal(err)
-		}
-		if data, _ := os.ReadFile(target); string(data) != "keep me" {
-			t.Fatal("symlink target was changed")
-		}
-		mustAcquire(t, p, 1, 0) // the link is gone; the slot works again
-	})
-	t.Run("fifo", func(t *testing.T) {
-		p := newTestPool(t)
-		if err := syscall.Mkfifo(p.SlotPath(0), 0o600); err != nil {
-			t.Skip(err)
-		}
-		_, err := p.Acquire(1, 0)
-		if err == nil || !strings.Contains(err.Error(), "not a regular file") {
-			t.Fatalf("got %v", err)
-		}
-		if _, err := p.ReadStatus(1); err != nil {
-			t.Fatal(err)
-		}
-	})
-	t.Run("directory", func(t *testing.T) {
-		p := newTestPool(t)
-		os.Mkdir(p.SlotPath(0), 0o700)
-		if _, err := p.Acquire(1, 0); err == nil || !strings.Contains(err.Error(), "slot-0.lock") {
-			t.Fatalf("got %v", err)
-		}
-		if err := p.ForceRelease(0); err == nil || !strings.Contains(err.Error(), "is a directory") {
-			t.Fatalf("got %v", err)
-		}
-	})
+	cases := []struct {
+		name, what string
+		plant      func(path string) error
+	}{
+		{"symlink", "a symbolic link", func(path string) error { return os.Symlink(target, path) }},
+		{"fifo", "a named pipe", func(path string) error { return syscall.Mkfifo(path, 0o600) }},
+		{"directory", "a directory", func(path string) error { return os.Mkdir(path, 0o700) }},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			p := newTestPool(t)
+			mustAcquire(t, p, 1, 0).Release() // make the directory
+			if err := c.plant(p.SlotPath(0)); err != nil {
+				t.Fatal(err)
+			}
+			_, err := p.Acquire(1, 0)
+			if !errors.Is(err, ErrBusy) || !strings.Contains(err.Error(), p.SlotPath(0)+" is "+c.what) {
+				t.Fatalf("Acquire: %v; want ErrBusy naming %s", err, c.what)
+			}
+			if g := mustAcquire(t, p, 2, 0); g.SlotID() != 1 {
+				t.Fatalf("took slot %d; want 1, the rest of the pool", g.SlotID())
+			}
+			st, err := p.ReadStatus(2)
+			if err != nil || st.Slots[0].State != StateInvalid || !strings.Contains(st.Slots[0].Detail, c.what) || st.Free != 0 {
+				t.Fatalf("status %+v %v", st, err)
+			}
+			if stale, _ := p.FindStale(2); len(stale) != 0 {
+				t.Fatalf("FindStale lists %v", stale)
+			}
+			if err := p.ForceRelease(0); err == nil || !strings.Contains(err.Error(), "remove it by hand") {
+				t.Fatalf("ForceRelease: %v", err)
+			}
+			if _, err := os.Lstat(p.SlotPath(0)); err != nil {
+				t.Fatal("the planted file was deleted")
+			}
+			if data, _ := os.ReadFile(target); string(data) != "keep me" {
+				t.Fatal("symlink target was changed")
+			}
+			os.Remove(p.SlotPath(0)) // by hand, as the message says
+			if g := mustAcquire(t, p, 1, 0); g.SlotID() != 0 {
+				t.Fatal("slot 0 unusable after removal")
+			}
+		})
+	}
 }
 
 func TestDirectoryRemovedWhileInUseIsRecreated(t *testing.T) {

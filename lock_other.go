@@ -4,6 +4,7 @@ package llmslots
 
 import (
 	"errors"
+	"github.com/gofrs/flock"
 	"io/fs"
 	"os"
 )
@@ -21,3 +22,9 @@ func tryLock(f *os.File) (bool, error) { return false, errors.ErrUnsupported }
 func linked(fs.FileInfo) bool { return true }
 
 func releaseFile(f *os.File, path string, fi fs.FileInfo) error { return f.Close() }
+
+func lockShared(f *os.File) error { return errors.ErrUnsupported }
+
+func unlockFile(f *os.File) error { return errors.ErrUnsupported }
+
+func removeLocked(path string, lk *flock.Flock) error { return errors.ErrUnsupported }

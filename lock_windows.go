@@ -60,3 +60,34 @@ func releaseFile(f *os.File, path string, fi fs.FileInfo) error {
 	}
 	return nil
 }
+
+// lockShared takes a shared lock on byte 0 of f, waiting for it.
+func lockShared(f *os.File) error {
+	var ol windows.Overlapped
+	if err := windows.LockFileEx(windows.Handle(f.Fd()), 0, 0, 1, 0, &ol); err != nil {
+		return &fs.PathError{Op: "LockFileEx", Path: f.Name(), Err: err}
+	}
+	return nil
+}
+
+// unlockFile drops f's lock on byte 0.
+func unlockFile(f *os.File) error {
+	var ol windows.Overlapped
+	if err := windows.UnlockFileEx(windows.Handle(f.Fd()), 0, 1, 0, &ol); err != nil {
+		return &fs.PathError{Op: "UnlockFileEx", Path: f.Name(), Err: err}
+	}
+	return nil
+}
+
+// removeLocked drops lk's lock and handle, then deletes path if it is
+// still the file lk held: Windows cannot delete an open file. As in
+// releaseFile, a process that opened the file in between keeps it open
+// without delete sharing, so the delete then fails and its slot is safe.
+func removeLocked(path string, lk *flock.Flock) error {
+	fi, err := lk.Stat()
+	lk.Unlock()
+	if err == nil && stillAt(path, fi) {
+		return os.Remove(path)
+	}
+	return nil
+}

@@ -2,7 +2,11 @@ package llmslots
 
 import (
 	"context"
+	"errors"
+	"fmt"
+	"io/fs"
 	"log/slog"
+	"os"
 	"path/filepath"
 	"sync"
 	"sync/atomic"
@@ -24,6 +28,11 @@ type Pool struct {
 	// ready is set once the directory has been created and checked, so
 	// the acquire path does not stat it every time.
 	ready atomic.Bool
+	// waiters is .queue/waiters, kept open for waitersPresent.
+	waiters atomic.Pointer[os.File]
+	// netfs is set for a network filesystem: no inotify events from
+	// other hosts, and deleted files that keep a name.
+	netfs atomic.Bool
 }
 
 // An Option configures a Pool.
@@ -119,7 +128,8 @@ func (p *Pool) usable() error {
 	return nil
 }
 
-// prepare creates and checks the directory once per pool.
+// prepare creates and checks the directory, its queue directory and the
+// waiters file, once per pool (and again if the directory is removed).
 func (p *Pool) prepare() error {
 	if p.ready.Load() {
 		return nil
@@ -127,8 +137,39 @@ func (p *Pool) prepare() error {
 	if err := prepareDir(p.dir); err != nil {
 		return err
 	}
+	p.netfs.Store(networkFS(p.dir))
+	qdir := queueDir(p.dir)
+	if err := os.Mkdir(qdir, 0o700); err != nil && !errors.Is(err, fs.ErrExist) {
+		return fmt.Errorf("llmslots: cannot create the queue directory: %w", err)
+	}
+	f, err := os.OpenFile(filepath.Join(qdir, waitersFileName), os.O_RDONLY|os.O_CREATE|openNoFollow, 0o600)
+	if err != nil {
+		return fmt.Errorf("llmslots: cannot open the queue: %w", err)
+	}
+	if old := p.waiters.Swap(f); old != nil {
+		old.Close()
+	}
 	p.ready.Store(true)
 	return nil
+}
+
+// waitersPresent reports whether any process waits in the pool's queue:
+// every waiter holds a shared lock on the waiters file, so an exclusive
+// lock fails exactly when one does. The kernel drops a dead waiter's lock,
+// so a crash never leaves the pool looking busy.
+func (p *Pool) waitersPresent() bool {
+	f := p.waiters.Load()
+	if f == nil {
+		return false
+	}
+	ok, err := tryLock(f)
+	if err != nil {
+		return false // cannot tell: the slots' locks still keep the limit
+	}
+	if ok {
+		unlockFile(f)
+	}
+	return !ok
 }
 
 func (p *Pool) log() *slog.Logger {

@@ -5,28 +5,51 @@ import (
 	"fmt"
 	"io/fs"
 	"os"
+	"syscall"
+	"time"
 
 	"github.com/gofrs/flock"
 )
 
-// probeResult is what a look at one slot file found.
+// probeMode says what probe may do besides looking.
+type probeMode int
+
+const (
+	// probeLook changes nothing (status).
+	probeLook probeMode = iota
+	// probeReclaim deletes a dead holder's file so the slot can be taken
+	// anew (acquire), and looks twice before calling a slot held whose
+	// recorded holder is gone.
+	probeReclaim
+	// probeRemove deletes a dead holder's file (ForceRelease, cleanup).
+	// Nothing but regular files is ever deleted: a symlink or FIFO could be
+	// swapped for a live holder's file between the look and the delete.
+	probeRemove
+)
+
+// probeResult is what a look at one slot or ticket file found.
 type probeResult struct {
 	state   SlotState
 	rec     record
 	detail  string // set when the state was not decided by the lock alone
-	removed bool   // remove was asked for, and the stale file is gone
+	removed bool   // the stale file is gone
 }
 
-// probe decides a slot's state by its lock, without creating or changing
-// anything: a file whose lock is taken is held; a file whose lock is free
-// belonged to a dead holder (stale); no file is free. When the lock cannot
-// be tried (the file cannot be opened) it falls back to the recorded pid:
-// alive, or unknown, counts as held, because calling a live holder's slot
-// stale would invite a forced release and a second holder.
+// probe decides a slot's (or a ticket's) state by its lock: a file whose
+// lock is taken is held; a file whose lock is free belonged to a dead
+// holder (stale); no file is free; anything but a regular file is invalid.
+// When the lock cannot be tried (the file cannot be opened) it falls back
+// to the recorded pid: alive, or unknown, counts as held, because calling a
+// live holder's slot stale would invite a forced release and a second
+// holder.
 //
-// With remove, a stale file is deleted while the probe holds its lock, so
-// that nobody can have taken it in between.
-func probe(path string, remove bool) (probeResult, error) {
+// With a mode other than probeLook, a stale file is deleted while probe
+// holds its lock: nobody can have taken it in between.
+//
+// The lock is tried through a read-only descriptor: closing it raises no
+// IN_CLOSE_WRITE, the event that tells waiters a holder died, so looking at
+// a busy slot never wakes anyone.
+func probe(path string, mode probeMode) (probeResult, error) {
 	fi, err := os.Lstat(path)
 	if errors.Is(err, fs.ErrNotExist) {
 		return probeResult{state: StateFree}, nil
@@ -34,48 +57,85 @@ func probe(path string, remove bool) (probeResult, error) {
 	if err != nil {
 		return probeResult{state: StateHeld, detail: "cannot stat: " + err.Error()}, nil
 	}
-	switch {
-	case fi.Mode()&fs.ModeSymlink != 0:
-		// Never followed, never taken: nobody holds it, so it is stale,
-		// and removing the link (not its target) is safe.
-		if remove {
-			if err := os.Remove(path); err != nil && !errors.Is(err, fs.ErrNotExist) {
-				return probeResult{}, fmt.Errorf("llmslots: %w", err)
-			}
-		}
-		return probeResult{state: StateStale, detail: "a symbolic link, not a slot file", removed: remove}, nil
-	case fi.IsDir():
-		return probeResult{}, fmt.Errorf("llmslots: slot file %s is a directory; remove it by hand", path)
+	if !fi.Mode().IsRegular() {
+		return probeResult{state: StateInvalid, detail: describe(fi) + ", which llmslots never makes: remove it by hand"}, nil
 	}
+	res, err := tryProbe(path, mode)
+	// Another prober (a status reader) may hold a dead holder's lock for
+	// an instant. Where that would make an acquirer or a waiter wait for
+	// nothing, look again when the recorded holder is gone.
+	for delay := 100 * time.Microsecond; err == nil && mode == probeReclaim &&
+		res.state == StateHeld && res.detail == "" && delay < 20*time.Millisecond; delay *= 4 {
+		if rec, rerr := readRecord(path); rerr != nil || rec.PID == 0 || holderAlive(rec) {
+			break
+		}
+		time.Sleep(delay)
+		res, err = tryProbe(path, mode)
+	}
+	return res, err
+}
 
+func tryProbe(path string, mode probeMode) (probeResult, error) {
 	// gofrs/flock does the locking here: a path-based try-lock-and-release
-	// is exactly its job. (Acquiring needs the descriptor it keeps to
-	// itself, to check the inode and write the record, so take uses its
-	// own; both lock the same way, so they exclude each other.)
-	lk := flock.New(path, flock.SetFlag(os.O_RDWR|openNoFollow))
+	// is exactly its job. (Taking a slot needs the descriptor it keeps to
+	// itself, to write the record, so take uses its own; both lock the
+	// same way, so they exclude each other.)
+	lk := flock.New(path, flock.SetFlag(os.O_RDONLY|openNoFollow))
 	locked, err := lk.TryLock()
+	if errors.Is(err, syscall.EBADF) {
+		// NFS emulates flock with write locks, which need a writable file.
+		lk = flock.New(path, flock.SetFlag(os.O_RDWR|openNoFollow))
+		locked, err = lk.TryLock()
+	}
 	if err != nil {
 		if errors.Is(err, fs.ErrNotExist) {
 			return probeResult{state: StateFree}, nil
 		}
 		return fallbackProbe(path, err), nil
 	}
-	rec, _ := readRecord(path)
 	if !locked {
-		return probeResult{state: StateHeld, rec: rec}, nil
+		res := probeResult{state: StateHeld}
+		if mode != probeReclaim {
+			res.rec, _ = readRecord(path)
+		}
+		return res, nil
 	}
-	defer lk.Unlock()
 	cur, err := lk.Stat()
 	if err != nil || !linked(cur) || !stillAt(path, cur) {
-		// Released while we looked: the holder deleted it.
-		return probeResult{state: StateFree}, nil
+		lk.Unlock()
+		return probeResult{state: StateFree}, nil // released while we looked
 	}
-	if remove {
-		if err := os.Remove(path); err != nil && !errors.Is(err, fs.ErrNotExist) {
-			return probeResult{}, fmt.Errorf("llmslots: %w", err)
-		}
+	res := probeResult{state: StateStale}
+	if mode == probeLook {
+		// Hold the lock no longer than needed: an acquirer that meets it
+		// would see the slot busy.
+		lk.Unlock()
+		res.rec, _ = readRecord(path)
+		return res, nil
 	}
-	return probeResult{state: StateStale, rec: rec, removed: remove}, nil
+	res.rec, _ = readRecord(path)
+	if err := removeLocked(path, lk); err != nil {
+		return probeResult{}, fmt.Errorf("llmslots: %w", err)
+	}
+	res.removed = true
+	return res, nil
+}
+
+// describe names a kind of file for messages.
+func describe(fi fs.FileInfo) string {
+	switch t := fi.Mode().Type(); {
+	case t&fs.ModeSymlink != 0:
+		return "a symbolic link"
+	case t&fs.ModeDir != 0:
+		return "a directory"
+	case t&fs.ModeNamedPipe != 0:
+		return "a named pipe"
+	case t&fs.ModeSocket != 0:
+		return "a socket"
+	case t&fs.ModeDevice != 0:
+		return "a device"
+	}
+	return "not a regular file"
 }
 
 // fallbackProbe judges a slot whose lock could not be tried by its record.
@@ -110,4 +170,10 @@ func holderAlive(rec record) bool {
 		}
 	}
 	return true
+}
+
+// stillAt reports whether path names the file fi describes.
+func stillAt(path string, fi fs.FileInfo) bool {
+	cur, err := os.Lstat(path)
+	return err == nil && os.SameFile(fi, cur)
 }

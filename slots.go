@@ -76,26 +76,39 @@ func (p *Pool) AcquireContext(ctx context.Context, max int) (*Guard, error) {
 // acquire is Acquire and AcquireContext: deadline zero means no deadline
 // but ctx's; wait is only for the busy message.
 func (p *Pool) acquire(ctx context.Context, max int, deadline time.Time, wait time.Duration) (*Guard, error) {
+	arrived := monotonicNow()
 	if err := checkMax(max); err != nil {
 		return nil, err
 	}
 	if err := p.prepare(); err != nil {
 		return nil, err
 	}
-	g, err := waitForSlot(ctx, deadline, func() (*Guard, error) { return p.tryAcquire(max) })
+	var g *Guard
+	var err error
+	// The uncontended path: nobody waits, so try the slots at once. With
+	// waiters, even a free slot is theirs: go to the back of the line.
+	if !p.waitersPresent() {
+		g, err = p.tryAcquire(max)
+	}
+	if g == nil && err == nil && (deadline.IsZero() || time.Now().Before(deadline)) && ctx.Err() == nil {
+		g, err = p.waitInLine(ctx, max, deadline, arrived)
+	}
 	switch {
 	case g != nil:
 		return g, nil
-	case err == nil:
+	case err == nil && ctx.Err() == nil:
 		return nil, p.busyError(max, wait)
-	case ctx.Err() != nil && errors.Is(err, ctx.Err()):
-		return nil, fmt.Errorf("llmslots: gave up waiting for a slot of %s (max=%d): %w", p.dir, max, err)
+	case ctx.Err() != nil && (err == nil || errors.Is(err, ctx.Err())):
+		return nil, fmt.Errorf("llmslots: gave up waiting for a slot of %s (max=%d): %w", p.dir, max, ctx.Err())
 	}
 	return nil, err
 }
 
 // tryAcquire makes one pass over the slots, lowest id first, and returns
-// the first it takes; nil, nil when all are held.
+// the first it takes; nil, nil when all are held. A slot whose path holds
+// something no llmslots process makes (a planted symlink, a FIFO) is
+// skipped, so the rest of the pool keeps working; it is named in the busy
+// error and logged.
 func (p *Pool) tryAcquire(max int) (*Guard, error) {
 	for id := 0; id < max; id++ {
 		path := slotPath(p.dir, id)
@@ -103,6 +116,11 @@ func (p *Pool) tryAcquire(max int) (*Guard, error) {
 			continue // ours already; no need to ask the filesystem
 		}
 		g, err := p.take(id, path)
+		var bad *badSlotError
+		if errors.As(err, &bad) {
+			p.log().Warn("llmslots: slot unusable", "slot", id, "err", err)
+			continue
+		}
 		if g != nil || err != nil {
 			return g, err
 		}
@@ -110,116 +128,97 @@ func (p *Pool) tryAcquire(max int) (*Guard, error) {
 	return nil, nil
 }
 
-// testHookBeforeLock, when set by a test, runs between opening a slot
+// badSlotError reports a slot path that holds what no llmslots process
+// makes.
+type badSlotError struct{ msg string }
+
+func (e *badSlotError) Error() string { return e.msg }
+
+// testHookBeforeLock, when set by a test, runs between creating a slot
 // file and locking it: the window of the unlink race.
 var testHookBeforeLock func(path string)
 
 // take tries to take slot id: nil, nil when another process holds it.
 //
-// The unlink race: process B opens slot-0.lock; its holder A deletes and
-// closes it; B's lock now succeeds on a file with no name, while C creates
-// a new slot-0.lock and locks that. B and C would both hold slot 0. So after
-// locking, take checks that the locked file still has a name and, for a
-// file it did not create, that the name still leads to it; if not, it
-// starts over on whatever is at the path now.
+// A slot is only ever held through a file its holder created: an existing
+// file is probed, and if its holder is dead, deleted under its lock and
+// created anew. That leaves one window, between creating and locking, in
+// which a prober may take the new file for a dead holder's and delete it
+// (the unlink race: the creator would then lock a file with no name while
+// another process creates and locks a new one). So after locking, take
+// checks that its file still has a name, and starts over if not.
 func (p *Pool) take(id int, path string) (*Guard, error) {
-	// A few rounds suffice: each restart means some other process made
+	// A few rounds suffice: each restart means another process made
 	// progress on this slot; if it keeps changing, report it busy.
 	for range 4 {
-		f, created, err := p.open(path)
-		if err != nil {
-			return nil, err
+		f, err := openSlotFile(path, true)
+		if err == nil {
+			if testHookBeforeLock != nil {
+				testHookBeforeLock(path)
+			}
+			ok, err := tryLock(f)
+			if err != nil || !ok {
+				f.Close() // a prober has it this instant: busy
+				return nil, err
+			}
+			fi, err := f.Stat()
+			if err != nil {
+				f.Close()
+				return nil, fmt.Errorf("llmslots: %w", err)
+			}
+			// On a network filesystem a file deleted while open may be
+			// renamed (NFS's .nfsXXXX) and keep its link: check the path.
+			if !linked(fi) || p.netfs.Load() && !stillAt(path, fi) {
+				f.Close() // deleted under us: see above
+				continue
+			}
+			return p.hold(id, path, f, fi), nil
 		}
-		if f == nil {
-			continue // vanished between create and open: look again
-		}
-		if testHookBeforeLock != nil {
-			testHookBeforeLock(path)
-		}
-		ok, err := tryLock(f)
-		if err != nil || !ok {
-			f.Close()
-			return nil, err
-		}
-		fi, err := f.Stat()
-		if err != nil {
-			f.Close()
-			return nil, fmt.Errorf("llmslots: %w", err)
-		}
-		if !fi.Mode().IsRegular() {
-			f.Close()
-			return nil, fmt.Errorf("llmslots: slot file %s is not a regular file (%v); remove it", path, fi.Mode().Type())
-		}
-		if !linked(fi) || !created && !stillAt(path, fi) {
-			f.Close() // we locked a file that is no longer the slot
+		if !errors.Is(err, fs.ErrExist) {
+			if err := p.openFailed(path, err); err != nil {
+				return nil, err
+			}
 			continue
 		}
-		return p.hold(id, path, f, fi, created), nil
+		res, err := probe(path, probeReclaim)
+		if err != nil {
+			return nil, err
+		}
+		switch {
+		case res.state == StateInvalid:
+			return nil, &badSlotError{fmt.Sprintf("llmslots: slot file %s is %s", path, res.detail)}
+		case res.state == StateHeld:
+			return nil, nil
+		case res.state == StateStale && !res.removed:
+			return nil, nil // judged dead by pid alone: not ours to delete
+		case res.removed:
+			p.log().Debug("llmslots: reclaimed slot of a dead holder", "slot", id, "dir", p.dir,
+				"dead_pid", res.rec.PID, "since", res.rec.Since)
+		}
 	}
 	return nil, nil
 }
 
-// open creates path exclusively, or opens the existing file. f is nil,
-// with no error, when the file vanished between the two attempts.
-func (p *Pool) open(path string) (f *os.File, created bool, err error) {
-	f, err = openSlotFile(path, true)
-	if err == nil {
-		return f, true, nil
-	}
-	if errors.Is(err, fs.ErrExist) {
-		f, err = openSlotFile(path, false)
-		if err == nil {
-			return f, false, nil
-		}
-		if errors.Is(err, fs.ErrNotExist) {
-			return nil, false, nil
-		}
-	}
-	if fi, lerr := os.Lstat(path); lerr == nil && fi.Mode()&fs.ModeSymlink != 0 {
-		return nil, false, fmt.Errorf("llmslots: slot file %s is a symbolic link, which llmslots never follows; remove it", path)
-	}
+// openFailed explains a failed create; nil means "try again" (the
+// directory was removed while in use, and has been made again).
+func (p *Pool) openFailed(path string, err error) error {
 	if errors.Is(err, fs.ErrNotExist) {
-		// The directory itself is gone (removed while in use): make it
-		// again on the next attempt.
 		p.ready.Store(false)
-		if perr := p.prepare(); perr != nil {
-			return nil, false, perr
-		}
-		return nil, false, nil
+		return p.prepare()
 	}
-	return nil, false, fmt.Errorf("llmslots: cannot open slot file: %w", err)
-}
-
-// stillAt reports whether path names the file fi describes.
-func stillAt(path string, fi fs.FileInfo) bool {
-	cur, err := os.Lstat(path)
-	return err == nil && os.SameFile(fi, cur)
+	return fmt.Errorf("llmslots: cannot create slot file: %w", err)
 }
 
 // hold writes this process's record into the locked file f and returns its
 // Guard. A failed write (a full disk) leaves the slot held, since the lock
 // and not the record is what holds it; it is logged and status shows the
 // holder as unknown.
-func (p *Pool) hold(id int, path string, f *os.File, fi fs.FileInfo, created bool) *Guard {
+func (p *Pool) hold(id int, path string, f *os.File, fi fs.FileInfo) *Guard {
 	now := time.Now()
 	rec := self()
 	rec.Since = now
 	rec.Label = p.label
-	data := rec.marshal()
-	var err error
-	if created {
-		_, err = f.Write(data)
-	} else {
-		// A reclaimed file: its holder died; say whose slot this was.
-		if old, rerr := readRecordFrom(f); rerr == nil {
-			p.log().Debug("llmslots: reclaimed slot of a dead holder", "slot", id, "dir", p.dir,
-				"dead_pid", old.PID, "since", old.Since)
-		}
-		if err = f.Truncate(0); err == nil {
-			_, err = f.WriteAt(data, 0)
-		}
-	}
-	if err != nil {
+	if _, err := f.Write(rec.marshal()); err != nil {
 		p.log().Warn("llmslots: slot held, but its record was not written", "slot", id, "path", path, "err", err)
 	}
 	g := &Guard{pool: p, id: id, path: path, file: f, info: fi, acquired: now}
@@ -227,19 +226,31 @@ func (p *Pool) hold(id int, path string, f *os.File, fi fs.FileInfo, created boo
 	return g
 }
 
-// busyError builds the ErrBusy error, naming who holds the slots.
+// busyError builds the ErrBusy error, naming who holds the slots (as
+// their records say: it takes no lock, so it cannot disturb anyone) and
+// any slot that cannot be used.
 func (p *Pool) busyError(max int, wait time.Duration) error {
-	holders := "unknown"
-	if st, err := p.ReadStatus(max); err == nil && len(st.PIDs) > 0 {
-		pids := make([]string, len(st.PIDs))
-		for i, pid := range st.PIDs {
-			pids[i] = strconv.Itoa(pid)
+	var pids, bad []string
+	for id := range max {
+		path := slotPath(p.dir, id)
+		fi, err := os.Lstat(path)
+		switch {
+		case err != nil:
+		case !fi.Mode().IsRegular():
+			bad = append(bad, fmt.Sprintf("; slot file %s is %s, which llmslots never makes: remove it", path, describe(fi)))
+		default:
+			if rec, err := readRecord(path); err == nil && rec.PID > 0 {
+				pids = append(pids, strconv.Itoa(rec.PID))
+			}
 		}
+	}
+	holders := "unknown"
+	if len(pids) > 0 {
 		holders = strings.Join(pids, ", ")
 	}
 	return &wrapped{
-		msg: fmt.Sprintf("llmslots: no free slot in %s within %v (max=%d); held by pids %s",
-			p.dir, wait, max, holders),
+		msg: fmt.Sprintf("llmslots: no free slot in %s within %v (max=%d); held by pids %s%s",
+			p.dir, wait, max, holders, strings.Join(bad, "")),
 		sentinel: ErrBusy,
 	}
 }

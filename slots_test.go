@@ -225,46 +225,36 @@ func TestDroppedGuardSurvivesGC(t *testing.T) {
 	g.Release()
 }
 
-// The unlink race, made to happen: between this acquirer's open and its
-// lock, the holder releases (delete, close) and a third party takes the
-// slot anew. Whether or not the third party came, exactly one holder may
-// result.
+// The unlink race, made to happen: between this acquirer's create and its
+// lock, a prober takes the fresh, unlocked file for a dead holder's and
+// deletes it, and a third process may create and lock a new one. Either
+// way exactly one holder may result.
 func TestUnlinkRaceNeverGivesTwoHolders(t *testing.T) {
 	for _, thirdTakes := range []bool{true, false} {
 		t.Run(fmt.Sprintf("third_takes=%v", thirdTakes), func(t *testing.T) {
 			p := newTestPool(t)
-			holder := mustAcquire(t, p, 1, 0)
 			var third *Guard
 			testHookBeforeLock = func(path string) {
-				testHookBeforeLock = nil // only the racing acquirer's first open
-				if err := holder.Release(); err != nil {
-					t.Error(err)
+				testHookBeforeLock = nil // only the racing acquirer's first create
+				res, err := probe(path, probeReclaim)
+				if err != nil || !res.removed {
+					t.Errorf("prober: %+v %v; want the unlocked file removed", res, err)
 				}
 				if thirdTakes {
-					// Another process's create-exclusive and lock; done
-					// through a fresh file description, like a process.
-					f, err := openSlotFile(path, true)
-					if err != nil {
-						t.Error(err)
-						return
+					// Another acquirer, through its own file description.
+					if third, err = p.take(0, path); third == nil || err != nil {
+						t.Errorf("third party: %v %v", third, err)
 					}
-					if ok, err := tryLock(f); !ok || err != nil {
-						t.Errorf("third party lock: %v %v", ok, err)
-					}
-					fi, _ := f.Stat()
-					third = &Guard{pool: p, path: path, file: f, info: fi}
 				}
 			}
 			defer func() { testHookBeforeLock = nil }()
-			// The racing acquirer must not skip the slot as "ours".
-			unregisterGuard(holder)
 			g, err := p.tryAcquire(1)
 			if thirdTakes {
-				defer third.file.Close()
+				defer third.Release()
 				if g != nil || err != nil {
 					t.Fatalf("racing acquirer got slot %v (err %v) while the third party holds it", g, err)
 				}
-				if cur, err := os.Lstat(p.SlotPath(0)); err != nil || !os.SameFile(cur, third.info) {
+				if !stillAt(third.Path(), third.info) {
 					t.Fatal("third party's slot file was disturbed")
 				}
 				return

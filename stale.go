@@ -44,9 +44,12 @@ func (p *Pool) ForceRelease(slotID int) error {
 		return err
 	}
 	path := slotPath(p.dir, slotID)
-	res, err := probe(path, true)
+	res, err := probe(path, probeRemove)
 	if err != nil {
 		return err
+	}
+	if res.state == StateInvalid {
+		return fmt.Errorf("llmslots: slot file %s is %s", path, res.detail)
 	}
 	if res.state == StateHeld {
 		holder := "an unknown process"

@@ -20,6 +20,11 @@ const (
 	// without deleting it. The next acquirer reclaims it on the spot;
 	// FindStale lists it and ForceRelease removes it.
 	StateStale SlotState = "stale"
+	// StateInvalid: something no llmslots process makes is at the slot's
+	// path (a symlink, a FIFO, a directory). Nobody holds it and nobody can
+	// take it: the pool works with one slot fewer until it is removed by
+	// hand. Acquire never follows, deletes or uses it.
+	StateInvalid SlotState = "invalid"
 )
 
 // Status is a snapshot of a pool's slots, decided by their locks.
@@ -32,7 +37,7 @@ type Status struct {
 	// using a larger max holds: they count against everyone's limit.
 	Active int `json:"active"`
 	// Free counts the slots below Max that an acquirer could take now
-	// (free or stale).
+	// (free or stale; not invalid).
 	Free int `json:"free"`
 	// Stale counts slot files left by dead holders.
 	Stale int `json:"stale"`
@@ -41,6 +46,12 @@ type Status struct {
 	PIDs []int `json:"pids"`
 	// Slots describes slots 0..Max-1, then any slot file beyond Max.
 	Slots []SlotStatus `json:"slots"`
+	// Waiting lists the processes waiting for a slot, in the order they
+	// will be served. Never null in JSON.
+	Waiting []WaiterStatus `json:"waiting"`
+	// DeadWaiters counts tickets left by waiters that died; the queue
+	// skips them (see RemoveDeadWaiters).
+	DeadWaiters int `json:"dead_waiters"`
 }
 
 // SlotStatus describes one slot. For a free slot only SlotID, State and
@@ -59,7 +70,7 @@ type SlotStatus struct {
 	Command string  `json:"command"`
 	Path    string  `json:"path"`
 	// Detail says why the state was decided otherwise than by the lock
-	// (the file could not be opened, or is not a slot file).
+	// (the file could not be opened), or what an invalid entry is.
 	Detail string `json:"detail,omitempty"`
 }
 
@@ -77,13 +88,12 @@ func (p *Pool) ReadStatus(max int) (Status, error) {
 	if err := checkMax(max); err != nil {
 		return Status{}, err
 	}
-	return p.scan(max, false)
+	return p.scan(max)
 }
 
-// scan probes every slot file below max and beyond it, removing stale ones
-// when remove is set.
-func (p *Pool) scan(max int, remove bool) (Status, error) {
-	st := Status{Dir: p.dir, Max: max, PIDs: []int{}, Slots: []SlotStatus{}}
+// scan probes every slot file below max and beyond it, and the queue.
+func (p *Pool) scan(max int) (Status, error) {
+	st := Status{Dir: p.dir, Max: max, PIDs: []int{}, Slots: []SlotStatus{}, Waiting: []WaiterStatus{}}
 	exists, err := inspectDir(p.dir)
 	if err != nil {
 		return Status{}, err
@@ -117,7 +127,7 @@ func (p *Pool) scan(max int, remove bool) (Status, error) {
 	for _, id := range ids {
 		s := SlotStatus{SlotID: id, State: StateFree, Path: slotPath(p.dir, id)}
 		if present[id] {
-			res, err := probe(s.Path, remove)
+			res, err := probe(s.Path, probeLook)
 			if err != nil {
 				return Status{}, err
 			}
@@ -140,10 +150,20 @@ func (p *Pool) scan(max int, remove bool) (Status, error) {
 		case StateStale:
 			st.Stale++
 		}
-		if id < max && s.State != StateHeld {
+		if id < max && (s.State == StateFree || s.State == StateStale) {
 			st.Free++
 		}
 		st.Slots = append(st.Slots, s)
+	}
+	if exists {
+		live, dead, err := readQueue(p.dir, false)
+		if err != nil {
+			return Status{}, err
+		}
+		if live != nil {
+			st.Waiting = live
+		}
+		st.DeadWaiters = len(dead)
 	}
 	return st, nil
 }

@@ -2,52 +2,44 @@ package llmslots
 
 import (
 	"context"
-	"math/rand/v2"
 	"time"
 )
 
-// Polling bounds. Waiting is polling for now: try, sleep, try again, with
-// the sleep growing from pollMin to pollMax and jittered so that waiters
-// who started together do not retry together.
-const (
-	pollMin = time.Millisecond
-	pollMax = 100 * time.Millisecond
-)
-
-// waitForSlot is the one waiting loop: it calls try until try returns a
-// guard or an error, ctx is done, or deadline (if not zero) passes. It
-// always tries at least once, and once more at the deadline. It returns
-// nil, nil when the deadline passed, and nil, ctx.Err() when ctx ended.
-func waitForSlot(ctx context.Context, deadline time.Time, try func() (*Guard, error)) (*Guard, error) {
-	delay := pollMin
-	var timer *time.Timer
+// waitInLine is the one waiting loop. It takes a ticket, then: at the head
+// of the queue, it watches the slots and tries them; behind someone, it
+// watches the ticket ahead. Each wake-up starts the look afresh. It
+// returns a guard, an error, nil, nil when deadline (if not zero) passed,
+// or nil, ctx.Err() when ctx ended. The ticket is gone when it returns,
+// whatever the outcome, so cancellation leaves the queue clean.
+func (p *Pool) waitInLine(ctx context.Context, max int, deadline time.Time, arrived int64) (*Guard, error) {
+	t, err := p.enqueue(arrived)
+	if err != nil {
+		return nil, err
+	}
+	defer t.leave()
+	w := newWatcher(p.dir)
+	defer w.close()
 	for {
-		g, err := try()
-		if g != nil || err != nil {
-			return g, err
-		}
-		if err := ctx.Err(); err != nil {
+		w.reset()
+		ahead, err := t.ahead(w)
+		if err != nil {
 			return nil, err
 		}
-		sleep := delay/2 + rand.N(delay/2+1)
-		if !deadline.IsZero() {
-			left := time.Until(deadline)
-			if left <= 0 {
-				return nil, nil
+		if ahead == "" {
+			// Watch before trying: a slot freed after the try still
+			// wakes us.
+			if err := w.watchSlots(p.dir); err != nil {
+				return nil, err
 			}
-			sleep = min(sleep, left)
+			if g, err := p.tryAcquire(max); g != nil || err != nil {
+				return g, err
+			}
 		}
-		if timer == nil {
-			timer = time.NewTimer(sleep)
-			defer timer.Stop()
-		} else {
-			timer.Reset(sleep)
+		if !deadline.IsZero() && !time.Now().Before(deadline) {
+			return nil, nil
 		}
-		select {
-		case <-ctx.Done():
-			return nil, ctx.Err()
-		case <-timer.C:
+		if err := w.wait(ctx, deadline); err != nil {
+			return nil, err
 		}
-		delay = min(2*delay, pollMax)
 	}
 }

@@ -1,0 +1,19 @@
+//go:build linux || darwin || freebsd || openbsd || netbsd || dragonfly
+
+package llmslots
+
+import (
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+// monotonicNow reads the machine-wide monotonic clock, which every process
+// on the host shares and no one can set: it orders arrivals in the queue.
+func monotonicNow() int64 {
+	var ts unix.Timespec
+	if err := unix.ClockGettime(unix.CLOCK_MONOTONIC, &ts); err != nil {
+		return time.Now().UnixNano()
+	}
+	return ts.Nano()
+}

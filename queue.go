@@ -1,0 +1,234 @@
+package llmslots
+
+import (
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"sync/atomic"
+	"time"
+)
+
+// The queue makes waiting fair across processes. A process that finds no
+// free slot, or finds others already waiting, takes a ticket: a file in
+// the pool's .queue directory, locked exclusively for as long as it waits,
+// whose name sorts by arrival (machine-wide monotonic clock, then pid, then
+// a per-process sequence). Only the head of the queue tries the slots;
+// every other waiter watches just the ticket ahead of it. So a release
+// wakes one process, a departure wakes one process, and a process that
+// releases and at once asks again goes to the back.
+//
+// A ticket whose lock is free belongs to a waiter that died: the waiter
+// behind it removes it and moves up, so a dead waiter never blocks the
+// queue. Every waiter also holds a shared lock on .queue/waiters; the
+// uncontended path tries an exclusive lock there (and drops it at once),
+// which fails exactly when someone waits, so it costs two system calls on a
+// descriptor kept open, and takes no ticket.
+const (
+	queueDirName    = ".queue" // a dot: no pool name may start with one
+	waitersFileName = "waiters"
+	ticketPrefix    = "t-" // a ticket in line
+	draftPrefix     = "n-" // a ticket being made: locked and recorded, then renamed
+)
+
+var ticketSeq atomic.Uint64
+
+// ticketName orders tickets by arrival: fixed-width decimal fields, so the
+// names sort as the numbers do.
+func ticketName(arrived int64) string {
+	return fmt.Sprintf("%020d-%010d-%06d", arrived, os.Getpid(), ticketSeq.Add(1)%1_000_000)
+}
+
+// A ticket is one waiter's place in line.
+type ticket struct {
+	dir     string   // the queue directory
+	name    string   // its file name, with ticketPrefix
+	file    *os.File // the ticket, locked exclusively
+	waiters *os.File // .queue/waiters, locked shared
+}
+
+func queueDir(poolDir string) string { return filepath.Join(poolDir, queueDirName) }
+
+// enqueue takes a ticket for a waiter that arrived at arrived (monotonic
+// nanoseconds). The ticket appears under its final name only once it is
+// locked and recorded, so no other process can ever see it unlocked and
+// take it for a dead waiter's.
+func (p *Pool) enqueue(arrived int64) (*ticket, error) {
+	qdir := queueDir(p.dir)
+	waiters, err := os.OpenFile(filepath.Join(qdir, waitersFileName), os.O_RDONLY|openNoFollow, 0)
+	if err != nil {
+		return nil, fmt.Errorf("llmslots: cannot join the queue: %w", err)
+	}
+	if err := lockShared(waiters); err != nil {
+		waiters.Close()
+		return nil, fmt.Errorf("llmslots: cannot join the queue: %w", err)
+	}
+	name := ticketName(arrived)
+	draft := filepath.Join(qdir, draftPrefix+name)
+	f, err := openSlotFile(draft, true)
+	if err == nil {
+		var ok bool
+		if ok, err = tryLock(f); err == nil && !ok {
+			err = errors.New("draft ticket locked by another process")
+		}
+		if err == nil {
+			rec := self()
+			rec.Since = time.Now()
+			rec.Label = p.label
+			_, err = f.Write(rec.marshal())
+		}
+		if err == nil {
+			err = os.Rename(draft, filepath.Join(qdir, ticketPrefix+name))
+		}
+		if err != nil {
+			os.Remove(draft)
+			f.Close()
+		}
+	}
+	if err != nil {
+		waiters.Close()
+		return nil, fmt.Errorf("llmslots: cannot take a ticket: %w", err)
+	}
+	return &ticket{dir: qdir, name: ticketPrefix + name, file: f, waiters: waiters}, nil
+}
+
+func (t *ticket) path() string { return filepath.Join(t.dir, t.name) }
+
+// leave deletes the ticket while still holding its lock (so the waiter
+// behind sees it gone, never "dead"), then drops both locks.
+func (t *ticket) leave() {
+	os.Remove(t.path())
+	t.file.Close()
+	t.waiters.Close()
+}
+
+// ahead finds the live ticket right ahead of t and asks w to watch it;
+// it returns "" when t heads the queue. Dead tickets it meets are removed.
+// The watch is set before the liveness check, so a death right after the
+// check still wakes the waiter.
+func (t *ticket) ahead(w watcher) (string, error) {
+	names, err := queueNames(t.dir, ticketPrefix)
+	if err != nil {
+		return "", err
+	}
+	i := sort.SearchStrings(names, t.name)
+	for i--; i >= 0; i-- {
+		path := filepath.Join(t.dir, names[i])
+		if err := w.watchTicket(path); err != nil {
+			if errors.Is(err, fs.ErrNotExist) {
+				continue // left already
+			}
+			return "", err
+		}
+		res, err := probe(path, probeReclaim)
+		if err != nil {
+			return "", err
+		}
+		if res.state == StateHeld {
+			return path, nil
+		}
+		w.reset() // gone, or dead and now removed: look further ahead
+	}
+	return "", nil
+}
+
+// queueNames lists the queue directory's names with prefix, sorted.
+func queueNames(qdir, prefix string) ([]string, error) {
+	d, err := os.Open(qdir)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("llmslots: %w", err)
+	}
+	all, err := d.Readdirnames(-1)
+	d.Close()
+	if err != nil {
+		return nil, fmt.Errorf("llmslots: %w", err)
+	}
+	names := all[:0]
+	for _, n := range all {
+		if strings.HasPrefix(n, prefix) {
+			names = append(names, n)
+		}
+	}
+	sort.Strings(names)
+	return names, nil
+}
+
+// WaiterStatus describes one waiting process, in queue order.
+type WaiterStatus struct {
+	// Position is 1 for the head of the queue.
+	Position int    `json:"position"`
+	PID      int    `json:"pid"`
+	Host     string `json:"host"`
+	// Since is when the waiter joined the queue.
+	Since      time.Time `json:"since,omitzero"`
+	WaitedSecs float64   `json:"waited_secs"`
+	Label      string    `json:"label"`
+	Command    string    `json:"command"`
+	Path       string    `json:"path"`
+}
+
+// readQueue lists the live waiters in order, and counts dead tickets,
+// removing them when remove is set.
+func readQueue(poolDir string, remove bool) (live []WaiterStatus, dead []WaiterStatus, err error) {
+	qdir := queueDir(poolDir)
+	mode := probeLook
+	if remove {
+		mode = probeRemove
+	}
+	now := time.Now()
+	for _, prefix := range []string{draftPrefix, ticketPrefix} {
+		names, err := queueNames(qdir, prefix)
+		if err != nil {
+			return nil, nil, err
+		}
+		for _, n := range names {
+			path := filepath.Join(qdir, n)
+			res, err := probe(path, mode)
+			if err != nil {
+				return nil, nil, err
+			}
+			if res.state == StateFree || prefix == draftPrefix && res.state == StateHeld {
+				continue // gone, or still being made
+			}
+			ws := WaiterStatus{PID: res.rec.PID, Host: res.rec.Host, Label: res.rec.Label, Command: res.rec.Command, Path: path}
+			if !res.rec.Since.IsZero() {
+				ws.Since, ws.WaitedSecs = res.rec.Since, now.Sub(res.rec.Since).Seconds()
+			}
+			if res.state == StateHeld {
+				ws.Position = len(live) + 1
+				live = append(live, ws)
+			} else {
+				dead = append(dead, ws)
+			}
+		}
+	}
+	return live, dead, nil
+}
+
+// RemoveDeadWaiters removes the tickets of waiters that died while
+// waiting and returns their pids (0 where none was recorded). The queue
+// never needs it (the waiter behind a dead ticket removes it); it is for
+// tidy directories.
+func (p *Pool) RemoveDeadWaiters() ([]int, error) {
+	if err := p.usable(); err != nil {
+		return nil, err
+	}
+	if exists, err := inspectDir(p.dir); err != nil || !exists {
+		return []int{}, err
+	}
+	_, dead, err := readQueue(p.dir, true)
+	if err != nil {
+		return nil, err
+	}
+	pids := []int{}
+	for _, d := range dead {
+		pids = append(pids, d.PID)
+	}
+	return pids, nil
+}
