@@ -110,9 +110,11 @@ func (g *Guard) Release() error {
 	if g.file == nil {
 		return nil
 	}
+	// Unregister first: the delete below wakes waiters, and a waiter in
+	// this process must not skip the slot as still ours.
+	unregisterGuard(g)
 	err := releaseFile(g.file, g.path, g.info)
 	g.file = nil
-	unregisterGuard(g)
 	g.pool.log().Debug("llmslots: slot released", "slot", g.id, "dir", g.pool.dir,
 		"held", time.Since(g.acquired).Round(time.Microsecond))
 	return err
