@@ -1,7 +1,9 @@
 package llmslots
 
 import (
+	"context"
 	"io/fs"
+	"log/slog"
 	"os"
 	"sync"
 	"time"
@@ -115,7 +117,9 @@ func (g *Guard) Release() error {
 	unregisterGuard(g)
 	err := releaseFile(g.file, g.path, g.info)
 	g.file = nil
-	g.pool.log().Debug("llmslots: slot released", "slot", g.id, "dir", g.pool.dir,
-		"held", time.Since(g.acquired).Round(time.Microsecond))
+	if l := g.pool.log(); l.Enabled(context.Background(), slog.LevelDebug) {
+		l.Debug("llmslots: slot released", "slot", g.id, "dir", g.pool.dir,
+			"held", time.Since(g.acquired).Round(time.Microsecond))
+	}
 	return err
 }

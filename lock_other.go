@@ -4,9 +4,10 @@ package llmslots
 
 import (
 	"errors"
-	"github.com/gofrs/flock"
 	"io/fs"
 	"os"
+
+	"github.com/gofrs/flock"
 )
 
 // This platform has no file locks the package can rely on; every

@@ -4,11 +4,11 @@ package llmslots
 
 import (
 	"errors"
-	"github.com/gofrs/flock"
 	"io/fs"
 	"os"
 	"syscall"
 
+	"github.com/gofrs/flock"
 	"golang.org/x/sys/unix"
 )
 

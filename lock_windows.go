@@ -8,6 +8,7 @@ import (
 	"io/fs"
 	"os"
 
+	"github.com/gofrs/flock"
 	"golang.org/x/sys/windows"
 )
 

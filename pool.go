@@ -153,23 +153,15 @@ func (p *Pool) prepare() error {
 	return nil
 }
 
-// waitersPresent reports whether any process waits in the pool's queue:
-// every waiter holds a shared lock on the waiters file, so an exclusive
-// lock fails exactly when one does. The kernel drops a dead waiter's lock,
-// so a crash never leaves the pool looking busy.
+// waitersPresent reports whether any process waits in the pool's queue.
+// Every waiter marks the waiters file (see markWaiting); the kernel drops
+// a dead waiter's mark, so a crash never leaves the pool looking busy.
 func (p *Pool) waitersPresent() bool {
 	f := p.waiters.Load()
 	if f == nil {
 		return false
 	}
-	ok, err := tryLock(f)
-	if err != nil {
-		return false // cannot tell: the slots' locks still keep the limit
-	}
-	if ok {
-		unlockFile(f)
-	}
-	return !ok
+	return anyWaiting(f, queueDir(p.dir))
 }
 
 func (p *Pool) log() *slog.Logger {

@@ -6,7 +6,6 @@ import (
 	"io/fs"
 	"os"
 	"syscall"
-	"time"
 
 	"github.com/gofrs/flock"
 )
@@ -60,22 +59,7 @@ func probe(path string, mode probeMode) (probeResult, error) {
 	if !fi.Mode().IsRegular() {
 		return probeResult{state: StateInvalid, detail: describe(fi) + ", which llmslots never makes: remove it by hand"}, nil
 	}
-	res, err := tryProbe(path, mode)
-	// Another prober (a status reader) may hold a dead holder's lock for
-	// an instant. Where that would make an acquirer or a waiter wait for
-	// nothing, look again when the recorded holder is gone.
-	for delay := 100 * time.Microsecond; err == nil && mode == probeReclaim &&
-		res.state == StateHeld && res.detail == "" && delay < 20*time.Millisecond; delay *= 4 {
-		if rec, rerr := readRecord(path); rerr != nil || rec.PID == 0 || holderAlive(rec) {
-			break
-		}
-		time.Sleep(delay)
-		res, err = tryProbe(path, mode)
-	}
-	return res, err
-}
 
-func tryProbe(path string, mode probeMode) (probeResult, error) {
 	// gofrs/flock does the locking here: a path-based try-lock-and-release
 	// is exactly its job. (Taking a slot needs the descriptor it keeps to
 	// itself, to write the record, so take uses its own; both lock the
@@ -95,7 +79,7 @@ func tryProbe(path string, mode probeMode) (probeResult, error) {
 	}
 	if !locked {
 		res := probeResult{state: StateHeld}
-		if mode != probeReclaim {
+		if mode == probeLook || mode == probeRemove {
 			res.rec, _ = readRecord(path)
 		}
 		return res, nil
@@ -107,9 +91,14 @@ func tryProbe(path string, mode probeMode) (probeResult, error) {
 	}
 	res := probeResult{state: StateStale}
 	if mode == probeLook {
-		// Hold the lock no longer than needed: an acquirer that meets it
-		// would see the slot busy.
+		// Hold the lock no longer than needed: an acquirer or waiter that
+		// met it took the slot (or ticket) for held and may now wait for
+		// an event. Give it one: opening the file for writing and closing
+		// it raises IN_CLOSE_WRITE, as a holder's death does.
 		lk.Unlock()
+		if f, err := os.OpenFile(path, os.O_WRONLY|openNoFollow, 0); err == nil {
+			f.Close()
+		}
 		res.rec, _ = readRecord(path)
 		return res, nil
 	}

@@ -23,9 +23,8 @@ import (
 //
 // A ticket whose lock is free belongs to a waiter that died: the waiter
 // behind it removes it and moves up, so a dead waiter never blocks the
-// queue. Every waiter also holds a shared lock on .queue/waiters; the
-// uncontended path tries an exclusive lock there (and drops it at once),
-// which fails exactly when someone waits, so it costs two system calls on a
+// queue. Every waiter also marks .queue/waiters with a lock (see
+// markWaiting); the uncontended path asks whether any mark is there, on a
 // descriptor kept open, and takes no ticket.
 const (
 	queueDirName    = ".queue" // a dot: no pool name may start with one
@@ -62,7 +61,7 @@ func (p *Pool) enqueue(arrived int64) (*ticket, error) {
 	if err != nil {
 		return nil, fmt.Errorf("llmslots: cannot join the queue: %w", err)
 	}
-	if err := lockShared(waiters); err != nil {
+	if err := markWaiting(waiters); err != nil {
 		waiters.Close()
 		return nil, fmt.Errorf("llmslots: cannot join the queue: %w", err)
 	}
@@ -133,6 +132,12 @@ func (t *ticket) ahead(w watcher) (string, error) {
 		w.reset() // gone, or dead and now removed: look further ahead
 	}
 	return "", nil
+}
+
+// hasTickets reports whether the queue holds any ticket, live or not.
+func hasTickets(qdir string) bool {
+	names, err := queueNames(qdir, ticketPrefix)
+	return err != nil || len(names) > 0
 }
 
 // queueNames lists the queue directory's names with prefix, sorted.

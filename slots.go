@@ -76,7 +76,7 @@ func (p *Pool) AcquireContext(ctx context.Context, max int) (*Guard, error) {
 // acquire is Acquire and AcquireContext: deadline zero means no deadline
 // but ctx's; wait is only for the busy message.
 func (p *Pool) acquire(ctx context.Context, max int, deadline time.Time, wait time.Duration) (*Guard, error) {
-	arrived := monotonicNow()
+	called := time.Now() // reads the vDSO clock; the queue's clock is read only if we queue
 	if err := checkMax(max); err != nil {
 		return nil, err
 	}
@@ -91,6 +91,7 @@ func (p *Pool) acquire(ctx context.Context, max int, deadline time.Time, wait ti
 		g, err = p.tryAcquire(max)
 	}
 	if g == nil && err == nil && (deadline.IsZero() || time.Now().Before(deadline)) && ctx.Err() == nil {
+		arrived := monotonicNow() - int64(time.Since(called))
 		g, err = p.waitInLine(ctx, max, deadline, arrived)
 	}
 	switch {
@@ -104,18 +105,33 @@ func (p *Pool) acquire(ctx context.Context, max int, deadline time.Time, wait ti
 	return nil, err
 }
 
-// tryAcquire makes one pass over the slots, lowest id first, and returns
-// the first it takes; nil, nil when all are held. A slot whose path holds
-// something no llmslots process makes (a planted symlink, a FIFO) is
-// skipped, so the rest of the pool keeps working; it is named in the busy
-// error and logged.
+// tryAcquire makes one attempt at the slots and returns the first it
+// takes; nil, nil when all are held. It goes in two passes, cheapest
+// first: creating a missing slot file costs one system call per slot it
+// passes, so the common case (a free slot) never probes a held one; only
+// when none is missing does it probe the existing files for a dead
+// holder's.
+//
+// A slot whose path holds something no llmslots process makes (a planted
+// symlink, a FIFO) is skipped, so the rest of the pool keeps working; it is
+// named in the busy error and logged.
 func (p *Pool) tryAcquire(max int) (*Guard, error) {
+	var existing []int
 	for id := 0; id < max; id++ {
 		path := slotPath(p.dir, id)
 		if heldHere(path) {
 			continue // ours already; no need to ask the filesystem
 		}
-		g, err := p.take(id, path)
+		g, exists, err := p.create(id, path)
+		if g != nil || err != nil {
+			return g, err
+		}
+		if exists {
+			existing = append(existing, id)
+		}
+	}
+	for _, id := range existing {
+		g, err := p.reclaim(id, slotPath(p.dir, id))
 		var bad *badSlotError
 		if errors.As(err, &bad) {
 			p.log().Warn("llmslots: slot unusable", "slot", id, "err", err)
@@ -138,65 +154,75 @@ func (e *badSlotError) Error() string { return e.msg }
 // file and locking it: the window of the unlink race.
 var testHookBeforeLock func(path string)
 
-// take tries to take slot id: nil, nil when another process holds it.
+// create tries to take slot id by creating its file: exists reports that
+// the file was there already.
 //
 // A slot is only ever held through a file its holder created: an existing
-// file is probed, and if its holder is dead, deleted under its lock and
-// created anew. That leaves one window, between creating and locking, in
-// which a prober may take the new file for a dead holder's and delete it
-// (the unlink race: the creator would then lock a file with no name while
-// another process creates and locks a new one). So after locking, take
-// checks that its file still has a name, and starts over if not.
-func (p *Pool) take(id int, path string) (*Guard, error) {
+// file is probed (see reclaim) and, if its holder is dead, deleted under
+// its lock and created anew. That leaves one window, between creating and
+// locking, in which a prober may take the new file for a dead holder's and
+// delete it (the unlink race: the creator would then lock a file with no
+// name while another process creates and locks a new one). So after
+// locking, create checks that its file still has a name, and starts over
+// if not.
+func (p *Pool) create(id int, path string) (g *Guard, exists bool, err error) {
 	// A few rounds suffice: each restart means another process made
 	// progress on this slot; if it keeps changing, report it busy.
 	for range 4 {
 		f, err := openSlotFile(path, true)
-		if err == nil {
-			if testHookBeforeLock != nil {
-				testHookBeforeLock(path)
-			}
-			ok, err := tryLock(f)
-			if err != nil || !ok {
-				f.Close() // a prober has it this instant: busy
-				return nil, err
-			}
-			fi, err := f.Stat()
-			if err != nil {
-				f.Close()
-				return nil, fmt.Errorf("llmslots: %w", err)
-			}
-			// On a network filesystem a file deleted while open may be
-			// renamed (NFS's .nfsXXXX) and keep its link: check the path.
-			if !linked(fi) || p.netfs.Load() && !stillAt(path, fi) {
-				f.Close() // deleted under us: see above
-				continue
-			}
-			return p.hold(id, path, f, fi), nil
+		if errors.Is(err, fs.ErrExist) {
+			return nil, true, nil
 		}
-		if !errors.Is(err, fs.ErrExist) {
+		if err != nil {
 			if err := p.openFailed(path, err); err != nil {
-				return nil, err
+				return nil, false, err
 			}
 			continue
 		}
-		res, err := probe(path, probeReclaim)
+		if testHookBeforeLock != nil {
+			testHookBeforeLock(path)
+		}
+		ok, err := tryLock(f)
+		if err != nil || !ok {
+			f.Close() // a prober has it this instant: busy
+			return nil, false, err
+		}
+		fi, err := f.Stat()
 		if err != nil {
-			return nil, err
+			f.Close()
+			return nil, false, fmt.Errorf("llmslots: %w", err)
 		}
-		switch {
-		case res.state == StateInvalid:
-			return nil, &badSlotError{fmt.Sprintf("llmslots: slot file %s is %s", path, res.detail)}
-		case res.state == StateHeld:
-			return nil, nil
-		case res.state == StateStale && !res.removed:
-			return nil, nil // judged dead by pid alone: not ours to delete
-		case res.removed:
-			p.log().Debug("llmslots: reclaimed slot of a dead holder", "slot", id, "dir", p.dir,
-				"dead_pid", res.rec.PID, "since", res.rec.Since)
+		// On a network filesystem a file deleted while open may be
+		// renamed (NFS's .nfsXXXX) and keep its link: check the path.
+		if !linked(fi) || p.netfs.Load() && !stillAt(path, fi) {
+			f.Close() // deleted under us: see above
+			continue
 		}
+		return p.hold(id, path, f, fi), false, nil
 	}
-	return nil, nil
+	return nil, false, nil
+}
+
+// reclaim takes slot id if its file belongs to a dead holder: it deletes
+// the file under its lock and creates it anew.
+func (p *Pool) reclaim(id int, path string) (*Guard, error) {
+	res, err := probe(path, probeReclaim)
+	if err != nil {
+		return nil, err
+	}
+	switch {
+	case res.state == StateInvalid:
+		return nil, &badSlotError{fmt.Sprintf("llmslots: slot file %s is %s", path, res.detail)}
+	case res.state == StateHeld:
+		return nil, nil
+	case res.removed:
+		p.log().Debug("llmslots: reclaimed slot of a dead holder", "slot", id, "dir", p.dir,
+			"dead_pid", res.rec.PID, "since", res.rec.Since)
+	case res.state == StateStale:
+		return nil, nil // judged dead by pid alone: not ours to delete
+	}
+	g, _, err := p.create(id, path)
+	return g, err
 }
 
 // openFailed explains a failed create; nil means "try again" (the

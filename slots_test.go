@@ -242,7 +242,7 @@ func TestUnlinkRaceNeverGivesTwoHolders(t *testing.T) {
 				}
 				if thirdTakes {
 					// Another acquirer, through its own file description.
-					if third, err = p.take(0, path); third == nil || err != nil {
+					if third, _, err = p.create(0, path); third == nil || err != nil {
 						t.Errorf("third party: %v %v", third, err)
 					}
 				}

@@ -1,0 +1,14 @@
+//go:build !linux
+
+// Command bench measures llmslots on Linux; see main.go.
+package main
+
+import (
+	"fmt"
+	"os"
+)
+
+func main() {
+	fmt.Fprintln(os.Stderr, "bench: runs on Linux only (it reads /proc and uses inotify-era numbers)")
+	os.Exit(1)
+}

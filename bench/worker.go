@@ -1,0 +1,227 @@
+//go:build linux
+
+package main
+
+import (
+	"bufio"
+	"errors"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"time"
+
+	"github.com/llmslots/llmslots"
+	"golang.org/x/sys/unix"
+)
+
+// Workers are this binary re-executed with workerEnv set; their settings
+// come in environment variables, their reports go to stdout.
+const workerEnv = "LLMSLOTS_BENCH_WORKER"
+
+// A strategy takes a slot of max in dir within wait; release frees it.
+type strategy func(dir string, max int, wait time.Duration) (release func(), slot int, err error)
+
+var strategies = map[string]strategy{
+	"llmslots":  librarySlot,
+	"reference": referenceSlot,
+}
+
+// pools caches one Pool per directory, as a real program keeps its pool.
+var pools = map[string]*llmslots.Pool{}
+
+func librarySlot(dir string, max int, wait time.Duration) (func(), int, error) {
+	p := pools[dir]
+	if p == nil {
+		var err error
+		if p, err = llmslots.NewPool(dir); err != nil {
+			return nil, 0, err
+		}
+		pools[dir] = p
+	}
+	g, err := p.Acquire(max, wait)
+	if err != nil {
+		return nil, 0, err
+	}
+	return func() { g.Release() }, g.SlotID(), nil
+}
+
+var errBusy = errors.New("busy")
+
+// referenceSlot follows the reference's protocol and timing exactly:
+// create-exclusive, non-blocking flock, "pid=N" line, then on release
+// delete the file and close it; when every slot is taken, sleep 100 ms.
+func referenceSlot(dir string, max int, wait time.Duration) (func(), int, error) {
+	start := time.Now()
+	for {
+		for id := range max {
+			path := filepath.Join(dir, "slot-"+strconv.Itoa(id)+".lock")
+			f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o644)
+			if err != nil {
+				continue
+			}
+			if unix.Flock(int(f.Fd()), unix.LOCK_EX|unix.LOCK_NB) == nil {
+				fmt.Fprintf(f, "pid=%d\n", os.Getpid())
+				return func() { os.Remove(path); f.Close() }, id, nil
+			}
+			f.Close()
+		}
+		if time.Since(start) >= wait {
+			return nil, 0, errBusy
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+// monotonic is the machine-wide clock all processes share.
+func monotonic() int64 {
+	var ts unix.Timespec
+	unix.ClockGettime(unix.CLOCK_MONOTONIC, &ts)
+	return ts.Nano()
+}
+
+func envDuration(name string) time.Duration {
+	d, _ := time.ParseDuration(os.Getenv(name))
+	return d
+}
+
+func envInt(name string) int {
+	n, _ := strconv.Atoi(os.Getenv(name))
+	return n
+}
+
+func runWorker() int {
+	take := strategies[os.Getenv("BENCH_STRATEGY")]
+	dir, max := os.Getenv("BENCH_DIR"), envInt("BENCH_MAX")
+	out := bufio.NewWriter(os.Stdout)
+	defer out.Flush()
+	switch os.Getenv(workerEnv) {
+	case "cycle":
+		// Cycles of think, acquire, hold, release until the end time;
+		// each reported as "ev arrive acquired released slot" in
+		// monotonic nanoseconds.
+		hold, think := envDuration("BENCH_HOLD"), envDuration("BENCH_THINK")
+		start, end := int64(envInt("BENCH_START")), int64(envInt("BENCH_END"))
+		for monotonic() < start {
+			time.Sleep(time.Duration(start-monotonic()) + 1)
+		}
+		for monotonic() < end {
+			if think > 0 {
+				time.Sleep(rand.N(think))
+			}
+			arrive := monotonic()
+			release, slot, err := take(dir, max, time.Minute)
+			if err != nil {
+				fmt.Fprintln(out, "error", err)
+				return 1
+			}
+			acquired := monotonic()
+			if hold > 0 {
+				time.Sleep(hold)
+			}
+			released := monotonic()
+			release()
+			fmt.Fprintln(out, "ev", arrive, acquired, released, slot)
+		}
+		return 0
+	case "hold":
+		// Take a slot, say so, keep it until stdin closes.
+		release, _, err := take(dir, max, time.Hour)
+		if err != nil {
+			fmt.Println("error", err)
+			return 1
+		}
+		fmt.Println("held")
+		io.Copy(io.Discard, os.Stdin)
+		release()
+		return 0
+	}
+	return 2
+}
+
+// worker is a started worker process.
+type worker struct {
+	cmd   *exec.Cmd
+	out   *bufio.Scanner
+	stdin io.WriteCloser
+}
+
+func startWorker(mode, strat, dir string, max int, env ...string) (*worker, error) {
+	self, err := os.Executable()
+	if err != nil {
+		return nil, err
+	}
+	cmd := exec.Command(self)
+	cmd.Env = append(os.Environ(), workerEnv+"="+mode, "BENCH_STRATEGY="+strat, "BENCH_DIR="+dir,
+		"BENCH_MAX="+strconv.Itoa(max))
+	cmd.Env = append(cmd.Env, env...)
+	cmd.Stderr = os.Stderr
+	stdin, err := cmd.StdinPipe()
+	if err != nil {
+		return nil, err
+	}
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		return nil, err
+	}
+	if err := cmd.Start(); err != nil {
+		return nil, err
+	}
+	sc := bufio.NewScanner(stdout)
+	sc.Buffer(make([]byte, 64<<10), 1<<20)
+	return &worker{cmd: cmd, out: sc, stdin: stdin}, nil
+}
+
+func (w *worker) stop() {
+	w.cmd.Process.Kill()
+	w.cmd.Wait()
+}
+
+// cycle is one acquire/hold/release as a worker reported it.
+type cycle struct {
+	proc                       int
+	arrive, acquired, released int64
+	slot                       int
+}
+
+// runCycles starts n cycle workers on a fresh pool and collects their
+// reports.
+func runCycles(root, strat string, n, max int, hold, think, length time.Duration) ([]cycle, int64, int64, error) {
+	dir, err := os.MkdirTemp(root, strat+"-")
+	if err != nil {
+		return nil, 0, 0, err
+	}
+	defer os.RemoveAll(dir)
+	os.Chmod(dir, 0o700)
+	start := monotonic() + int64(300*time.Millisecond) // time for every worker to start
+	end := start + int64(length)
+	var ws []*worker
+	for range n {
+		w, err := startWorker("cycle", strat, dir, max, "BENCH_HOLD="+hold.String(), "BENCH_THINK="+think.String(),
+			"BENCH_START="+strconv.FormatInt(start, 10), "BENCH_END="+strconv.FormatInt(end, 10))
+		if err != nil {
+			return nil, 0, 0, err
+		}
+		ws = append(ws, w)
+	}
+	var cycles []cycle
+	var failure error
+	for i, w := range ws {
+		for w.out.Scan() {
+			var c cycle
+			if _, err := fmt.Sscanf(w.out.Text(), "ev %d %d %d %d", &c.arrive, &c.acquired, &c.released, &c.slot); err != nil {
+				failure = fmt.Errorf("worker %d: %q", i, w.out.Text())
+				continue
+			}
+			c.proc = i
+			cycles = append(cycles, c)
+		}
+		if err := w.cmd.Wait(); err != nil && failure == nil {
+			failure = fmt.Errorf("worker %d: %v", i, err)
+		}
+	}
+	return cycles, start, end, failure
+}

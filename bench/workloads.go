@@ -1,0 +1,369 @@
+//go:build linux
+
+package main
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+var stratNames = []string{"llmslots", "reference"}
+
+// uncontended times one acquire+release with nobody else about, for each
+// strategy and for the floor: bare create-exclusive + flock + unlink +
+// close on the same kind of directory.
+func uncontended(root string) error {
+	fmt.Println("\n## uncontended acquire+release (ns/op, median of runs)")
+	loops := map[string]func(dir string) func(){
+		"floor": func(dir string) func() {
+			path := filepath.Join(dir, "slot-0.lock")
+			return func() {
+				fd, err := unix.Open(path, unix.O_RDWR|unix.O_CREAT|unix.O_EXCL|unix.O_CLOEXEC, 0o600)
+				if err != nil {
+					panic(err)
+				}
+				unix.Flock(fd, unix.LOCK_EX|unix.LOCK_NB)
+				unix.Unlink(path)
+				unix.Close(fd)
+			}
+		},
+	}
+	for _, name := range stratNames {
+		take := strategies[name]
+		loops[name] = func(dir string) func() {
+			return func() {
+				release, _, err := take(dir, 4, 0)
+				if err != nil {
+					panic(err)
+				}
+				release()
+			}
+		}
+	}
+	res := map[string]float64{}
+	for _, name := range []string{"floor", "llmslots", "reference"} {
+		var runs []float64
+		for range *flagRuns + 2 { // a few more: these runs are short
+			dir, err := os.MkdirTemp(root, "u-")
+			if err != nil {
+				return err
+			}
+			os.Chmod(dir, 0o700)
+			runs = append(runs, timeLoop(loops[name](dir)))
+			os.RemoveAll(dir)
+		}
+		res[name] = median(runs)
+	}
+	fmt.Printf("| %-28s | %10s | %9s |\n|---|---|---|\n", "loop", "ns/op", "vs floor")
+	for _, name := range []string{"floor", "llmslots", "reference"} {
+		fmt.Printf("| %-28s | %10.0f | %8.2fx |\n", name, res[name], res[name]/res["floor"])
+	}
+	return nil
+}
+
+// timeLoop runs f for about half a second and returns ns per call.
+func timeLoop(f func()) float64 {
+	for range 200 {
+		f() // warm up
+	}
+	n, start := 0, time.Now()
+	for time.Since(start) < 500*time.Millisecond {
+		for range 100 {
+			f()
+		}
+		n += 100
+	}
+	return float64(time.Since(start).Nanoseconds()) / float64(n)
+}
+
+// saturated: 8 processes, max 2, hold 10 ms, think 0-20 ms.
+func saturated(root string) error {
+	const procs, max = 8, 2
+	length := 5 * time.Second
+	if *flagQuick {
+		length = 2 * time.Second
+	}
+	fmt.Printf("\n## saturated: %d processes, max %d, hold 10 ms, think 0-20 ms, %v a run (medians of %d runs)\n",
+		procs, max, length, *flagRuns)
+	rows := map[string][]satResult{}
+	for range *flagRuns {
+		for _, name := range stratNames {
+			cycles, start, end, err := runCycles(root, name, procs, max, 10*time.Millisecond, 20*time.Millisecond, length)
+			if err != nil {
+				return err
+			}
+			rows[name] = append(rows[name], analyse(cycles, start, end, max, procs))
+		}
+	}
+	type metric struct {
+		name string
+		get  func(satResult) float64
+		unit string
+	}
+	metrics := []metric{
+		{"slot utilization", func(r satResult) float64 { return r.utilization }, ""},
+		{"handoff p50", func(r satResult) float64 { return r.handoffP50 }, "ms"},
+		{"handoff p99", func(r satResult) float64 { return r.handoffP99 }, "ms"},
+		{"FIFO inversions", func(r satResult) float64 { return 100 * r.inversions }, "% of pairs"},
+		{"total wait, max/min process", func(r satResult) float64 { return r.spread }, "x"},
+		{"cycles", func(r satResult) float64 { return float64(r.cycles) }, ""},
+	}
+	fmt.Printf("| %-28s | %12s | %12s | %10s |\n|---|---|---|---|\n", "metric", "llmslots", "reference", "ratio")
+	for _, m := range metrics {
+		a, b := medianOf(rows["llmslots"], m.get), medianOf(rows["reference"], m.get)
+		fmt.Printf("| %-28s | %12s | %12s | %10s |\n", m.name+unitSuffix(m.unit), fmtNum(a), fmtNum(b), ratio(a, b))
+	}
+	return nil
+}
+
+func unitSuffix(u string) string {
+	if u == "" {
+		return ""
+	}
+	return " (" + u + ")"
+}
+
+type satResult struct {
+	utilization, handoffP50, handoffP99, inversions, spread float64
+	cycles                                                  int
+}
+
+// analyse computes the saturated workload's figures from the workers'
+// own reports.
+func analyse(cycles []cycle, start, end int64, max, procs int) satResult {
+	var r satResult
+	r.cycles = len(cycles)
+	var held int64
+	var releases []int64
+	for _, c := range cycles {
+		a, b := maxInt(c.acquired, start), minInt(c.released, end)
+		if b > a {
+			held += b - a
+		}
+		releases = append(releases, c.released)
+	}
+	r.utilization = float64(held) / float64(int64(max)*(end-start))
+	sort.Slice(releases, func(i, j int) bool { return releases[i] < releases[j] })
+
+	// Handoff: for a cycle that had to wait, from the last release before
+	// its acquisition (made while it waited) to that acquisition.
+	var handoffs []float64
+	var waited []cycle
+	for _, c := range cycles {
+		i := sort.Search(len(releases), func(i int) bool { return releases[i] >= c.acquired }) - 1
+		if i < 0 || releases[i] < c.arrive {
+			continue // got a slot at once
+		}
+		handoffs = append(handoffs, float64(c.acquired-releases[i])/1e6)
+		waited = append(waited, c)
+	}
+	r.handoffP50, r.handoffP99 = percentile(handoffs, 50), percentile(handoffs, 99)
+
+	// FIFO inversions: pairs of waits that overlapped, served out of the
+	// order they arrived in.
+	sort.Slice(waited, func(i, j int) bool { return waited[i].arrive < waited[j].arrive })
+	var pairs, inv int
+	for i, a := range waited {
+		for _, b := range waited[i+1:] {
+			if b.arrive >= a.acquired {
+				break
+			}
+			if b.proc == a.proc {
+				continue
+			}
+			pairs++
+			if b.acquired < a.acquired {
+				inv++
+			}
+		}
+	}
+	if pairs > 0 {
+		r.inversions = float64(inv) / float64(pairs)
+	}
+
+	// Spread: total time each process spent waiting, largest over
+	// smallest.
+	total := make([]int64, procs)
+	for _, c := range cycles {
+		total[c.proc] += c.acquired - c.arrive
+	}
+	lo, hi := total[0], total[0]
+	for _, t := range total {
+		lo, hi = minInt(lo, t), maxInt(hi, t)
+	}
+	if lo > 0 {
+		r.spread = float64(hi) / float64(lo)
+	}
+	return r
+}
+
+// idle: 20 waiters blocked behind one holder for 3 s; CPU time and
+// wake-ups (voluntary context switches of all threads) per waiter-second.
+func idle(root string) error {
+	const waiters = 20
+	window := 3 * time.Second
+	fmt.Printf("\n## idle: %d waiters blocked for %v behind a holder (per waiter-second)\n", waiters, window)
+	fmt.Printf("| %-28s | %12s | %12s | %10s |\n|---|---|---|---|\n", "metric", "llmslots", "reference", "ratio")
+	res := map[string][2]float64{}
+	for _, name := range stratNames {
+		dir, err := os.MkdirTemp(root, "idle-")
+		if err != nil {
+			return err
+		}
+		os.Chmod(dir, 0o700)
+		holder, err := startWorker("hold", name, dir, 1)
+		if err != nil {
+			return err
+		}
+		holder.out.Scan()
+		var ws []*worker
+		for range waiters {
+			w, err := startWorker("hold", name, dir, 1)
+			if err != nil {
+				return err
+			}
+			ws = append(ws, w)
+		}
+		time.Sleep(time.Second) // every waiter settles into waiting
+		cpu0, cs0 := usage(ws)
+		time.Sleep(window)
+		cpu1, cs1 := usage(ws)
+		ws = append(ws, holder)
+		for _, w := range ws {
+			w.stop()
+		}
+		os.RemoveAll(dir)
+		ws0 := float64(waiters) * window.Seconds()
+		res[name] = [2]float64{(cpu1 - cpu0) / ws0, (cs1 - cs0) / ws0}
+	}
+	fmt.Printf("| %-28s | %12s | %12s | %10s |\n", "CPU (ms)", fmtNum(res["llmslots"][0]), fmtNum(res["reference"][0]), ratio(res["llmslots"][0], res["reference"][0]))
+	fmt.Printf("| %-28s | %12s | %12s | %10s |\n", "wake-ups", fmtNum(res["llmslots"][1]), fmtNum(res["reference"][1]), ratio(res["llmslots"][1], res["reference"][1]))
+	return nil
+}
+
+// usage sums the workers' CPU time (ms, from schedstat's nanoseconds on
+// CPU) and voluntary context switches, over all their threads, as the
+// kernel counts them.
+func usage(ws []*worker) (cpuMS, switches float64) {
+	for _, w := range ws {
+		tasks, _ := filepath.Glob(fmt.Sprintf("/proc/%d/task/*", w.cmd.Process.Pid))
+		for _, t := range tasks {
+			if data, err := os.ReadFile(t + "/schedstat"); err == nil {
+				if f := strings.Fields(string(data)); len(f) > 0 {
+					ns, _ := strconv.ParseFloat(f[0], 64)
+					cpuMS += ns / 1e6
+				}
+			}
+			data, err := os.ReadFile(t + "/status")
+			if err != nil {
+				continue
+			}
+			for _, line := range strings.Split(string(data), "\n") {
+				if v, ok := strings.CutPrefix(line, "voluntary_ctxt_switches:"); ok {
+					n, _ := strconv.ParseFloat(strings.TrimSpace(v), 64)
+					switches += n
+				}
+			}
+		}
+	}
+	return cpuMS, switches
+}
+
+// scale: does the cost per acquire stay flat as waiters and slots grow?
+// Workers cycle with a 2 ms hold and no think time; CPU time is what the
+// kernel charged the workers (rusage), over the acquisitions they made.
+func scale(root string) error {
+	length := 3 * time.Second
+	if *flagQuick {
+		length = time.Second
+	}
+	fmt.Printf("\n## scale: processes cycling with a 2 ms hold, %v a run (medians of %d runs)\n", length, *flagRuns)
+	fmt.Printf("| %-24s | %-9s | %12s | %12s | %12s |\n|---|---|---|---|---|\n", "workload", "strategy", "acquires/s", "CPU µs/acq", "handoff p50 ms")
+	for _, sc := range []struct{ procs, max int }{{8, 4}, {64, 4}, {64, 256}} {
+		for _, name := range stratNames {
+			var rate, cost, hand []float64
+			for range *flagRuns {
+				before := childCPU()
+				cycles, start, end, err := runCycles(root, name, sc.procs, sc.max, 2*time.Millisecond, 0, length)
+				if err != nil {
+					return err
+				}
+				cpu := childCPU() - before
+				r := analyse(cycles, start, end, sc.max, sc.procs)
+				rate = append(rate, float64(len(cycles))/length.Seconds())
+				cost = append(cost, cpu.Seconds()*1e6/float64(len(cycles)))
+				hand = append(hand, r.handoffP50)
+			}
+			fmt.Printf("| %-24s | %-9s | %12s | %12s | %12s |\n", fmt.Sprintf("%d processes, max %d", sc.procs, sc.max), name,
+				fmtNum(median(rate)), fmtNum(median(cost)), fmtNum(median(hand)))
+		}
+	}
+	return nil
+}
+
+// childCPU is the CPU time of this process's waited-for children.
+func childCPU() time.Duration {
+	var ru unix.Rusage
+	unix.Getrusage(unix.RUSAGE_CHILDREN, &ru)
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+func median(xs []float64) float64 { return percentile(xs, 50) }
+
+func medianOf(rs []satResult, get func(satResult) float64) float64 {
+	var xs []float64
+	for _, r := range rs {
+		xs = append(xs, get(r))
+	}
+	return median(xs)
+}
+
+func percentile(xs []float64, p float64) float64 {
+	if len(xs) == 0 {
+		return 0
+	}
+	s := append([]float64(nil), xs...)
+	sort.Float64s(s)
+	i := int(p / 100 * float64(len(s)-1))
+	return s[i]
+}
+
+func fmtNum(x float64) string {
+	switch {
+	case x == 0:
+		return "0"
+	case x >= 100:
+		return fmt.Sprintf("%.0f", x)
+	case x >= 1:
+		return fmt.Sprintf("%.2f", x)
+	}
+	return fmt.Sprintf("%.3f", x)
+}
+
+func ratio(a, b float64) string {
+	if b == 0 {
+		return "-"
+	}
+	return fmt.Sprintf("%.3gx", a/b)
+}
+
+func minInt(a, b int64) int64 {
+	if a < b {
+		return a
+	}
+	return b
+}
+
+func maxInt(a, b int64) int64 {
+	if a > b {
+		return a
+	}
+	return b
+}

@@ -1,0 +1,53 @@
+package llmslots
+
+import (
+	"io/fs"
+	"os"
+
+	"golang.org/x/sys/unix"
+)
+
+// On Linux the waiters file carries open-file-description record locks:
+// each waiter holds a read lock on its first byte, and waitersPresent asks
+// with F_OFD_GETLK whether a write lock could be placed. Asking takes no
+// lock, so concurrent checks never see each other as waiters (an exclusive
+// flock attempt would), and costs one system call. Like flock locks, OFD
+// locks belong to the open file and die with the process.
+
+// markWaiting records, on f (the waiters file, opened by this waiter),
+// that one more process waits.
+func markWaiting(f *os.File) error {
+	lk := unix.Flock_t{Type: unix.F_RDLCK, Whence: 0, Start: 0, Len: 1}
+	return fcntlLock(f, unix.F_OFD_SETLKW, &lk)
+}
+
+// anyWaiting reports whether some process holds a waiting mark on f.
+func anyWaiting(f *os.File, qdir string) bool {
+	lk := unix.Flock_t{Type: unix.F_WRLCK, Whence: 0, Start: 0, Len: 1}
+	if err := fcntlLock(f, unix.F_OFD_GETLK, &lk); err != nil {
+		return hasTickets(qdir) // cannot ask: look at the queue itself
+	}
+	return lk.Type != unix.F_UNLCK
+}
+
+func fcntlLock(f *os.File, cmd int, lk *unix.Flock_t) error {
+	rc, err := f.SyscallConn()
+	if err != nil {
+		return err
+	}
+	var opErr error
+	err = rc.Control(func(fd uintptr) {
+		for {
+			if opErr = unix.FcntlFlock(fd, cmd, lk); opErr != unix.EINTR {
+				return
+			}
+		}
+	})
+	if err != nil {
+		return err
+	}
+	if opErr != nil {
+		return &fs.PathError{Op: "fcntl", Path: f.Name(), Err: opErr}
+	}
+	return nil
+}
