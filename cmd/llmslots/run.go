@@ -69,15 +69,23 @@ func runCmd(args []string, stdout, stderr io.Writer) int {
 		argv = append([]string{*shim}, argv...)
 	} else {
 		path, err = exec.LookPath(argv[0])
-		switch {
-		case errors.Is(err, exec.ErrDot):
+		if errors.Is(err, exec.ErrDot) {
 			err = nil // the user's PATH put "." there; honour it like a shell
-		case errors.Is(err, exec.ErrNotFound):
-			err = errors.New("command not found")
 		}
 	}
 	if err != nil {
-		return failure(stderr, exitNotFound, fmt.Errorf("llmslots: %s: %w", argv[0], err))
+		code := exitNotFound
+		if errors.Is(err, os.ErrPermission) {
+			code = exitNoExec
+		}
+		var ee *exec.Error
+		if errors.As(err, &ee) {
+			err = ee.Err // the name is said once, below
+		}
+		if errors.Is(err, exec.ErrNotFound) {
+			err = errors.New("command not found")
+		}
+		return failure(stderr, code, fmt.Errorf("llmslots: %s: %w", argv[0], err))
 	}
 
 	var opts []llmslots.Option
