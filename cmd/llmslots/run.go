@@ -42,6 +42,7 @@ func runCmd(args []string, stdout, stderr io.Writer) int {
 	wait := fs.Duration("wait", 0, "give up after `D` (e.g. 30s, 5m) with exit 75; 0: one attempt; default: wait until a slot frees")
 	label := fs.String("label", "", "record `TEXT` in the slot for status readers")
 	execFlag := fs.Bool("exec", false, "replace llmslots with CMD once the slot is held (Unix only)")
+	quiet := fs.Bool("quiet", false, "say nothing while waiting unless stderr is a terminal (where the live line is erased once the slot is taken); shims use it, so the program's stderr stays its own")
 	shim := fs.String("shim", "", "run the real `NAME` found along PATH, skipping llmslots shims, with ARGS (what shim scripts use)")
 	if code, done := parseFlags(fs, args, stdout, stderr); done {
 		return code
@@ -103,11 +104,16 @@ func runCmd(args []string, stdout, stderr io.Writer) int {
 	signal.Notify(sigs, forwarded...)
 	defer signal.Stop(sigs)
 
-	g, sig, err := acquireWhileWatching(pool, pf.maxOrDefault(), waitFor, sigs, stderr)
+	waitOut := stderr
+	if f, ok := stderr.(*os.File); *quiet && (!ok || !isTerminal(f)) {
+		waitOut = io.Discard
+	}
+	g, sig, err := acquireWhileWatching(pool, pf.maxOrDefault(), waitFor, sigs, waitOut)
 	switch {
 	case sig != nil:
 		return 128 + signalNumber(sig)
 	case errors.Is(err, llmslots.ErrBusy):
+		// Said even with --quiet: the command did not run, and why matters.
 		return failure(stderr, exitBusy, err)
 	case err != nil:
 		return failure(stderr, exitError, err)

@@ -111,7 +111,7 @@ func shimCmd(args []string, stdout, stderr io.Writer) int {
 	if err != nil {
 		return failure(stderr, exitError, fmt.Errorf("llmslots: cannot find the llmslots binary to call from the shim: %w", err))
 	}
-	runArgs := []string{"run", "--exec", "--shim", name}
+	runArgs := []string{"run", "--exec", "--quiet", "--shim", name}
 	if p != "" {
 		runArgs = append(runArgs, "--pool", p)
 	}

@@ -19,7 +19,7 @@ const liveLineEvery = 250 * time.Millisecond
 
 // acquire takes a slot of pool, waiting up to wait (negative: until one
 // frees or ctx ends). While it waits it tells the user on stderr: a line
-// redrawn in place on a terminal, else a single line. No slot in time is an
+// redrawn in place on a terminal, else a single line (io.Discard: nothing). No slot in time is an
 // error matching llmslots.ErrBusy that names the holders.
 func acquire(ctx context.Context, pool *llmslots.Pool, max int, wait time.Duration, stderr io.Writer) (*llmslots.Guard, error) {
 	g, err := pool.Acquire(max, 0)
@@ -53,6 +53,9 @@ func acquire(ctx context.Context, pool *llmslots.Pool, max int, wait time.Durati
 // showWaiting starts telling the user that run waits; the returned
 // function stops it and clears the live line.
 func showWaiting(pool *llmslots.Pool, max int, wait time.Duration, start time.Time, stderr io.Writer) (stop func()) {
+	if stderr == io.Discard {
+		return func() {}
+	}
 	f, ok := stderr.(*os.File)
 	if !ok || !isTerminal(f) {
 		fmt.Fprintln(stderr, waitingLine(pool, max, wait, 0))
