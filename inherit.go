@@ -146,7 +146,8 @@ func (g *Guard) PrepareExec(argv, env []string) ([]string, error) {
 		rec.Since = g.acquired
 		rec.Label = g.pool.label
 		rec.Command = cleanValue(strings.Join(argv, " "), maxCommandLen)
-		if err := g.file.Truncate(0); err == nil {
+		err := g.file.Truncate(0)
+		if err == nil {
 			_, err = g.file.WriteAt(rec.marshal(), 0)
 		}
 		if err != nil {
