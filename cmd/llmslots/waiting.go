@@ -100,7 +100,7 @@ func waitingLine(pool *llmslots.Pool, max int, wait, waited time.Duration) strin
 		}
 	}
 	if waited > 0 {
-		fmt.Fprintf(&b, ", waited %v", waited.Round(time.Second))
+		fmt.Fprintf(&b, ", waited %.1fs", waited.Seconds())
 	}
 	if wait > 0 {
 		fmt.Fprintf(&b, " (gives up after %v)", wait)
