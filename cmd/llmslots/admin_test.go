@@ -5,6 +5,7 @@ package main
 import (
 	"os"
 	"path/filepath"
+	"runtime"
 	"strconv"
 	"strings"
 	"syscall"
@@ -211,5 +212,30 @@ wait
 	}
 	if most != 2 {
 		t.Fatalf("at most %d jobs overlapped; want 2 (the limit, and reached)", most)
+	}
+}
+
+// When the recorded holder is gone but its command still holds the slot
+// (llmslots run was SIGKILLed), release --kill stops the processes that
+// hold the lock, found through /proc.
+func TestReleaseKillFindsHandedOnHolder(t *testing.T) {
+	if runtime.GOOS != "linux" {
+		t.Skip("lock holders are found through /proc on Linux only")
+	}
+	e := newEnv(t)
+	p := e.start("run", "--max", "1", "--", "sh", "-c", "echo $$; exec cat")
+	child, _ := strconv.Atoi(p.line())
+	p.cmd.Process.Signal(syscall.SIGKILL)
+	p.wait()
+	r := e.run("release", "--slot", "0", "--kill", "--grace", "10s")
+	if r.code != 0 || !strings.Contains(r.stdout, "SIGTERM to pid "+strconv.Itoa(child)) {
+		t.Fatalf("release --kill: exit %d: %q %q", r.code, r.stdout, r.stderr)
+	}
+	if r.took > 5*time.Second {
+		t.Errorf("release --kill took %v; the command exits on SIGTERM", r.took)
+	}
+	p.expectEOF()
+	if st := readStatus(t, e, 1); st.Slots[0].State != llmslots.StateFree {
+		t.Fatalf("after release --kill slot 0 is %s", st.Slots[0].State)
 	}
 }

@@ -8,6 +8,9 @@ import (
 	"github.com/llmslots/llmslots"
 )
 
+// canExec reports whether run --exec works here.
+const canExec = true
+
 // execHolding replaces this process with path, keeping the slot: the
 // locked descriptor stays open across exec, and the slot's record names
 // the new program (same pid). It returns only on failure.

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"slices"
 	"time"
 
 	"github.com/llmslots/llmslots"
@@ -100,16 +101,33 @@ func stopHolder(pool *llmslots.Pool, id int, held llmslots.SlotStatus, grace tim
 	case held.PID == os.Getpid():
 		return fmt.Errorf("llmslots: slot %d is held by this process", id)
 	}
-	fmt.Fprintf(stdout, "slot %d: sending SIGTERM to pid %d\n", id, held.PID)
-	if err := terminate(held.PID); err != nil {
-		fmt.Fprintf(stdout, "slot %d: pid %d: %v\n", id, held.PID, err)
+	// Whom to ask to stop. Where the processes holding the lock can be
+	// listed (Linux), they decide: the recorded holder if it is one of them
+	// (llmslots run forwards SIGTERM to its command), else all of them (the
+	// recorded holder died and handed the slot on, or its pid was reused by
+	// a process that must not be signalled).
+	term := []int{held.PID}
+	if holders := lockHolders(held.Path); len(holders) > 0 && !slices.Contains(holders, held.PID) {
+		term = holders
+	}
+	fmt.Fprintf(stdout, "slot %d: sending SIGTERM to pid %s\n", id, joinInts(term))
+	for _, pid := range term {
+		if err := terminate(pid); err != nil {
+			fmt.Fprintf(stdout, "slot %d: pid %d: %v\n", id, pid, err)
+		}
 	}
 	if free, err := waitFree(pool, id, grace); free || err != nil {
 		return err
 	}
-	pids := append([]int{held.PID}, lockHolders(held.Path)...)
-	fmt.Fprintf(stdout, "slot %d: still held after %v; sending SIGKILL to pids %s\n", id, grace, joinInts(dedupe(pids)))
-	for _, pid := range dedupe(pids) {
+	kill := lockHolders(held.Path)
+	if len(kill) == 0 {
+		kill = term
+	} else if slices.Contains(term, held.PID) {
+		kill = append(kill, held.PID)
+	}
+	kill = dedupe(kill)
+	fmt.Fprintf(stdout, "slot %d: still held after %v; sending SIGKILL to pid %s\n", id, grace, joinInts(kill))
+	for _, pid := range kill {
 		forceKill(pid)
 	}
 	free, err := waitFree(pool, id, afterKill)

@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"os/signal"
+	"runtime"
 	"syscall"
 	"time"
 
@@ -56,6 +57,9 @@ func runCmd(args []string, stdout, stderr io.Writer) int {
 			return usageError(fs, stderr, "--wait must be >= 0, got %v", *wait)
 		}
 		waitFor = *wait
+	}
+	if *execFlag && !canExec {
+		return failure(stderr, exitError, fmt.Errorf("llmslots: --exec is not supported on %s; run without it", runtime.GOOS))
 	}
 	argv := fs.Args()
 	if *shim == "" && len(argv) == 0 {
