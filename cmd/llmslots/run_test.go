@@ -297,3 +297,43 @@ func TestStatusJSON(t *testing.T) {
 		t.Errorf("pool codex: %+v", st)
 	}
 }
+
+func TestHelpForEverySubcommand(t *testing.T) {
+	e := newEnv(t)
+	for _, c := range commands {
+		r := e.run(c.name, "--help")
+		if r.code != 0 || !strings.HasPrefix(r.stdout, "Usage: llmslots "+c.name) || r.stderr != "" {
+			t.Errorf("%s --help: exit %d, stdout %q, stderr %q", c.name, r.code, r.stdout, r.stderr)
+		}
+	}
+}
+
+func TestMaxExplains(t *testing.T) {
+	e := newEnv(t)
+	r := e.runEnv(e.with("LLMSLOTS_MAX=3"), "", "max", "--json")
+	var c llmslots.Concurrency
+	if err := json.Unmarshal([]byte(r.stdout), &c); err != nil || r.code != 0 {
+		t.Fatalf("max --json: exit %d, %v: %q", r.code, err, r.stdout)
+	}
+	if c.Max != 3 || c.Source != llmslots.EnvMax || c.CPUs < 1 {
+		t.Errorf("max with LLMSLOTS_MAX=3: %+v", c)
+	}
+	r = e.run("max")
+	if r.code != 0 || !strings.Contains(r.stdout, "CPUs:") || !strings.Contains(r.stdout, "LLMSLOTS_MAX: unset") {
+		t.Errorf("max: exit %d, %q", r.code, r.stdout)
+	}
+	// run and status take their default max from the same place.
+	if st := readStatusEnv(t, e, e.with("LLMSLOTS_MAX=3")); st.Max != 3 {
+		t.Errorf("status with LLMSLOTS_MAX=3 read max %d", st.Max)
+	}
+}
+
+func readStatusEnv(t *testing.T, e *testEnv, env []string) llmslots.Status {
+	t.Helper()
+	r := e.runEnv(env, "", "status", "--json")
+	var st llmslots.Status
+	if err := json.Unmarshal([]byte(r.stdout), &st); err != nil || r.code != 0 {
+		t.Fatalf("status --json: exit %d, %v: %q", r.code, err, r.stdout)
+	}
+	return st
+}
