@@ -13,15 +13,17 @@ import (
 )
 
 // EnvInherited is the environment variable through which a process learns
-// that it was started holding a slot: Inherit and PrepareExec set it to
+// that it was started holding slots: Inherit and PrepareExec set it to
 // "fd=N;slot=ID;dir=DIR", naming the descriptor that holds the locked slot
-// file, the slot's id and its pool's directory. The directory comes last,
-// so it may contain any character.
+// file, the slot's id and its pool's directory; one such line per pool when
+// the process holds slots of several (a "codex" slot taken inside a
+// "claude" slot). The directory comes last on its line, so it may contain
+// any character but a newline.
 //
-// A process started this way that acquires a slot of the same pool gets
-// the inherited slot back at once (see Pool.Acquire), instead of waiting
-// for a second slot while its own parent holds the first: with max=1 that
-// wait would never end.
+// A process started this way that acquires a slot of one of those pools
+// gets the inherited slot back at once (see Pool.Acquire), instead of
+// waiting for a second slot while its own ancestor holds the first: with
+// max=1 that wait would never end.
 const EnvInherited = "LLMSLOTS_INHERITED"
 
 // inheritance is the parsed value of EnvInherited.
@@ -63,10 +65,29 @@ func parseInheritance(s string) (inheritance, error) {
 	return in, nil
 }
 
+// parseInheritances reads every line of an EnvInherited value, skipping
+// (and reporting) lines that do not parse.
+func parseInheritances(v string) ([]inheritance, []error) {
+	var ins []inheritance
+	var errs []error
+	for _, line := range strings.Split(v, "\n") {
+		if line == "" {
+			continue
+		}
+		in, err := parseInheritance(line)
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		ins = append(ins, in)
+	}
+	return ins, errs
+}
+
 // withInheritance returns env (the current environment when env is nil)
-// with EnvInherited set to in, dropping any value it had: a grandchild
-// must not be told about a descriptor its parent never passed on.
-func withInheritance(env []string, in inheritance) []string {
+// with EnvInherited set to ins, dropping any value it had: a child must not
+// be told about a descriptor its parent did not pass on.
+func withInheritance(env []string, ins []inheritance) []string {
 	if env == nil {
 		env = os.Environ()
 	}
@@ -76,7 +97,36 @@ func withInheritance(env []string, in inheritance) []string {
 			out = append(out, kv)
 		}
 	}
-	return append(out, EnvInherited+"="+in.String())
+	lines := make([]string, len(ins))
+	for i, in := range ins {
+		lines[i] = in.String()
+	}
+	return append(out, EnvInherited+"="+strings.Join(lines, "\n"))
+}
+
+// handedOn lists what a child of this process should inherit along with
+// g's slot: g first, then every slot this process itself inherited from
+// another pool, so that a slot taken inside another pool's slot does not
+// cut the child off from the outer one. fd(i) numbers the i-th file.
+func (g *Guard) handedOn(fd func(i int, f *os.File) (int, error)) ([]*os.File, []inheritance, error) {
+	files := []*os.File{g.file}
+	n, err := fd(0, g.file)
+	if err != nil {
+		return nil, nil, err
+	}
+	ins := []inheritance{{fd: n, slot: g.id, dir: g.pool.dir}}
+	for _, a := range inheritedGuards() {
+		if a.pool.dir == g.pool.dir {
+			continue // g is this slot, or nested in it
+		}
+		n, err := fd(len(files), a.file)
+		if err != nil {
+			return nil, nil, err
+		}
+		files = append(files, a.file)
+		ins = append(ins, inheritance{fd: n, slot: a.id, dir: a.pool.dir})
+	}
+	return files, ins, nil
 }
 
 // Inherit hands the held slot to cmd, a child process not yet started, so
@@ -112,7 +162,15 @@ func (g *Guard) Inherit(cmd *exec.Cmd) error {
 	if g.file == nil {
 		return invalidf("slot %d of %s was released; there is nothing to inherit", g.id, g.pool.dir)
 	}
-	return inheritFile(cmd, g.file, inheritance{fd: 3 + len(cmd.ExtraFiles), slot: g.id, dir: g.pool.dir})
+	if strings.Contains(g.pool.dir, "\n") {
+		return invalidf("cannot hand on a slot of %q: a directory with a newline cannot be named in %s", g.pool.dir, EnvInherited)
+	}
+	base := len(cmd.ExtraFiles)
+	files, ins, err := g.handedOn(func(i int, _ *os.File) (int, error) { return 3 + base + i, nil })
+	if err != nil {
+		return err
+	}
+	return inheritFiles(cmd, files, ins)
 }
 
 // PrepareExec readies the held slot to pass to the program that replaces
@@ -136,7 +194,10 @@ func (g *Guard) PrepareExec(argv, env []string) ([]string, error) {
 	if g.file == nil {
 		return nil, invalidf("slot %d of %s was released; there is nothing to keep across exec", g.id, g.pool.dir)
 	}
-	fd, err := keepOnExec(g.file)
+	if strings.Contains(g.pool.dir, "\n") {
+		return nil, invalidf("cannot keep a slot of %q: a directory with a newline cannot be named in %s", g.pool.dir, EnvInherited)
+	}
+	_, ins, err := g.handedOn(func(_ int, f *os.File) (int, error) { return keepOnExec(f) })
 	if err != nil {
 		return nil, err
 	}
@@ -154,60 +215,82 @@ func (g *Guard) PrepareExec(argv, env []string) ([]string, error) {
 			g.pool.log().Warn("llmslots: slot kept across exec, but its record was not rewritten", "slot", g.id, "path", g.path, "err", err)
 		}
 	}
-	return withInheritance(env, inheritance{fd: fd, slot: g.id, dir: g.pool.dir}), nil
+	return withInheritance(env, ins), nil
 }
 
-// inherited is the slot this process was started with (see EnvInherited),
-// checked once, at the first acquire; g is nil when there is none or the
-// check failed. The package variable keeps its file reachable for the
-// life of the process.
+// inherited holds the slots this process was started with (see
+// EnvInherited), checked once, at the first acquire or hand-on; slots that
+// fail the check are left out. The package variable keeps their files
+// reachable for the life of the process. They are never released here:
+// the process that took them does that.
 var inherited struct {
-	once sync.Once
-	g    *Guard
+	once   sync.Once
+	guards []*Guard
 }
 
-// inheritedGuard returns the inherited slot's guard if it belongs to the
-// pool in dir.
+// inheritedGuards returns the checked inherited slots, one per pool.
+func inheritedGuards() []*Guard {
+	inherited.once.Do(func() { inherited.guards = adoptInherited() })
+	return inherited.guards
+}
+
+// inheritedGuard returns the inherited slot of the pool in dir, or nil.
 func inheritedGuard(dir string) *Guard {
-	inherited.once.Do(func() { inherited.g = adoptInherited() })
-	if g := inherited.g; g != nil && g.pool.dir == dir {
-		return g
+	for _, g := range inheritedGuards() {
+		if g.pool.dir == dir {
+			return g
+		}
 	}
 	return nil
 }
 
-// adoptInherited checks the slot EnvInherited names: the descriptor must
+// adoptInherited checks each slot EnvInherited names: the descriptor must
 // be open on the very file at the slot's path (fstat against lstat, by
 // os.SameFile), still linked, and locked by this open file. A stale
 // variable, which a grandchild may see after its parent closed or reused
 // the descriptor, fails the check and is ignored.
-func adoptInherited() *Guard {
+func adoptInherited() []*Guard {
 	v := os.Getenv(EnvInherited)
 	if v == "" {
 		return nil
 	}
 	log := packageLogger()
-	in, err := parseInheritance(v)
-	if err != nil {
-		log.Debug("llmslots: ignoring inherited slot", "err", err)
-		return nil
+	ins, errs := parseInheritances(v)
+	for _, err := range errs {
+		log.Debug("llmslots: ignoring an inherited slot", "err", err)
 	}
-	p, err := NewPool(in.dir)
-	if err != nil {
-		log.Debug("llmslots: ignoring inherited slot", "err", err)
-		return nil
+	var guards []*Guard
+	for _, in := range ins {
+		p, err := NewPool(in.dir)
+		if err != nil {
+			log.Debug("llmslots: ignoring an inherited slot", "err", err)
+			continue
+		}
+		if inheritedIn(guards, p.dir) {
+			continue // one slot per pool: the first one named
+		}
+		path := slotPath(p.dir, in.slot)
+		f, fi, err := adoptFD(in.fd, path)
+		if err != nil {
+			log.Debug("llmslots: ignoring an inherited slot", "fd", in.fd, "path", path, "err", err)
+			continue
+		}
+		since := time.Now()
+		if rec, err := readRecordFrom(f); err == nil && !rec.Since.IsZero() {
+			since = rec.Since
+		}
+		guards = append(guards, &Guard{pool: p, id: in.slot, path: path, file: f, info: fi, acquired: since})
 	}
-	path := slotPath(p.dir, in.slot)
-	f, fi, err := adoptFD(in.fd, path)
-	if err != nil {
-		log.Debug("llmslots: ignoring inherited slot", "fd", in.fd, "path", path, "err", err)
-		return nil
+	return guards
+}
+
+func inheritedIn(guards []*Guard, dir string) bool {
+	for _, g := range guards {
+		if g.pool.dir == dir {
+			return true
+		}
 	}
-	since := time.Now()
-	if rec, err := readRecordFrom(f); err == nil && !rec.Since.IsZero() {
-		since = rec.Since
-	}
-	return &Guard{pool: p, id: in.slot, path: path, file: f, info: fi, acquired: since}
+	return false
 }
 
 // errNotTheSlot reports an inherited descriptor that is not the slot file.

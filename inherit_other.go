@@ -13,7 +13,7 @@ import (
 
 // A lock here belongs to the process that took it (LockFileEx on Windows):
 // a child cannot keep it after its parent exits, so no slot is handed on.
-func inheritFile(cmd *exec.Cmd, f *os.File, in inheritance) error {
+func inheritFiles(cmd *exec.Cmd, files []*os.File, ins []inheritance) error {
 	return fmt.Errorf("llmslots: handing a slot to a child process is not supported on %s: %w", runtime.GOOS, errors.ErrUnsupported)
 }
 

@@ -17,7 +17,34 @@ import (
 // outcome on stdout. It is read in init, before TestMain.
 const inheritChildEnv = "LLMSLOTS_TEST_INHERIT_CHILD"
 
+// inheritViaEnv, when set too, makes the child first take a slot of the
+// pool in its value (max=1, no wait) and start the test binary again as a
+// grandchild that inherits that slot, then print what the grandchild said.
+const inheritViaEnv = "LLMSLOTS_TEST_INHERIT_VIA"
+
 func init() {
+	if via := os.Getenv(inheritViaEnv); via != "" {
+		p, _ := NewPool(via)
+		g, err := p.Acquire(1, 0)
+		if err != nil {
+			fmt.Println("error", err)
+			os.Exit(1)
+		}
+		cmd := exec.Command(os.Args[0], "-test.run=^$")
+		for _, kv := range os.Environ() {
+			if !strings.HasPrefix(kv, inheritViaEnv+"=") {
+				cmd.Env = append(cmd.Env, kv)
+			}
+		}
+		if err := g.Inherit(cmd); err != nil {
+			fmt.Println("error", err)
+			os.Exit(1)
+		}
+		cmd.Stdout, cmd.Stderr = os.Stdout, os.Stderr
+		cmd.Run()
+		g.Release()
+		os.Exit(0)
+	}
 	dir := os.Getenv(inheritChildEnv)
 	if dir == "" {
 		return
@@ -148,6 +175,45 @@ func TestInheritBadInputs(t *testing.T) {
 	}
 	if _, err := g.PrepareExec([]string{"true"}, nil); !errors.Is(err, ErrInvalid) {
 		t.Errorf("released Guard: PrepareExec = %v; want ErrInvalid", err)
+	}
+}
+
+// A slot taken inside another pool's inherited slot does not cut the
+// grandchild off from the outer one: holding pool A, a child takes a slot
+// of pool B and starts a grandchild, which asks for A with max=1 and must
+// get the inherited A slot at once.
+func TestInheritedSlotsOfTwoPools(t *testing.T) {
+	a, _ := NewPool(t.TempDir())
+	b, _ := NewPool(t.TempDir())
+	g, err := a.Acquire(1, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer g.Release()
+	cmd := inheritChild(t, a.Dir())
+	cmd.Env = append(cmd.Env, inheritViaEnv+"="+b.Dir())
+	if err := g.Inherit(cmd); err != nil {
+		t.Fatal(err)
+	}
+	out, err := cmd.Output()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := string(out); !strings.HasPrefix(got, "got 0 nested true") {
+		t.Fatalf("grandchild said %q; want it to get pool A's slot 0 as a nested guard", got)
+	}
+}
+
+func TestParseInheritances(t *testing.T) {
+	a := inheritance{fd: 3, slot: 0, dir: "/a"}
+	b := inheritance{fd: 4, slot: 5, dir: "/b c"}
+	got, errs := parseInheritances(a.String() + "\n" + "garbage" + "\n" + b.String() + "\n")
+	if len(got) != 2 || got[0] != a || got[1] != b || len(errs) != 1 {
+		t.Fatalf("parseInheritances: %+v, %v", got, errs)
+	}
+	env := withInheritance([]string{"A=1", EnvInherited + "=old"}, []inheritance{a, b})
+	if len(env) != 2 || env[1] != EnvInherited+"="+a.String()+"\n"+b.String() {
+		t.Fatalf("withInheritance: %q", env)
 	}
 }
 

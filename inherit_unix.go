@@ -11,11 +11,11 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// inheritFile passes f to cmd as descriptor in.fd: exec.Cmd dups each of
-// ExtraFiles to 3, 4, ... in the child, without close-on-exec.
-func inheritFile(cmd *exec.Cmd, f *os.File, in inheritance) error {
-	cmd.ExtraFiles = append(cmd.ExtraFiles, f)
-	cmd.Env = withInheritance(cmd.Env, in)
+// inheritFiles passes files to cmd as the descriptors ins name: exec.Cmd
+// dups each of ExtraFiles to 3, 4, ... in the child, without close-on-exec.
+func inheritFiles(cmd *exec.Cmd, files []*os.File, ins []inheritance) error {
+	cmd.ExtraFiles = append(cmd.ExtraFiles, files...)
+	cmd.Env = withInheritance(cmd.Env, ins)
 	return nil
 }
 

@@ -166,10 +166,13 @@ func TestNestedRunGetsParentsSlot(t *testing.T) {
 		{"run", "--max", "1", "--"},
 		{"run", "--exec", "--max", "1", "--"},
 		{"run", "--max", "1", "--", "sh", "-c", `exec "$0" "$@"`}, // through a shell
+		// Another pool's slot in between, with and without --exec.
+		{"run", "--max", "1", "--", bin, "run", "--pool", "other", "--max", "1", "--"},
+		{"run", "--exec", "--max", "1", "--", bin, "run", "--exec", "--pool", "other", "--max", "1", "--"},
 	} {
 		args := append(append([]string{}, outer...), bin, "run", "--max", "1", "--wait", "0", "--", "sh", "-c", "echo inner $LLMSLOTS_INHERITED")
 		r := e.run(args...)
-		if r.code != 0 || !strings.HasPrefix(r.stdout, "inner fd=") {
+		if r.code != 0 || !strings.HasPrefix(r.stdout, "inner fd=") || !strings.Contains(r.stdout, "dir="+e.dir+"\n") {
 			t.Fatalf("llmslots %q: exit %d, %q %q", args, r.code, r.stdout, r.stderr)
 		}
 		if r.took > 5*time.Second {
