@@ -172,7 +172,7 @@ func TestNestedRunGetsParentsSlot(t *testing.T) {
 	} {
 		args := append(append([]string{}, outer...), bin, "run", "--max", "1", "--wait", "0", "--", "sh", "-c", "echo inner $LLMSLOTS_INHERITED")
 		r := e.run(args...)
-		if r.code != 0 || !strings.HasPrefix(r.stdout, "inner fd=") || !strings.Contains(r.stdout, "dir="+e.dir+"\n") {
+		if r.code != 0 || !strings.HasPrefix(r.stdout, "inner fd=") || !strings.Contains(r.stdout, ";dir="+e.dir) {
 			t.Fatalf("llmslots %q: exit %d, %q %q", args, r.code, r.stdout, r.stderr)
 		}
 		if r.took > 5*time.Second {
