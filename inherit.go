@@ -141,7 +141,8 @@ func (g *Guard) handedOn(fd func(i int, f *os.File) (int, error)) ([]*os.File, [
 // child keeps the slot and the next acquirer reclaims it once the child is
 // gone. Start cmd before calling Release. The child's own descendants
 // inherit the descriptor too, unless they close it: the slot follows the
-// whole process tree.
+// whole process tree. Slots this process itself inherited from other pools
+// are handed on with it (see EnvInherited).
 //
 // Inherit fails with an error matching ErrInvalid for a nil cmd, a started
 // cmd or a released Guard, and with errors.ErrUnsupported on platforms that
@@ -160,7 +161,7 @@ func (g *Guard) Inherit(cmd *exec.Cmd) error {
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	if g.file == nil {
-		return invalidf("slot %d of %s was released; there is nothing to inherit", g.id, g.pool.dir)
+		return invalidf("the guard of slot %d (%s) is released or zero; there is nothing to inherit", g.id, g.path)
 	}
 	if strings.Contains(g.pool.dir, "\n") {
 		return invalidf("cannot hand on a slot of %q: a directory with a newline cannot be named in %s", g.pool.dir, EnvInherited)
@@ -192,7 +193,7 @@ func (g *Guard) PrepareExec(argv, env []string) ([]string, error) {
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	if g.file == nil {
-		return nil, invalidf("slot %d of %s was released; there is nothing to keep across exec", g.id, g.pool.dir)
+		return nil, invalidf("the guard of slot %d (%s) is released or zero; there is nothing to keep across exec", g.id, g.path)
 	}
 	if strings.Contains(g.pool.dir, "\n") {
 		return nil, invalidf("cannot keep a slot of %q: a directory with a newline cannot be named in %s", g.pool.dir, EnvInherited)

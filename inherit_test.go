@@ -162,6 +162,13 @@ func TestInheritBadInputs(t *testing.T) {
 	if err := g.Inherit(nil); !errors.Is(err, ErrInvalid) {
 		t.Errorf("Inherit(nil) = %v; want ErrInvalid", err)
 	}
+	var zero Guard
+	if err := zero.Inherit(exec.Command("true")); !errors.Is(err, ErrInvalid) {
+		t.Errorf("zero Guard: Inherit = %v; want ErrInvalid", err)
+	}
+	if _, err := zero.PrepareExec(nil, nil); !errors.Is(err, ErrInvalid) {
+		t.Errorf("zero Guard: PrepareExec = %v; want ErrInvalid", err)
+	}
 	var nilGuard *Guard
 	if err := nilGuard.Inherit(exec.Command("true")); !errors.Is(err, ErrInvalid) {
 		t.Errorf("nil Guard: Inherit = %v; want ErrInvalid", err)
