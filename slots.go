@@ -80,6 +80,9 @@ func (p *Pool) acquire(ctx context.Context, max int, deadline time.Time, wait ti
 	if err := checkMax(max); err != nil {
 		return nil, err
 	}
+	if g, err := p.reenter(ctx); g != nil || err != nil {
+		return g, err // a slot this caller already holds (nested.go)
+	}
 	if err := p.prepare(); err != nil {
 		return nil, err
 	}

@@ -1,0 +1,189 @@
+// Command llmslots limits how many processes of one user, across the whole
+// host, run a command at once: shell scripts, Makefiles and harnesses in
+// any language get the limit Go programs get from package llmslots.
+//
+//	llmslots run --pool codex --max 4 -- codex exec "review this diff"
+//
+// Subcommands: run (take a slot, run a command holding it), shim (put a
+// slot in front of a program other tools spawn), status, release, cleanup
+// and max. Run "llmslots help" or "llmslots SUBCOMMAND --help" for each.
+//
+// Exit status: the command's own for run (128+N when it dies of signal N),
+// 75 when no slot freed in time, 64 for a usage error, 126 or 127 when the
+// command cannot be run or found, 1 for any other error.
+package main
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+)
+
+// Exit statuses, from sysexits.h where one fits, so shell scripts can tell
+// "try later" from "you called me wrong".
+const (
+	exitOK       = 0
+	exitError    = 1   // any other failure; one line on stderr says what
+	exitUsage    = 64  // EX_USAGE: bad flags or arguments
+	exitBusy     = 75  // EX_TEMPFAIL: no slot freed in time
+	exitNoExec   = 126 // the command was found but cannot be run (shell convention)
+	exitNotFound = 127 // the command was not found (shell convention)
+)
+
+// A command is one subcommand.
+type command struct {
+	name    string
+	summary string
+	run     func(args []string, stdout, stderr io.Writer) int
+}
+
+// commands lists the subcommands in the order help shows them; filled in
+// init because their functions refer back to it for help.
+var commands []command
+
+func init() {
+	commands = []command{
+		{"run", "take a slot and run a command holding it", runCmd},
+		{"shim", "install a script that runs a program under a slot", shimCmd},
+		{"status", "show each slot's state and holder", statusCmd},
+		{"release", "free a stale slot, or stop its holder with --kill", releaseCmd},
+		{"cleanup", "remove slot files left by dead holders", cleanupCmd},
+		{"max", "show the default max and how it was derived", maxCmd},
+	}
+}
+
+func main() {
+	os.Exit(dispatch(os.Args[1:], os.Stdout, os.Stderr))
+}
+
+// dispatch runs the subcommand args name and returns the exit status.
+func dispatch(args []string, stdout, stderr io.Writer) int {
+	if len(args) == 0 {
+		printMainUsage(stderr)
+		return exitUsage
+	}
+	switch args[0] {
+	case "help", "-h", "-help", "--help":
+		if len(args) > 1 {
+			for _, c := range commands {
+				if c.name == args[1] {
+					return c.run([]string{"--help"}, stdout, stderr)
+				}
+			}
+		}
+		printMainUsage(stdout)
+		return exitOK
+	}
+	for _, c := range commands {
+		if c.name == args[0] {
+			return c.run(args[1:], stdout, stderr)
+		}
+	}
+	fmt.Fprintf(stderr, "llmslots: unknown subcommand %q\n\n", args[0])
+	printMainUsage(stderr)
+	return exitUsage
+}
+
+func printMainUsage(w io.Writer) {
+	fmt.Fprint(w, `llmslots: at most N processes of this user run a command at once, host-wide.
+
+Usage:
+  llmslots run [--pool NAME | --dir DIR] [--max N] [--wait D] [--label TEXT] [--exec] -- CMD [ARGS...]
+  llmslots shim NAME [--pool P] [--max N] [--wait D] [--bin-dir DIR]
+  llmslots shim --remove NAME [--bin-dir DIR]
+  llmslots status [--json] [--max N] [--pool NAME | --dir DIR]
+  llmslots release --slot N [--kill] [--grace 10s] [--pool NAME | --dir DIR]
+  llmslots cleanup [--dry-run] [--max N] [--pool NAME | --dir DIR]
+  llmslots max [--json]
+
+Subcommands:
+`)
+	for _, c := range commands {
+		fmt.Fprintf(w, "  %-8s %s\n", c.name, c.summary)
+	}
+	fmt.Fprint(w, `
+Environment: LLMSLOTS_DIR (the default pool's directory), LLMSLOTS_MAX (the
+default max). Exit status: run exits with its command's status (128+N if it
+dies of signal N); 75: no slot in time; 64: usage error; 126/127: the command
+cannot be run / was not found; 1: any other error.
+Run "llmslots SUBCOMMAND --help" for a subcommand's flags.
+`)
+}
+
+// newFlags makes a subcommand's flag set. Parse errors are reported by
+// parseFlags, not by the flag package, so help goes to stdout and errors
+// to stderr.
+func newFlags(name, synopsis, about string) *flag.FlagSet {
+	fs := flag.NewFlagSet("llmslots "+name, flag.ContinueOnError)
+	fs.SetOutput(io.Discard)
+	fs.Usage = func() {} // printUsage does it
+	synopses[fs] = synopsis
+	abouts[fs] = strings.TrimSpace(about)
+	return fs
+}
+
+// synopses and abouts hold each subcommand's usage line and description;
+// --help shows both, a usage error leaves the description out.
+var synopses, abouts = map[*flag.FlagSet]string{}, map[*flag.FlagSet]string{}
+
+// printUsage writes fs's usage to w, with the description when full.
+func printUsage(fs *flag.FlagSet, w io.Writer, full bool) {
+	fmt.Fprintf(w, "Usage: %s\n", synopses[fs])
+	if full {
+		fmt.Fprintf(w, "\n%s\n", abouts[fs])
+	}
+	hasFlags := false
+	fs.VisitAll(func(*flag.Flag) { hasFlags = true })
+	if hasFlags {
+		fmt.Fprint(w, "\nFlags:\n")
+		fs.SetOutput(w)
+		fs.PrintDefaults()
+		fs.SetOutput(io.Discard)
+	}
+}
+
+// parseFlags parses args; done is true when the caller should return code
+// (help was shown, or the flags were wrong).
+func parseFlags(fs *flag.FlagSet, args []string, stdout, stderr io.Writer) (code int, done bool) {
+	err := fs.Parse(args)
+	switch {
+	case err == nil:
+		return 0, false
+	case errors.Is(err, flag.ErrHelp):
+		printUsage(fs, stdout, true)
+		return exitOK, true
+	}
+	return usageError(fs, stderr, "%v", err), true
+}
+
+// usageError reports a usage error with the subcommand's usage and returns
+// exitUsage.
+func usageError(fs *flag.FlagSet, stderr io.Writer, format string, args ...any) int {
+	fmt.Fprintf(stderr, "%s: %s\n\n", fs.Name(), fmt.Sprintf(format, args...))
+	printUsage(fs, stderr, false)
+	return exitUsage
+}
+
+// failure reports an error on one line and returns code.
+func failure(stderr io.Writer, code int, err error) int {
+	msg := strings.ReplaceAll(err.Error(), "\n", " ")
+	if !strings.HasPrefix(msg, "llmslots") {
+		msg = "llmslots: " + msg
+	}
+	fmt.Fprintln(stderr, msg)
+	return code
+}
+
+// isSet reports whether the flag name was given on the command line.
+func isSet(fs *flag.FlagSet, name string) bool {
+	set := false
+	fs.Visit(func(f *flag.Flag) {
+		if f.Name == name {
+			set = true
+		}
+	})
+	return set
+}

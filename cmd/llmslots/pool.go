@@ -1,0 +1,84 @@
+package main
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"github.com/llmslots/llmslots"
+)
+
+// poolFlags are the flags that choose a pool and its size, shared by the
+// subcommands.
+type poolFlags struct {
+	pool string
+	dir  string
+	max  int
+}
+
+func (pf *poolFlags) register(fs *flag.FlagSet, withMax bool) {
+	fs.StringVar(&pf.pool, "pool", "", "use the named pool `NAME` ([a-z0-9._-], a subdirectory of the default pool's directory)")
+	fs.StringVar(&pf.dir, "dir", "", "use the pool in directory `DIR` (absolute); default: $LLMSLOTS_DIR, else $XDG_RUNTIME_DIR/llmslots, else the user cache directory")
+	if withMax {
+		fs.IntVar(&pf.max, "max", 0, fmt.Sprintf("at most `N` holders (1..%d); default: $LLMSLOTS_MAX, else from CPUs and memory (see llmslots max)", llmslots.MaxSlots))
+	}
+}
+
+// check validates the flags; a non-empty answer is a usage error.
+func (pf *poolFlags) check(fs *flag.FlagSet) string {
+	if pf.pool != "" && pf.dir != "" {
+		return "--pool and --dir choose a pool each; give one of them"
+	}
+	if isSet(fs, "pool") && pf.pool == "" {
+		return "--pool needs a name"
+	}
+	if isSet(fs, "dir") && (pf.dir == "" || !filepath.IsAbs(pf.dir)) {
+		return fmt.Sprintf("--dir must be an absolute path, got %q", pf.dir)
+	}
+	if isSet(fs, "max") && (pf.max < 1 || pf.max > llmslots.MaxSlots) {
+		return fmt.Sprintf("--max must be 1..%d, got %d", llmslots.MaxSlots, pf.max)
+	}
+	return ""
+}
+
+// maxOrDefault returns --max, or the default when it was not given.
+func (pf *poolFlags) maxOrDefault() int {
+	if pf.max > 0 {
+		return pf.max
+	}
+	return llmslots.DefaultMaxConcurrency()
+}
+
+// open returns the chosen pool, with opts. An error matching
+// llmslots.ErrInvalid is a bad flag (a pool name or label): a usage error.
+func (pf *poolFlags) open(opts ...llmslots.Option) (*llmslots.Pool, error) {
+	if pf.dir != "" {
+		return llmslots.NewPool(pf.dir, opts...)
+	}
+	// The environment is the user's to fix, not a usage error: check it
+	// first, so that an invalid name is the only ErrInvalid left below.
+	if d := os.Getenv(llmslots.EnvDir); d != "" && !filepath.IsAbs(d) {
+		return nil, fmt.Errorf("llmslots: %s must be an absolute path, got %q", llmslots.EnvDir, d)
+	}
+	if pf.pool != "" {
+		return llmslots.NamedPool(pf.pool, opts...)
+	}
+	return llmslots.DefaultPool(opts...)
+}
+
+// openPool opens the pool for a subcommand and reports a failure: a usage
+// error for a bad name or label, else exitError. done is true on failure.
+func openPool(pf *poolFlags, fs *flag.FlagSet, stderr io.Writer, opts ...llmslots.Option) (p *llmslots.Pool, code int, done bool) {
+	p, err := pf.open(opts...)
+	switch {
+	case errors.Is(err, llmslots.ErrInvalid):
+		return nil, usageError(fs, stderr, "%s", strings.TrimPrefix(err.Error(), "llmslots: ")), true
+	case err != nil:
+		return nil, failure(stderr, exitError, err), true
+	}
+	return p, 0, false
+}

@@ -1,0 +1,226 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"os/signal"
+	"runtime"
+	"syscall"
+	"time"
+
+	"github.com/llmslots/llmslots"
+)
+
+const runSynopsis = "llmslots run [--pool NAME | --dir DIR] [--max N] [--wait D] [--label TEXT] [--exec] -- CMD [ARGS...]"
+
+const runAbout = `
+Takes a slot of the pool, runs CMD holding it, and exits with CMD's exit
+status (128+N when CMD dies of signal N). CMD inherits the locked slot: the
+slot stays held while CMD (or a descendant that keeps the descriptor) lives,
+even if llmslots itself is killed, and is free once both are gone. SIGINT,
+SIGTERM and SIGHUP are forwarded to CMD (SIGINT only when stdin is not a
+terminal: a terminal sends Ctrl-C to CMD itself).
+
+With --exec, llmslots replaces itself with CMD once it holds the slot: no
+parent process stays behind, and the slot file names CMD's pid.
+
+A program started under a slot that runs llmslots (or uses package
+llmslots) on the same pool gets its parent's slot at once instead of
+waiting for a second one.
+
+No slot within --wait: exit 75, naming the holders. Waiting, llmslots shows
+a live line on stderr when it is a terminal, one line otherwise.`
+
+// runCmd is "llmslots run".
+func runCmd(args []string, stdout, stderr io.Writer) int {
+	fs := newFlags("run", runSynopsis, runAbout)
+	var pf poolFlags
+	pf.register(fs, true)
+	wait := fs.Duration("wait", 0, "give up after `D` (e.g. 30s, 5m) with exit 75; 0: one attempt; default: wait until a slot frees")
+	label := fs.String("label", "", "record `TEXT` in the slot for status readers")
+	execFlag := fs.Bool("exec", false, "replace llmslots with CMD once the slot is held (Unix only)")
+	quiet := fs.Bool("quiet", false, "say nothing while waiting unless stderr is a terminal (where the live line is erased once the slot is taken); shims use it, so the program's stderr stays its own")
+	shim := fs.String("shim", "", "run the real `NAME` found along PATH, skipping llmslots shims, with ARGS (what shim scripts use)")
+	if code, done := parseFlags(fs, args, stdout, stderr); done {
+		return code
+	}
+	if msg := pf.check(fs); msg != "" {
+		return usageError(fs, stderr, "%s", msg)
+	}
+	waitFor := time.Duration(-1) // until a slot frees
+	if isSet(fs, "wait") {
+		if *wait < 0 {
+			return usageError(fs, stderr, "--wait must be >= 0, got %v", *wait)
+		}
+		waitFor = *wait
+	}
+	if *execFlag && !canExec {
+		return failure(stderr, exitError, fmt.Errorf("llmslots: --exec is not supported on %s; run without it", runtime.GOOS))
+	}
+	argv := fs.Args()
+	if *shim == "" && len(argv) == 0 {
+		return usageError(fs, stderr, "no command given; put it after --")
+	}
+
+	// Find the command before waiting for a slot, so a typo fails at once.
+	var path string
+	var err error
+	if *shim != "" {
+		path, err = findReal(*shim)
+		argv = append([]string{*shim}, argv...)
+	} else {
+		path, err = exec.LookPath(argv[0])
+		if errors.Is(err, exec.ErrDot) {
+			err = nil // the user's PATH put "." there; honour it like a shell
+		}
+	}
+	if err != nil {
+		code := exitNotFound
+		if errors.Is(err, os.ErrPermission) {
+			code = exitNoExec
+		}
+		var ee *exec.Error
+		if errors.As(err, &ee) {
+			err = ee.Err // the name is said once, below
+		}
+		if errors.Is(err, exec.ErrNotFound) {
+			err = errors.New("command not found")
+		}
+		return failure(stderr, code, fmt.Errorf("llmslots: %s: %w", argv[0], err))
+	}
+
+	var opts []llmslots.Option
+	if *label != "" {
+		opts = append(opts, llmslots.WithLabel(*label))
+	}
+	pool, code, done := openPool(&pf, fs, stderr, opts...)
+	if done {
+		return code
+	}
+
+	// Signals are caught from here on: while waiting they cancel the wait,
+	// once CMD runs they are forwarded to it.
+	sigs := make(chan os.Signal, 8)
+	signal.Notify(sigs, forwarded...)
+	defer signal.Stop(sigs)
+
+	waitOut := stderr
+	if f, ok := stderr.(*os.File); *quiet && (!ok || !isTerminal(f)) {
+		waitOut = io.Discard
+	}
+	g, sig, err := acquireWhileWatching(pool, pf.maxOrDefault(), waitFor, sigs, waitOut)
+	switch {
+	case sig != nil:
+		return 128 + signalNumber(sig)
+	case errors.Is(err, llmslots.ErrBusy):
+		// Said even with --quiet: the command did not run, and why matters.
+		return failure(stderr, exitBusy, err)
+	case err != nil:
+		return failure(stderr, exitError, err)
+	}
+
+	if *execFlag {
+		signal.Stop(sigs)
+		err := execHolding(g, path, argv)
+		// Only a failed exec returns.
+		g.Release()
+		return failure(stderr, execFailureCode(err), fmt.Errorf("llmslots: cannot exec %s: %w", path, err))
+	}
+	code = runHolding(g, path, argv, sigs, stderr)
+	if err := g.Release(); err != nil {
+		fmt.Fprintf(stderr, "llmslots: releasing slot %d: %v\n", g.SlotID(), err)
+	}
+	return code
+}
+
+// acquireWhileWatching takes a slot, waiting up to wait (negative: without
+// limit), and gives up when one of sigs arrives, returning that signal.
+func acquireWhileWatching(pool *llmslots.Pool, max int, wait time.Duration, sigs <-chan os.Signal, stderr io.Writer) (*llmslots.Guard, os.Signal, error) {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	caught := make(chan os.Signal, 1)
+	stop := make(chan struct{})
+	watcherDone := make(chan struct{})
+	go func() {
+		defer close(watcherDone)
+		select {
+		case s := <-sigs:
+			caught <- s
+			cancel()
+		case <-stop:
+		}
+	}()
+	g, err := acquire(ctx, pool, max, wait, stderr)
+	close(stop)
+	<-watcherDone
+	select {
+	case s := <-caught:
+		// A signal that came while we waited, or just as we got the slot:
+		// either way the user wants out, and CMD has not started.
+		g.Release()
+		return nil, s, nil
+	default:
+	}
+	return g, nil, err
+}
+
+// runHolding runs CMD as a child that inherits the slot, forwards signals
+// to it, and returns the exit status to report.
+func runHolding(g *llmslots.Guard, path string, argv []string, sigs <-chan os.Signal, stderr io.Writer) int {
+	cmd := &exec.Cmd{Path: path, Args: argv, Stdin: os.Stdin, Stdout: os.Stdout, Stderr: os.Stderr}
+	if err := g.Inherit(cmd); err != nil && !errors.Is(err, errors.ErrUnsupported) {
+		return failure(stderr, exitError, err)
+	}
+	// Where the lock cannot be handed on (Windows), llmslots holds the slot
+	// for CMD while both live; see the README's platform notes.
+	if err := cmd.Start(); err != nil {
+		return failure(stderr, execFailureCode(err), fmt.Errorf("llmslots: cannot run %s: %w", path, err))
+	}
+	waited := make(chan struct{})
+	go func() {
+		for {
+			select {
+			case s := <-sigs:
+				if forwardSignal(s) {
+					cmd.Process.Signal(s)
+				}
+			case <-waited:
+				return
+			}
+		}
+	}()
+	err := cmd.Wait()
+	close(waited)
+	var exitErr *exec.ExitError
+	if err != nil && !errors.As(err, &exitErr) {
+		return failure(stderr, exitError, fmt.Errorf("llmslots: waiting for %s: %w", path, err))
+	}
+	return exitStatus(cmd.ProcessState)
+}
+
+// exitStatus is the shell's view of how a process ended: its exit code, or
+// 128+N when signal N killed it.
+func exitStatus(ps *os.ProcessState) int {
+	if ws, ok := ps.Sys().(syscall.WaitStatus); ok && ws.Signaled() {
+		return 128 + int(ws.Signal())
+	}
+	if code := ps.ExitCode(); code >= 0 {
+		return code
+	}
+	return exitError
+}
+
+// execFailureCode maps a failure to start a command to the shell's codes.
+func execFailureCode(err error) int {
+	switch {
+	case errors.Is(err, os.ErrNotExist):
+		return exitNotFound
+	case errors.Is(err, os.ErrPermission):
+		return exitNoExec
+	}
+	return exitError
+}

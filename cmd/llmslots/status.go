@@ -1,0 +1,87 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"strconv"
+	"text/tabwriter"
+	"time"
+
+	"github.com/llmslots/llmslots"
+)
+
+const statusAbout = `
+Shows each slot of the pool: its state (free, held, or stale: left by a
+holder that died), holder pid, age, label and command, decided by probing
+each slot's lock. --json prints the library's Status as is.`
+
+// statusCmd is "llmslots status".
+func statusCmd(args []string, stdout, stderr io.Writer) int {
+	fs := newFlags("status", "llmslots status [--json] [--max N] [--pool NAME | --dir DIR]", statusAbout)
+	var pf poolFlags
+	pf.register(fs, true)
+	asJSON := fs.Bool("json", false, "print the status as JSON")
+	if code, done := parseFlags(fs, args, stdout, stderr); done {
+		return code
+	}
+	if fs.NArg() > 0 {
+		return usageError(fs, stderr, "unexpected argument %q", fs.Arg(0))
+	}
+	if msg := pf.check(fs); msg != "" {
+		return usageError(fs, stderr, "%s", msg)
+	}
+	pool, code, done := openPool(&pf, fs, stderr)
+	if done {
+		return code
+	}
+	st, err := pool.ReadStatus(pf.maxOrDefault())
+	if err != nil {
+		return failure(stderr, exitError, err)
+	}
+	if *asJSON {
+		enc := json.NewEncoder(stdout)
+		enc.SetIndent("", "  ")
+		if err := enc.Encode(st); err != nil {
+			return failure(stderr, exitError, err)
+		}
+		return exitOK
+	}
+	printStatus(stdout, st)
+	return exitOK
+}
+
+// printStatus writes st as a table.
+func printStatus(w io.Writer, st llmslots.Status) {
+	fmt.Fprintf(w, "pool %s (max %d): %d held, %d free, %d stale\n\n", st.Dir, st.Max, st.Active, st.Free, st.Stale)
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "SLOT\tSTATE\tPID\tAGE\tLABEL\tCOMMAND")
+	for _, s := range st.Slots {
+		pid, age := "-", "-"
+		if s.PID > 0 {
+			pid = strconv.Itoa(s.PID)
+		}
+		if !s.Since.IsZero() {
+			age = (time.Duration(s.AgeSecs * float64(time.Second))).Round(time.Second).String()
+		}
+		label, cmd := orDash(s.Label), orDash(shorten(s.Command, 80))
+		if s.Detail != "" {
+			cmd += " [" + s.Detail + "]"
+		}
+		fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\t%s\n", s.SlotID, s.State, pid, age, label, cmd)
+	}
+	tw.Flush()
+	printWaiters(w, st)
+}
+
+// printWaiters is the spot for the waiters of the FIFO queue being added
+// to the library on main (their pids, labels and how long each waited).
+// Until the queue lands there is nothing to list.
+func printWaiters(w io.Writer, st llmslots.Status) {}
+
+func orDash(s string) string {
+	if s == "" {
+		return "-"
+	}
+	return s
+}

@@ -1,0 +1,324 @@
+package llmslots
+
+import (
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"os/exec"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+)
+
+// EnvInherited is the environment variable through which a process learns
+// that it was started holding slots: Inherit and PrepareExec set it to
+// "fd=N;slot=ID;dir=DIR", naming the descriptor that holds the locked slot
+// file, the slot's id and its pool's directory; one such line per pool when
+// the process holds slots of several (a "codex" slot taken inside a
+// "claude" slot). The directory comes last on its line, so it may contain
+// any character but a newline.
+//
+// A process started this way that acquires a slot of one of those pools
+// gets the inherited slot back at once (see Pool.Acquire), instead of
+// waiting for a second slot while its own ancestor holds the first: with
+// max=1 that wait would never end.
+const EnvInherited = "LLMSLOTS_INHERITED"
+
+// inheritance is the parsed value of EnvInherited.
+type inheritance struct {
+	fd   int
+	slot int
+	dir  string
+}
+
+func (in inheritance) String() string {
+	return "fd=" + strconv.Itoa(in.fd) + ";slot=" + strconv.Itoa(in.slot) + ";dir=" + in.dir
+}
+
+// parseInheritance reads an EnvInherited value; it accepts exactly the
+// form String writes.
+func parseInheritance(s string) (inheritance, error) {
+	var in inheritance
+	bad := fmt.Errorf("llmslots: %s=%q is not of the form fd=N;slot=ID;dir=DIR", EnvInherited, s)
+	rest, ok := strings.CutPrefix(s, "fd=")
+	if !ok {
+		return in, bad
+	}
+	fd, rest, ok := strings.Cut(rest, ";slot=")
+	if !ok {
+		return in, bad
+	}
+	slot, dir, ok := strings.Cut(rest, ";dir=")
+	if !ok {
+		return in, bad
+	}
+	var err error
+	if in.fd, err = strconv.Atoi(fd); err != nil || in.fd < 0 {
+		return in, bad
+	}
+	if in.slot, err = strconv.Atoi(slot); err != nil || checkSlotID(in.slot) != nil {
+		return in, bad
+	}
+	in.dir = dir
+	return in, nil
+}
+
+// parseInheritances reads every line of an EnvInherited value, skipping
+// (and reporting) lines that do not parse.
+func parseInheritances(v string) ([]inheritance, []error) {
+	var ins []inheritance
+	var errs []error
+	for _, line := range strings.Split(v, "\n") {
+		if line == "" {
+			continue
+		}
+		in, err := parseInheritance(line)
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		ins = append(ins, in)
+	}
+	return ins, errs
+}
+
+// withInheritance returns env (the current environment when env is nil)
+// with EnvInherited set to ins, dropping any value it had: a child must not
+// be told about a descriptor its parent did not pass on.
+func withInheritance(env []string, ins []inheritance) []string {
+	if env == nil {
+		env = os.Environ()
+	}
+	out := make([]string, 0, len(env)+1)
+	for _, kv := range env {
+		if !strings.HasPrefix(kv, EnvInherited+"=") {
+			out = append(out, kv)
+		}
+	}
+	lines := make([]string, len(ins))
+	for i, in := range ins {
+		lines[i] = in.String()
+	}
+	return append(out, EnvInherited+"="+strings.Join(lines, "\n"))
+}
+
+// handedOn lists what a child of this process should inherit along with
+// g's slot: g first, then every slot this process itself inherited from
+// another pool, so that a slot taken inside another pool's slot does not
+// cut the child off from the outer one. fd(i) numbers the i-th file.
+func (g *Guard) handedOn(fd func(i int, f *os.File) (int, error)) ([]*os.File, []inheritance, error) {
+	files := []*os.File{g.file}
+	n, err := fd(0, g.file)
+	if err != nil {
+		return nil, nil, err
+	}
+	ins := []inheritance{{fd: n, slot: g.id, dir: g.pool.dir}}
+	for _, a := range inheritedGuards() {
+		if a.pool.dir == g.pool.dir {
+			continue // g is this slot, or nested in it
+		}
+		n, err := fd(len(files), a.file)
+		if err != nil {
+			return nil, nil, err
+		}
+		files = append(files, a.file)
+		ins = append(ins, inheritance{fd: n, slot: a.id, dir: a.pool.dir})
+	}
+	return files, ins, nil
+}
+
+// Inherit hands the held slot to cmd, a child process not yet started, so
+// that the slot stays held while the child lives, even if this process
+// dies first. The locked slot file is added to cmd.ExtraFiles, and
+// EnvInherited in cmd.Env (the current environment, if cmd.Env is nil)
+// tells the child which pool, slot and descriptor it holds.
+//
+// The lock belongs to the open file, which parent and child then share:
+// the slot is free only once both have closed it (exited). Release in the
+// parent, after cmd.Wait, frees it as usual; if the parent dies first, the
+// child keeps the slot and the next acquirer reclaims it once the child is
+// gone. Start cmd before calling Release. The child's own descendants
+// inherit the descriptor too, unless they close it: the slot follows the
+// whole process tree. Slots this process itself inherited from other pools
+// are handed on with it (see EnvInherited).
+//
+// Inherit fails with an error matching ErrInvalid for a nil cmd, a started
+// cmd or a released Guard, and with errors.ErrUnsupported on platforms that
+// cannot pass a lock to a child (Windows: the lock belongs to the process
+// that took it).
+func (g *Guard) Inherit(cmd *exec.Cmd) error {
+	if cmd == nil {
+		return invalidf("Inherit needs a non-nil *exec.Cmd")
+	}
+	if cmd.Process != nil {
+		return invalidf("Inherit needs a command that has not been started")
+	}
+	if g == nil {
+		return invalidf("Inherit called on a nil Guard")
+	}
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if g.file == nil {
+		return invalidf("the guard of slot %d (%s) is released or zero; there is nothing to inherit", g.id, g.path)
+	}
+	if strings.Contains(g.pool.dir, "\n") {
+		return invalidf("cannot hand on a slot of %q: a directory with a newline cannot be named in %s", g.pool.dir, EnvInherited)
+	}
+	base := len(cmd.ExtraFiles)
+	files, ins, err := g.handedOn(func(i int, _ *os.File) (int, error) { return 3 + base + i, nil })
+	if err != nil {
+		return err
+	}
+	return inheritFiles(cmd, files, ins)
+}
+
+// PrepareExec readies the held slot to pass to the program that replaces
+// this process through syscall.Exec (as `flock -F` does): it clears
+// close-on-exec on the locked file's descriptor, rewrites the slot's record
+// so that its command is argv (the pid stays: exec keeps it), and returns
+// env (the current environment, if nil) with EnvInherited naming the
+// descriptor. Pass the result to syscall.Exec. The slot then lives exactly
+// as long as the new program and its descendants that keep the descriptor.
+//
+// If the exec fails, Release frees the slot as usual. PrepareExec fails
+// with an error matching ErrInvalid on a released Guard, and with
+// errors.ErrUnsupported where there is no exec that keeps descriptors
+// (Windows).
+func (g *Guard) PrepareExec(argv, env []string) ([]string, error) {
+	if g == nil {
+		return nil, invalidf("PrepareExec called on a nil Guard")
+	}
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if g.file == nil {
+		return nil, invalidf("the guard of slot %d (%s) is released or zero; there is nothing to keep across exec", g.id, g.path)
+	}
+	if strings.Contains(g.pool.dir, "\n") {
+		return nil, invalidf("cannot keep a slot of %q: a directory with a newline cannot be named in %s", g.pool.dir, EnvInherited)
+	}
+	_, ins, err := g.handedOn(func(_ int, f *os.File) (int, error) { return keepOnExec(f) })
+	if err != nil {
+		return nil, err
+	}
+	// A nested guard's record is its outer holder's, which outlives it.
+	if !g.nested() {
+		rec := self()
+		rec.Since = g.acquired
+		rec.Label = g.pool.label
+		rec.Command = cleanValue(strings.Join(argv, " "), maxCommandLen)
+		err := g.file.Truncate(0)
+		if err == nil {
+			_, err = g.file.WriteAt(rec.marshal(), 0)
+		}
+		if err != nil {
+			g.pool.log().Warn("llmslots: slot kept across exec, but its record was not rewritten", "slot", g.id, "path", g.path, "err", err)
+		}
+	}
+	return withInheritance(env, ins), nil
+}
+
+// inherited holds the slots this process was started with (see
+// EnvInherited), checked once, at the first acquire or hand-on; slots that
+// fail the check are left out. The package variable keeps their files
+// reachable for the life of the process. They are never released here:
+// the process that took them does that.
+var inherited struct {
+	once   sync.Once
+	guards []*Guard
+}
+
+// inheritedGuards returns the checked inherited slots, one per pool.
+func inheritedGuards() []*Guard {
+	inherited.once.Do(func() { inherited.guards = adoptInherited() })
+	return inherited.guards
+}
+
+// inheritedGuard returns the inherited slot of the pool in dir, or nil.
+func inheritedGuard(dir string) *Guard {
+	for _, g := range inheritedGuards() {
+		if g.pool.dir == dir {
+			return g
+		}
+	}
+	return nil
+}
+
+// adoptInherited checks each slot EnvInherited names: the descriptor must
+// be open on the very file at the slot's path (fstat against lstat, by
+// os.SameFile), still linked, and locked by this open file. A stale
+// variable, which a grandchild may see after its parent closed or reused
+// the descriptor, fails the check and is ignored.
+func adoptInherited() []*Guard {
+	v := os.Getenv(EnvInherited)
+	if v == "" {
+		return nil
+	}
+	log := packageLogger()
+	ins, errs := parseInheritances(v)
+	for _, err := range errs {
+		log.Debug("llmslots: ignoring an inherited slot", "err", err)
+	}
+	var guards []*Guard
+	for _, in := range ins {
+		p, err := NewPool(in.dir)
+		if err != nil {
+			log.Debug("llmslots: ignoring an inherited slot", "err", err)
+			continue
+		}
+		if inheritedIn(guards, p.dir) {
+			continue // one slot per pool: the first one named
+		}
+		path := slotPath(p.dir, in.slot)
+		f, fi, err := adoptFD(in.fd, path)
+		if err != nil {
+			log.Debug("llmslots: ignoring an inherited slot", "fd", in.fd, "path", path, "err", err)
+			continue
+		}
+		since := time.Now()
+		if rec, err := readRecordFrom(f); err == nil && !rec.Since.IsZero() {
+			since = rec.Since
+		}
+		guards = append(guards, &Guard{pool: p, id: in.slot, path: path, file: f, info: fi, acquired: since})
+	}
+	return guards
+}
+
+func inheritedIn(guards []*Guard, dir string) bool {
+	for _, g := range guards {
+		if g.pool.dir == dir {
+			return true
+		}
+	}
+	return false
+}
+
+// errNotTheSlot reports an inherited descriptor that is not the slot file.
+var errNotTheSlot = errors.New("the descriptor is not the locked slot file")
+
+// checkAdopted verifies that f, opened on an inherited descriptor, is the
+// slot file at path and holds its lock.
+func checkAdopted(f *os.File, path string) (fs.FileInfo, error) {
+	fi, err := f.Stat()
+	if err != nil {
+		return nil, err
+	}
+	cur, err := os.Lstat(path)
+	if err != nil {
+		return nil, err
+	}
+	if !fi.Mode().IsRegular() || !os.SameFile(fi, cur) || !linked(fi) {
+		return nil, errNotTheSlot
+	}
+	// flock on the open file that already holds the lock succeeds; on any
+	// other open file of a held slot it fails.
+	ok, err := tryLock(f)
+	if err != nil {
+		return nil, err
+	}
+	if !ok {
+		return nil, errNotTheSlot
+	}
+	return fi, nil
+}

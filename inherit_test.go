@@ -1,0 +1,238 @@
+//go:build unix
+
+package llmslots
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"strings"
+	"testing"
+	"time"
+)
+
+// inheritChildEnv, when set, makes the test binary act as a child that
+// acquires slot of the pool in its value (max=1, no wait) and reports the
+// outcome on stdout. It is read in init, before TestMain.
+const inheritChildEnv = "LLMSLOTS_TEST_INHERIT_CHILD"
+
+// inheritViaEnv, when set too, makes the child first take a slot of the
+// pool in its value (max=1, no wait) and start the test binary again as a
+// grandchild that inherits that slot, then print what the grandchild said.
+const inheritViaEnv = "LLMSLOTS_TEST_INHERIT_VIA"
+
+func init() {
+	if via := os.Getenv(inheritViaEnv); via != "" {
+		p, _ := NewPool(via)
+		g, err := p.Acquire(1, 0)
+		if err != nil {
+			fmt.Println("error", err)
+			os.Exit(1)
+		}
+		cmd := exec.Command(os.Args[0], "-test.run=^$")
+		for _, kv := range os.Environ() {
+			if !strings.HasPrefix(kv, inheritViaEnv+"=") {
+				cmd.Env = append(cmd.Env, kv)
+			}
+		}
+		if err := g.Inherit(cmd); err != nil {
+			fmt.Println("error", err)
+			os.Exit(1)
+		}
+		cmd.Stdout, cmd.Stderr = os.Stdout, os.Stderr
+		cmd.Run()
+		g.Release()
+		os.Exit(0)
+	}
+	dir := os.Getenv(inheritChildEnv)
+	if dir == "" {
+		return
+	}
+	p, err := NewPool(dir)
+	if err != nil {
+		fmt.Println("error", err)
+		os.Exit(1)
+	}
+	start := time.Now()
+	g, err := p.Acquire(1, 0)
+	switch {
+	case errors.Is(err, ErrBusy):
+		fmt.Println("busy")
+	case err != nil:
+		fmt.Println("error", err)
+	default:
+		fmt.Println("got", g.SlotID(), "nested", g.nested(), "in", time.Since(start).Round(time.Millisecond))
+		if err := g.Release(); err != nil {
+			fmt.Println("error", err)
+		}
+	}
+	os.Exit(0)
+}
+
+func inheritChild(t *testing.T, dir string) *exec.Cmd {
+	cmd := exec.Command(os.Args[0], "-test.run=^$")
+	// GORACE: a race-enabled child otherwise sleeps 1 s at exit.
+	cmd.Env = append(os.Environ(), inheritChildEnv+"="+dir, "GORACE=atexit_sleep_ms=0")
+	cmd.Stderr = os.Stderr
+	return cmd
+}
+
+// A child started holding the parent's slot that acquires from the same
+// pool with max=1 gets that slot back at once, instead of waiting on its
+// own parent; its Release leaves the parent's slot held.
+func TestInheritedSlotNestsInChild(t *testing.T) {
+	p, _ := NewPool(t.TempDir())
+	g, err := p.Acquire(1, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer g.Release()
+	cmd := inheritChild(t, p.Dir())
+	if err := g.Inherit(cmd); err != nil {
+		t.Fatal(err)
+	}
+	if n := strings.Count(strings.Join(cmd.Env, "\n"), EnvInherited+"="); n != 1 {
+		t.Fatalf("cmd.Env has %d %s entries; want 1", n, EnvInherited)
+	}
+	out, err := cmd.Output()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := string(out); !strings.HasPrefix(got, "got 0 nested true") {
+		t.Fatalf("child said %q; want it to get slot 0 as a nested guard", got)
+	}
+	if !g.Held() {
+		t.Fatal("the parent's guard was released")
+	}
+	if st, _ := p.ReadStatus(1); st.Slots[0].State != StateHeld || st.Slots[0].PID != os.Getpid() {
+		t.Fatalf("after the child: slot 0 is %s by pid %d; want held by %d", st.Slots[0].State, st.Slots[0].PID, os.Getpid())
+	}
+}
+
+// The inherited descriptor is checked: a variable that names a descriptor
+// which is not the locked slot file (here stdin) is ignored, and the child
+// waits for a slot like anyone else.
+func TestInheritedVariableIsChecked(t *testing.T) {
+	p, _ := NewPool(t.TempDir())
+	g, err := p.Acquire(1, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer g.Release()
+	for _, v := range []string{
+		"fd=0;slot=0;dir=" + p.Dir(),  // open, but not the slot file
+		"fd=99;slot=0;dir=" + p.Dir(), // not open
+		"fd=3;slot=0",                 // malformed
+	} {
+		cmd := inheritChild(t, p.Dir())
+		cmd.Env = append(cmd.Env, EnvInherited+"="+v)
+		f, err := os.Open(g.Path()) // fd 3 in the child: the slot file, but not the locked open file
+		if err != nil {
+			t.Fatal(err)
+		}
+		cmd.ExtraFiles = []*os.File{f}
+		out, err := cmd.Output()
+		f.Close()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := strings.TrimSpace(string(out)); got != "busy" {
+			t.Errorf("%s=%q: child said %q; want busy", EnvInherited, v, got)
+		}
+	}
+	// The slot file opened anew (not the locked open file) fails the lock
+	// check too.
+	cmd := inheritChild(t, p.Dir())
+	f, _ := os.Open(g.Path())
+	defer f.Close()
+	cmd.ExtraFiles = []*os.File{f}
+	cmd.Env = append(cmd.Env, EnvInherited+"=fd=3;slot=0;dir="+p.Dir())
+	if out, _ := cmd.Output(); strings.TrimSpace(string(out)) != "busy" {
+		t.Errorf("another open file of the slot passed as inherited: child said %q; want busy", out)
+	}
+}
+
+func TestInheritBadInputs(t *testing.T) {
+	p, _ := NewPool(t.TempDir())
+	g, err := p.Acquire(1, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := g.Inherit(nil); !errors.Is(err, ErrInvalid) {
+		t.Errorf("Inherit(nil) = %v; want ErrInvalid", err)
+	}
+	var zero Guard
+	if err := zero.Inherit(exec.Command("true")); !errors.Is(err, ErrInvalid) {
+		t.Errorf("zero Guard: Inherit = %v; want ErrInvalid", err)
+	}
+	if _, err := zero.PrepareExec(nil, nil); !errors.Is(err, ErrInvalid) {
+		t.Errorf("zero Guard: PrepareExec = %v; want ErrInvalid", err)
+	}
+	var nilGuard *Guard
+	if err := nilGuard.Inherit(exec.Command("true")); !errors.Is(err, ErrInvalid) {
+		t.Errorf("nil Guard: Inherit = %v; want ErrInvalid", err)
+	}
+	if _, err := nilGuard.PrepareExec(nil, nil); !errors.Is(err, ErrInvalid) {
+		t.Errorf("nil Guard: PrepareExec = %v; want ErrInvalid", err)
+	}
+	g.Release()
+	if err := g.Inherit(exec.Command("true")); !errors.Is(err, ErrInvalid) {
+		t.Errorf("released Guard: Inherit = %v; want ErrInvalid", err)
+	}
+	if _, err := g.PrepareExec([]string{"true"}, nil); !errors.Is(err, ErrInvalid) {
+		t.Errorf("released Guard: PrepareExec = %v; want ErrInvalid", err)
+	}
+}
+
+// A slot taken inside another pool's inherited slot does not cut the
+// grandchild off from the outer one: holding pool A, a child takes a slot
+// of pool B and starts a grandchild, which asks for A with max=1 and must
+// get the inherited A slot at once.
+func TestInheritedSlotsOfTwoPools(t *testing.T) {
+	a, _ := NewPool(t.TempDir())
+	b, _ := NewPool(t.TempDir())
+	g, err := a.Acquire(1, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer g.Release()
+	cmd := inheritChild(t, a.Dir())
+	cmd.Env = append(cmd.Env, inheritViaEnv+"="+b.Dir())
+	if err := g.Inherit(cmd); err != nil {
+		t.Fatal(err)
+	}
+	out, err := cmd.Output()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := string(out); !strings.HasPrefix(got, "got 0 nested true") {
+		t.Fatalf("grandchild said %q; want it to get pool A's slot 0 as a nested guard", got)
+	}
+}
+
+func TestParseInheritances(t *testing.T) {
+	a := inheritance{fd: 3, slot: 0, dir: "/a"}
+	b := inheritance{fd: 4, slot: 5, dir: "/b c"}
+	got, errs := parseInheritances(a.String() + "\n" + "garbage" + "\n" + b.String() + "\n")
+	if len(got) != 2 || got[0] != a || got[1] != b || len(errs) != 1 {
+		t.Fatalf("parseInheritances: %+v, %v", got, errs)
+	}
+	env := withInheritance([]string{"A=1", EnvInherited + "=old"}, []inheritance{a, b})
+	if len(env) != 2 || env[1] != EnvInherited+"="+a.String()+"\n"+b.String() {
+		t.Fatalf("withInheritance: %q", env)
+	}
+}
+
+func TestParseInheritance(t *testing.T) {
+	want := inheritance{fd: 4, slot: 2, dir: "/run/x;y=z"}
+	got, err := parseInheritance(want.String())
+	if err != nil || got != want {
+		t.Fatalf("round trip: %+v, %v; want %+v", got, err, want)
+	}
+	for _, bad := range []string{"", "fd=;slot=1;dir=/d", "fd=-1;slot=1;dir=/d", "fd=3;slot=1024;dir=/d", "slot=1;fd=3;dir=/d", "fd=3;slot=1"} {
+		if _, err := parseInheritance(bad); err == nil {
+			t.Errorf("parseInheritance(%q) accepted it", bad)
+		}
+	}
+}
