@@ -123,8 +123,8 @@ func TestKilledWaiterNeverBlocksTheQueue(t *testing.T) {
 			}
 			victim.kill()
 			st := waitForWaiters(t, p, 1, 2)
-			if st.DeadWaiters > 1 {
-				t.Fatalf("dead tickets: %d", st.DeadWaiters)
+			if len(st.DeadWaiters) > 1 {
+				t.Fatalf("dead tickets: %v", st.DeadWaiters)
 			}
 			start := time.Now()
 			holder.Release()
@@ -196,7 +196,7 @@ func TestUncontendedPathTakesNoTicket(t *testing.T) {
 		t.Fatal("a dead waiter is still seen")
 	}
 	st, _ := p.ReadStatus(2)
-	if len(st.Waiting) != 0 || st.DeadWaiters != 1 {
+	if len(st.Waiting) != 0 || len(st.DeadWaiters) != 1 || st.DeadWaiters[0].PID != w.pid() {
 		t.Fatalf("status after the waiter died: %+v", st)
 	}
 	pids, err := p.RemoveDeadWaiters()

@@ -49,9 +49,9 @@ type Status struct {
 	// Waiting lists the processes waiting for a slot, in the order they
 	// will be served. Never null in JSON.
 	Waiting []WaiterStatus `json:"waiting"`
-	// DeadWaiters counts tickets left by waiters that died; the queue
-	// skips them (see RemoveDeadWaiters).
-	DeadWaiters int `json:"dead_waiters"`
+	// DeadWaiters lists tickets left by waiters that died; the queue
+	// skips them (see RemoveDeadWaiters). Never null in JSON.
+	DeadWaiters []WaiterStatus `json:"dead_waiters"`
 }
 
 // SlotStatus describes one slot. For a free slot only SlotID, State and
@@ -93,7 +93,7 @@ func (p *Pool) ReadStatus(max int) (Status, error) {
 
 // scan probes every slot file below max and beyond it, and the queue.
 func (p *Pool) scan(max int) (Status, error) {
-	st := Status{Dir: p.dir, Max: max, PIDs: []int{}, Slots: []SlotStatus{}, Waiting: []WaiterStatus{}}
+	st := Status{Dir: p.dir, Max: max, PIDs: []int{}, Slots: []SlotStatus{}, Waiting: []WaiterStatus{}, DeadWaiters: []WaiterStatus{}}
 	exists, err := inspectDir(p.dir)
 	if err != nil {
 		return Status{}, err
@@ -163,7 +163,9 @@ func (p *Pool) scan(max int) (Status, error) {
 		if live != nil {
 			st.Waiting = live
 		}
-		st.DeadWaiters = len(dead)
+		if dead != nil {
+			st.DeadWaiters = dead
+		}
 	}
 	return st, nil
 }

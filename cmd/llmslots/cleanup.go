@@ -72,7 +72,25 @@ func cleanupCmd(args []string, stdout, stderr io.Writer) int {
 	return exitOK
 }
 
-// cleanupWaiters is the spot for removing dead waiters' files of the FIFO
-// queue being added to the library on main; it returns how many it listed.
-// Until the queue lands there are none.
-func cleanupWaiters(pool *llmslots.Pool, dry bool, stdout io.Writer) int { return 0 }
+// cleanupWaiters removes (or with dry, lists) the tickets of waiters that
+// died while waiting; it returns how many it listed.
+func cleanupWaiters(pool *llmslots.Pool, dry bool, stdout io.Writer) int {
+	if dry {
+		st, err := pool.ReadStatus(1)
+		if err != nil {
+			return 0
+		}
+		for _, d := range st.DeadWaiters {
+			fmt.Fprintf(stdout, "would remove dead waiter's ticket %s (pid %d)\n", d.Path, d.PID)
+		}
+		return len(st.DeadWaiters)
+	}
+	pids, err := pool.RemoveDeadWaiters()
+	if err != nil {
+		return 0
+	}
+	for _, pid := range pids {
+		fmt.Fprintf(stdout, "removed dead waiter's ticket (pid %d)\n", pid)
+	}
+	return len(pids)
+}

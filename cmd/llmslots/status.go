@@ -74,10 +74,28 @@ func printStatus(w io.Writer, st llmslots.Status) {
 	printWaiters(w, st)
 }
 
-// printWaiters is the spot for the waiters of the FIFO queue being added
-// to the library on main (their pids, labels and how long each waited).
-// Until the queue lands there is nothing to list.
-func printWaiters(w io.Writer, st llmslots.Status) {}
+// printWaiters lists the queue, in the order its waiters will be served.
+func printWaiters(w io.Writer, st llmslots.Status) {
+	if len(st.Waiting) == 0 && len(st.DeadWaiters) == 0 {
+		return
+	}
+	fmt.Fprintf(w, "\n%d waiting", len(st.Waiting))
+	if n := len(st.DeadWaiters); n > 0 {
+		fmt.Fprintf(w, " (and %d dead waiter's tickets, skipped; `llmslots cleanup` removes them)", n)
+	}
+	fmt.Fprintln(w)
+	if len(st.Waiting) == 0 {
+		return
+	}
+	fmt.Fprintln(w)
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "POS\tPID\tWAITED\tLABEL\tCOMMAND")
+	for _, q := range st.Waiting {
+		waited := (time.Duration(q.WaitedSecs * float64(time.Second))).Round(100 * time.Millisecond).String()
+		fmt.Fprintf(tw, "%d\t%d\t%s\t%s\t%s\n", q.Position, q.PID, waited, orDash(q.Label), orDash(shorten(q.Command, 80)))
+	}
+	tw.Flush()
+}
 
 func orDash(s string) string {
 	if s == "" {

@@ -108,11 +108,15 @@ func waitingLine(pool *llmslots.Pool, max int, wait, waited time.Duration) strin
 	return b.String()
 }
 
-// waitersAhead is the spot for the FIFO queue being added to the library
-// on main: how many processes wait ahead of this one. Until the queue
-// lands there is no arrival order to count, so it reports unknown.
+// waitersAhead counts the processes that wait ahead of this one: all
+// waiters until this process has its own place in the queue.
 func waitersAhead(st llmslots.Status) (n int, known bool) {
-	return 0, false
+	for _, w := range st.Waiting {
+		if w.PID == os.Getpid() {
+			return w.Position - 1, true
+		}
+	}
+	return len(st.Waiting), true
 }
 
 // busyError names who holds the slots when run gives up: pids with what
