@@ -45,6 +45,39 @@ func BenchmarkFloor(b *testing.B) {
 	}
 }
 
+// BenchmarkFloorWithRecord is the floor plus the one write of a record:
+// the least any design that records its holder can cost.
+func BenchmarkFloorWithRecord(b *testing.B) {
+	path := filepath.Join(b.TempDir(), "slot-0.lock")
+	rec := self().marshal()
+	for b.Loop() {
+		fd, err := unix.Open(path, unix.O_RDWR|unix.O_CREAT|unix.O_EXCL|unix.O_CLOEXEC, 0o600)
+		if err != nil {
+			b.Fatal(err)
+		}
+		unix.Flock(fd, unix.LOCK_EX|unix.LOCK_NB)
+		unix.Write(fd, rec)
+		unix.Unlink(path)
+		unix.Close(fd)
+	}
+}
+
+// BenchmarkWaitersPresent is what the queue adds to the uncontended path.
+func BenchmarkWaitersPresent(b *testing.B) {
+	p, err := NewPool(b.TempDir())
+	if err != nil {
+		b.Fatal(err)
+	}
+	if err := p.prepare(); err != nil {
+		b.Fatal(err)
+	}
+	for b.Loop() {
+		if p.waitersPresent() {
+			b.Fatal("waiters in an empty pool")
+		}
+	}
+}
+
 // BenchmarkReadStatus reads a pool of 8 with 4 slots held.
 func BenchmarkReadStatus(b *testing.B) {
 	p, err := NewPool(b.TempDir())

@@ -125,7 +125,7 @@ func (r sysRoot) cpuQuota() (int, string) {
 }
 
 // memAvailable returns the smaller of MemAvailable and the room the
-// cgroup memory limits leave (limit minus usage, at every level), the
+// cgroup memory limits leave (limit minus working set, at every level), the
 // limit that decided, if one did, and whether anything was known at all.
 func (r sysRoot) memAvailable() (avail uint64, desc string, known bool) {
 	for _, line := range strings.Split(r.read("/proc/meminfo"), "\n") {
@@ -140,9 +140,9 @@ func (r sysRoot) memAvailable() (avail uint64, desc string, known bool) {
 		}
 	}
 	dirs, v2 := r.cgroupDirs("memory")
-	limitFile, usageFile := "memory.limit_in_bytes", "memory.usage_in_bytes"
+	limitFile, usageFile, inactiveKey := "memory.limit_in_bytes", "memory.usage_in_bytes", "total_inactive_file"
 	if v2 {
-		limitFile, usageFile = "memory.max", "memory.current"
+		limitFile, usageFile, inactiveKey = "memory.max", "memory.current", "inactive_file"
 	}
 	for _, d := range dirs {
 		limit, err := strconv.ParseUint(r.read(filepath.Join(d, limitFile)), 10, 64)
@@ -152,6 +152,14 @@ func (r sysRoot) memAvailable() (avail uint64, desc string, known bool) {
 			continue
 		}
 		usage, _ := strconv.ParseUint(r.read(filepath.Join(d, usageFile)), 10, 64)
+		// Usage counts page cache, most of which the kernel gives back on
+		// demand: a container that has read a few files would otherwise
+		// look full. Count the working set, as the kubelet does.
+		if inactive := r.statValue(filepath.Join(d, "memory.stat"), inactiveKey); inactive < usage {
+			usage -= inactive
+		} else {
+			usage = 0
+		}
 		room := uint64(0)
 		if limit > usage {
 			room = limit - usage
@@ -162,4 +170,15 @@ func (r sysRoot) memAvailable() (avail uint64, desc string, known bool) {
 		}
 	}
 	return avail, desc, known
+}
+
+// statValue reads one "key value" line of a memory.stat file; 0 if absent.
+func (r sysRoot) statValue(path, key string) uint64 {
+	for _, line := range strings.Split(r.read(path), "\n") {
+		if k, v, ok := strings.Cut(line, " "); ok && k == key {
+			n, _ := strconv.ParseUint(strings.TrimSpace(v), 10, 64)
+			return n
+		}
+	}
+	return 0
 }

@@ -4,7 +4,7 @@ package llmslots
 
 // sysRoot has nothing to read here: CPUs come from runtime.NumCPU and
 // memory does not limit the default.
-type sysRoot struct{ dir string }
+type sysRoot struct{}
 
 func (sysRoot) cpuQuota() (int, string) { return 0, "" }
 

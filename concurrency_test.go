@@ -70,6 +70,16 @@ func TestDefaultConcurrencyFromCPUsMemoryAndCgroups(t *testing.T) {
 			"/proc/meminfo": meminfo(64), "/proc/self/cgroup": "4:memory:/\n", "/proc/self/mountinfo": v1Mount,
 			"/sys/fs/cgroup/memory/memory.limit_in_bytes": "9223372036854771712",
 		}, "", min(cpus, 16), "computed"},
+		{"page cache is not counted as used (v2)", map[string]string{
+			"/proc/meminfo": meminfo(64), "/proc/self/cgroup": "0::/job\n", "/proc/self/mountinfo": v2Mount,
+			"/sys/fs/cgroup/job/memory.max": itoa(4 * gib), "/sys/fs/cgroup/job/memory.current": itoa(4*gib - 100<<20),
+			"/sys/fs/cgroup/job/memory.stat": "anon 104857600\nfile 4000000000\ninactive_file " + itoa(4*gib-200<<20) + "\n",
+		}, "", min(cpus, 11), "computed"},
+		{"page cache is not counted as used (v1)", map[string]string{
+			"/proc/meminfo": meminfo(64), "/proc/self/cgroup": "4:memory:/\n", "/proc/self/mountinfo": v1Mount,
+			"/sys/fs/cgroup/memory/memory.limit_in_bytes": itoa(gib), "/sys/fs/cgroup/memory/memory.usage_in_bytes": itoa(gib),
+			"/sys/fs/cgroup/memory/memory.stat": "cache 1\ntotal_inactive_file " + itoa(gib) + "\n",
+		}, "", min(cpus, 2), "computed"},
 		{"a full cgroup still gives 1", map[string]string{
 			"/proc/meminfo": meminfo(64), "/proc/self/cgroup": "0::/job\n", "/proc/self/mountinfo": v2Mount,
 			"/sys/fs/cgroup/job/memory.max": itoa(gib), "/sys/fs/cgroup/job/memory.current": itoa(2 * gib),

@@ -108,7 +108,8 @@ type helper struct {
 func startHelper(t *testing.T, mode, dir string, max int, env ...string) *helper {
 	t.Helper()
 	cmd := exec.Command(os.Args[0], "-test.run=^$")
-	cmd.Env = append(os.Environ(), helperEnv+"="+mode, EnvDir+"="+dir, "HELPER_MAX="+strconv.Itoa(max))
+	// A race-enabled helper sleeps 1 s at exit unless told not to.
+	cmd.Env = append(os.Environ(), helperEnv+"="+mode, EnvDir+"="+dir, "HELPER_MAX="+strconv.Itoa(max), "GORACE=atexit_sleep_ms=0")
 	cmd.Env = append(cmd.Env, env...)
 	cmd.Stderr = os.Stderr
 	stdin, err := cmd.StdinPipe()

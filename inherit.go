@@ -1,9 +1,7 @@
 package llmslots
 
 import (
-	"errors"
 	"fmt"
-	"io/fs"
 	"os"
 	"os/exec"
 	"strconv"
@@ -292,33 +290,4 @@ func inheritedIn(guards []*Guard, dir string) bool {
 		}
 	}
 	return false
-}
-
-// errNotTheSlot reports an inherited descriptor that is not the slot file.
-var errNotTheSlot = errors.New("the descriptor is not the locked slot file")
-
-// checkAdopted verifies that f, opened on an inherited descriptor, is the
-// slot file at path and holds its lock.
-func checkAdopted(f *os.File, path string) (fs.FileInfo, error) {
-	fi, err := f.Stat()
-	if err != nil {
-		return nil, err
-	}
-	cur, err := os.Lstat(path)
-	if err != nil {
-		return nil, err
-	}
-	if !fi.Mode().IsRegular() || !os.SameFile(fi, cur) || !linked(fi) {
-		return nil, errNotTheSlot
-	}
-	// flock on the open file that already holds the lock succeeds; on any
-	// other open file of a held slot it fails.
-	ok, err := tryLock(f)
-	if err != nil {
-		return nil, err
-	}
-	if !ok {
-		return nil, errNotTheSlot
-	}
-	return fi, nil
 }

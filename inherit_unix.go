@@ -3,6 +3,7 @@
 package llmslots
 
 import (
+	"errors"
 	"fmt"
 	"io/fs"
 	"os"
@@ -78,4 +79,33 @@ func dupFile(f *os.File) (*os.File, error) {
 		return nil, &fs.PathError{Op: "dup", Path: f.Name(), Err: dupErr}
 	}
 	return os.NewFile(uintptr(dup), f.Name()), nil
+}
+
+// errNotTheSlot reports an inherited descriptor that is not the slot file.
+var errNotTheSlot = errors.New("the descriptor is not the locked slot file")
+
+// checkAdopted verifies that f, opened on an inherited descriptor, is the
+// slot file at path and holds its lock.
+func checkAdopted(f *os.File, path string) (fs.FileInfo, error) {
+	fi, err := f.Stat()
+	if err != nil {
+		return nil, err
+	}
+	cur, err := os.Lstat(path)
+	if err != nil {
+		return nil, err
+	}
+	if !fi.Mode().IsRegular() || !os.SameFile(fi, cur) || !linked(fi) {
+		return nil, errNotTheSlot
+	}
+	// flock on the open file that already holds the lock succeeds; on any
+	// other open file of a held slot it fails.
+	ok, err := tryLock(f)
+	if err != nil {
+		return nil, err
+	}
+	if !ok {
+		return nil, errNotTheSlot
+	}
+	return fi, nil
 }

@@ -82,39 +82,6 @@ func releaseFile(f *os.File, path string, fi fs.FileInfo) error {
 	return rmErr
 }
 
-// lockShared takes a shared flock on f, waiting for it: it is only ever
-// held exclusively for the instant of a waitersPresent check.
-func lockShared(f *os.File) error {
-	return flockFile(f, unix.LOCK_SH)
-}
-
-// unlockFile drops f's flock.
-func unlockFile(f *os.File) error {
-	return flockFile(f, unix.LOCK_UN)
-}
-
-func flockFile(f *os.File, how int) error {
-	rc, err := f.SyscallConn()
-	if err != nil {
-		return err
-	}
-	var opErr error
-	err = rc.Control(func(fd uintptr) {
-		for {
-			if opErr = unix.Flock(int(fd), how); opErr != unix.EINTR {
-				return
-			}
-		}
-	})
-	if err != nil {
-		return err
-	}
-	if opErr != nil {
-		return &fs.PathError{Op: "flock", Path: f.Name(), Err: opErr}
-	}
-	return nil
-}
-
 // removeLocked deletes path, whose lock lk holds, then drops the lock:
 // deleting first means nobody can lock the file between.
 func removeLocked(path string, lk *flock.Flock) error {

@@ -23,11 +23,6 @@ type watcher interface {
 	close()
 }
 
-// recheckEvery is how often an event-driven waiter looks again without
-// an event, in case one was lost. Rare, because each timer wake-up of an
-// idle Go process costs several thread switches.
-const recheckEvery = 15 * time.Second
-
 // Polling bounds, where events are not available: the sleep grows from
 // pollMin to pollMax, jittered so that waiters who started together do
 // not look together.

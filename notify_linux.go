@@ -20,6 +20,11 @@ const (
 	ticketEvents = unix.IN_ATTRIB | unix.IN_CLOSE_WRITE | unix.IN_DELETE_SELF | unix.IN_MOVE_SELF
 )
 
+// recheckEvery is how often an event-driven waiter looks again without
+// an event, in case one was lost. Rare, because each timer wake-up of an
+// idle Go process costs several thread switches.
+const recheckEvery = 15 * time.Second
+
 // inotifyWatcher wakes a waiter on filesystem events. One per waiter: the
 // watches it holds are its own, so a release wakes the queue's head and a
 // departure wakes only the ticket behind it, never the whole queue.

@@ -215,7 +215,7 @@ func TestPidAliveForAnotherUsersProcess(t *testing.T) {
 	}
 	os.Chmod(dir, 0o755)
 	cmd := exec.Command(bin, "-test.run=^$")
-	cmd.Env = append(os.Environ(), helperEnv+"=alive", "HELPER_PID="+strconv.Itoa(os.Getpid()))
+	cmd.Env = append(os.Environ(), helperEnv+"=alive", "HELPER_PID="+strconv.Itoa(os.Getpid()), "GORACE=atexit_sleep_ms=0")
 	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: 65534, Gid: 65534}}
 	out, err := cmd.CombinedOutput()
 	var exitErr *exec.ExitError
