@@ -6,4 +6,4 @@ import "io/fs"
 
 // checkDirOwner accepts any directory: on Windows access is governed by
 // ACLs, which the per-user default locations already restrict.
-func checkDirOwner(dir string, fi fs.FileInfo) error { return nil }
+func checkDirOwner(dir string, fi fs.FileInfo, g group) error { return nil }

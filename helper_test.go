@@ -107,11 +107,24 @@ type helper struct {
 // startHelper runs the test binary in a helper mode on pool dir.
 func startHelper(t *testing.T, mode, dir string, max int, env ...string) *helper {
 	t.Helper()
-	cmd := exec.Command(os.Args[0], "-test.run=^$")
+	return launchHelper(t, helperCmd(os.Args[0], mode, dir, max, env...))
+}
+
+// helperCmd is the command that runs bin (a copy of the test binary) in a
+// helper mode on pool dir.
+func helperCmd(bin, mode, dir string, max int, env ...string) *exec.Cmd {
+	cmd := exec.Command(bin, "-test.run=^$")
 	// A race-enabled helper sleeps 1 s at exit unless told not to.
 	cmd.Env = append(os.Environ(), helperEnv+"="+mode, EnvDir+"="+dir, "HELPER_MAX="+strconv.Itoa(max), "GORACE=atexit_sleep_ms=0")
 	cmd.Env = append(cmd.Env, env...)
 	cmd.Stderr = os.Stderr
+	return cmd
+}
+
+// launchHelper starts a helper command with its stdin and stdout piped,
+// and kills it when the test ends.
+func launchHelper(t *testing.T, cmd *exec.Cmd) *helper {
+	t.Helper()
 	stdin, err := cmd.StdinPipe()
 	if err != nil {
 		t.Fatal(err)

@@ -113,12 +113,15 @@ func checkPoolName(name string) error {
 	return nil
 }
 
-// prepareDir creates dir (0700) if it is missing and checks that it can be
-// trusted with slot files.
-func prepareDir(dir string) error {
+// prepareDir creates dir if it is missing and checks that it can be
+// trusted with slot files. A private directory is created 0700, with its
+// parents; a group's (see WithGroup) 2770 with that group, and its parent
+// must exist already: the group has to be able to reach it, which only
+// whoever sets up the shared place can arrange.
+func prepareDir(dir string, g group) error {
 	fi, err := os.Stat(dir)
 	if errors.Is(err, fs.ErrNotExist) {
-		if err := os.MkdirAll(dir, 0o700); err != nil {
+		if err := makeDir(dir, g); err != nil {
 			return fmt.Errorf("llmslots: cannot create slot directory: %w", err)
 		}
 		fi, err = os.Stat(dir)
@@ -126,12 +129,23 @@ func prepareDir(dir string) error {
 	if err != nil {
 		return fmt.Errorf("llmslots: slot directory: %w", err)
 	}
-	return checkDir(dir, fi)
+	return checkDir(dir, fi, g)
+}
+
+// makeDir creates a pool's directory (or its queue directory) as g wants.
+func makeDir(dir string, g group) error {
+	if !g.shared {
+		return os.MkdirAll(dir, 0o700)
+	}
+	if err := os.Mkdir(dir, 0o770); err != nil && !errors.Is(err, fs.ErrExist) {
+		return err
+	}
+	return shareWithGroup(dir, g, fs.ModeSetgid|0o770)
 }
 
 // inspectDir checks an existing dir without creating anything; exists is
 // false when there is no directory (and so no slot is held).
-func inspectDir(dir string) (exists bool, err error) {
+func inspectDir(dir string, g group) (exists bool, err error) {
 	fi, err := os.Stat(dir)
 	if errors.Is(err, fs.ErrNotExist) {
 		return false, nil
@@ -139,17 +153,17 @@ func inspectDir(dir string) (exists bool, err error) {
 	if err != nil {
 		return false, fmt.Errorf("llmslots: slot directory: %w", err)
 	}
-	return true, checkDir(dir, fi)
+	return true, checkDir(dir, fi, g)
 }
 
 // checkDir refuses directories that would let someone else forge, delete or
 // swap slot files: another user's, or one that group or others may write.
-func checkDir(dir string, fi fs.FileInfo) error {
+func checkDir(dir string, fi fs.FileInfo, g group) error {
 	if !fi.IsDir() {
 		return &wrapped{
 			msg:      fmt.Sprintf("llmslots: slot directory %s is not a directory; remove it or set %s to a directory of your own", dir, EnvDir),
 			sentinel: ErrUnsafeDir,
 		}
 	}
-	return checkDirOwner(dir, fi)
+	return checkDirOwner(dir, fi, g)
 }

@@ -25,6 +25,7 @@ type Pool struct {
 	dir    string
 	label  string
 	logger *slog.Logger
+	group  group // who shares the pool: its owner alone, or a Unix group
 	// ready is set once the directory has been created and checked, so
 	// the acquire path does not stat it every time.
 	ready atomic.Bool
@@ -70,7 +71,11 @@ func NewPool(dir string, opts ...Option) (*Pool, error) {
 	if !filepath.IsAbs(dir) {
 		return nil, invalidf("pool directory must be an absolute path, got %q", dir)
 	}
-	p := &Pool{dir: filepath.Clean(dir)}
+	g, err := groupFromEnv()
+	if err != nil {
+		return nil, err
+	}
+	p := &Pool{dir: filepath.Clean(dir), group: g}
 	for _, opt := range opts {
 		if opt == nil {
 			continue
@@ -134,17 +139,25 @@ func (p *Pool) prepare() error {
 	if p.ready.Load() {
 		return nil
 	}
-	if err := prepareDir(p.dir); err != nil {
+	if err := prepareDir(p.dir, p.group); err != nil {
 		return err
 	}
 	p.netfs.Store(networkFS(p.dir))
 	qdir := queueDir(p.dir)
-	if err := os.Mkdir(qdir, 0o700); err != nil && !errors.Is(err, fs.ErrExist) {
-		return fmt.Errorf("llmslots: cannot create the queue directory: %w", err)
+	if _, err := os.Lstat(qdir); errors.Is(err, fs.ErrNotExist) {
+		if err := makeDir(qdir, p.group); err != nil && !errors.Is(err, fs.ErrExist) {
+			return fmt.Errorf("llmslots: cannot create the queue directory: %w", err)
+		}
 	}
 	f, err := os.OpenFile(filepath.Join(qdir, waitersFileName), os.O_RDONLY|os.O_CREATE|openNoFollow, 0o600)
 	if err != nil {
 		return fmt.Errorf("llmslots: cannot open the queue: %w", err)
+	}
+	if p.group.shared {
+		// Only its creator may change its mode; for the others it is done.
+		if fi, err := f.Stat(); err == nil && fi.Mode().Perm() != groupFileMode && ownedByMe(fi) {
+			p.shareFile(f)
+		}
 	}
 	if old := p.waiters.Swap(f); old != nil {
 		old.Close()

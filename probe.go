@@ -145,9 +145,12 @@ func fallbackProbe(path string, lockErr error) probeResult {
 
 // holderAlive judges a recorded holder by its pid: a pid that exists is
 // alive unless its start time shows it is another process that reused the
-// pid. A holder on another host cannot be judged and counts as alive.
+// pid. A holder on another host, or in another pid namespace (another
+// container sharing the pool), cannot be judged and counts as alive.
 func holderAlive(rec record) bool {
-	if me := self(); rec.Host != "" && me.Host != "" && rec.Host != me.Host {
+	me := self()
+	if rec.Host != "" && me.Host != "" && rec.Host != me.Host ||
+		rec.PidNS != "" && me.PidNS != "" && rec.PidNS != me.PidNS {
 		return true
 	}
 	if !pidAlive(rec.PID) {

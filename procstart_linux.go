@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"os"
 	"strconv"
+	"strings"
 )
 
 // processStart returns the process's start time in clock ticks after boot
@@ -26,4 +27,18 @@ func processStart(pid int) string {
 		return ""
 	}
 	return string(fields[startField])
+}
+
+// pidNamespace names this process's pid namespace (the inode number in
+// /proc/self/ns/pid), or "" when it cannot be read. Processes in containers
+// that share a bind-mounted pool see each other's pids as absent or as
+// strangers: a pid from another namespace says nothing here.
+func pidNamespace() string {
+	link, err := os.Readlink("/proc/self/ns/pid")
+	if err != nil {
+		return ""
+	}
+	// "pid:[4026531836]"
+	link = strings.TrimPrefix(link, "pid:[")
+	return strings.TrimSuffix(link, "]")
 }

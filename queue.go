@@ -66,32 +66,44 @@ func (p *Pool) enqueue(arrived int64) (*ticket, error) {
 		return nil, fmt.Errorf("llmslots: cannot join the queue: %w", err)
 	}
 	name := ticketName(arrived)
-	draft := filepath.Join(qdir, draftPrefix+name)
-	f, err := openSlotFile(draft, true)
-	if err == nil {
-		var ok bool
-		if ok, err = tryLock(f); err == nil && !ok {
-			err = errors.New("draft ticket locked by another process")
-		}
-		if err == nil {
-			rec := self()
-			rec.Since = time.Now()
-			rec.Label = p.label
-			_, err = f.Write(rec.marshal())
-		}
-		if err == nil {
-			err = os.Rename(draft, filepath.Join(qdir, ticketPrefix+name))
-		}
-		if err != nil {
-			os.Remove(draft)
-			f.Close()
-		}
-	}
+	f, err := p.makeTicket(qdir, name)
 	if err != nil {
 		waiters.Close()
 		return nil, fmt.Errorf("llmslots: cannot take a ticket: %w", err)
 	}
 	return &ticket{dir: qdir, name: ticketPrefix + name, file: f, waiters: waiters}, nil
+}
+
+// makeTicket makes the draft ticket, locks and records it, and renames it
+// into line.
+func (p *Pool) makeTicket(qdir, name string) (*os.File, error) {
+	draft := filepath.Join(qdir, draftPrefix+name)
+	f, err := openSlotFile(draft, true)
+	if err != nil {
+		return nil, err
+	}
+	err = p.shareFile(f)
+	if err == nil {
+		var ok bool
+		if ok, err = tryLock(f); err == nil && !ok {
+			err = errors.New("draft ticket locked by another process")
+		}
+	}
+	if err == nil {
+		rec := self()
+		rec.Since = time.Now()
+		rec.Label = p.label
+		_, err = f.Write(rec.marshal())
+	}
+	if err == nil {
+		err = os.Rename(draft, filepath.Join(qdir, ticketPrefix+name))
+	}
+	if err != nil {
+		os.Remove(draft)
+		f.Close()
+		return nil, err
+	}
+	return f, nil
 }
 
 func (t *ticket) path() string { return filepath.Join(t.dir, t.name) }
@@ -224,7 +236,7 @@ func (p *Pool) RemoveDeadWaiters() ([]int, error) {
 	if err := p.usable(); err != nil {
 		return nil, err
 	}
-	if exists, err := inspectDir(p.dir); err != nil || !exists {
+	if exists, err := inspectDir(p.dir, p.group); err != nil || !exists {
 		return []int{}, err
 	}
 	_, dead, err := readQueue(p.dir, true)

@@ -20,6 +20,7 @@ import (
 //	host=build-7
 //	since=2026-11-26T11:28:40.123456789Z
 //	start=1234567
+//	pidns=4026531836
 //	command=/usr/bin/agent --task review
 //	label=codex review
 type record struct {
@@ -27,6 +28,7 @@ type record struct {
 	Host    string
 	Since   time.Time
 	Start   string // the process's start time as the OS reports it; tells a reused pid
+	PidNS   string // the pid namespace the pid belongs to (Linux); "" if unknown
 	Command string
 	Label   string
 }
@@ -48,6 +50,7 @@ var self = sync.OnceValue(func() record {
 		PID:     os.Getpid(),
 		Host:    cleanValue(host, 255),
 		Start:   processStart(os.Getpid()),
+		PidNS:   pidNamespace(),
 		Command: cleanValue(strings.Join(os.Args, " "), maxCommandLen),
 	}
 })
@@ -64,6 +67,7 @@ func (r record) marshal() []byte {
 		b = r.Since.UTC().AppendFormat(b, time.RFC3339Nano)
 	}
 	b = appendField(b, "start", r.Start)
+	b = appendField(b, "pidns", r.PidNS)
 	b = appendField(b, "command", r.Command)
 	b = appendField(b, "label", r.Label)
 	return append(b, '\n')
@@ -106,6 +110,8 @@ func parseRecord(data []byte) record {
 			}
 		case "start":
 			r.Start = v
+		case "pidns":
+			r.PidNS = v
 		case "command":
 			r.Command = v
 		case "label":

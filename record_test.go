@@ -8,9 +8,9 @@ import (
 
 func TestRecordRoundTrip(t *testing.T) {
 	in := record{PID: 4242, Host: "build-7", Since: time.Date(2026, 11, 26, 11, 28, 40, 123456789, time.UTC),
-		Start: "1234567", Command: "/usr/bin/agent --task review", Label: "codex review"}
+		Start: "1234567", PidNS: "4026531836", Command: "/usr/bin/agent --task review", Label: "codex review"}
 	data := in.marshal()
-	if !strings.HasPrefix(string(data), "pid=4242\n") || strings.Count(string(data), "\n") != 6 {
+	if !strings.HasPrefix(string(data), "pid=4242\n") || strings.Count(string(data), "\n") != 7 {
 		t.Fatalf("marshal: %q", data)
 	}
 	if out := parseRecord(data); out != in {

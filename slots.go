@@ -182,6 +182,10 @@ func (p *Pool) create(id int, path string) (g *Guard, exists bool, err error) {
 			}
 			continue
 		}
+		if err := p.shareFile(f); err != nil {
+			f.Close()
+			return nil, false, fmt.Errorf("llmslots: %w", err)
+		}
 		if testHookBeforeLock != nil {
 			testHookBeforeLock(path)
 		}

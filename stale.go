@@ -39,7 +39,7 @@ func (p *Pool) ForceRelease(slotID int) error {
 	if err := checkSlotID(slotID); err != nil {
 		return err
 	}
-	exists, err := inspectDir(p.dir)
+	exists, err := inspectDir(p.dir, p.group)
 	if err != nil || !exists {
 		return err
 	}

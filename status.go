@@ -94,7 +94,7 @@ func (p *Pool) ReadStatus(max int) (Status, error) {
 // scan probes every slot file below max and beyond it, and the queue.
 func (p *Pool) scan(max int) (Status, error) {
 	st := Status{Dir: p.dir, Max: max, PIDs: []int{}, Slots: []SlotStatus{}, Waiting: []WaiterStatus{}, DeadWaiters: []WaiterStatus{}}
-	exists, err := inspectDir(p.dir)
+	exists, err := inspectDir(p.dir, p.group)
 	if err != nil {
 		return Status{}, err
 	}

@@ -155,6 +155,8 @@ func TestFallbackJudgesByPid(t *testing.T) {
 		{"reused pid", record{PID: os.Getpid(), Start: "1"}, StateStale},
 		{"no pid", record{}, StateHeld},
 		{"other host", record{PID: dead.pid(), Host: "elsewhere.invalid"}, StateHeld},
+		{"other pid namespace", record{PID: dead.pid(), Host: self().Host, PidNS: "1"}, StateHeld},
+		{"same pid namespace", record{PID: dead.pid(), Host: self().Host, PidNS: self().PidNS}, StateStale},
 	}
 	if processStart(os.Getpid()) == "" {
 		cases = cases[:2]

@@ -1,0 +1,77 @@
+package llmslots
+
+import (
+	"os"
+	"os/user"
+	"strconv"
+)
+
+// EnvGroup, when set, makes every pool shared by the members of a Unix
+// group, named or numbered (see WithGroup); WithGroup on a pool wins.
+const EnvGroup = "LLMSLOTS_GROUP"
+
+// group says who may share a pool: its owner alone (the default), or the
+// members of one Unix group.
+type group struct {
+	shared bool
+	gid    int
+}
+
+// groupFileMode is the mode of every file in a group's pool: members read
+// each other's records and probe each other's locks; the directory's
+// setgid bit gives new files its group.
+const groupFileMode = 0o660
+
+// WithGroup makes the pool shared by the members of the Unix group gid,
+// for agents that run as different users but share one account's rate
+// limit. The pool directory must then belong to that group and give it
+// full access, with nothing for others (mode 2770, which the package
+// creates, under a parent that must exist and that the group can reach);
+// the caller must be a member. Slot files are made group-readable and
+// -writable. A live holder of another user is never taken for dead (its
+// lock decides, and kill(pid, 0) answering EPERM means alive). Not
+// available on Windows.
+func WithGroup(gid int) Option {
+	return func(p *Pool) error {
+		if gid < 0 {
+			return invalidf("group id must be >= 0, got %d", gid)
+		}
+		if !groupsSupported {
+			return invalidf("group-shared pools need Unix permissions; not available on this platform")
+		}
+		p.group = group{shared: true, gid: gid}
+		return nil
+	}
+}
+
+// groupFromEnv reads LLMSLOTS_GROUP: a group name or a numeric gid.
+func groupFromEnv() (group, error) {
+	v := os.Getenv(EnvGroup)
+	if v == "" {
+		return group{}, nil
+	}
+	if !groupsSupported {
+		return group{}, invalidf("%s=%q: group-shared pools are not available on this platform", EnvGroup, v)
+	}
+	if n, err := strconv.Atoi(v); err == nil && n >= 0 {
+		return group{shared: true, gid: n}, nil
+	}
+	g, err := user.LookupGroup(v)
+	if err != nil {
+		return group{}, invalidf("%s=%q is neither a group name nor a gid (%v)", EnvGroup, v, err)
+	}
+	gid, err := strconv.Atoi(g.Gid)
+	if err != nil {
+		return group{}, invalidf("%s=%q: group id %q is not a number", EnvGroup, v, g.Gid)
+	}
+	return group{shared: true, gid: gid}, nil
+}
+
+// shareFile gives a file just made in a group's pool the group's mode,
+// which the umask may have narrowed. Nothing to do in a private pool.
+func (p *Pool) shareFile(f *os.File) error {
+	if !p.group.shared {
+		return nil
+	}
+	return f.Chmod(groupFileMode)
+}
