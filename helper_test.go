@@ -24,6 +24,7 @@ import (
 const helperEnv = "LLMSLOTS_TEST_HELPER"
 
 func TestMain(m *testing.M) {
+	testForcePolling = os.Getenv("LLMSLOTS_TEST_POLL") != ""
 	if mode := os.Getenv(helperEnv); mode != "" {
 		os.Exit(runHelper(mode))
 	}
