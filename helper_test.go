@@ -24,7 +24,6 @@ import (
 const helperEnv = "LLMSLOTS_TEST_HELPER"
 
 func TestMain(m *testing.M) {
-	testForcePolling = os.Getenv("LLMSLOTS_TEST_POLL") != ""
 	if mode := os.Getenv(helperEnv); mode != "" {
 		os.Exit(runHelper(mode))
 	}

@@ -20,6 +20,10 @@ const (
 	ticketEvents = unix.IN_ATTRIB | unix.IN_CLOSE_WRITE | unix.IN_DELETE_SELF | unix.IN_MOVE_SELF
 )
 
+// testForcePolling, set by tests, makes every waiter poll, as it does off
+// Linux and on network filesystems.
+var testForcePolling bool
+
 // recheckEvery is how often an event-driven waiter looks again without
 // an event, in case one was lost. Rare, because each timer wake-up of an
 // idle Go process costs several thread switches.

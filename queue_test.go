@@ -232,17 +232,3 @@ func TestGoroutinesQueueInOrder(t *testing.T) {
 		}
 	}
 }
-
-// Where events cannot be had (off Linux, on network filesystems, past
-// inotify's per-user limit) waiters poll, and keep their order and their
-// crash safety. The queue tests run again that way.
-func TestQueueWhilePolling(t *testing.T) {
-	testForcePolling = true
-	defer func() { testForcePolling = false }()
-	t.Run("order", TestGoroutinesQueueInOrder)
-	t.Run("cancel", TestCancelledAndTimedOutWaitersLeaveTheQueue)
-	// Processes poll too: helpers read the same switch from the environment.
-	t.Setenv("LLMSLOTS_TEST_POLL", "1")
-	t.Run("arrival_order", TestWaitersAreServedInArrivalOrder)
-	t.Run("killed_waiter", TestKilledWaiterNeverBlocksTheQueue)
-}
