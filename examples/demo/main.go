@@ -61,6 +61,11 @@ func worker(spec string) int {
 	return 0
 }
 
+type event struct {
+	at   time.Time
+	text string
+}
+
 type span struct {
 	worker, slot int
 	start, end   time.Time
@@ -86,13 +91,18 @@ func run(workers, limit, victim int) error {
 	fmt.Print("\n\n")
 
 	t0 := time.Now()
-	at := func(t time.Time) string { return fmt.Sprintf("%+6dms", t.Sub(t0).Milliseconds()) }
 	var (
 		mu    sync.Mutex
 		spans []span
 		wg    sync.WaitGroup
 		fails []string
+		log   []event // printed in time order once all is done
 	)
+	say := func(t time.Time, format string, args ...any) {
+		log = append(log, event{t, fmt.Sprintf("%+6dms  ", t.Sub(t0).Milliseconds()) + fmt.Sprintf(format, args...)})
+	}
+	killedAt := make(chan time.Time, 1)
+	fmt.Println("running...")
 	for w := 1; w <= workers; w++ {
 		hold := time.Duration(300+(w*73)%200) * time.Millisecond
 		if w == victim {
@@ -126,27 +136,32 @@ func run(workers, limit, victim int) error {
 				switch f[0] {
 				case "acquired":
 					cur = span{worker: w, slot: mustAtoi(f[1]), start: when}
-					fmt.Printf("%s  worker %d (pid %d) took slot %d\n", at(when), w, cmd.Process.Pid, cur.slot)
+					say(when, "worker %d (pid %d) took slot %d", w, cmd.Process.Pid, cur.slot)
 					if w == victim {
 						go func() {
 							time.Sleep(150 * time.Millisecond)
+							// The kill's time, taken before it is sent,
+							// ends the worker's hold: the kernel frees the
+							// slot only after, so the check below never
+							// counts a hold longer than it was.
+							killedAt <- time.Now()
 							cmd.Process.Kill()
 						}()
 					}
 				case "released":
 					cur.end = when
 					spans = append(spans, cur)
-					fmt.Printf("%s  worker %d released slot %d\n", at(when), w, cur.slot)
+					say(when, "worker %d released slot %d", w, cur.slot)
 				}
 				mu.Unlock()
 			}
 			err := cmd.Wait()
 			if w == victim && cur.end.IsZero() && !cur.start.IsZero() {
-				now := time.Now()
+				end := <-killedAt
 				mu.Lock()
-				cur.end, cur.killed = now, true
+				cur.end, cur.killed = end, true
 				spans = append(spans, cur)
-				fmt.Printf("%s  worker %d SIGKILLed while holding slot %d (%v); nobody cleans up\n", at(now), w, cur.slot, err)
+				say(end, "worker %d SIGKILLed while holding slot %d (%v); nobody cleans up", w, cur.slot, err)
 				mu.Unlock()
 			}
 		}(w)
@@ -154,6 +169,10 @@ func run(workers, limit, victim int) error {
 	}
 	wg.Wait()
 	total := time.Since(t0)
+	sort.SliceStable(log, func(i, j int) bool { return log[i].at.Before(log[j].at) })
+	for _, e := range log {
+		fmt.Println(e.text)
+	}
 
 	sort.Slice(spans, func(i, j int) bool { return spans[i].worker < spans[j].worker })
 	const col = 50 * time.Millisecond
