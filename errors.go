@@ -25,6 +25,21 @@ var ErrHeld = errors.New("llmslots: slot is held")
 // user, or others may write to it (and so could plant or delete slot files).
 var ErrUnsafeDir = errors.New("llmslots: unsafe slot directory")
 
+// An EnvError reports an environment variable whose value cannot be used.
+// It matches ErrInvalid; callers that tell the user's settings from a bad
+// argument (the command line does) can look for it with errors.As.
+type EnvError struct {
+	Var, Value string
+	Reason     string // what is wrong, as the end of a sentence
+}
+
+func (e *EnvError) Error() string {
+	return fmt.Sprintf("llmslots: %s=%q %s", e.Var, e.Value, e.Reason)
+}
+
+// Is makes an EnvError match ErrInvalid.
+func (e *EnvError) Is(target error) bool { return target == ErrInvalid }
+
 // invalidf returns an error that matches ErrInvalid and reads as the
 // formatted message alone.
 func invalidf(format string, args ...any) error {

@@ -51,18 +51,18 @@ func groupFromEnv() (group, error) {
 		return group{}, nil
 	}
 	if !groupsSupported {
-		return group{}, invalidf("%s=%q: group-shared pools are not available on this platform", EnvGroup, v)
+		return group{}, &EnvError{Var: EnvGroup, Value: v, Reason: "asks for a group-shared pool, which this platform does not have"}
 	}
 	if n, err := strconv.Atoi(v); err == nil && n >= 0 {
 		return group{shared: true, gid: n}, nil
 	}
 	g, err := user.LookupGroup(v)
 	if err != nil {
-		return group{}, invalidf("%s=%q is neither a group name nor a gid (%v)", EnvGroup, v, err)
+		return group{}, &EnvError{Var: EnvGroup, Value: v, Reason: "is neither a group name nor a gid (" + err.Error() + ")"}
 	}
 	gid, err := strconv.Atoi(g.Gid)
 	if err != nil {
-		return group{}, invalidf("%s=%q: group id %q is not a number", EnvGroup, v, g.Gid)
+		return group{}, &EnvError{Var: EnvGroup, Value: v, Reason: "names a group whose id " + strconv.Quote(g.Gid) + " is not a number"}
 	}
 	return group{shared: true, gid: gid}, nil
 }

@@ -24,23 +24,8 @@ func unlockFile(f *os.File) error {
 }
 
 func flockFile(f *os.File, how int) error {
-	rc, err := f.SyscallConn()
-	if err != nil {
-		return err
-	}
-	var opErr error
-	err = rc.Control(func(fd uintptr) {
-		for {
-			if opErr = unix.Flock(int(fd), how); opErr != unix.EINTR {
-				return
-			}
-		}
-	})
-	if err != nil {
-		return err
-	}
-	if opErr != nil {
-		return &fs.PathError{Op: "flock", Path: f.Name(), Err: opErr}
+	if err := onFd(f, func(fd int) error { return unix.Flock(fd, how) }); err != nil {
+		return &fs.PathError{Op: "flock", Path: f.Name(), Err: err}
 	}
 	return nil
 }

@@ -34,28 +34,35 @@ func openSlotFile(path string, create bool) (*os.File, error) {
 // same process would free a held slot); flock locks belong to the open file
 // description, so each guard is its own lock, even within one process.
 func tryLock(f *os.File) (bool, error) {
+	err := onFd(f, func(fd int) error { return unix.Flock(fd, unix.LOCK_EX|unix.LOCK_NB) })
+	switch {
+	case err == nil:
+		return true, nil
+	case errors.Is(err, unix.EWOULDBLOCK):
+		return false, nil
+	}
+	return false, &fs.PathError{Op: "flock", Path: f.Name(), Err: err}
+}
+
+// onFd runs op on f's descriptor, again for as long as it is interrupted
+// (EINTR), without the side effects of f.Fd.
+func onFd(f *os.File, op func(fd int) error) error {
 	rc, err := f.SyscallConn()
 	if err != nil {
-		return false, err
+		return err
 	}
-	var lockErr error
+	var opErr error
 	err = rc.Control(func(fd uintptr) {
 		for {
-			lockErr = unix.Flock(int(fd), unix.LOCK_EX|unix.LOCK_NB)
-			if lockErr != unix.EINTR {
+			if opErr = op(int(fd)); opErr != unix.EINTR {
 				return
 			}
 		}
 	})
-	switch {
-	case err != nil:
-		return false, err
-	case lockErr == nil:
-		return true, nil
-	case errors.Is(lockErr, unix.EWOULDBLOCK):
-		return false, nil
+	if err != nil {
+		return err
 	}
-	return false, &fs.PathError{Op: "flock", Path: f.Name(), Err: lockErr}
+	return opErr
 }
 
 // linked reports whether the locked file still has a name. A file unlinked

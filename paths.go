@@ -48,7 +48,7 @@ func SlotPath(id int) string {
 func defaultDir() (string, error) {
 	if d := os.Getenv(EnvDir); d != "" {
 		if !filepath.IsAbs(d) {
-			return d, invalidf("%s must be an absolute path, got %q", EnvDir, d)
+			return d, &EnvError{Var: EnvDir, Value: d, Reason: "is not an absolute path; set it to one"}
 		}
 		return filepath.Clean(d), nil
 	}

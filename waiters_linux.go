@@ -31,23 +31,8 @@ func anyWaiting(f *os.File, qdir string) bool {
 }
 
 func fcntlLock(f *os.File, cmd int, lk *unix.Flock_t) error {
-	rc, err := f.SyscallConn()
-	if err != nil {
-		return err
-	}
-	var opErr error
-	err = rc.Control(func(fd uintptr) {
-		for {
-			if opErr = unix.FcntlFlock(fd, cmd, lk); opErr != unix.EINTR {
-				return
-			}
-		}
-	})
-	if err != nil {
-		return err
-	}
-	if opErr != nil {
-		return &fs.PathError{Op: "fcntl", Path: f.Name(), Err: opErr}
+	if err := onFd(f, func(fd int) error { return unix.FcntlFlock(uintptr(fd), cmd, lk) }); err != nil {
+		return &fs.PathError{Op: "fcntl", Path: f.Name(), Err: err}
 	}
 	return nil
 }

@@ -20,22 +20,9 @@ func cleanupCmd(args []string, stdout, stderr io.Writer) int {
 	var pf poolFlags
 	pf.register(fs, true)
 	dry := fs.Bool("dry-run", false, "list what would be removed, remove nothing")
-	if code, done := parseFlags(fs, args, stdout, stderr); done {
-		return code
-	}
-	if fs.NArg() > 0 {
-		return usageError(fs, stderr, "unexpected argument %q", fs.Arg(0))
-	}
-	if msg := pf.check(fs); msg != "" {
-		return usageError(fs, stderr, "%s", msg)
-	}
-	pool, code, done := openPool(&pf, fs, stderr)
+	pool, st, code, done := poolStatus(fs, &pf, args, stdout, stderr)
 	if done {
 		return code
-	}
-	st, err := pool.ReadStatus(pf.maxOrDefault())
-	if err != nil {
-		return failure(stderr, exitError, err)
 	}
 	removed := 0
 	for _, s := range st.Slots {

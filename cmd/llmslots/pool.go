@@ -5,7 +5,6 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"os"
 	"path/filepath"
 	"strings"
 
@@ -54,15 +53,11 @@ func (pf *poolFlags) maxOrDefault() int {
 }
 
 // open returns the chosen pool, with opts. An error matching
-// llmslots.ErrInvalid is a bad flag (a pool name or label): a usage error.
+// llmslots.ErrInvalid is a bad flag (a pool name or label), unless it is an
+// llmslots.EnvError.
 func (pf *poolFlags) open(opts ...llmslots.Option) (*llmslots.Pool, error) {
 	if pf.dir != "" {
 		return llmslots.NewPool(pf.dir, opts...)
-	}
-	// The environment is the user's to fix, not a usage error: check it
-	// first, so that an invalid name is the only ErrInvalid left below.
-	if d := os.Getenv(llmslots.EnvDir); d != "" && !filepath.IsAbs(d) {
-		return nil, fmt.Errorf("llmslots: %s must be an absolute path, got %q", llmslots.EnvDir, d)
 	}
 	if pf.pool != "" {
 		return llmslots.NamedPool(pf.pool, opts...)
@@ -74,11 +69,39 @@ func (pf *poolFlags) open(opts ...llmslots.Option) (*llmslots.Pool, error) {
 // error for a bad name or label, else exitError. done is true on failure.
 func openPool(pf *poolFlags, fs *flag.FlagSet, stderr io.Writer, opts ...llmslots.Option) (p *llmslots.Pool, code int, done bool) {
 	p, err := pf.open(opts...)
+	var envErr *llmslots.EnvError
 	switch {
+	case errors.As(err, &envErr):
+		// The environment is the user's to fix, not a usage error.
+		return nil, failure(stderr, exitError, err), true
 	case errors.Is(err, llmslots.ErrInvalid):
 		return nil, usageError(fs, stderr, "%s", strings.TrimPrefix(err.Error(), "llmslots: ")), true
 	case err != nil:
 		return nil, failure(stderr, exitError, err), true
 	}
 	return p, 0, false
+}
+
+// poolStatus is the body of a subcommand that takes pool flags and no
+// arguments: it parses args, opens the pool and reads its status; done
+// reports that the subcommand ends here with code.
+func poolStatus(fs *flag.FlagSet, pf *poolFlags, args []string, stdout, stderr io.Writer) (pool *llmslots.Pool, st llmslots.Status, code int, done bool) {
+	if code, done := parseFlags(fs, args, stdout, stderr); done {
+		return nil, st, code, true
+	}
+	if fs.NArg() > 0 {
+		return nil, st, usageError(fs, stderr, "unexpected argument %q", fs.Arg(0)), true
+	}
+	if msg := pf.check(fs); msg != "" {
+		return nil, st, usageError(fs, stderr, "%s", msg), true
+	}
+	pool, code, done = openPool(pf, fs, stderr)
+	if done {
+		return nil, st, code, true
+	}
+	st, err := pool.ReadStatus(pf.maxOrDefault())
+	if err != nil {
+		return nil, st, failure(stderr, exitError, err), true
+	}
+	return pool, st, 0, false
 }

@@ -51,7 +51,8 @@ func TestExitCodes(t *testing.T) {
 		{"stray argument", []string{"status", "extra"}, 64, "unexpected argument"},
 		{"shim with a path", []string{"shim", "a/b", "--bin-dir", t.TempDir()}, 64, "not a path"},
 		{"unsafe directory", []string{"run", "--dir", unsafe, "--max", "1", "--", "true"}, 1, "writable by group or others"},
-		{"relative LLMSLOTS_DIR", nil, 1, "LLMSLOTS_DIR must be an absolute path"},
+		{"relative LLMSLOTS_DIR", []string{"env", "LLMSLOTS_DIR=relative/dir"}, 1, `LLMSLOTS_DIR="relative/dir" is not an absolute path`},
+		{"unknown LLMSLOTS_GROUP", []string{"env", "LLMSLOTS_GROUP=no-such-group-here"}, 1, "neither a group name nor a gid"},
 		{"help", []string{"run", "--help"}, 0, ""},
 		{"help subcommand", []string{"help", "release"}, 0, ""},
 	}
@@ -59,8 +60,9 @@ func TestExitCodes(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			env := e.env
 			args := tt.args
-			if args == nil {
-				env = e.with("LLMSLOTS_DIR=relative/dir")
+			if len(args) == 2 && args[0] == "env" {
+				// A bad environment, not a bad argument: exit 1.
+				env = e.with(args[1])
 				args = []string{"status"}
 			}
 			r := e.runEnv(env, "", args...)

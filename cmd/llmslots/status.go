@@ -22,22 +22,9 @@ func statusCmd(args []string, stdout, stderr io.Writer) int {
 	var pf poolFlags
 	pf.register(fs, true)
 	asJSON := fs.Bool("json", false, "print the status as JSON")
-	if code, done := parseFlags(fs, args, stdout, stderr); done {
-		return code
-	}
-	if fs.NArg() > 0 {
-		return usageError(fs, stderr, "unexpected argument %q", fs.Arg(0))
-	}
-	if msg := pf.check(fs); msg != "" {
-		return usageError(fs, stderr, "%s", msg)
-	}
-	pool, code, done := openPool(&pf, fs, stderr)
+	_, st, code, done := poolStatus(fs, &pf, args, stdout, stderr)
 	if done {
 		return code
-	}
-	st, err := pool.ReadStatus(pf.maxOrDefault())
-	if err != nil {
-		return failure(stderr, exitError, err)
 	}
 	if *asJSON {
 		enc := json.NewEncoder(stdout)
