@@ -65,13 +65,15 @@ func newWatcher(dir string) watcher {
 // idleWatchers keeps finished watchers for reuse. Closing an inotify
 // descriptor makes the kernel wait out an RCU grace period (measured here:
 // 8 ms at the median), which a waiter that just got its slot should not
-// pay; nor should the next waiter pay for a new one.
+// pay; nor should the next waiter pay for a new one. Few are kept: each
+// counts against the user's limit of inotify instances (128 by default),
+// which every process of the user shares.
 var idleWatchers struct {
 	sync.Mutex
 	list []*inotifyWatcher
 }
 
-const maxIdleWatchers = 8
+const maxIdleWatchers = 2
 
 // reset removes the watches and discards queued events: removing a watch
 // queues an IN_IGNORED event, which would wake the next wait at once, and

@@ -40,8 +40,11 @@ import (
 )
 
 // Acquire takes a free slot of the pool's first max, waiting up to wait for
-// one. With wait 0 it tries each slot once and returns. On success the
-// caller must call Release on the returned Guard (defer g.Release()).
+// one. Waiters are served in the order they arrived, across processes: a
+// caller that finds others waiting joins the back of the line, even if a
+// slot has just freed. With wait 0 it makes one attempt (which, with others
+// waiting, fails at once). On success the caller must call Release on the
+// returned Guard (defer g.Release()).
 //
 // When no slot frees within wait it returns an error matching ErrBusy that
 // names max, the wait and the holders' pids. max outside 1..MaxSlots and a
@@ -61,8 +64,8 @@ func (p *Pool) Acquire(max int, wait time.Duration) (*Guard, error) {
 // AcquireContext takes a free slot of the pool's first max, waiting until
 // one frees or ctx is done. When ctx is done first it returns an error that
 // wraps ctx.Err() (errors.Is(err, context.DeadlineExceeded) and so on) and
-// holds no slot. If ctx is already done, AcquireContext still tries each
-// slot once and may succeed.
+// holds no slot. If ctx is already done, AcquireContext still makes one
+// attempt, as Acquire with wait 0 does, and may succeed.
 func (p *Pool) AcquireContext(ctx context.Context, max int) (*Guard, error) {
 	if err := p.usable(); err != nil {
 		return nil, err
