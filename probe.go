@@ -6,6 +6,7 @@ import (
 	"io/fs"
 	"os"
 	"syscall"
+	"time"
 
 	"github.com/gofrs/flock"
 )
@@ -25,6 +26,10 @@ const (
 	// swapped for a live holder's file between the look and the delete.
 	probeRemove
 )
+
+// freshFileAge is how long an empty slot file is given to be locked and
+// recorded by its creator before a free lock on it means a dead holder.
+const freshFileAge = 2 * time.Second
 
 // probeResult is what a look at one slot or ticket file found.
 type probeResult struct {
@@ -58,6 +63,16 @@ func probe(path string, mode probeMode) (probeResult, error) {
 	}
 	if !fi.Mode().IsRegular() {
 		return probeResult{state: StateInvalid, detail: describe(fi) + ", which llmslots never makes: remove it by hand"}, nil
+	}
+	// Every holder writes its record right after locking, this package
+	// and the reference alike. So an empty file whose lock is free is
+	// either a dead holder's (killed in that instant) or one whose creator
+	// has not locked it yet, and a process that follows the reference does
+	// not check, after locking, that its file still has a name: deleting
+	// it then would give the slot two holders. A young empty file is
+	// therefore counted as held until it is old enough to be a dead one's.
+	if fi.Size() == 0 && time.Since(fi.ModTime()) < freshFileAge {
+		return probeResult{state: StateHeld, detail: "just created; its creator may not have locked it yet"}, nil
 	}
 
 	// gofrs/flock does the locking here: a path-based try-lock-and-release

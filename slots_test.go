@@ -228,7 +228,9 @@ func TestDroppedGuardSurvivesGC(t *testing.T) {
 // The unlink race, made to happen: between this acquirer's create and its
 // lock, a prober takes the fresh, unlocked file for a dead holder's and
 // deletes it, and a third process may create and lock a new one. Either
-// way exactly one holder may result.
+// way exactly one holder may result. (A prober leaves a young empty file
+// alone, so the creator is made to look stalled past freshFileAge, as a
+// SIGSTOPped one would be.)
 func TestUnlinkRaceNeverGivesTwoHolders(t *testing.T) {
 	for _, thirdTakes := range []bool{true, false} {
 		t.Run(fmt.Sprintf("third_takes=%v", thirdTakes), func(t *testing.T) {
@@ -236,6 +238,8 @@ func TestUnlinkRaceNeverGivesTwoHolders(t *testing.T) {
 			var third *Guard
 			testHookBeforeLock = func(path string) {
 				testHookBeforeLock = nil // only the racing acquirer's first create
+				old := time.Now().Add(-2 * freshFileAge)
+				os.Chtimes(path, old, old)
 				res, err := probe(path, probeReclaim)
 				if err != nil || !res.removed {
 					t.Errorf("prober: %+v %v; want the unlocked file removed", res, err)

@@ -12,6 +12,7 @@ import (
 	"strings"
 	"syscall"
 	"testing"
+	"time"
 )
 
 // A pool with a free, a held, a stale and a garbage slot, as status sees it.
@@ -26,6 +27,8 @@ func TestStatusTellsFreeHeldAndStale(t *testing.T) {
 	// holder that died between create and write); nobody locks either.
 	os.WriteFile(p.SlotPath(3), []byte("\x00\xffpid=banana\nnot a record"), 0o600)
 	os.WriteFile(p.SlotPath(4), nil, 0o600)
+	old := time.Now().Add(-2 * freshFileAge)
+	os.Chtimes(p.SlotPath(4), old, old)
 
 	st, err := p.ReadStatus(5)
 	if err != nil {
@@ -100,6 +103,31 @@ func TestForceRelease(t *testing.T) {
 	g := mustAcquire(t, p, 2, 0)
 	if err := p.ForceRelease(g.SlotID()); !errors.Is(err, ErrHeld) {
 		t.Fatalf("ForceRelease of our own held slot: %v", err)
+	}
+}
+
+// An empty file whose lock is free may be one whose creator has not
+// locked it yet (a process following the reference does not check its file
+// afterwards): it counts as held until it is old enough to be a dead
+// holder's, and nobody deletes it before.
+func TestYoungEmptySlotFileCountsAsHeld(t *testing.T) {
+	p := newTestPool(t)
+	mustAcquire(t, p, 1, 0).Release() // make the directory
+	os.WriteFile(p.SlotPath(0), nil, 0o600)
+	st, err := p.ReadStatus(1)
+	if err != nil || st.Slots[0].State != StateHeld || st.Slots[0].Detail == "" {
+		t.Fatalf("status %+v %v", st.Slots, err)
+	}
+	if _, err := p.Acquire(1, 0); !errors.Is(err, ErrBusy) {
+		t.Fatalf("Acquire took a young empty file: %v", err)
+	}
+	if err := p.ForceRelease(0); !errors.Is(err, ErrHeld) {
+		t.Fatalf("ForceRelease: %v", err)
+	}
+	old := time.Now().Add(-2 * freshFileAge)
+	os.Chtimes(p.SlotPath(0), old, old)
+	if g := mustAcquire(t, p, 1, 0); g.SlotID() != 0 {
+		t.Fatal("an old empty file was not reclaimed")
 	}
 }
 
