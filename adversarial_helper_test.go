@@ -3,21 +3,17 @@
 package llmslots
 
 import (
-	"bufio"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io/fs"
 	"os"
-	"os/exec"
 	"os/signal"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"syscall"
-	"testing"
 	"time"
 )
 
@@ -176,89 +172,4 @@ func runSignalStorm() int {
 	fmt.Printf("done acquired=%d violations=%d errors=%d signals=%d first_error=%v\n",
 		acquired.Load(), violations.Load(), errs.Load(), received.Load(), firstErr.Load())
 	return 0
-}
-
-// nobody is the unprivileged user the other-user tests run helpers as.
-const nobody = 65534
-
-// nobodyBinary copies the test binary where uid 65534 may run it (the
-// build directory is private) and returns its path. It skips the test
-// when not root.
-func nobodyBinary(t *testing.T) string {
-	t.Helper()
-	if os.Geteuid() != 0 {
-		t.Skip("needs root to run a helper as another user")
-	}
-	dir := sharedTempDir(t)
-	bin := filepath.Join(dir, "helper")
-	data, err := os.ReadFile(os.Args[0])
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(bin, data, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	return bin
-}
-
-// sharedTempDir is a root-owned 0755 temporary directory that uid 65534
-// can enter (t.TempDir's parents are private).
-func sharedTempDir(t *testing.T) string {
-	t.Helper()
-	dir, err := os.MkdirTemp("", "llmslots-adv-")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { os.RemoveAll(dir) })
-	if err := os.Chmod(dir, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	return dir
-}
-
-// nobodyPoolDir makes a directory owned by uid 65534 with mode perm below
-// a shared temporary directory.
-func nobodyPoolDir(t *testing.T, perm os.FileMode) string {
-	t.Helper()
-	dir := filepath.Join(sharedTempDir(t), "pool")
-	if err := os.Mkdir(dir, perm); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.Chown(dir, nobody, nobody); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.Chmod(dir, perm); err != nil {
-		t.Fatal(err)
-	}
-	return dir
-}
-
-// runOpsAs runs the adv-ops helper as uid (0: as this process's user) on
-// the pool in dir and returns its reports, one per op.
-func runOpsAs(t *testing.T, bin string, uid int, dir string, ops ...string) []opResult {
-	t.Helper()
-	cmd := exec.Command(bin, "-test.run=^$")
-	cmd.Env = append(os.Environ(), helperEnv+"=adv-ops", EnvDir+"="+dir, "HELPER_OPS="+strings.Join(ops, "|"), "GORACE=atexit_sleep_ms=0")
-	if uid != 0 {
-		cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: uint32(uid), Gid: uint32(uid)}}
-	}
-	cmd.Stderr = os.Stderr
-	out, err := cmd.Output()
-	if err != nil {
-		t.Fatalf("helper as uid %d: %v\n%s", uid, err, out)
-	}
-	var res []opResult
-	sc := bufio.NewScanner(strings.NewReader(string(out)))
-	sc.Buffer(nil, 1<<20)
-	for sc.Scan() {
-		var r opResult
-		if err := json.Unmarshal(sc.Bytes(), &r); err != nil {
-			t.Fatalf("helper said %q: %v", sc.Text(), err)
-		}
-		res = append(res, r)
-	}
-	if len(res) != len(ops) {
-		t.Fatalf("helper answered %d of %d ops:\n%s", len(res), len(ops), out)
-	}
-	return res
 }
