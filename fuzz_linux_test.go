@@ -20,8 +20,11 @@ func FuzzSysRoot(f *testing.F) {
 	f.Add("4:memory:/job\n3:cpu,cpuacct:/job\n", v1, "MemAvailable: 99 kB\n", "9223372036854771712", "-1", "total_inactive_file 5\n", "3")
 	f.Add("0::/../../x\n", "1 2 3 /a/b /sys/fs/cgroup//x/ rw - cgroup2 c rw\n", "MemAvailable:\n", "max", "max 100000", "inactive_file\n", "0")
 	f.Add("garbage", "garbage - x", "", "", "0 0", "", "1025")
+	// One root per fuzzing process, rewritten by each call (calls in one
+	// process run one at a time): a new tree per call would cost more
+	// than the code under test.
+	root := f.TempDir()
 	f.Fuzz(func(t *testing.T, cgroup, mountinfo, meminfo, memLimit, cpuMax, memStat, env string) {
-		root := t.TempDir()
 		write := func(name, body string) {
 			path := filepath.Join(root, name)
 			if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
