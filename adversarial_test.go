@@ -109,6 +109,50 @@ func TestPoolDirectoryBehindASymlink(t *testing.T) {
 			}
 		})
 	}
+	t.Run("replacing the directory while a slot is held", func(t *testing.T) {
+		// Like removing the directory (README: What it does not
+		// guarantee): the holder's file leaves with the old directory,
+		// so the pool starts afresh in the new one. What must still
+		// hold: the new directory is checked, and the old holder's
+		// release never deletes the new holder's file.
+		tmp := t.TempDir()
+		dir, other := filepath.Join(tmp, "pool"), filepath.Join(tmp, "other")
+		p, _ := NewPool(dir)
+		old := startHelper(t, "hold", dir, 1)
+		old.held()
+		if err := os.Rename(dir, dir+".old"); err != nil {
+			t.Fatal(err)
+		}
+		os.Mkdir(other, 0o700)
+		os.Symlink(other, dir)
+		g, err := p.Acquire(1, 0)
+		if err != nil {
+			t.Fatalf("Acquire after the swap: %v", err)
+		}
+		defer g.Release()
+		if _, err := os.Stat(filepath.Join(other, "slot-0.lock")); err != nil {
+			t.Fatalf("the new holder's file is not in the new directory: %v", err)
+		}
+		old.stdin.Close()
+		if l := old.line(); l != "released" {
+			t.Fatalf("old holder: %q", l)
+		}
+		if st, err := p.ReadStatus(1); err != nil || st.Slots[0].State != StateHeld {
+			t.Fatalf("the old holder's release freed the new holder's slot: %+v %v", st, err)
+		}
+		// A swap to a directory others may write is refused by a fresh
+		// pool (a pool that has checked its directory once does not
+		// look again until it must recreate it).
+		os.Remove(dir)
+		shared := filepath.Join(tmp, "shared")
+		os.Mkdir(shared, 0o700)
+		os.Chmod(shared, 0o777)
+		os.Symlink(shared, dir)
+		fresh, _ := NewPool(dir)
+		if _, err := fresh.Acquire(1, 0); !errors.Is(err, ErrUnsafeDir) {
+			t.Fatalf("Acquire through a swapped symlink to a 0777 directory: %v", err)
+		}
+	})
 	t.Run("dangling", func(t *testing.T) {
 		tmp := t.TempDir()
 		target, link := filepath.Join(tmp, "target"), filepath.Join(tmp, "link")
