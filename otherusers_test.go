@@ -36,11 +36,11 @@ func writeOwned(t *testing.T, path string, content []byte, uid int, perm os.File
 // its lock cannot be tried, and with no pid to judge it is counted as
 // held. Nothing deletes it and the rest of the pool keeps working.
 func TestUnreadableSlotFile(t *testing.T) {
-	bin := nobodyBinary(t)
-	dir := nobodyPoolDir(t, 0o700)
+	bin := binaryForOthers(t)
+	dir := othersPoolDir(t, 0o700)
 	path := filepath.Join(dir, "slot-0.lock")
-	writeOwned(t, path, record{PID: deadPid(t)}.marshal(), nobody, 0)
-	res := runOpsAs(t, bin, nobody, dir, "status:2", "stale:2", "force:0", "acquire:1", "acquire:2")
+	writeOwned(t, path, record{PID: deadPid(t)}.marshal(), otherUID, 0)
+	res := runOpsAs(t, bin, otherUID, dir, "status:2", "stale:2", "force:0", "acquire:1", "acquire:2")
 	st := res[0].Status
 	if st != nil {
 		t.Logf("slot 0 as its owner sees it: %s (%s)", st.Slots[0].State, st.Slots[0].Detail)
@@ -75,17 +75,17 @@ func TestReadOnlyPoolDirectory(t *testing.T) {
 			name = "with a queue directory"
 		}
 		t.Run(name, func(t *testing.T) {
-			bin := nobodyBinary(t)
-			dir := nobodyPoolDir(t, 0o700)
+			bin := binaryForOthers(t)
+			dir := othersPoolDir(t, 0o700)
 			if queue {
 				// Made by an earlier, writable life of the pool.
-				runOpsAs(t, bin, nobody, dir, "acquire:1")
+				runOpsAs(t, bin, otherUID, dir, "acquire:1")
 			}
-			writeOwned(t, filepath.Join(dir, "slot-0.lock"), record{PID: deadPid(t)}.marshal(), nobody, 0o600)
+			writeOwned(t, filepath.Join(dir, "slot-0.lock"), record{PID: deadPid(t)}.marshal(), otherUID, 0o600)
 			if err := os.Chmod(dir, 0o500); err != nil {
 				t.Fatal(err)
 			}
-			res := runOpsAs(t, bin, nobody, dir, "acquire:1", "acquire:2", "status:2", "stale:2", "force:0")
+			res := runOpsAs(t, bin, otherUID, dir, "acquire:1", "acquire:2", "status:2", "stale:2", "force:0")
 			for _, r := range res[:2] {
 				t.Logf("%s: %s", r.Op, r.Err)
 				if r.Kind != "permission" || !strings.Contains(r.Err, "permission denied") {
@@ -112,9 +112,9 @@ func TestReadOnlyPoolDirectory(t *testing.T) {
 // refuses nobody's (TestUnsafeDirectoriesAreRefused) and nobody refuses
 // root's, even when it could enter and read it.
 func TestAnotherUsersDirectoryIsRefused(t *testing.T) {
-	bin := nobodyBinary(t)
+	bin := binaryForOthers(t)
 	dir := sharedTempDir(t) // root's, mode 0755
-	res := runOpsAs(t, bin, nobody, dir, "acquire:1", "status:1", "force:0")
+	res := runOpsAs(t, bin, otherUID, dir, "acquire:1", "status:1", "force:0")
 	for _, r := range res {
 		t.Logf("%s: %s", r.Op, r.Err)
 		if r.Kind != "unsafe" || !strings.Contains(r.Err, "belongs to uid 0, not to you (uid 65534)") {
@@ -132,8 +132,8 @@ func TestAnotherUsersDirectoryIsRefused(t *testing.T) {
 // judged by its record alone (kill(pid, 0) fails with EPERM) root's pid
 // is alive.
 func TestAnotherUsersLiveHolderIsNeverDead(t *testing.T) {
-	bin := nobodyBinary(t)
-	dir := nobodyPoolDir(t, 0o700)
+	bin := binaryForOthers(t)
+	dir := othersPoolDir(t, 0o700)
 	me := self()
 	me.Since = me.Since.Add(1)
 	holdForeign(t, filepath.Join(dir, "slot-0.lock"), me.marshal()) // root's, 0600
@@ -141,7 +141,7 @@ func TestAnotherUsersLiveHolderIsNeverDead(t *testing.T) {
 	readable := filepath.Join(filepath.Dir(dir), "slot-9.lock")
 	writeOwned(t, readable, me.marshal(), 0, 0o644)
 
-	res := runOpsAs(t, bin, nobody, dir, "status:2", "stale:2", "force:0", "acquire:1", "acquire:2", "fallback:"+readable)
+	res := runOpsAs(t, bin, otherUID, dir, "status:2", "stale:2", "force:0", "acquire:1", "acquire:2", "fallback:"+readable)
 	if st := res[0].Status; st == nil || st.Slots[0].State != StateHeld || st.Active != 1 || st.Free != 1 {
 		t.Errorf("status: %+v", res[0])
 	}
@@ -205,13 +205,13 @@ func TestForeignPidsInASharedPool(t *testing.T) {
 	}
 }
 
-// nobody is the unprivileged user the other-user tests run helpers as.
-const nobody = 65534
+// otherUID is the unprivileged user (nobody) the other-user tests run helpers as.
+const otherUID = 65534
 
-// nobodyBinary copies the test binary where uid 65534 may run it (the
+// binaryForOthers copies the test binary where uid 65534 may run it (the
 // build directory is private) and returns its path. It skips the test
 // when not root.
-func nobodyBinary(t *testing.T) string {
+func binaryForOthers(t *testing.T) string {
 	t.Helper()
 	if os.Geteuid() != 0 {
 		t.Skip("needs root to run a helper as another user")
@@ -243,15 +243,15 @@ func sharedTempDir(t *testing.T) string {
 	return dir
 }
 
-// nobodyPoolDir makes a directory owned by uid 65534 with mode perm below
+// othersPoolDir makes a directory owned by uid 65534 with mode perm below
 // a shared temporary directory.
-func nobodyPoolDir(t *testing.T, perm os.FileMode) string {
+func othersPoolDir(t *testing.T, perm os.FileMode) string {
 	t.Helper()
 	dir := filepath.Join(sharedTempDir(t), "pool")
 	if err := os.Mkdir(dir, perm); err != nil {
 		t.Fatal(err)
 	}
-	if err := os.Chown(dir, nobody, nobody); err != nil {
+	if err := os.Chown(dir, otherUID, otherUID); err != nil {
 		t.Fatal(err)
 	}
 	if err := os.Chmod(dir, perm); err != nil {
