@@ -216,6 +216,11 @@ func TestEmptyAndGarbageSlotFiles(t *testing.T) {
 			p := newTestPool(t)
 			mustAcquire(t, p, 1, 0).Release()
 			os.WriteFile(p.SlotPath(0), content, 0o600)
+			// Old enough not to be a file whose creator is about to lock it.
+			old := time.Now().Add(-time.Hour)
+			if err := os.Chtimes(p.SlotPath(0), old, old); err != nil {
+				t.Fatal(err)
+			}
 			st, err := p.ReadStatus(1)
 			if err != nil || st.Slots[0].State != StateStale || st.Slots[0].PID != 0 || st.Free != 1 {
 				t.Fatalf("status %+v %v", st, err)
