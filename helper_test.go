@@ -85,6 +85,10 @@ func runHelper(mode string) int {
 		}
 		w.Flush()
 		return 0
+	default:
+		if code, ok := runAdversarialHelper(mode); ok {
+			return code
+		}
 	}
 	fmt.Println("unknown helper mode", mode)
 	return 2

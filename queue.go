@@ -172,6 +172,9 @@ func queueNames(qdir, prefix string) ([]string, error) {
 	}
 	all, err := d.Readdirnames(-1)
 	d.Close()
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, nil // removed between the open and the read
+	}
 	if err != nil {
 		return nil, fmt.Errorf("llmslots: %w", err)
 	}

@@ -2,6 +2,8 @@ package llmslots
 
 import (
 	"context"
+	"errors"
+	"io/fs"
 	"time"
 )
 
@@ -13,6 +15,13 @@ import (
 // whatever the outcome, so cancellation leaves the queue clean.
 func (p *Pool) waitInLine(ctx context.Context, max int, deadline time.Time, arrived int64) (*Guard, error) {
 	t, err := p.enqueue(arrived)
+	if errors.Is(err, fs.ErrNotExist) {
+		// The queue directory, or the whole pool directory, was removed
+		// while this Pool was in use: make it again, as create does.
+		if err = p.remake(); err == nil {
+			t, err = p.enqueue(arrived)
+		}
+	}
 	if err != nil {
 		return nil, err
 	}
@@ -28,7 +37,16 @@ func (p *Pool) waitInLine(ctx context.Context, max int, deadline time.Time, arri
 		if ahead == "" {
 			// Watch before trying: a slot freed after the try still
 			// wakes us.
-			if err := w.watchSlots(p.dir); err != nil {
+			if err := w.watchSlots(p.dir); errors.Is(err, fs.ErrNotExist) {
+				// The pool directory was removed while we waited (our
+				// ticket with it): make it again and look afresh. The
+				// lock on each slot still decides; only the order of
+				// this wait is lost.
+				if err := p.remake(); err != nil {
+					return nil, err
+				}
+				continue
+			} else if err != nil {
 				return nil, err
 			}
 			if g, err := p.tryAcquire(max); g != nil || err != nil {
@@ -42,4 +60,11 @@ func (p *Pool) waitInLine(ctx context.Context, max int, deadline time.Time, arri
 			return nil, err
 		}
 	}
+}
+
+// remake creates the pool's directory and queue again after they were
+// removed while in use.
+func (p *Pool) remake() error {
+	p.ready.Store(false)
+	return p.prepare()
 }
