@@ -58,15 +58,6 @@ func queueDir(poolDir string) string { return filepath.Join(poolDir, queueDirNam
 func (p *Pool) enqueue(arrived int64) (*ticket, error) {
 	qdir := queueDir(p.dir)
 	waiters, err := os.OpenFile(filepath.Join(qdir, waitersFileName), os.O_RDONLY|openNoFollow, 0)
-	if errors.Is(err, fs.ErrNotExist) {
-		// The queue (or the whole pool) was deleted while in use: make it
-		// again, as taking a slot does.
-		p.ready.Store(false)
-		if err := p.prepare(); err != nil {
-			return nil, err
-		}
-		waiters, err = os.OpenFile(filepath.Join(qdir, waitersFileName), os.O_RDONLY|openNoFollow, 0)
-	}
 	if err != nil {
 		return nil, fmt.Errorf("llmslots: cannot join the queue: %w", err)
 	}

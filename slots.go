@@ -239,8 +239,7 @@ func (p *Pool) reclaim(id int, path string) (*Guard, error) {
 // directory was removed while in use, and has been made again).
 func (p *Pool) openFailed(path string, err error) error {
 	if errors.Is(err, fs.ErrNotExist) {
-		p.ready.Store(false)
-		return p.prepare()
+		return p.remake()
 	}
 	return fmt.Errorf("llmslots: cannot create slot file: %w", err)
 }
