@@ -105,7 +105,9 @@ func parseRecord(data []byte) record {
 		case "host":
 			r.Host = v
 		case "since":
-			if t, err := time.Parse(time.RFC3339Nano, v); err == nil {
+			// A time marshal could not write back (its UTC year outside
+			// 0..9999) is no holder's: drop it.
+			if t, err := time.Parse(time.RFC3339Nano, v); err == nil && t.UTC().Year() >= 0 && t.UTC().Year() <= 9999 {
 				r.Since = t
 			}
 		case "start":
