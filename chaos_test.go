@@ -44,8 +44,8 @@ type procLog struct {
 }
 
 // readProcLog parses a helper's output (see chaos_helpers_test.go) until
-// it ends.
-func readProcLog(r io.Reader, pid int) procLog {
+// it ends, keeping holding (if not nil) set while the helper holds a slot.
+func readProcLog(r io.Reader, pid int, holding *atomic.Bool) procLog {
 	l := procLog{busy: map[string]int{}}
 	sc := bufio.NewScanner(r)
 	for sc.Scan() {
@@ -76,11 +76,17 @@ func readProcLog(r io.Reader, pid int) procLog {
 				l.waiting = false
 				l.acquired++
 				l.open = &holdInterval{slot: slot, start: at, pid: pid}
+				if holding != nil {
+					holding.Store(true)
+				}
 				continue
 			}
 			if l.open == nil || l.open.slot != slot || at < l.open.start {
 				l.errs = append(l.errs, "rel without its acq: "+line)
 				continue
+			}
+			if holding != nil {
+				holding.Store(false)
 			}
 			l.open.end = at
 			l.intervals = append(l.intervals, *l.open)
@@ -152,6 +158,7 @@ type loggedProc struct {
 	cmd      *exec.Cmd
 	pid      int
 	killedAt atomic.Int64 // CLOCK_MONOTONIC just before SIGKILL was sent; 0 if never
+	holding  atomic.Bool  // its log shows it holding a slot now
 }
 
 // procEnd is how a loggedProc ended.
@@ -188,7 +195,7 @@ func startLogged(t *testing.T, ends chan<- procEnd, mode, dir string, max int, e
 	}
 	p := &loggedProc{cmd: cmd, pid: cmd.Process.Pid}
 	go func() {
-		l := readProcLog(out, p.pid)
+		l := readProcLog(out, p.pid, &p.holding)
 		ends <- procEnd{proc: p, log: l, waitErr: cmd.Wait()}
 	}()
 	return p, nil
