@@ -11,6 +11,7 @@ import (
 	"math/rand/v2"
 	"os"
 	"strconv"
+	"syscall"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -26,6 +27,8 @@ import (
 //
 //	try <kind>          about to call Acquire or AcquireContext
 //	acq <slot> <ns>     Acquire returned slot; CLOCK_MONOTONIC taken just after
+//	ino <ino> <nlink> <size>  (chaos mode) the locked file's identity and, by
+//	                    fstat now, its link count and size: for diagnosis
 //	rel <slot> <ns>     about to release; CLOCK_MONOTONIC taken just before
 //	busy <kind>         the wait ran out (ErrBusy)
 //	cancelled <kind>    the context ended first
@@ -105,6 +108,11 @@ func chaosHelper() int {
 		switch {
 		case err == nil:
 			emit("acq %d %d", g.SlotID(), monotonic())
+			if st, ok := g.info.Sys().(*syscall.Stat_t); ok {
+				var now syscall.Stat_t
+				syscall.Fstat(int(g.file.Fd()), &now)
+				emit("ino %d %d %d", st.Ino, now.Nlink, now.Size)
+			}
 			time.Sleep(randMs(holdMs))
 			emit("rel %d %d", g.SlotID(), monotonic())
 			if err := g.Release(); err != nil {

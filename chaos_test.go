@@ -28,6 +28,8 @@ type holdInterval struct {
 	slot       int
 	start, end int64
 	pid        int
+	ino        string
+	killed     bool
 }
 
 // procLog is what one helper process wrote before its output ended.
@@ -91,6 +93,10 @@ func readProcLog(r io.Reader, pid int, holding *atomic.Bool) procLog {
 			l.open.end = at
 			l.intervals = append(l.intervals, *l.open)
 			l.open = nil
+		case "ino":
+			if l.open != nil {
+				l.open.ino = strings.Join(f[1:], "/")
+			}
 		case "busy":
 			l.waiting = false
 			l.busy[strings.Join(f[1:], " ")]++
@@ -143,7 +149,7 @@ func checkIntervals(ivs []holdInterval, limit int) (violations []string, peak in
 		if len(holders) > limit || bySlot[e.iv.slot] > 1 {
 			var who []string
 			for h := range holders {
-				who = append(who, fmt.Sprintf("pid %d slot %d [%d, %d]", h.pid, h.slot, h.start, h.end))
+				who = append(who, fmt.Sprintf("pid %d slot %d [%d, %d] ino %s killed %v", h.pid, h.slot, h.start, h.end, h.ino, h.killed))
 			}
 			sort.Strings(who)
 			violations = append(violations, fmt.Sprintf("at %d: %d holders (max %d), slot %d held %d times: %s",
@@ -202,9 +208,13 @@ func startLogged(t *testing.T, ends chan<- procEnd, mode, dir string, max int, e
 }
 
 // kill sends SIGKILL, noting the time just before. It reports false if the
-// process had already been reaped.
+// process had already been reaped, or killed: a second kill must not move
+// the time of the first, since a dead process that is not yet reaped
+// still takes signals, and its slot may have been taken again since.
 func (p *loggedProc) kill() bool {
-	p.killedAt.Store(monotonic())
+	if !p.killedAt.CompareAndSwap(0, monotonic()) {
+		return false
+	}
 	if err := p.cmd.Process.Signal(syscall.SIGKILL); err != nil {
 		p.killedAt.Store(0)
 		return false
@@ -298,6 +308,7 @@ func TestChaos(t *testing.T) {
 				// at least until it logged acq.
 				iv := *l.open
 				iv.end = max(e.proc.killedAt.Load(), iv.start)
+				iv.killed = true
 				intervals = append(intervals, iv)
 			case l.waiting:
 				c.killedWaiters++
@@ -327,8 +338,14 @@ func TestChaos(t *testing.T) {
 				start()
 			}
 		case <-killer.C:
-			if running && len(live) > 0 {
-				live[rand.IntN(len(live))].kill()
+			var alive []*loggedProc
+			for _, lp := range live {
+				if lp.killedAt.Load() == 0 {
+					alive = append(alive, lp)
+				}
+			}
+			if running && len(alive) > 0 {
+				alive[rand.IntN(len(alive))].kill()
 			}
 			killer.Reset(randMs(50) + 10*time.Millisecond)
 		case <-stop:
@@ -420,9 +437,9 @@ func TestCheckIntervalsFindsOverlaps(t *testing.T) {
 		ivs  []holdInterval
 		want int
 	}{
-		{"touching", []holdInterval{{0, 10, 20, 1}, {0, 20, 30, 2}, {1, 5, 30, 3}}, 0},
-		{"one slot twice", []holdInterval{{0, 10, 20, 1}, {0, 19, 30, 2}}, 1},
-		{"three holders", []holdInterval{{0, 10, 20, 1}, {1, 11, 30, 2}, {2, 12, 13, 3}}, 1},
+		{"touching", []holdInterval{{slot: 0, start: 10, end: 20, pid: 1}, {slot: 0, start: 20, end: 30, pid: 2}, {slot: 1, start: 5, end: 30, pid: 3}}, 0},
+		{"one slot twice", []holdInterval{{slot: 0, start: 10, end: 20, pid: 1}, {slot: 0, start: 19, end: 30, pid: 2}}, 1},
+		{"three holders", []holdInterval{{slot: 0, start: 10, end: 20, pid: 1}, {slot: 1, start: 11, end: 30, pid: 2}, {slot: 2, start: 12, end: 13, pid: 3}}, 1},
 	} {
 		violations, _ := checkIntervals(tc.ivs, 2)
 		if len(violations) != tc.want {

@@ -127,7 +127,7 @@ func interopRun(t *testing.T, killRef bool) {
 			}
 			var holders []*loggedProc
 			for _, lp := range live {
-				if mode[lp] == "ref-cycle" && lp.holding.Load() {
+				if mode[lp] == "ref-cycle" && lp.holding.Load() && lp.killedAt.Load() == 0 {
 					holders = append(holders, lp)
 				}
 			}
