@@ -321,6 +321,33 @@ func TestChaos(t *testing.T) {
 		}
 	}
 
+	// A status reader and a cleanup, as `llmslots status` and `llmslots
+	// cleanup` would run while all this goes on. They make joining the
+	// queue fail now and then (TestJoiningTheQueueSurvivesStatusAndCleanup),
+	// so they run only with LLMSLOTS_KNOWN_BUGS=1 until that is fixed.
+	var probes atomic.Int64
+	if os.Getenv("LLMSLOTS_KNOWN_BUGS") == "1" {
+		probing := make(chan struct{})
+		probed := make(chan struct{})
+		go func() {
+			defer close(probed)
+			for n := 0; ; n++ {
+				select {
+				case <-probing:
+					return
+				case <-time.After(randMs(5)):
+				}
+				if n%10 == 9 {
+					p.RemoveDeadWaiters()
+				} else if _, err := p.ReadStatus(limit); err != nil {
+					t.Errorf("ReadStatus during the chaos: %v", err)
+				}
+				probes.Add(1)
+			}
+		}()
+		defer func() { close(probing); <-probed }()
+	}
+
 	began := time.Now()
 	for range procs {
 		start()
@@ -358,6 +385,9 @@ func TestChaos(t *testing.T) {
 		}
 	}
 	elapsed := time.Since(began)
+	if n := probes.Load(); n > 0 {
+		t.Logf("%d status reads and cleanups ran during the chaos", n)
+	}
 
 	violations, peak := checkIntervals(intervals, limit)
 	c.violations, c.peak = len(violations), peak
