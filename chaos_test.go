@@ -322,11 +322,9 @@ func TestChaos(t *testing.T) {
 	}
 
 	// A status reader and a cleanup, as `llmslots status` and `llmslots
-	// cleanup` would run while all this goes on. They make joining the
-	// queue fail now and then (TestJoiningTheQueueSurvivesStatusAndCleanup),
-	// so they run only with LLMSLOTS_KNOWN_BUGS=1 until that is fixed.
+	// cleanup` would run while all this goes on.
 	var probes atomic.Int64
-	if os.Getenv("LLMSLOTS_KNOWN_BUGS") == "1" {
+	{
 		probing := make(chan struct{})
 		probed := make(chan struct{})
 		go func() {

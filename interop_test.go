@@ -38,7 +38,6 @@ func TestInteropWithReferenceNeverExceedsMax(t *testing.T) {
 }
 
 func interopRun(t *testing.T, killRef bool) {
-	skipWhileReclaimingFreshFiles(t)
 	const perSide, limit = 4, 2
 	const runFor = 2 * time.Second
 	// Reference processes poll every 100 ms and lose most races to the

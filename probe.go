@@ -25,7 +25,14 @@ const (
 	// Nothing but regular files is ever deleted: a symlink or FIFO could be
 	// swapped for a live holder's file between the look and the delete.
 	probeRemove
+	// probeRemoveOrphan is probeRemove for a file whose creator is known
+	// to be gone (a queue file names its creator's pid): even a young
+	// empty one is removed if nobody holds its lock.
+	probeRemoveOrphan
 )
+
+// freshDetail marks a slot held only because its file is young and empty.
+const freshDetail = "just created; its creator may not have locked it yet"
 
 // freshFileAge is how long an empty slot file is given to be locked and
 // recorded by its creator before a free lock on it means a dead holder.
@@ -71,8 +78,8 @@ func probe(path string, mode probeMode) (probeResult, error) {
 	// not check, after locking, that its file still has a name: deleting
 	// it then would give the slot two holders. A young empty file is
 	// therefore counted as held until it is old enough to be a dead one's.
-	if fi.Size() == 0 && time.Since(fi.ModTime()) < freshFileAge {
-		return probeResult{state: StateHeld, detail: "just created; its creator may not have locked it yet"}, nil
+	if fi.Size() == 0 && time.Since(fi.ModTime()) < freshFileAge && mode != probeRemoveOrphan {
+		return probeResult{state: StateHeld, detail: freshDetail}, nil
 	}
 
 	// gofrs/flock does the locking here: a path-based try-lock-and-release
@@ -94,7 +101,7 @@ func probe(path string, mode probeMode) (probeResult, error) {
 	}
 	if !locked {
 		res := probeResult{state: StateHeld}
-		if mode == probeLook || mode == probeRemove {
+		if mode == probeLook || mode == probeRemove || mode == probeRemoveOrphan {
 			res.rec, _ = readRecord(path)
 		}
 		return res, nil

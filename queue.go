@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"sort"
+	"strconv"
 	"strings"
 	"sync/atomic"
 	"time"
@@ -67,6 +68,13 @@ func (p *Pool) enqueue(arrived int64) (*ticket, error) {
 	}
 	name := ticketName(arrived)
 	f, err := p.makeTicket(qdir, name)
+	for try := 0; errors.Is(err, fs.ErrNotExist) && try < 3; try++ {
+		// The draft was deleted before it was renamed into line: a cleanup
+		// in another pid namespace took its creator for dead. Again, with
+		// the same arrival time and a new sequence number.
+		name = ticketName(arrived)
+		f, err = p.makeTicket(qdir, name)
+	}
 	if err != nil {
 		waiters.Close()
 		return nil, fmt.Errorf("llmslots: cannot take a ticket: %w", err)
@@ -146,6 +154,19 @@ func (t *ticket) ahead(w watcher) (string, error) {
 	return "", nil
 }
 
+// queueFilePID reads the pid from a ticket's or draft's name; 0 if none.
+func queueFilePID(name string) int {
+	parts := strings.Split(name, "-")
+	if len(parts) != 4 {
+		return 0
+	}
+	pid, err := strconv.Atoi(parts[2])
+	if err != nil || pid < 0 {
+		return 0
+	}
+	return pid
+}
+
 // hasTickets reports whether the queue holds any ticket, live or not.
 func hasTickets(qdir string) bool {
 	names, err := queueNames(qdir, ticketPrefix)
@@ -210,6 +231,10 @@ func readQueue(poolDir string, remove bool) (live []WaiterStatus, dead []WaiterS
 		for _, n := range names {
 			path := filepath.Join(qdir, n)
 			res, err := probe(path, mode)
+			if err == nil && remove && res.detail == freshDetail && !pidAlive(queueFilePID(n)) {
+				// Its creator died between making and locking it.
+				res, err = probe(path, probeRemoveOrphan)
+			}
 			if err != nil {
 				return nil, nil, err
 			}

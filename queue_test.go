@@ -5,6 +5,7 @@ package llmslots
 import (
 	"context"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"testing"
@@ -253,5 +254,44 @@ func TestQueueDirectoryRemovedIsMadeAgain(t *testing.T) {
 	holder.Release()
 	if err := <-got; err != nil {
 		t.Fatalf("waiter after the queue was deleted: %v", err)
+	}
+}
+
+// A slot file left empty by a creator that died between creating and
+// locking it raises no event when it grows old enough to reclaim: the head
+// of the line looks again then, not at the 15 s safety re-check.
+func TestWaiterReclaimsAnAbandonedEmptyFileWhenItAges(t *testing.T) {
+	p := newTestPool(t)
+	mustAcquire(t, p, 1, 0).Release() // make the directory
+	os.WriteFile(p.SlotPath(0), nil, 0o600)
+	start := time.Now()
+	g, err := p.Acquire(1, 3*freshFileAge)
+	if err != nil {
+		t.Fatalf("waiter behind an abandoned empty file: %v", err)
+	}
+	g.Release()
+	if took := time.Since(start); took < freshFileAge/2 {
+		t.Fatalf("reclaimed a young empty file after %v", took)
+	}
+}
+
+// A draft ticket left by a waiter killed before it joined the line is
+// removed by cleanup at once: its name says whose it was.
+func TestCleanupRemovesAnOrphanedDraft(t *testing.T) {
+	p := newTestPool(t)
+	mustAcquire(t, p, 1, 0).Release()
+	dead := startHelper(t, "hold", t.TempDir(), 1)
+	dead.held()
+	dead.kill()
+	name := draftPrefix + fmt.Sprintf("%020d-%010d-%06d", monotonicNow(), dead.pid(), 1)
+	os.WriteFile(filepath.Join(p.Dir(), queueDirName, name), nil, 0o600)
+	live := draftPrefix + fmt.Sprintf("%020d-%010d-%06d", monotonicNow(), os.Getpid(), 999999)
+	os.WriteFile(filepath.Join(p.Dir(), queueDirName, live), nil, 0o600)
+	if _, err := p.RemoveDeadWaiters(); err != nil {
+		t.Fatal(err)
+	}
+	files := queueFiles(t, p)
+	if len(files) != 2 || files[0] != live || files[1] != waitersFileName {
+		t.Fatalf("queue after cleanup: %v; want the live draft and waiters", files)
 	}
 }

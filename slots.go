@@ -122,6 +122,14 @@ func (p *Pool) acquire(ctx context.Context, max int, deadline time.Time, wait ti
 // symlink, a FIFO) is skipped, so the rest of the pool keeps working; it is
 // named in the busy error and logged.
 func (p *Pool) tryAcquire(max int) (*Guard, error) {
+	g, _, err := p.tryAcquireSoon(max)
+	return g, err
+}
+
+// tryAcquireSoon is tryAcquire that also reports soon: a slot looked held
+// only because its file is young and empty, and may be reclaimed without
+// any event once it is old enough (see freshFileAge).
+func (p *Pool) tryAcquireSoon(max int) (g *Guard, soon bool, err error) {
 	var existing []int
 	for id := 0; id < max; id++ {
 		path := slotPath(p.dir, id)
@@ -130,24 +138,25 @@ func (p *Pool) tryAcquire(max int) (*Guard, error) {
 		}
 		g, exists, err := p.create(id, path)
 		if g != nil || err != nil {
-			return g, err
+			return g, false, err
 		}
 		if exists {
 			existing = append(existing, id)
 		}
 	}
 	for _, id := range existing {
-		g, err := p.reclaim(id, slotPath(p.dir, id))
+		g, fresh, err := p.reclaim(id, slotPath(p.dir, id))
 		var bad *badSlotError
 		if errors.As(err, &bad) {
 			p.log().Warn("llmslots: slot unusable", "slot", id, "err", err)
 			continue
 		}
 		if g != nil || err != nil {
-			return g, err
+			return g, false, err
 		}
+		soon = soon || fresh
 	}
-	return nil, nil
+	return nil, soon, nil
 }
 
 // badSlotError reports a slot path that holds what no llmslots process
@@ -214,25 +223,26 @@ func (p *Pool) create(id int, path string) (g *Guard, exists bool, err error) {
 }
 
 // reclaim takes slot id if its file belongs to a dead holder: it deletes
-// the file under its lock and creates it anew.
-func (p *Pool) reclaim(id int, path string) (*Guard, error) {
+// the file under its lock and creates it anew. fresh reports a slot held
+// only because its file is young and empty.
+func (p *Pool) reclaim(id int, path string) (g *Guard, fresh bool, err error) {
 	res, err := probe(path, probeReclaim)
 	if err != nil {
-		return nil, err
+		return nil, false, err
 	}
 	switch {
 	case res.state == StateInvalid:
-		return nil, &badSlotError{fmt.Sprintf("llmslots: slot file %s is %s", path, res.detail)}
+		return nil, false, &badSlotError{fmt.Sprintf("llmslots: slot file %s is %s", path, res.detail)}
 	case res.state == StateHeld:
-		return nil, nil
+		return nil, res.detail == freshDetail, nil
 	case res.removed:
 		p.log().Debug("llmslots: reclaimed slot of a dead holder", "slot", id, "dir", p.dir,
 			"dead_pid", res.rec.PID, "since", res.rec.Since)
 	case res.state == StateStale:
-		return nil, nil // judged dead by pid alone: not ours to delete
+		return nil, false, nil // judged dead by pid alone: not ours to delete
 	}
-	g, _, err := p.create(id, path)
-	return g, err
+	g, _, err = p.create(id, path)
+	return g, false, err
 }
 
 // openFailed explains a failed create; nil means "try again" (the

@@ -30,6 +30,7 @@ func (p *Pool) waitInLine(ctx context.Context, max int, deadline time.Time, arri
 	defer w.close()
 	for {
 		w.reset()
+		wake := deadline // when to look again without an event
 		ahead, err := t.ahead(w)
 		if err != nil {
 			return nil, err
@@ -49,14 +50,22 @@ func (p *Pool) waitInLine(ctx context.Context, max int, deadline time.Time, arri
 			} else if err != nil {
 				return nil, err
 			}
-			if g, err := p.tryAcquire(max); g != nil || err != nil {
+			g, soon, err := p.tryAcquireSoon(max)
+			if g != nil || err != nil {
 				return g, err
+			}
+			if soon {
+				// No event will come when a young empty file grows old
+				// enough to reclaim: look again then.
+				if at := time.Now().Add(freshFileAge); wake.IsZero() || at.Before(wake) {
+					wake = at
+				}
 			}
 		}
 		if !deadline.IsZero() && !time.Now().Before(deadline) {
 			return nil, nil
 		}
-		if err := w.wait(ctx, deadline); err != nil {
+		if err := w.wait(ctx, wake); err != nil {
 			return nil, err
 		}
 	}
