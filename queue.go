@@ -117,32 +117,50 @@ func (p *Pool) makeTicket(qdir, name string) (*os.File, error) {
 func (t *ticket) path() string { return filepath.Join(t.dir, t.name) }
 
 // leave deletes the ticket while still holding its lock (so the waiter
-// behind sees it gone, never "dead"), then drops both locks.
+// behind sees it gone, never "dead"), then drops it. The waiters mark goes
+// first: deleting the ticket wakes the next waiter, which may preempt this
+// process, so as little as possible is left to do after it.
 func (t *ticket) leave() {
+	t.waiters.Close()
 	os.Remove(t.path())
 	t.file.Close()
-	t.waiters.Close()
 }
 
 // ahead finds the live ticket right ahead of t and asks w to watch it;
 // it returns "" when t heads the queue. Dead tickets it meets are removed.
 // The watch is set before the liveness check, so a death right after the
 // check still wakes the waiter.
+//
+// Drafts stand in line too, by the same arrival key: a waiter that arrived
+// earlier but is still making its ticket (descheduled, on a busy machine)
+// is not overtaken by one that arrived later and was quicker.
 func (t *ticket) ahead(w watcher) (string, error) {
-	names, err := queueNames(t.dir, ticketPrefix)
+	tickets, err := queueNames(t.dir, ticketPrefix)
 	if err != nil {
 		return "", err
 	}
-	i := sort.SearchStrings(names, t.name)
+	drafts, err := queueNames(t.dir, draftPrefix)
+	if err != nil {
+		return "", err
+	}
+	// One line, ordered by arrival: the names without their prefix.
+	line := append(tickets, drafts...)
+	key := func(name string) string { return name[len(ticketPrefix):] }
+	sort.Slice(line, func(i, j int) bool { return key(line[i]) < key(line[j]) })
+	mine := key(t.name)
+	i := sort.Search(len(line), func(i int) bool { return key(line[i]) >= mine })
 	for i--; i >= 0; i-- {
-		path := filepath.Join(t.dir, names[i])
+		path := filepath.Join(t.dir, line[i])
 		if err := w.watchTicket(path); err != nil {
 			if errors.Is(err, fs.ErrNotExist) {
-				continue // left already
+				continue // left already, or renamed into line: seen below
 			}
 			return "", err
 		}
 		res, err := probe(path, probeReclaim)
+		if err == nil && res.detail == freshDetail && !pidAlive(queueFilePID(line[i])) {
+			res, err = probe(path, probeRemoveOrphan) // its maker died making it
+		}
 		if err != nil {
 			return "", err
 		}
