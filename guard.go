@@ -25,6 +25,9 @@ type Guard struct {
 	file     *os.File    // nil once released
 	info     fs.FileInfo // the locked file's identity, checked before deleting
 	acquired time.Time
+	// leftQueue, for a guard served from the queue, is closed once its
+	// ticket is gone (see waitInLine).
+	leftQueue chan struct{}
 }
 
 // heldGuards holds every unreleased Guard of this process, keyed by slot
@@ -111,6 +114,9 @@ func (g *Guard) Release() error {
 	defer g.mu.Unlock()
 	if g.file == nil {
 		return nil
+	}
+	if g.leftQueue != nil {
+		<-g.leftQueue // the ticket goes before the slot
 	}
 	// Unregister first: the delete below wakes waiters, and a waiter in
 	// this process must not skip the slot as still ours.

@@ -196,6 +196,9 @@ func (g *Guard) PrepareExec(argv, env []string) ([]string, error) {
 	if strings.Contains(g.pool.dir, "\n") {
 		return nil, invalidf("cannot keep a slot of %q: a directory with a newline cannot be named in %s", g.pool.dir, EnvInherited)
 	}
+	if g.leftQueue != nil {
+		<-g.leftQueue // leave the queue before the process is replaced
+	}
 	_, ins, err := g.handedOn(func(_ int, f *os.File) (int, error) { return keepOnExec(f) })
 	if err != nil {
 		return nil, err

@@ -31,6 +31,24 @@ func waitForWaiters(t *testing.T, p *Pool, max, n int) Status {
 	}
 }
 
+// settledQueue waits until the queue directory holds only the waiters
+// file (a served waiter removes its ticket just after its caller has the
+// slot), and fails if it never does.
+func settledQueue(t *testing.T, p *Pool) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		files := queueFiles(t, p)
+		if len(files) == 1 && files[0] == waitersFileName {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("queue left %v", files)
+		}
+		time.Sleep(time.Millisecond)
+	}
+}
+
 // queueFiles lists what is in the pool's queue directory.
 func queueFiles(t *testing.T, p *Pool) []string {
 	entries, err := os.ReadDir(filepath.Join(p.Dir(), queueDirName))
@@ -67,8 +85,8 @@ func TestWaitersAreServedInArrivalOrder(t *testing.T) {
 			t.Fatalf("waiter %d took slot %d", i, id)
 		}
 		// Nobody behind it got in first.
-		st, _ := p.ReadStatus(1)
-		if len(st.Waiting) != len(ws)-i-1 || len(st.PIDs) != 1 || st.PIDs[0] != w.pid() {
+		st := waitForWaiters(t, p, 1, len(ws)-i-1)
+		if len(st.PIDs) != 1 || st.PIDs[0] != w.pid() {
 			t.Fatalf("after waiter %d: %+v", i, st)
 		}
 		w.stdin.Close()
@@ -134,9 +152,7 @@ func TestKilledWaiterNeverBlocksTheQueue(t *testing.T) {
 			next.stdin.Close()
 			third.held()
 			third.stdin.Close()
-			if files := queueFiles(t, p); len(files) != 1 {
-				t.Fatalf("queue left %v", files)
-			}
+			settledQueue(t, p)
 		})
 	}
 }
@@ -170,9 +186,7 @@ func TestCancelledAndTimedOutWaitersLeaveTheQueue(t *testing.T) {
 	holder.Release()
 	behind.held()
 	behind.stdin.Close()
-	if files := queueFiles(t, p); len(files) != 1 || files[0] != waitersFileName {
-		t.Fatalf("queue left %v", files)
-	}
+	settledQueue(t, p)
 }
 
 // The uncontended path takes no ticket; waitersPresent sees a waiter, and

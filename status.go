@@ -47,7 +47,8 @@ type Status struct {
 	// Slots describes slots 0..Max-1, then any slot file beyond Max.
 	Slots []SlotStatus `json:"slots"`
 	// Waiting lists the processes waiting for a slot, in the order they
-	// will be served. Never null in JSON.
+	// will be served. A waiter that has just been served leaves the list
+	// an instant after its caller has the slot. Never null in JSON.
 	Waiting []WaiterStatus `json:"waiting"`
 	// DeadWaiters lists tickets left by waiters that died; the queue
 	// skips them (see RemoveDeadWaiters). Never null in JSON.

@@ -13,7 +13,7 @@ import (
 // returns a guard, an error, nil, nil when deadline (if not zero) passed,
 // or nil, ctx.Err() when ctx ended. The ticket is gone when it returns,
 // whatever the outcome, so cancellation leaves the queue clean.
-func (p *Pool) waitInLine(ctx context.Context, max int, deadline time.Time, arrived int64) (*Guard, error) {
+func (p *Pool) waitInLine(ctx context.Context, max int, deadline time.Time, arrived int64) (g *Guard, err error) {
 	t, err := p.enqueue(arrived)
 	if errors.Is(err, fs.ErrNotExist) {
 		// The queue directory, or the whole pool directory, was removed
@@ -25,9 +25,26 @@ func (p *Pool) waitInLine(ctx context.Context, max int, deadline time.Time, arri
 	if err != nil {
 		return nil, err
 	}
-	defer t.leave()
 	w := newWatcher(p.dir)
-	defer w.close()
+	defer func() {
+		w.close()
+		if g != nil {
+			// Served: hand the slot to the caller first and wake the next
+			// waiter just after. Deleting the ticket wakes it, and on a busy
+			// machine it may preempt this process before the caller even
+			// sees its slot. Until then the ticket stays locked; Release
+			// waits for it, and if the process dies first the kernel's
+			// close wakes the next waiter instead.
+			left := make(chan struct{})
+			g.leftQueue = left
+			go func() {
+				t.leave()
+				close(left)
+			}()
+			return
+		}
+		t.leave()
+	}()
 	for {
 		w.reset()
 		wake := deadline // when to look again without an event
