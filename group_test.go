@@ -8,59 +8,18 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 )
 
 const nobody = 65534 // uid and gid of nobody / nogroup
 
-var nobodyBinary struct {
-	once sync.Once
-	path string
-	err  error
-}
-
-// startHelperAs runs a helper as another user. The test binary sits in a
-// private build directory, so it is copied once where anyone may run it.
+// startHelperAs runs a helper as another user.
 func startHelperAs(t *testing.T, uid, gid int, mode, dir string, max int, env ...string) *helper {
 	t.Helper()
-	if os.Geteuid() != 0 {
-		t.Skip("needs root to run a helper as another user")
-	}
-	nobodyBinary.once.Do(func() {
-		d, err := os.MkdirTemp("", "llmslots-helper-")
-		if err != nil {
-			nobodyBinary.err = err
-			return
-		}
-		os.Chmod(d, 0o755)
-		data, err := os.ReadFile(os.Args[0])
-		if err == nil {
-			nobodyBinary.path = filepath.Join(d, "helper")
-			err = os.WriteFile(nobodyBinary.path, data, 0o755)
-		}
-		nobodyBinary.err = err
-	})
-	if nobodyBinary.err != nil {
-		t.Fatal(nobodyBinary.err)
-	}
-	cmd := helperCmd(nobodyBinary.path, mode, dir, max, env...)
+	cmd := helperCmd(binaryForOthers(t), mode, dir, max, env...)
 	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: uint32(uid), Gid: uint32(gid)}}
 	return launchHelper(t, cmd)
-}
-
-// sharedParent makes a directory that every user can reach, for a group's
-// pool to be created in.
-func sharedParent(t *testing.T) string {
-	t.Helper()
-	d, err := os.MkdirTemp("", "llmslots-group-")
-	if err != nil {
-		t.Fatal(err)
-	}
-	os.Chmod(d, 0o755)
-	t.Cleanup(func() { os.RemoveAll(d) })
-	return d
 }
 
 // Two users, one group, one limit: a process of each holds a slot, a dead
@@ -70,7 +29,7 @@ func TestGroupPoolIsSharedAcrossUsers(t *testing.T) {
 	if os.Geteuid() != 0 {
 		t.Skip("needs root to act as two users")
 	}
-	dir := filepath.Join(sharedParent(t), "pool")
+	dir := filepath.Join(sharedTempDir(t), "pool")
 	p, err := NewPool(dir, WithGroup(nobody))
 	if err != nil {
 		t.Fatal(err)
@@ -135,7 +94,7 @@ func TestGroupPoolRefusesUnsafeDirectories(t *testing.T) {
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
-			dir := filepath.Join(sharedParent(t), "pool")
+			dir := filepath.Join(sharedTempDir(t), "pool")
 			os.Mkdir(dir, 0o700)
 			os.Chown(dir, 0, c.gid)
 			os.Chmod(dir, c.mode)
@@ -146,7 +105,7 @@ func TestGroupPoolRefusesUnsafeDirectories(t *testing.T) {
 		})
 	}
 	t.Run("not a member", func(t *testing.T) {
-		dir := filepath.Join(sharedParent(t), "pool")
+		dir := filepath.Join(sharedTempDir(t), "pool")
 		p, _ := NewPool(dir, WithGroup(0))
 		mustAcquire(t, p, 1, 0) // root makes it: group 0, 2770
 		h := startHelperAs(t, nobody, nobody, "hold", dir, 1, EnvGroup+"=0")
@@ -155,7 +114,7 @@ func TestGroupPoolRefusesUnsafeDirectories(t *testing.T) {
 		}
 	})
 	t.Run("private pool in a group's directory", func(t *testing.T) {
-		dir := filepath.Join(sharedParent(t), "pool")
+		dir := filepath.Join(sharedTempDir(t), "pool")
 		os.Mkdir(dir, 0o700)
 		os.Chown(dir, nobody, nobody)
 		os.Chmod(dir, 0o2770)

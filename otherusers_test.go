@@ -289,3 +289,19 @@ func runOpsAs(t *testing.T, bin string, uid int, dir string, ops ...string) []op
 	}
 	return res
 }
+
+// kill(pid, 0) on another user's live process fails with EPERM: that
+// process is alive. Run as root, the test judges this process from a
+// helper that runs as nobody.
+func TestPidAliveForAnotherUsersProcess(t *testing.T) {
+	cmd := exec.Command(binaryForOthers(t), "-test.run=^$")
+	cmd.Env = append(os.Environ(), helperEnv+"=alive", "HELPER_PID="+strconv.Itoa(os.Getpid()), "GORACE=atexit_sleep_ms=0")
+	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: otherUID, Gid: otherUID}}
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("helper as nobody: %v %s", err, out)
+	}
+	if got := strings.TrimSpace(string(out)); got != "kill0 operation not permitted alive true" {
+		t.Fatalf("helper as nobody says %q; want EPERM judged alive", got)
+	}
+}
