@@ -537,6 +537,7 @@ func fill(t *testing.T, dir string, inodes bool) {
 // returns an error saying so. Never more than max either way.
 func TestFullDisk(t *testing.T) {
 	t.Run("no room for the record", func(t *testing.T) {
+		withoutSpares(t) // a spare's record is written before the disk fills: see below
 		mnt := mountTmpfs(t, "size=64k,nr_inodes=64,mode=0700")
 		var logs bytes.Buffer
 		p, _ := NewPool(filepath.Join(mnt, "pool"), WithLogger(debugLogger(&logs)))
@@ -560,6 +561,35 @@ func TestFullDisk(t *testing.T) {
 		}
 		if err := other.ForceRelease(0); !errors.Is(err, ErrHeld) {
 			t.Fatalf("ForceRelease: %v; want ErrHeld", err)
+		}
+		if err := g.Release(); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := os.Lstat(p.SlotPath(0)); !errors.Is(err, fs.ErrNotExist) {
+			t.Fatalf("released slot file left: %v", err)
+		}
+	})
+	t.Run("a spare keeps its record on a full disk", func(t *testing.T) {
+		// The spare made by the first acquire already has the page its
+		// record lives in: rewriting it needs no space.
+		mnt := mountTmpfs(t, "size=64k,nr_inodes=64,mode=0700")
+		p, _ := NewPool(filepath.Join(mnt, "pool"))
+		mustAcquire(t, p, 1, 0).Release()
+		fill(t, mnt, false)
+		g, err := p.Acquire(1, 0)
+		if err != nil {
+			t.Fatalf("Acquire on a full disk: %v", err)
+		}
+		if g.spare == nil {
+			t.Fatal("the slot was not taken through the spare")
+		}
+		st, err := p.ReadStatus(1)
+		if err != nil || st.Slots[0].State != StateHeld || st.Slots[0].PID != os.Getpid() || st.Free != 0 {
+			t.Fatalf("status %+v %v; want held by this process", st, err)
+		}
+		other, _ := NewPool(p.Dir())
+		if _, err := other.Acquire(1, 0); !errors.Is(err, ErrBusy) {
+			t.Fatalf("a second Acquire on a full disk: %v; want ErrBusy", err)
 		}
 		if err := g.Release(); err != nil {
 			t.Fatal(err)

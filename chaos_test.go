@@ -276,7 +276,13 @@ func TestChaos(t *testing.T) {
 	})
 	c := chaosCounts{busy: map[string]int{}}
 	start := func() {
-		lp, err := startLogged(t, ends, "chaos", p.Dir(), limit, "HELPER_CYCLES="+strconv.Itoa(cycles))
+		env := []string{"HELPER_CYCLES=" + strconv.Itoa(cycles)}
+		if c.started%2 == 1 {
+			// Every other helper creates its slot files the classic way,
+			// as the reference does: both kinds share the pool.
+			env = append(env, noSparesEnv+"=1")
+		}
+		lp, err := startLogged(t, ends, "chaos", p.Dir(), limit, env...)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -424,6 +430,13 @@ func TestChaos(t *testing.T) {
 	}
 	if files := queueFiles(t, p); len(files) != 1 || files[0] != waitersFileName {
 		failures = append(failures, fmt.Sprintf("afterwards, the queue holds %v", files))
+	}
+	// Of the spares, only this process's are left.
+	for _, name := range spareNames(t, p.Dir()) {
+		if !strings.HasPrefix(name, sparePrefix+strconv.Itoa(os.Getpid())+"-") {
+			c.leaks++
+			failures = append(failures, "afterwards, a dead process's spare is left: "+name)
+		}
 	}
 
 	summary := fmt.Sprintf("chaos: %v on max %d, %d processes at a time: %d started, %d finished their %d cycles, "+

@@ -25,6 +25,12 @@ type Guard struct {
 	file     *os.File    // nil once released
 	info     fs.FileInfo // the locked file's identity, checked before deleting
 	acquired time.Time
+	// spare is the spare file that holds the slot, kept for the next
+	// acquire on Release; nil for a slot file made the classic way.
+	spare *spare
+	// spent is set once another process shares the lock (Inherit,
+	// PrepareExec): the spare must not be reused then.
+	spent bool
 	// leftQueue, for a guard served from the queue, is closed once its
 	// ticket is gone (see waitInLine).
 	leftQueue chan struct{}
@@ -121,8 +127,13 @@ func (g *Guard) Release() error {
 	// Unregister first: the delete below wakes waiters, and a waiter in
 	// this process must not skip the slot as still ours.
 	unregisterGuard(g)
-	err := releaseFile(g.file, g.path, g.info)
-	g.file = nil
+	var err error
+	if g.spare != nil {
+		err = g.spare.release(g.path, g.spent)
+	} else {
+		err = releaseFile(g.file, g.path, g.info)
+	}
+	g.file, g.spare = nil, nil
 	if l := g.pool.log(); l.Enabled(context.Background(), slog.LevelDebug) {
 		l.Debug("llmslots: slot released", "slot", g.id, "dir", g.pool.dir,
 			"held", time.Since(g.acquired).Round(time.Microsecond))

@@ -23,7 +23,14 @@ import (
 // of the tests.
 const helperEnv = "LLMSLOTS_TEST_HELPER"
 
+// noSparesEnv, set for a helper, makes it create every slot file itself
+// (the classic path, and the reference's) instead of using a spare.
+const noSparesEnv = "LLMSLOTS_TEST_NOSPARES"
+
 func TestMain(m *testing.M) {
+	if os.Getenv(noSparesEnv) != "" {
+		testNoSpares = true // this helper takes slots the classic way
+	}
 	if mode := os.Getenv(helperEnv); mode != "" {
 		os.Exit(runHelper(mode))
 	}

@@ -34,6 +34,9 @@ type Pool struct {
 	// netfs is set for a network filesystem: no inotify events from
 	// other hosts, and deleted files that keep a name.
 	netfs atomic.Bool
+	// noLinks is set once a hard link failed here: no spares (see
+	// spare_unix.go).
+	noLinks atomic.Bool
 }
 
 // An Option configures a Pool.

@@ -55,6 +55,12 @@ var self = sync.OnceValue(func() record {
 	}
 })
 
+// sinceLayout is RFC 3339 with all nine digits of the fraction, so that
+// every record a process writes for a pool has the same length and a
+// spare's record is rewritten in place (see spare_unix.go). Readers parse
+// it, and the reference's trimmed form, as time.RFC3339Nano.
+const sinceLayout = "2006-01-02T15:04:05.000000000Z07:00"
+
 // marshal renders the record in the file format, in one buffer so that it
 // reaches the file in one write.
 func (r record) marshal() []byte {
@@ -64,7 +70,7 @@ func (r record) marshal() []byte {
 	b = appendField(b, "host", r.Host)
 	if !r.Since.IsZero() {
 		b = append(b, "\nsince="...)
-		b = r.Since.UTC().AppendFormat(b, time.RFC3339Nano)
+		b = r.Since.UTC().AppendFormat(b, sinceLayout)
 	}
 	b = appendField(b, "start", r.Start)
 	b = appendField(b, "pidns", r.PidNS)

@@ -26,6 +26,17 @@
 // "pid=<pid>" and key=value lines naming host, time, process start time,
 // command line and label. Release deletes the file while still holding its
 // lock, then closes it.
+//
+// On Unix a process makes that file once per pool and keeps it: its spare,
+// .spare-<pid>-<random> in the pool directory, locked and recorded in
+// advance. It takes slot i by giving the spare the name slot-i.lock with
+// link(2), which fails when the name exists as an exclusive create does,
+// and Release removes that name and keeps the spare, locked, for the next
+// acquire. To every other process the slot file looks and behaves as
+// above: locked from the instant it has its name, its lock dropped by the
+// kernel when the process dies. A dead process's spares are deleted (under
+// their free lock) by the next process that makes one, and by
+// RemoveDeadWaiters.
 package llmslots
 
 import (
@@ -130,13 +141,19 @@ func (p *Pool) tryAcquire(max int) (*Guard, error) {
 // only because its file is young and empty, and may be reclaimed without
 // any event once it is old enough (see freshFileAge).
 func (p *Pool) tryAcquireSoon(max int) (g *Guard, soon bool, err error) {
+	s := p.takeSpare() // nil: create each slot file instead
+	defer func() {
+		if s != nil && (g == nil || g.spare != s) {
+			putSpare(s)
+		}
+	}()
 	var existing []int
 	for id := 0; id < max; id++ {
 		path := slotPath(p.dir, id)
 		if heldHere(path) {
 			continue // ours already; no need to ask the filesystem
 		}
-		g, exists, err := p.create(id, path)
+		g, exists, err := p.take(id, path, s)
 		if g != nil || err != nil {
 			return g, false, err
 		}
@@ -145,7 +162,7 @@ func (p *Pool) tryAcquireSoon(max int) (g *Guard, soon bool, err error) {
 		}
 	}
 	for _, id := range existing {
-		g, fresh, err := p.reclaim(id, slotPath(p.dir, id))
+		g, fresh, err := p.reclaim(id, slotPath(p.dir, id), s)
 		var bad *badSlotError
 		if errors.As(err, &bad) {
 			p.log().Warn("llmslots: slot unusable", "slot", id, "err", err)
@@ -157,6 +174,32 @@ func (p *Pool) tryAcquireSoon(max int) (g *Guard, soon bool, err error) {
 		soon = soon || fresh
 	}
 	return nil, soon, nil
+}
+
+// take tries to take slot id by giving its path a file: the spare s (see
+// spare_unix.go), or, with no usable spare, a new file (create). exists
+// reports that the slot file was there already.
+func (p *Pool) take(id int, path string, s *spare) (g *Guard, exists bool, err error) {
+	if s == nil || s.broken {
+		return p.create(id, path)
+	}
+	now := time.Now()
+	switch err := s.publish(path, p.record(now)); {
+	case err == nil:
+		g := &Guard{pool: p, id: id, path: path, file: s.f, info: s.info, spare: s, acquired: now}
+		registerGuard(g)
+		return g, false, nil
+	case errors.Is(err, fs.ErrExist):
+		return nil, true, nil
+	case linksRefused(err):
+		// Make files the classic way from now on.
+		p.noLinks.Store(true)
+		p.log().Debug("llmslots: no hard links here; creating each slot's file instead", "dir", p.dir, "err", err)
+	}
+	// Whatever failed (the spare's name or the whole directory is gone,
+	// the disk is full), create makes the file the classic way and
+	// reports what stops it; s, now broken, is discarded.
+	return p.create(id, path)
 }
 
 // badSlotError reports a slot path that holds what no llmslots process
@@ -225,7 +268,7 @@ func (p *Pool) create(id int, path string) (g *Guard, exists bool, err error) {
 // reclaim takes slot id if its file belongs to a dead holder: it deletes
 // the file under its lock and creates it anew. fresh reports a slot held
 // only because its file is young and empty.
-func (p *Pool) reclaim(id int, path string) (g *Guard, fresh bool, err error) {
+func (p *Pool) reclaim(id int, path string, s *spare) (g *Guard, fresh bool, err error) {
 	res, err := probe(path, probeReclaim)
 	if err != nil {
 		return nil, false, err
@@ -241,7 +284,7 @@ func (p *Pool) reclaim(id int, path string) (g *Guard, fresh bool, err error) {
 	case res.state == StateStale:
 		return nil, false, nil // judged dead by pid alone: not ours to delete
 	}
-	g, _, err = p.create(id, path)
+	g, _, err = p.take(id, path, s)
 	return g, false, err
 }
 
@@ -260,15 +303,20 @@ func (p *Pool) openFailed(path string, err error) error {
 // holder as unknown.
 func (p *Pool) hold(id int, path string, f *os.File, fi fs.FileInfo) *Guard {
 	now := time.Now()
-	rec := self()
-	rec.Since = now
-	rec.Label = p.label
-	if _, err := f.Write(rec.marshal()); err != nil {
+	if _, err := f.Write(p.record(now)); err != nil {
 		p.log().Warn("llmslots: slot held, but its record was not written", "slot", id, "path", path, "err", err)
 	}
 	g := &Guard{pool: p, id: id, path: path, file: f, info: fi, acquired: now}
 	registerGuard(g)
 	return g
+}
+
+// record is this process's record for a slot of the pool taken at since.
+func (p *Pool) record(since time.Time) []byte {
+	rec := self()
+	rec.Since = since
+	rec.Label = p.label
+	return rec.marshal()
 }
 
 // busyError builds the ErrBusy error, naming who holds the slots (as

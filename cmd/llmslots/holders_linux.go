@@ -8,12 +8,17 @@ import (
 )
 
 // lockHolders returns the pids of the processes that hold the lock of the
-// slot file at path: those with a descriptor open on it whose fdinfo lists
-// a lock, which Linux shows only for the open file that owns it. A process
+// slot file at path: those with a descriptor open on that file (the same
+// inode: a holder may have opened it by another name, its spare's) whose
+// fdinfo lists a lock, which Linux shows only for the open file that owns it. A process
 // that merely has the file open (a status probe, an acquirer trying the
 // lock) is not listed. After `llmslots run` is killed, this finds the
 // command it handed the slot to.
 func lockHolders(path string) []int {
+	slot, err := os.Lstat(path)
+	if err != nil {
+		return nil
+	}
 	procs, err := os.ReadDir("/proc")
 	if err != nil {
 		return nil
@@ -24,22 +29,23 @@ func lockHolders(path string) []int {
 		if err != nil {
 			continue
 		}
-		if holdsLock(pid, path) {
+		if holdsLock(pid, slot) {
 			pids = append(pids, pid)
 		}
 	}
 	return pids
 }
 
-func holdsLock(pid int, path string) bool {
+func holdsLock(pid int, slot os.FileInfo) bool {
 	base := filepath.Join("/proc", strconv.Itoa(pid))
 	fds, err := os.ReadDir(filepath.Join(base, "fd"))
 	if err != nil {
 		return false // gone, or another user's
 	}
 	for _, fd := range fds {
-		target, err := os.Readlink(filepath.Join(base, "fd", fd.Name()))
-		if err != nil || target != path {
+		// Stat follows the descriptor's link to the open file itself.
+		fi, err := os.Stat(filepath.Join(base, "fd", fd.Name()))
+		if err != nil || !os.SameFile(fi, slot) {
 			continue
 		}
 		info, err := os.ReadFile(filepath.Join(base, "fdinfo", fd.Name()))

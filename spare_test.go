@@ -1,0 +1,214 @@
+//go:build unix
+
+package llmslots
+
+import (
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+)
+
+// withoutSpares makes the test's acquires create each slot file the
+// classic way, until it ends.
+func withoutSpares(t *testing.T) {
+	t.Helper()
+	testNoSpares = true
+	t.Cleanup(func() { testNoSpares = false })
+}
+
+// spareNames lists the spare files in dir.
+func spareNames(t *testing.T, dir string) []string {
+	t.Helper()
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var names []string
+	for _, e := range entries {
+		if strings.HasPrefix(e.Name(), sparePrefix) {
+			names = append(names, e.Name())
+		}
+	}
+	return names
+}
+
+// The spare is one file, reused: while a slot is held the slot's name is a
+// second link to it, locked all along; Release removes only that name.
+func TestSpareIsReusedAndStaysLocked(t *testing.T) {
+	p := newTestPool(t)
+	g := mustAcquire(t, p, 2, 0)
+	if g.spare == nil {
+		t.Fatal("slot not taken through a spare")
+	}
+	spare, slot := g.spare.path, g.Path()
+	fi, err := os.Lstat(slot)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := fi.Sys().(*syscall.Stat_t).Nlink; n != 2 {
+		t.Fatalf("held slot file has %d links; want 2 (slot and spare)", n)
+	}
+	if res, _ := probe(slot, probeLook); res.state != StateHeld || res.rec.PID != os.Getpid() {
+		t.Fatalf("probe of the held slot: %+v", res)
+	}
+	if err := g.Release(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Lstat(slot); !os.IsNotExist(err) {
+		t.Fatalf("slot file after Release: %v", err)
+	}
+	// The spare is still locked: no sweeper may take it.
+	if res, _ := probe(spare, probeRemove); res.state != StateHeld || res.removed {
+		t.Fatalf("probe of the idle spare: %+v; want held, kept", res)
+	}
+	g2 := mustAcquire(t, p, 2, 0)
+	defer g2.Release()
+	if g2.spare == nil || g2.spare.path != spare {
+		t.Fatalf("second acquire used %v; want the spare %s again", g2.spare, spare)
+	}
+	if names := spareNames(t, p.Dir()); len(names) != 1 {
+		t.Fatalf("spares in the pool: %v; want one", names)
+	}
+	// Two slots held at once need two spares.
+	g3 := mustAcquire(t, p, 2, 0)
+	defer g3.Release()
+	if g3.spare == nil || g3.spare == g2.spare {
+		t.Fatalf("concurrent guards share a spare: %v %v", g2.spare, g3.spare)
+	}
+}
+
+// A spare's record says when the slot was taken, each time.
+func TestSpareRecordIsFresh(t *testing.T) {
+	p := newTestPool(t, WithLabel("first"))
+	g := mustAcquire(t, p, 1, 0)
+	first := g.AcquiredAt()
+	g.Release()
+	q, _ := NewPool(p.Dir(), WithLabel("a longer second label"))
+	g = mustAcquire(t, q, 1, 0)
+	defer g.Release()
+	rec, err := readRecord(g.Path())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !rec.Since.Equal(g.AcquiredAt()) || !rec.Since.After(first) || rec.Label != "a longer second label" || rec.PID != os.Getpid() {
+		t.Fatalf("record %+v; want since %v, the second label", rec, g.AcquiredAt())
+	}
+	q2, _ := NewPool(p.Dir()) // no label: a shorter record, the file cut to fit
+	g.Release()
+	g = mustAcquire(t, q2, 1, 0)
+	data, _ := os.ReadFile(g.Path())
+	if strings.Contains(string(data), "label") || !strings.HasSuffix(string(data), "\n") {
+		t.Fatalf("record %q; want no label, and nothing left of the longer one", data)
+	}
+}
+
+// A process that dies leaves its spare; one killed holding a slot leaves
+// the slot's name too. The next process to make a spare takes the slot at
+// once and sweeps the dead spares away, but never a live process's.
+func TestDeadProcessesSparesAreSwept(t *testing.T) {
+	dir := t.TempDir()
+	live := startHelper(t, "hold", dir, 3)
+	live.held()
+	exited := startHelper(t, "hold", dir, 3)
+	exited.held()
+	exited.stdin.Close()
+	if l := exited.line(); l != "released" {
+		t.Fatalf("helper: %q", l)
+	}
+	exited.cmd.Wait()
+	killed := startHelper(t, "hold", dir, 3) // sweeps the exited helper's spare
+	killed.held()
+	killed.kill()
+	want := func(pids ...int) {
+		t.Helper()
+		names := spareNames(t, dir)
+		if len(names) != len(pids) {
+			t.Fatalf("spares %v; want one each of pids %v", names, pids)
+		}
+	next:
+		for _, n := range names {
+			for _, pid := range pids {
+				if strings.HasPrefix(n, sparePrefix+strconv.Itoa(pid)+"-") {
+					continue next
+				}
+			}
+			t.Fatalf("spare %s is not one of pids %v", n, pids)
+		}
+	}
+	want(live.pid(), killed.pid())
+
+	p, _ := NewPool(dir)
+	g1 := mustAcquire(t, p, 3, 0) // the free slot
+	g2 := mustAcquire(t, p, 3, 0) // the killed helper's
+	defer g1.Release()
+	defer g2.Release()
+	want(live.pid(), os.Getpid(), os.Getpid())
+}
+
+// A spare whose lock a child shares (Inherit) is never reused: the next
+// acquire takes a new one, and Release removes the shared one's name.
+func TestInheritedSpareIsNotReused(t *testing.T) {
+	p := newTestPool(t)
+	g := mustAcquire(t, p, 1, 0)
+	spare := g.spare.path
+	cmd := exec.Command("sleep", "0.1")
+	if err := g.Inherit(cmd); err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	cmd.Wait()
+	if err := g.Release(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Lstat(spare); !os.IsNotExist(err) {
+		t.Fatalf("the handed-on spare is still there: %v", err)
+	}
+	g2 := mustAcquire(t, p, 1, 0)
+	defer g2.Release()
+	if g2.spare == nil || g2.spare.path == spare {
+		t.Fatalf("the handed-on spare was reused")
+	}
+}
+
+// RemoveDeadWaiters (llmslots cleanup) sweeps dead processes' spares too.
+func TestCleanupSweepsSpares(t *testing.T) {
+	dir := t.TempDir()
+	h := startHelper(t, "hold", dir, 1)
+	h.held()
+	h.kill()
+	dead := spareNames(t, dir)
+	if len(dead) != 1 {
+		t.Fatalf("spares: %v", dead)
+	}
+	p, _ := NewPool(dir)
+	if _, err := p.RemoveDeadWaiters(); err != nil {
+		t.Fatal(err)
+	}
+	if names := spareNames(t, dir); len(names) != 0 {
+		t.Fatalf("spares after cleanup: %v", names)
+	}
+	// The killed holder's slot name stays until the slot is reclaimed.
+	g := mustAcquire(t, p, 1, 0)
+	g.Release()
+}
+
+// A pool's spare is made in the pool's own directory, with the group's
+// mode in a group's pool.
+func TestSpareLivesInThePool(t *testing.T) {
+	p := newTestPool(t)
+	g := mustAcquire(t, p, 1, 0)
+	defer g.Release()
+	if filepath.Dir(g.spare.path) != p.Dir() {
+		t.Fatalf("spare %s outside the pool %s", g.spare.path, p.Dir())
+	}
+	fi, _ := os.Stat(g.spare.path)
+	if fi.Mode().Perm() != 0o600 {
+		t.Fatalf("spare mode %v; want 0600", fi.Mode())
+	}
+}
