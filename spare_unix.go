@@ -9,9 +9,11 @@ import (
 	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
+	"time"
 )
 
 // A spare is what makes the uncontended acquire cheap. Taking a slot the
@@ -104,8 +106,7 @@ func (p *Pool) takeSpare() *spare {
 }
 
 // newSpare makes a spare in the pool directory: created exclusively under
-// a random name, given the pool's mode, locked. Its record is written when
-// it is first used.
+// a random name, given the pool's mode, locked, recorded.
 func (p *Pool) newSpare() (*spare, error) {
 	for range 3 {
 		path := filepath.Join(p.dir, fmt.Sprintf("%s%d-%016x", sparePrefix, os.Getpid(), rand.Uint64()))
@@ -134,6 +135,15 @@ func (p *Pool) newSpare() (*spare, error) {
 			s.discard()
 			return nil, err
 		}
+		// A record at once, though publish writes it anew: a locked spare
+		// is never empty, so a sweeper never mistakes a dead process's
+		// for one not yet locked.
+		rec := p.record(time.Now())
+		if _, err := f.Write(rec); err != nil {
+			s.discard()
+			return nil, err
+		}
+		s.size = len(rec)
 		return s, nil
 	}
 	return nil, errors.New("could not make a spare file")
@@ -215,9 +225,10 @@ func (s *spare) discard() error {
 }
 
 // sweepSpares removes the spares of processes that are gone from dir: any
-// .spare-* file whose lock is free, deleted under that lock (see probe,
-// which also leaves a young empty file to its creator). It returns how
-// many it removed.
+// .spare-* file whose lock is free, deleted under that lock. A young empty
+// one is left to its creator, which may not have locked it yet (see
+// probe), unless the pid in its name is gone. It returns how many it
+// removed.
 func sweepSpares(dir string) int {
 	entries, err := os.ReadDir(dir)
 	if err != nil {
@@ -228,9 +239,25 @@ func sweepSpares(dir string) int {
 		if !strings.HasPrefix(e.Name(), sparePrefix) || !e.Type().IsRegular() {
 			continue
 		}
-		if res, err := probe(filepath.Join(dir, e.Name()), probeRemove); err == nil && res.removed {
+		path := filepath.Join(dir, e.Name())
+		res, err := probe(path, probeRemove)
+		if err == nil && res.detail == freshDetail && !pidAlive(sparePID(e.Name())) {
+			res, err = probe(path, probeRemoveOrphan) // its maker died making it
+		}
+		if err == nil && res.removed {
 			n++
 		}
 	}
 	return n
+}
+
+// sparePID reads the pid from a spare's name; 0 if none.
+func sparePID(name string) int {
+	rest, _ := strings.CutPrefix(name, sparePrefix)
+	digits, _, _ := strings.Cut(rest, "-")
+	pid, err := strconv.Atoi(digits)
+	if err != nil || pid < 0 {
+		return 0
+	}
+	return pid
 }
