@@ -47,22 +47,27 @@ func uncontended(root string) error {
 			}
 		}
 	}
-	res := map[string]float64{}
-	for _, name := range []string{"floor", "llmslots", "reference"} {
-		var runs []float64
-		for range *flagRuns + 2 { // a few more: these runs are short
+	// Rounds interleave the loops, so that a noisy moment on the machine
+	// falls on all of them alike.
+	names := []string{"floor", "llmslots", "reference"}
+	runs := map[string][]float64{}
+	for range *flagRuns + 2 { // a few more: these runs are short
+		for _, name := range names {
 			dir, err := os.MkdirTemp(root, "u-")
 			if err != nil {
 				return err
 			}
 			os.Chmod(dir, 0o700)
-			runs = append(runs, timeLoop(loops[name](dir)))
+			runs[name] = append(runs[name], timeLoop(loops[name](dir)))
 			os.RemoveAll(dir)
 		}
-		res[name] = median(runs)
+	}
+	res := map[string]float64{}
+	for _, name := range names {
+		res[name] = median(runs[name])
 	}
 	fmt.Printf("| %-28s | %10s | %9s |\n|---|---|---|\n", "loop", "ns/op", "vs floor")
-	for _, name := range []string{"floor", "llmslots", "reference"} {
+	for _, name := range names {
 		fmt.Printf("| %-28s | %10.0f | %8.2fx |\n", name, res[name], res[name]/res["floor"])
 	}
 	return nil
