@@ -170,9 +170,10 @@ func (s *spare) publish(path string, rec []byte) error {
 }
 
 // linksRefused reports an error from link that means the filesystem (or
-// its mount, or a security policy) does not allow hard links here.
+// its mount, or a security policy) does not allow hard links here. Where
+// the directory itself refuses writes, create reports that.
 func linksRefused(err error) bool {
-	return errors.Is(err, syscall.EPERM) || errors.Is(err, syscall.EOPNOTSUPP) ||
+	return errors.Is(err, syscall.EPERM) || errors.Is(err, syscall.EACCES) || errors.Is(err, syscall.EOPNOTSUPP) ||
 		errors.Is(err, syscall.ENOTSUP) || errors.Is(err, syscall.EXDEV) || errors.Is(err, syscall.EMLINK)
 }
 
