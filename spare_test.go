@@ -212,3 +212,57 @@ func TestSpareLivesInThePool(t *testing.T) {
 		t.Fatalf("spare mode %v; want 0600", fi.Mode())
 	}
 }
+
+// Where hard links are refused (EPERM: vfat, some FUSE filesystems, a
+// security policy), the pool falls back to creating each slot file, at
+// once and for good, and leaves no spare behind.
+func TestNoLinksFallsBackToCreate(t *testing.T) {
+	calls := 0
+	linkFile = func(oldname, newname string) error {
+		calls++
+		return &os.LinkError{Op: "link", Old: oldname, New: newname, Err: syscall.EPERM}
+	}
+	defer func() { linkFile = os.Link }()
+	p := newTestPool(t)
+	for i := range 3 {
+		g := mustAcquire(t, p, 2, 0)
+		if g.spare != nil {
+			t.Fatalf("acquire %d: held through a spare the filesystem cannot link", i)
+		}
+		if rec, err := readRecord(g.Path()); err != nil || rec.PID != os.Getpid() {
+			t.Fatalf("record %+v %v", rec, err)
+		}
+		if err := g.Release(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if calls != 1 {
+		t.Fatalf("link tried %d times; want once, then never again for this pool", calls)
+	}
+	if names := spareNames(t, p.Dir()); len(names) != 0 {
+		t.Fatalf("spares left: %v", names)
+	}
+}
+
+// A pool directory removed while this process keeps a spare in it (a
+// cache cleaner, logind at logout): the next acquire makes the directory
+// again and a new spare there.
+func TestSpareSurvivesPoolDirRemoval(t *testing.T) {
+	p := newTestPool(t)
+	mustAcquire(t, p, 1, 0).Release()
+	if err := os.RemoveAll(p.Dir()); err != nil {
+		t.Fatal(err)
+	}
+	g := mustAcquire(t, p, 1, 0)
+	if err := g.Release(); err != nil {
+		t.Fatal(err)
+	}
+	g = mustAcquire(t, p, 1, 0)
+	defer g.Release()
+	if g.spare == nil || !stillAt(g.spare.path, g.spare.info) {
+		t.Fatalf("after the directory came back, slot held through %+v; want a spare in the new directory", g.spare)
+	}
+	if names := spareNames(t, p.Dir()); len(names) != 1 {
+		t.Fatalf("spares %v; want one", names)
+	}
+}

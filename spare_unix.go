@@ -69,6 +69,9 @@ var spares struct {
 	swept map[string]bool
 }
 
+// linkFile is os.Link; tests stand in a filesystem that refuses links.
+var linkFile = os.Link
+
 // testNoSpares, set by tests, makes every acquire create its own file.
 var testNoSpares bool
 
@@ -162,7 +165,7 @@ func (s *spare) publish(path string, rec []byte) error {
 		return err
 	}
 	s.size = len(rec)
-	err = os.Link(s.path, path)
+	err = linkFile(s.path, path)
 	if err != nil && !errors.Is(err, fs.ErrExist) {
 		s.broken = true
 	}
