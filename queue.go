@@ -135,16 +135,12 @@ func (t *ticket) leave() {
 // earlier but is still making its ticket (descheduled, on a busy machine)
 // is not overtaken by one that arrived later and was quicker.
 func (t *ticket) ahead(w watcher) (string, error) {
-	tickets, err := queueNames(t.dir, ticketPrefix)
+	// One line, ordered by arrival: the names without their prefix. One
+	// read of the directory: this runs at every wake-up of every waiter.
+	line, err := queueNames(t.dir, ticketPrefix, draftPrefix)
 	if err != nil {
 		return "", err
 	}
-	drafts, err := queueNames(t.dir, draftPrefix)
-	if err != nil {
-		return "", err
-	}
-	// One line, ordered by arrival: the names without their prefix.
-	line := append(tickets, drafts...)
 	key := func(name string) string { return name[len(ticketPrefix):] }
 	sort.Slice(line, func(i, j int) bool { return key(line[i]) < key(line[j]) })
 	mine := key(t.name)
@@ -191,8 +187,9 @@ func hasTickets(qdir string) bool {
 	return err != nil || len(names) > 0
 }
 
-// queueNames lists the queue directory's names with prefix, sorted.
-func queueNames(qdir, prefix string) ([]string, error) {
+// queueNames lists the queue directory's names with any of prefixes,
+// sorted.
+func queueNames(qdir string, prefixes ...string) ([]string, error) {
 	d, err := os.Open(qdir)
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil, nil
@@ -210,8 +207,11 @@ func queueNames(qdir, prefix string) ([]string, error) {
 	}
 	names := all[:0]
 	for _, n := range all {
-		if strings.HasPrefix(n, prefix) {
-			names = append(names, n)
+		for _, prefix := range prefixes {
+			if strings.HasPrefix(n, prefix) {
+				names = append(names, n)
+				break
+			}
 		}
 	}
 	sort.Strings(names)
