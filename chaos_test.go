@@ -127,12 +127,11 @@ func checkIntervals(ivs []holdInterval, limit int) (violations []string, peak in
 	}
 	events := make([]event, 0, 2*len(ivs))
 	for _, iv := range ivs {
-		if iv.end == iv.start {
-			// A holder killed as it acquired: its log shows the acquire
-			// at or after the moment the kill was sent. Touching overlaps
-			// nothing, and sorted with ends first its end would come
-			// before its own start and leave it holding forever.
-			continue
+		if iv.end <= iv.start {
+			// Sorted ends first, its end would come before its own start
+			// and leave it holding for ever (see the killed holders'
+			// intervals in TestChaos).
+			iv.end = iv.start + 1
 		}
 		events = append(events, event{iv.start, +1, iv}, event{iv.end, -1, iv})
 	}
@@ -318,9 +317,10 @@ func TestChaos(t *testing.T) {
 				c.killedHolders++
 				// The kernel dropped the lock after the kill was sent;
 				// the process held the slot at least until then, and
-				// at least until it logged acq.
+				// past the moment it logged acq (it wrote the line after
+				// reading the clock: so at least 1 ns more).
 				iv := *l.open
-				iv.end = max(e.proc.killedAt.Load(), iv.start)
+				iv.end = max(e.proc.killedAt.Load(), iv.start+1)
 				iv.killed = true
 				intervals = append(intervals, iv)
 			case l.waiting:
@@ -488,8 +488,10 @@ func TestCheckIntervalsFindsOverlaps(t *testing.T) {
 		{"touching", []holdInterval{{slot: 0, start: 10, end: 20, pid: 1}, {slot: 0, start: 20, end: 30, pid: 2}, {slot: 1, start: 5, end: 30, pid: 3}}, 0},
 		{"one slot twice", []holdInterval{{slot: 0, start: 10, end: 20, pid: 1}, {slot: 0, start: 19, end: 30, pid: 2}}, 1},
 		{"three holders", []holdInterval{{slot: 0, start: 10, end: 20, pid: 1}, {slot: 1, start: 11, end: 30, pid: 2}, {slot: 2, start: 12, end: 13, pid: 3}}, 1},
-		// Killed as it acquired (see checkIntervals): no phantom holder after.
+		// A zero-length interval counts for 1 ns, and leaves no phantom
+		// holder after it.
 		{"zero length", []holdInterval{{slot: 0, start: 10, end: 10, pid: 1}, {slot: 0, start: 11, end: 20, pid: 2}, {slot: 1, start: 12, end: 20, pid: 3}}, 0},
+		{"zero length overlapped", []holdInterval{{slot: 0, start: 10, end: 10, pid: 1}, {slot: 0, start: 5, end: 20, pid: 2}}, 1},
 	} {
 		violations, _ := checkIntervals(tc.ivs, 2)
 		if len(violations) != tc.want {

@@ -25,12 +25,12 @@ type Guard struct {
 	file     *os.File    // nil once released
 	info     fs.FileInfo // the locked file's identity, checked before deleting
 	acquired time.Time
-	// spare is the spare file that holds the slot, kept for the next
-	// acquire on Release; nil for a slot file made the classic way.
+	// spare is the spare file that holds the slot (nil for a slot file
+	// made the classic way): this guard's own, which Release keeps for the
+	// next acquire, or, for a nested guard, its outer guard's, whose
+	// descriptor its file shares. Handing either on to another process
+	// marks the spare spent, never to be reused.
 	spare *spare
-	// spent is set once another process shares the lock (Inherit,
-	// PrepareExec): the spare must not be reused then.
-	spent bool
 	// leftQueue, for a guard served from the queue, is closed once its
 	// ticket is gone (see waitInLine).
 	leftQueue chan struct{}
@@ -128,8 +128,8 @@ func (g *Guard) Release() error {
 	// this process must not skip the slot as still ours.
 	unregisterGuard(g)
 	var err error
-	if g.spare != nil {
-		err = g.spare.release(g.path, g.spent)
+	if g.spare != nil && !g.nested() {
+		err = g.spare.release(g.path)
 	} else {
 		err = releaseFile(g.file, g.path, g.info)
 	}

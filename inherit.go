@@ -169,7 +169,7 @@ func (g *Guard) Inherit(cmd *exec.Cmd) error {
 	if err != nil {
 		return err
 	}
-	g.spent = true // the child will share the lock: never reuse this file
+	g.spare.markSpent() // the child will share the lock: never reuse this file
 	return inheritFiles(cmd, files, ins)
 }
 
@@ -200,7 +200,7 @@ func (g *Guard) PrepareExec(argv, env []string) ([]string, error) {
 	if g.leftQueue != nil {
 		<-g.leftQueue // leave the queue before the process is replaced
 	}
-	g.spent = true // the program after exec will hold the lock: never reuse this file
+	g.spare.markSpent() // the program after exec will hold the lock: never reuse this file
 	_, ins, err := g.handedOn(func(_ int, f *os.File) (int, error) { return keepOnExec(f) })
 	if err != nil {
 		return nil, err

@@ -102,14 +102,21 @@ func (p *Pool) acquire(ctx context.Context, max int, deadline time.Time, wait ti
 	}
 	var g *Guard
 	var err error
+	// One spare for the whole acquire, waiting included: a waiter never
+	// makes one per wake-up, and one it holds cannot be evicted (and
+	// deleted, waking that pool's waiters) by another pool's.
+	s := p.takeSpare()
 	// The uncontended path: nobody waits, so try the slots at once. With
 	// waiters, even a free slot is theirs: go to the back of the line.
 	if !p.waitersPresent() {
-		g, err = p.tryAcquire(max)
+		g, err = p.tryAcquire(max, s)
 	}
 	if g == nil && err == nil && (deadline.IsZero() || time.Now().Before(deadline)) && ctx.Err() == nil {
 		arrived := monotonicNow() - int64(time.Since(called))
-		g, err = p.waitInLine(ctx, max, deadline, arrived)
+		g, err = p.waitInLine(ctx, max, deadline, arrived, s)
+	}
+	if s != nil && (g == nil || g.spare != s) {
+		putSpare(s) // unused: keep it for the next acquire (or discard it if broken)
 	}
 	switch {
 	case g != nil:
@@ -132,21 +139,16 @@ func (p *Pool) acquire(ctx context.Context, max int, deadline time.Time, wait ti
 // A slot whose path holds something no llmslots process makes (a planted
 // symlink, a FIFO) is skipped, so the rest of the pool keeps working; it is
 // named in the busy error and logged.
-func (p *Pool) tryAcquire(max int) (*Guard, error) {
-	g, _, err := p.tryAcquireSoon(max)
+func (p *Pool) tryAcquire(max int, s *spare) (*Guard, error) {
+	g, _, err := p.tryAcquireSoon(max, s)
 	return g, err
 }
 
 // tryAcquireSoon is tryAcquire that also reports soon: a slot looked held
 // only because its file is young and empty, and may be reclaimed without
-// any event once it is old enough (see freshFileAge).
-func (p *Pool) tryAcquireSoon(max int) (g *Guard, soon bool, err error) {
-	s := p.takeSpare() // nil: create each slot file instead
-	defer func() {
-		if s != nil && (g == nil || g.spare != s) {
-			putSpare(s)
-		}
-	}()
+// any event once it is old enough (see freshFileAge). The slot file is
+// the spare s (see spare_unix.go), or, with s nil or broken, a new file.
+func (p *Pool) tryAcquireSoon(max int, s *spare) (g *Guard, soon bool, err error) {
 	var existing []int
 	for id := 0; id < max; id++ {
 		path := slotPath(p.dir, id)

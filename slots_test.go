@@ -253,7 +253,7 @@ func TestUnlinkRaceNeverGivesTwoHolders(t *testing.T) {
 				}
 			}
 			defer func() { testHookBeforeLock = nil }()
-			g, err := p.tryAcquire(1)
+			g, err := p.tryAcquire(1, nil)
 			if thirdTakes {
 				defer third.Release()
 				if g != nil || err != nil {

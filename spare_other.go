@@ -18,7 +18,8 @@ type spare struct {
 
 func (p *Pool) takeSpare() *spare                      { return nil }
 func (s *spare) publish(path string, rec []byte) error { return nil }
-func (s *spare) release(path string, spent bool) error { return nil }
+func (s *spare) release(path string) error             { return nil }
+func (s *spare) markSpent()                            {}
 func linksRefused(err error) bool                      { return false }
 func putSpare(s *spare)                                {}
 func sweepSpares(dir string) int                       { return 0 }

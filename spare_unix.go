@@ -12,6 +12,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 )
@@ -50,6 +51,9 @@ type spare struct {
 	info   fs.FileInfo // the file's identity, checked before deleting a name
 	size   int         // bytes of record now in the file
 	broken bool        // unusable: discard it rather than keep it
+	// spent is set once another process shares the lock (Inherit,
+	// PrepareExec, also through a nested guard): it must not be reused.
+	spent atomic.Bool
 }
 
 // sparePrefix starts every spare's name; a dot hides it from ls, and no
@@ -72,6 +76,10 @@ var spares struct {
 // linkFile is os.Link; tests stand in a filesystem that refuses links.
 var linkFile = os.Link
 
+// maxSwept bounds the directories remembered as swept, for a process
+// that uses many short-lived pools.
+const maxSwept = 64
+
 // testNoSpares, set by tests, makes every acquire create its own file.
 var testNoSpares bool
 
@@ -91,8 +99,8 @@ func (p *Pool) takeSpare() *spare {
 	}
 	sweep := !spares.swept[p.dir]
 	if sweep {
-		if spares.swept == nil {
-			spares.swept = make(map[string]bool)
+		if spares.swept == nil || len(spares.swept) >= maxSwept {
+			spares.swept = make(map[string]bool) // forget: sweeping again is harmless
 		}
 		spares.swept[p.dir] = true
 	}
@@ -120,24 +128,31 @@ func (p *Pool) newSpare() (*spare, error) {
 		if err != nil {
 			return nil, err
 		}
-		s := &spare{f: f, path: path, dir: p.dir, shared: p.group.shared}
+		// Until it is locked, a failure removes the file by name: it is
+		// this call's own, made a moment ago.
+		abandon := func() {
+			os.Remove(path)
+			f.Close()
+		}
 		if err := p.shareFile(f); err != nil {
-			s.discard()
+			abandon()
 			return nil, err
 		}
 		// A sweeper leaves a young empty file alone, so the lock is ours
 		// unless something else is at work; then try another name.
 		if ok, err := tryLock(f); err != nil || !ok {
-			f.Close()
+			abandon()
 			if err != nil {
 				return nil, err
 			}
 			continue
 		}
-		if s.info, err = f.Stat(); err != nil {
-			s.discard()
+		fi, err := f.Stat()
+		if err != nil {
+			abandon()
 			return nil, err
 		}
+		s := &spare{f: f, path: path, dir: p.dir, shared: p.group.shared, info: fi}
 		// A record at once, though publish writes it anew: a locked spare
 		// is never empty, so a sweeper never mistakes a dead process's
 		// for one not yet locked.
@@ -180,23 +195,46 @@ func linksRefused(err error) bool {
 		errors.Is(err, syscall.ENOTSUP) || errors.Is(err, syscall.EXDEV) || errors.Is(err, syscall.EMLINK)
 }
 
+// markSpent records that another process shares s's lock; nil is a no-op
+// (a slot file made the classic way).
+func (s *spare) markSpent() {
+	if s != nil {
+		s.spent.Store(true)
+	}
+}
+
 // release removes the slot name path, if it still names s, and keeps s
 // for the next acquire. A spare whose lock another process shares (spent:
 // handed to a child or kept across exec) is discarded instead, as is one
-// whose slot name could not be removed: closing it drops the lock, so the
-// slot is then reclaimable as a dead holder's.
-func (s *spare) release(path string, spent bool) error {
+// that may still have the slot's name (it could not be removed, or not
+// even seen: the directory renamed or unreadable for a moment): closing it
+// drops the lock, so the slot is then reclaimable as a dead holder's, as
+// with a classic file.
+func (s *spare) release(path string) error {
 	var rmErr error
+	removed := false
 	if cur, err := os.Lstat(path); err == nil && os.SameFile(s.info, cur) {
-		if err := os.Remove(path); err != nil && !errors.Is(err, fs.ErrNotExist) {
-			rmErr = err
+		rmErr = os.Remove(path)
+		removed = rmErr == nil
+		if errors.Is(rmErr, fs.ErrNotExist) {
+			rmErr = nil
 		}
 	}
-	if rmErr != nil || spent {
+	if rmErr != nil || s.spent.Load() || !removed && !s.alone() {
 		return errors.Join(rmErr, s.discard())
 	}
 	putSpare(s)
 	return nil
+}
+
+// alone reports whether s has exactly one name, its own: no slot's.
+func (s *spare) alone() bool {
+	fi, err := s.f.Stat()
+	if err != nil {
+		return false
+	}
+	st, ok := fi.Sys().(*syscall.Stat_t)
+	return ok && st.Nlink == 1 && stillAt(s.path, s.info)
 }
 
 // putSpare keeps s for the next acquire; the oldest idle spare goes when

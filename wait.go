@@ -13,7 +13,7 @@ import (
 // returns a guard, an error, nil, nil when deadline (if not zero) passed,
 // or nil, ctx.Err() when ctx ended. The ticket is gone when it returns,
 // whatever the outcome, so cancellation leaves the queue clean.
-func (p *Pool) waitInLine(ctx context.Context, max int, deadline time.Time, arrived int64) (g *Guard, err error) {
+func (p *Pool) waitInLine(ctx context.Context, max int, deadline time.Time, arrived int64, s *spare) (g *Guard, err error) {
 	t, err := p.enqueue(arrived)
 	if errors.Is(err, fs.ErrNotExist) {
 		// The queue directory, or the whole pool directory, was removed
@@ -67,7 +67,7 @@ func (p *Pool) waitInLine(ctx context.Context, max int, deadline time.Time, arri
 			} else if err != nil {
 				return nil, err
 			}
-			g, soon, err := p.tryAcquireSoon(max)
+			g, soon, err := p.tryAcquireSoon(max, s)
 			if g != nil || err != nil {
 				return g, err
 			}
