@@ -149,13 +149,17 @@ func (p *Pool) tryAcquire(max int, s *spare) (*Guard, error) {
 // any event once it is old enough (see freshFileAge). The slot file is
 // the spare s (see spare_unix.go), or, with s nil or broken, a new file.
 func (p *Pool) tryAcquireSoon(max int, s *spare) (g *Guard, soon bool, err error) {
+	now := time.Now()
+	if s != nil && !s.broken {
+		s.record(p.record(now)) // once, whichever slot it gets
+	}
 	var existing []int
 	for id := 0; id < max; id++ {
 		path := slotPath(p.dir, id)
 		if heldHere(path) {
 			continue // ours already; no need to ask the filesystem
 		}
-		g, exists, err := p.take(id, path, s)
+		g, exists, err := p.take(id, path, s, now)
 		if g != nil || err != nil {
 			return g, false, err
 		}
@@ -164,7 +168,7 @@ func (p *Pool) tryAcquireSoon(max int, s *spare) (g *Guard, soon bool, err error
 		}
 	}
 	for _, id := range existing {
-		g, fresh, err := p.reclaim(id, slotPath(p.dir, id), s)
+		g, fresh, err := p.reclaim(id, slotPath(p.dir, id), s, now)
 		var bad *badSlotError
 		if errors.As(err, &bad) {
 			p.log().Warn("llmslots: slot unusable", "slot", id, "err", err)
@@ -179,14 +183,13 @@ func (p *Pool) tryAcquireSoon(max int, s *spare) (g *Guard, soon bool, err error
 }
 
 // take tries to take slot id by giving its path a file: the spare s (see
-// spare_unix.go), or, with no usable spare, a new file (create). exists
-// reports that the slot file was there already.
-func (p *Pool) take(id int, path string, s *spare) (g *Guard, exists bool, err error) {
+// spare_unix.go), recorded as taken at now, or, with no usable spare, a
+// new file (create). exists reports that the slot file was there already.
+func (p *Pool) take(id int, path string, s *spare, now time.Time) (g *Guard, exists bool, err error) {
 	if s == nil || s.broken {
 		return p.create(id, path)
 	}
-	now := time.Now()
-	switch err := s.publish(path, p.record(now)); {
+	switch err := s.publish(path); {
 	case err == nil:
 		g := &Guard{pool: p, id: id, path: path, file: s.f, info: s.info, spare: s, acquired: now}
 		registerGuard(g)
@@ -270,7 +273,7 @@ func (p *Pool) create(id int, path string) (g *Guard, exists bool, err error) {
 // reclaim takes slot id if its file belongs to a dead holder: it deletes
 // the file under its lock and creates it anew. fresh reports a slot held
 // only because its file is young and empty.
-func (p *Pool) reclaim(id int, path string, s *spare) (g *Guard, fresh bool, err error) {
+func (p *Pool) reclaim(id int, path string, s *spare, now time.Time) (g *Guard, fresh bool, err error) {
 	res, err := probe(path, probeReclaim)
 	if err != nil {
 		return nil, false, err
@@ -286,7 +289,7 @@ func (p *Pool) reclaim(id int, path string, s *spare) (g *Guard, fresh bool, err
 	case res.state == StateStale:
 		return nil, false, nil // judged dead by pid alone: not ours to delete
 	}
-	g, _, err = p.take(id, path, s)
+	g, _, err = p.take(id, path, s, now)
 	return g, false, err
 }
 

@@ -167,20 +167,25 @@ func (p *Pool) newSpare() (*spare, error) {
 	return nil, errors.New("could not make a spare file")
 }
 
-// publish writes rec into s, then gives s the name path: on success the
-// slot is held. An error matching fs.ErrExist means the slot file exists;
-// any other error leaves s broken.
-func (s *spare) publish(path string, rec []byte) error {
+// record writes rec into s, in place: once per look at the slots, before
+// publish tries them. A failure leaves s broken.
+func (s *spare) record(rec []byte) {
 	_, err := s.f.WriteAt(rec, 0)
 	if err == nil && len(rec) < s.size {
 		err = s.f.Truncate(int64(len(rec)))
 	}
 	if err != nil {
 		s.broken = true
-		return err
+		return
 	}
 	s.size = len(rec)
-	err = linkFile(s.path, path)
+}
+
+// publish gives s the name path: on success the slot is held. An error
+// matching fs.ErrExist means the slot file exists; any other error leaves
+// s broken.
+func (s *spare) publish(path string) error {
+	err := linkFile(s.path, path)
 	if err != nil && !errors.Is(err, fs.ErrExist) {
 		s.broken = true
 	}
