@@ -12,7 +12,7 @@ import (
 // on the host shares and no one can set: it orders arrivals in the queue.
 func monotonicNow() int64 {
 	var ts unix.Timespec
-	if err := unix.ClockGettime(unix.CLOCK_MONOTONIC, &ts); err != nil {
+	if err := unix.ClockGettime(clockMonotonic, &ts); err != nil {
 		return time.Now().UnixNano()
 	}
 	return ts.Nano()

@@ -33,7 +33,7 @@ func TestDefaultConcurrencyFromCPUsMemoryAndCgroups(t *testing.T) {
 	v1Mount := "40 20 0:30 / /sys/fs/cgroup/memory rw - cgroup cgroup rw,memory\n" +
 		"41 20 0:31 / /sys/fs/cgroup/cpu rw - cgroup cgroup rw,cpu,cpuacct\n"
 	meminfo := func(gb int) string {
-		return "MemTotal: 99999999 kB\nMemAvailable: " + itoa(gb*1024*1024) + " kB\n"
+		return "MemTotal: 99999999 kB\nMemAvailable: " + itoa(int64(gb)*1024*1024) + " kB\n"
 	}
 	cases := []struct {
 		name    string
@@ -128,4 +128,4 @@ func TestDefaultConcurrencyOnThisMachine(t *testing.T) {
 	}
 }
 
-func itoa(n int) string { return strconv.Itoa(n) }
+func itoa(n int64) string { return strconv.FormatInt(n, 10) }

@@ -103,7 +103,7 @@ func runHelper(mode string) int {
 
 func monotonic() int64 {
 	var ts unix.Timespec
-	unix.ClockGettime(unix.CLOCK_MONOTONIC, &ts)
+	unix.ClockGettime(clockMonotonic, &ts)
 	return ts.Nano()
 }
 

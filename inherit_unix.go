@@ -50,7 +50,7 @@ func keepOnExec(f *os.File) (int, error) {
 // whatever it really is), and so that the original stays open for this
 // process's own children.
 func adoptFD(fd int, path string) (*os.File, fs.FileInfo, error) {
-	dup, err := unix.FcntlInt(uintptr(fd), unix.F_DUPFD_CLOEXEC, 0)
+	dup, err := unix.FcntlInt(uintptr(fd), fDupfdCloexec, 0)
 	if err != nil {
 		return nil, nil, &fs.PathError{Op: "dup", Path: path, Err: err}
 	}
@@ -72,7 +72,7 @@ func dupFile(f *os.File) (*os.File, error) {
 	}
 	dup := -1
 	var dupErr error
-	if err := rc.Control(func(u uintptr) { dup, dupErr = unix.FcntlInt(u, unix.F_DUPFD_CLOEXEC, 0) }); err != nil {
+	if err := rc.Control(func(u uintptr) { dup, dupErr = unix.FcntlInt(u, fDupfdCloexec, 0) }); err != nil {
 		return nil, err
 	}
 	if dupErr != nil {

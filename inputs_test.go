@@ -8,9 +8,10 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
+
+	"golang.org/x/sys/unix"
 )
 
 // Every bad argument gives an error that matches ErrInvalid and names the
@@ -198,7 +199,7 @@ func TestPlantedSlotFilesAreNeverFollowedOrUsed(t *testing.T) {
 		plant      func(path string) error
 	}{
 		{"symlink", "a symbolic link", func(path string) error { return os.Symlink(target, path) }},
-		{"fifo", "a named pipe", func(path string) error { return syscall.Mkfifo(path, 0o600) }},
+		{"fifo", "a named pipe", func(path string) error { return unix.Mkfifo(path, 0o600) }},
 		{"directory", "a directory", func(path string) error { return os.Mkdir(path, 0o700) }},
 	}
 	for _, c := range cases {

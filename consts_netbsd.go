@@ -1,0 +1,10 @@
+package llmslots
+
+import "golang.org/x/sys/unix"
+
+// golang.org/x/sys/unix has no CLOCK_MONOTONIC for NetBSD; its value there
+// is 3 (<sys/time.h>).
+const (
+	clockMonotonic = 3
+	fDupfdCloexec  = unix.F_DUPFD_CLOEXEC
+)

@@ -1,0 +1,12 @@
+//go:build unix && !netbsd && !dragonfly
+
+package llmslots
+
+import "golang.org/x/sys/unix"
+
+// Constants that golang.org/x/sys/unix names on most systems; see
+// consts_netbsd.go and consts_dragonfly.go for the others.
+const (
+	clockMonotonic = unix.CLOCK_MONOTONIC
+	fDupfdCloexec  = unix.F_DUPFD_CLOEXEC
+)
