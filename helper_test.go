@@ -67,6 +67,26 @@ func runHelper(mode string) int {
 		}
 		fmt.Println("released")
 		return 0
+	case "handon":
+		// Take a slot, hand it to a child that sleeps, say the child's
+		// pid, then wait (to be killed).
+		g, err := p.Acquire(max, 10*time.Second)
+		if err != nil {
+			fmt.Println("error", err)
+			return 3
+		}
+		child := exec.Command("sleep", "30")
+		if err := g.Inherit(child); err != nil {
+			fmt.Println("error", err)
+			return 1
+		}
+		if err := child.Start(); err != nil {
+			fmt.Println("error", err)
+			return 1
+		}
+		fmt.Println("child", child.Process.Pid)
+		io.Copy(io.Discard, os.Stdin)
+		return 0
 	case "cycle":
 		// Acquire/hold/release cycles; print each holding interval in
 		// CLOCK_MONOTONIC nanoseconds, which all processes share, taken

@@ -52,15 +52,21 @@ func parseInheritance(s string) (inheritance, error) {
 	if !ok {
 		return in, bad
 	}
-	var err error
-	if in.fd, err = strconv.Atoi(fd); err != nil || in.fd < 0 {
-		return in, bad
-	}
-	if in.slot, err = strconv.Atoi(slot); err != nil || checkSlotID(in.slot) != nil {
+	var ok1, ok2 bool
+	in.fd, ok1 = decimal(fd)
+	in.slot, ok2 = decimal(slot)
+	if !ok1 || !ok2 || checkSlotID(in.slot) != nil {
 		return in, bad
 	}
 	in.dir = dir
 	return in, nil
+}
+
+// decimal reads a non-negative integer written as strconv.Itoa writes it:
+// no sign, no leading zero.
+func decimal(s string) (int, bool) {
+	n, err := strconv.Atoi(s)
+	return n, err == nil && n >= 0 && strconv.Itoa(n) == s
 }
 
 // parseInheritances reads every line of an EnvInherited value, skipping

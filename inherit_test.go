@@ -230,7 +230,8 @@ func TestParseInheritance(t *testing.T) {
 	if err != nil || got != want {
 		t.Fatalf("round trip: %+v, %v; want %+v", got, err, want)
 	}
-	for _, bad := range []string{"", "fd=;slot=1;dir=/d", "fd=-1;slot=1;dir=/d", "fd=3;slot=1024;dir=/d", "slot=1;fd=3;dir=/d", "fd=3;slot=1"} {
+	for _, bad := range []string{"", "fd=;slot=1;dir=/d", "fd=-1;slot=1;dir=/d", "fd=3;slot=1024;dir=/d", "slot=1;fd=3;dir=/d", "fd=3;slot=1",
+		"fd=+3;slot=1;dir=/d", "fd=03;slot=1;dir=/d", "fd=3;slot=07;dir=/d", "fd= 3;slot=1;dir=/d"} {
 		if _, err := parseInheritance(bad); err == nil {
 			t.Errorf("parseInheritance(%q) accepted it", bad)
 		}

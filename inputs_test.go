@@ -48,6 +48,7 @@ func TestBadArgumentsAreRejectedClearly(t *testing.T) {
 		{"pool name dotdot", func() error { _, err := NamedPool(".."); return err }, "must not start with a dot"},
 		{"pool name slot", func() error { _, err := NamedPool("slot-0.lock"); return err }, "slot file name"},
 		{"label newline", func() error { _, err := NewPool(p.Dir(), WithLabel("a\nb")); return err }, "control characters"},
+		{"label C1 CSI", func() error { _, err := NewPool(p.Dir(), WithLabel("a\u009b2Jb")); return err }, "control characters"},
 		{"label long", func() error { _, err := NewPool(p.Dir(), WithLabel(strings.Repeat("x", 300))); return err }, "at most 256 bytes"},
 		{"label invalid utf8", func() error { _, err := NewPool(p.Dir(), WithLabel("\xff")); return err }, "UTF-8"},
 		{"nil pool", func() error { _, err := nilPool.Acquire(1, 0); return err }, "nil or zero"},

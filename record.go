@@ -154,7 +154,7 @@ func readRecordFrom(f *os.File) (record, error) {
 func cleanValue(s string, max int) string {
 	s = strings.ToValidUTF8(s, "?")
 	s = strings.Map(func(r rune) rune {
-		if r < 0x20 || r == 0x7f {
+		if isControl(r) {
 			return ' '
 		}
 		return r
@@ -169,13 +169,21 @@ func cleanValue(s string, max int) string {
 	return strings.TrimSpace(s)
 }
 
+// isControl reports the characters no record field may hold: C0 (a
+// newline would split the record), DEL, and C1, which some terminals take
+// as the start of an escape sequence (U+009B is CSI) when status prints
+// the field.
+func isControl(r rune) bool {
+	return r < 0x20 || r >= 0x7f && r <= 0x9f
+}
+
 // checkLabel validates a label given by the caller; unlike the command line,
 // which is cleaned silently, a bad label is the caller's to fix.
 func checkLabel(label string) error {
 	if len(label) > maxLabelLen {
 		return invalidf("label must be at most %d bytes, got %d", maxLabelLen, len(label))
 	}
-	if !utf8.ValidString(label) || strings.ContainsFunc(label, func(r rune) bool { return r < 0x20 || r == 0x7f }) {
+	if !utf8.ValidString(label) || strings.ContainsFunc(label, isControl) {
 		return invalidf("label must be UTF-8 text without control characters, got %q", label)
 	}
 	return nil

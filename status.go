@@ -71,9 +71,16 @@ type SlotStatus struct {
 	Command string  `json:"command"`
 	Path    string  `json:"path"`
 	// Detail says why the state was decided otherwise than by the lock
-	// (the file could not be opened), or what an invalid entry is.
+	// (the file could not be opened), what an invalid entry is, or that a
+	// held slot's recorded pid is gone (a process it handed the slot to
+	// holds the lock).
 	Detail string `json:"detail,omitempty"`
 }
+
+// handedOnDetail marks a held slot whose recorded holder is gone: the lock
+// is held by a process the holder handed it to (Inherit, llmslots run, a
+// program it exec'd) or by that process's descendants.
+const handedOnDetail = "its recorded pid is gone; a process it handed the slot to holds the lock"
 
 // ReadStatus reports the state of slots 0..max-1, and of any other slot
 // file in the directory. It creates and changes nothing: a missing
@@ -133,6 +140,9 @@ func (p *Pool) scan(max int) (Status, error) {
 				return Status{}, err
 			}
 			s.State, s.Detail = res.state, res.detail
+			if res.state == StateHeld && res.detail == "" && res.rec.PID > 0 && !holderAlive(res.rec) {
+				s.Detail = handedOnDetail
+			}
 			if res.state != StateFree {
 				r := res.rec
 				s.PID, s.Host, s.Label, s.Command = r.PID, r.Host, r.Label, r.Command

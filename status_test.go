@@ -218,3 +218,40 @@ func TestPidAlive(t *testing.T) {
 		}
 	}
 }
+
+// A slot handed on to a child stays held when the process that took it is
+// killed; status says so, and names the recorded pid as gone, rather than
+// calling the slot stale or its holder alive.
+func TestStatusNamesAHandedOnHolder(t *testing.T) {
+	dir := t.TempDir()
+	h := startHelper(t, "handon", dir, 1)
+	l := h.line()
+	pid, err := strconv.Atoi(strings.TrimPrefix(l, "child "))
+	if err != nil {
+		t.Fatalf("helper: %q", l)
+	}
+	defer syscall.Kill(pid, syscall.SIGKILL)
+	p, _ := NewPool(dir)
+	st, err := p.ReadStatus(1)
+	if err != nil || st.Slots[0].State != StateHeld || st.Slots[0].Detail != "" {
+		t.Fatalf("while its taker lives: %+v %v; want held, no detail", st.Slots[0], err)
+	}
+	h.kill()
+	st, err = p.ReadStatus(1)
+	if err != nil || st.Slots[0].State != StateHeld || st.Slots[0].PID != h.pid() || st.Slots[0].Detail != handedOnDetail {
+		t.Fatalf("after its taker was killed: %+v %v; want held by the child, the dead pid named as gone", st.Slots[0], err)
+	}
+	syscall.Kill(pid, syscall.SIGKILL)
+	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+		st, _ = p.ReadStatus(1)
+		if st.Slots[0].State != StateHeld {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("after the child died too: %+v; want stale", st.Slots[0])
+		}
+	}
+	if st.Slots[0].State != StateStale {
+		t.Fatalf("after the child died too: %+v; want stale", st.Slots[0])
+	}
+}
