@@ -153,9 +153,9 @@ func (p *Pool) newSpare() (*spare, error) {
 			return nil, err
 		}
 		s := &spare{f: f, path: path, dir: p.dir, shared: p.group.shared, info: fi}
-		// A record at once, though publish writes it anew: a locked spare
-		// is never empty, so a sweeper never mistakes a dead process's
-		// for one not yet locked.
+		// A record at once, though each look at the slots writes it anew:
+		// a locked spare is never empty, so a sweeper never mistakes a
+		// dead process's for one not yet locked.
 		rec := p.record(time.Now())
 		if _, err := f.Write(rec); err != nil {
 			s.discard()
