@@ -31,6 +31,8 @@ type Guard struct {
 	// descriptor its file shares. Handing either on to another process
 	// marks the spare spent, never to be reused.
 	spare *spare
+	// outer, for a nested guard, is the guard whose slot it shares.
+	outer *Guard
 	// leftQueue, for a guard served from the queue, is closed once its
 	// ticket is gone (see waitInLine).
 	leftQueue chan struct{}
@@ -104,11 +106,13 @@ func (g *Guard) Held() bool {
 	return g.file != nil
 }
 
-// Release frees the slot: it deletes the slot file, but only while still
-// holding its lock and only if the path still names this guard's file,
-// then closes the file, which drops the lock. The slot is free when
-// Release returns, even if it returns an error (which reports a failed
-// delete or close; the lock is gone either way).
+// Release frees the slot: it deletes the slot's name, but only while still
+// holding its lock and only if the path still names this guard's file.
+// A slot file made for this acquire is then closed, which drops the lock;
+// a spare (see the package documentation) stays open and locked under its
+// own name for the next acquire. The slot is free when Release returns,
+// even if it returns an error (which reports a failed delete or close: the
+// file is then closed and its lock gone, so the slot is reclaimable).
 //
 // Release is idempotent and safe in defer: a second call, or a call on a
 // nil Guard, returns nil.

@@ -170,6 +170,10 @@ func (g *Guard) Inherit(cmd *exec.Cmd) error {
 	if strings.Contains(g.pool.dir, "\n") {
 		return invalidf("cannot hand on a slot of %q: a directory with a newline cannot be named in %s", g.pool.dir, EnvInherited)
 	}
+	if err := g.lockOuter(); err != nil {
+		return err
+	}
+	defer g.unlockOuter()
 	base := len(cmd.ExtraFiles)
 	files, ins, err := g.handedOn(func(i int, _ *os.File) (int, error) { return 3 + base + i, nil })
 	if err != nil {
@@ -203,6 +207,10 @@ func (g *Guard) PrepareExec(argv, env []string) ([]string, error) {
 	if strings.Contains(g.pool.dir, "\n") {
 		return nil, invalidf("cannot keep a slot of %q: a directory with a newline cannot be named in %s", g.pool.dir, EnvInherited)
 	}
+	if err := g.lockOuter(); err != nil {
+		return nil, err
+	}
+	defer g.unlockOuter()
 	if g.leftQueue != nil {
 		<-g.leftQueue // leave the queue before the process is replaced
 	}
@@ -226,6 +234,29 @@ func (g *Guard) PrepareExec(argv, env []string) ([]string, error) {
 		}
 	}
 	return withInheritance(env, ins), nil
+}
+
+// lockOuter, for a nested guard, locks its outer guard for the length of
+// a hand-on, and refuses if the outer guard is released: the nested
+// guard's file then no longer holds the slot, and with a spare may soon
+// hold another (handing it on would give that slot a second holder). A
+// no-op for any other guard.
+func (g *Guard) lockOuter() error {
+	if g.outer == nil {
+		return nil
+	}
+	g.outer.mu.Lock()
+	if g.outer.file == nil {
+		g.outer.mu.Unlock()
+		return invalidf("the slot %d (%s) this nested guard shares was released by its outer guard; there is nothing to hand on", g.id, g.path)
+	}
+	return nil
+}
+
+func (g *Guard) unlockOuter() {
+	if g.outer != nil {
+		g.outer.mu.Unlock()
+	}
 }
 
 // inherited holds the slots this process was started with (see

@@ -65,7 +65,7 @@ func (p *Pool) nestIn(outer *Guard) (*Guard, error) {
 		return nil, fmt.Errorf("llmslots: cannot nest in slot %d of %s: %w", outer.id, p.dir, err)
 	}
 	p.log().Debug("llmslots: nested in a held slot", "slot", outer.id, "dir", p.dir)
-	return &Guard{pool: p, id: outer.id, path: outer.path, file: f, spare: outer.spare, acquired: time.Now()}, nil
+	return &Guard{pool: p, id: outer.id, path: outer.path, file: f, spare: outer.spare, outer: outer, acquired: time.Now()}, nil
 }
 
 // nested reports whether g is a nested guard: the only guards made

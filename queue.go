@@ -275,9 +275,9 @@ func readQueue(poolDir string, remove bool) (live []WaiterStatus, dead []WaiterS
 }
 
 // RemoveDeadWaiters removes the tickets of waiters that died while
-// waiting, and returns their pids (0 where none was recorded), and the
-// spare slot files of processes that are gone (see the package
-// documentation). The queue never needs it (the waiter behind a dead
+// waiting and returns their pids (0 where none was recorded). It also
+// removes, without reporting them, the spare slot files of processes that
+// are gone (see the package documentation). The queue never needs it (the waiter behind a dead
 // ticket removes it, and the next process to make a spare sweeps the dead
 // ones); it is for tidy directories.
 func (p *Pool) RemoveDeadWaiters() ([]int, error) {

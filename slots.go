@@ -22,12 +22,12 @@
 // lock of a process that dies by any means, so a file whose lock can be
 // taken belonged to a dead holder and is reclaimed on the spot. After
 // locking, the holder checks that the file it locked is still the one at
-// the path (see the unlink race in Pool.Acquire), then writes its record:
-// "pid=<pid>" and key=value lines naming host, time, process start time,
-// command line and label. Release deletes the file while still holding its
+// the path (against the unlink race, which README's "How it works"
+// explains), then writes its record: "pid=<pid>" and key=value lines
+// naming host, time, process start time, command line and label. Release deletes the file while still holding its
 // lock, then closes it.
 //
-// On Unix a process makes that file once per pool and keeps it: its spare,
+// On Linux a process makes that file once per pool and keeps it: its spare,
 // .spare-<pid>-<random> in the pool directory, locked and recorded in
 // advance. It takes slot i by giving the spare the name slot-i.lock with
 // link(2), which fails when the name exists as an exclusive create does,

@@ -254,3 +254,33 @@ func TestWaitersOnManyPoolsDoNotSpin(t *testing.T) {
 		t.Errorf("spin: %d spare files made while %d waiters waited 2 s on held slots (want about one per pool)", sparesMade, pools)
 	}
 }
+
+// A nested guard whose outer guard is released shares a file that no
+// longer holds the slot, and, as a spare, may soon hold another: handing
+// it on would give that slot a second holder. Inherit and PrepareExec
+// refuse.
+func TestNestedGuardCannotHandOnAReleasedSlot(t *testing.T) {
+	p := newTestPool(t)
+	g := mustAcquire(t, p, 1, 0)
+	n, err := p.AcquireContext(WithGuard(context.Background(), g), 1)
+	if err != nil || !n.nested() {
+		t.Fatalf("nested acquire: %v", err)
+	}
+	defer n.Release()
+	first := g.spare
+	if err := g.Release(); err != nil {
+		t.Fatal(err)
+	}
+	if err := n.Inherit(exec.Command("true")); !errors.Is(err, ErrInvalid) || !strings.Contains(err.Error(), "released by its outer guard") {
+		t.Fatalf("Inherit after the outer Release: %v; want ErrInvalid", err)
+	}
+	if _, err := n.PrepareExec([]string{"true"}, nil); !errors.Is(err, ErrInvalid) {
+		t.Fatalf("PrepareExec after the outer Release: %v; want ErrInvalid", err)
+	}
+	// Nothing was handed on, so the spare is still good, and reused.
+	g2 := mustAcquire(t, p, 1, 0)
+	defer g2.Release()
+	if !testNoSpares && (g2.spare == nil || g2.spare != first) {
+		t.Errorf("second acquire used spare %v; want the first one, %v", g2.spare, first)
+	}
+}

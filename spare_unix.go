@@ -9,6 +9,7 @@ import (
 	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strconv"
 	"strings"
 	"sync"
@@ -40,9 +41,9 @@ import (
 // RemoveDeadWaiters (llmslots cleanup): any .spare-* file whose lock is
 // free.
 //
-// No spares on network filesystems (an NFS link may report failure after
-// it succeeded), nor where the filesystem refuses hard links: there every
-// acquire makes its own file.
+// Spares are used on Linux only, and not on network filesystems (an NFS
+// link may report failure after it succeeded) nor where the filesystem
+// refuses hard links: there every acquire makes its own file.
 type spare struct {
 	f      *os.File
 	path   string
@@ -80,13 +81,18 @@ var linkFile = os.Link
 // that uses many short-lived pools.
 const maxSwept = 64
 
+// sparesHere is false where the package cannot tell a network filesystem
+// (only Linux's statfs is read; see networkFS), on which a link may report
+// failure after it succeeded: there every acquire creates its own file.
+const sparesHere = runtime.GOOS == "linux"
+
 // testNoSpares, set by tests, makes every acquire create its own file.
 var testNoSpares bool
 
 // takeSpare returns an idle spare for the pool, or a new one; nil when
 // the pool cannot use spares, and the caller then creates the slot file.
 func (p *Pool) takeSpare() *spare {
-	if testNoSpares || p.netfs.Load() || p.noLinks.Load() {
+	if !sparesHere || testNoSpares || p.netfs.Load() || p.noLinks.Load() {
 		return nil
 	}
 	spares.Lock()
@@ -245,7 +251,7 @@ func (s *spare) alone() bool {
 // putSpare keeps s for the next acquire; the oldest idle spare goes when
 // there are too many.
 func putSpare(s *spare) {
-	if s.broken {
+	if s.broken || s.spent.Load() {
 		s.discard()
 		return
 	}

@@ -72,15 +72,15 @@ type SlotStatus struct {
 	Path    string  `json:"path"`
 	// Detail says why the state was decided otherwise than by the lock
 	// (the file could not be opened), what an invalid entry is, or that a
-	// held slot's recorded pid is gone (a process it handed the slot to
-	// holds the lock).
+	// held slot's recorded pid is not running here (see handedOnDetail).
 	Detail string `json:"detail,omitempty"`
 }
 
-// handedOnDetail marks a held slot whose recorded holder is gone: the lock
-// is held by a process the holder handed it to (Inherit, llmslots run, a
-// program it exec'd) or by that process's descendants.
-const handedOnDetail = "its recorded pid is gone; a process it handed the slot to holds the lock"
+// handedOnDetail marks a held slot whose recorded holder is not running
+// here: the lock is held by a process the holder handed it to (Inherit,
+// llmslots run, a program it exec'd) or its descendants, or the holder is
+// in a pid namespace whose record does not say so (the reference's).
+const handedOnDetail = "its recorded pid is not running here; another process holds the lock (one the holder handed the slot to, or a holder in another pid namespace)"
 
 // ReadStatus reports the state of slots 0..max-1, and of any other slot
 // file in the directory. It creates and changes nothing: a missing
