@@ -68,8 +68,17 @@ func onFd(f *os.File, op func(fd int) error) error {
 // linked reports whether the locked file still has a name. A file unlinked
 // between our open and our lock has none: its lock guards nothing.
 func linked(fi fs.FileInfo) bool {
+	n, ok := links(fi)
+	return !ok || n > 0
+}
+
+// links returns the file's link count, if the platform reports one.
+func links(fi fs.FileInfo) (uint64, bool) {
 	st, ok := fi.Sys().(*syscall.Stat_t)
-	return !ok || st.Nlink > 0
+	if !ok {
+		return 0, false
+	}
+	return uint64(st.Nlink), true
 }
 
 // releaseFile removes path if it still names the locked file fi, then

@@ -244,8 +244,8 @@ func (s *spare) alone() bool {
 	if err != nil {
 		return false
 	}
-	st, ok := fi.Sys().(*syscall.Stat_t)
-	return ok && st.Nlink == 1 && stillAt(s.path, s.info)
+	n, ok := links(fi)
+	return ok && n == 1 && stillAt(s.path, s.info)
 }
 
 // putSpare keeps s for the next acquire; the oldest idle spare goes when
