@@ -5,6 +5,8 @@ import (
 	"runtime"
 	"strconv"
 	"strings"
+
+	"github.com/llmslots/llmslots/internal/sysinfo"
 )
 
 // WorkerMemory is the memory DefaultMaxConcurrency budgets for each slot
@@ -55,7 +57,7 @@ func DefaultMaxConcurrency() int {
 // ExplainMaxConcurrency returns DefaultMaxConcurrency's answer with the
 // figures it came from.
 func ExplainMaxConcurrency() Concurrency {
-	c := measureConcurrency(sysRoot{}, os.Getenv(EnvMax))
+	c := measureConcurrency(sysinfo.Root{}, os.Getenv(EnvMax))
 	if c.EnvError != "" {
 		packageLogger().Warn("llmslots: " + c.EnvError)
 	}
@@ -64,13 +66,13 @@ func ExplainMaxConcurrency() Concurrency {
 
 // measureConcurrency computes the default from the files below root and
 // the value of LLMSLOTS_MAX.
-func measureConcurrency(root sysRoot, env string) Concurrency {
+func measureConcurrency(root sysinfo.Root, env string) Concurrency {
 	var c Concurrency
 	c.CPUs = runtime.NumCPU() // the CPUs this process may run on
-	if quota, desc := root.cpuQuota(); quota > 0 && quota < c.CPUs {
+	if quota, desc := root.CPUQuota(); quota > 0 && quota < c.CPUs {
 		c.CPUs, c.CPULimit = quota, desc
 	}
-	c.MemAvailable, c.MemLimit, c.MemKnown = root.memAvailable()
+	c.MemAvailable, c.MemLimit, c.MemKnown = root.MemAvailable()
 	c.Max = min(c.CPUs, defaultCap)
 	if c.MemKnown {
 		c.ByMemory = int(min(c.MemAvailable/WorkerMemory, uint64(MaxSlots)))

@@ -9,10 +9,12 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+
+	"github.com/llmslots/llmslots/internal/sysinfo"
 )
 
 // fakeSys lays out /proc and /sys files below a temporary root.
-func fakeSys(t *testing.T, files map[string]string) sysRoot {
+func fakeSys(t *testing.T, files map[string]string) sysinfo.Root {
 	t.Helper()
 	root := t.TempDir()
 	for name, body := range files {
@@ -22,7 +24,7 @@ func fakeSys(t *testing.T, files map[string]string) sysRoot {
 			t.Fatal(err)
 		}
 	}
-	return sysRoot{dir: root}
+	return sysinfo.Root{Dir: root}
 }
 
 const gib = 1 << 30
@@ -99,9 +101,9 @@ func TestDefaultConcurrencyFromCPUsMemoryAndCgroups(t *testing.T) {
 }
 
 func TestInvalidLLMSLOTS_MAXIsIgnoredAndReported(t *testing.T) {
-	computed := measureConcurrency(sysRoot{}, "").Max
+	computed := measureConcurrency(sysinfo.Root{}, "").Max
 	for _, env := range []string{"0", "-2", "1025", "four", "4.5", "0x10", "99999999999999999999"} {
-		got := measureConcurrency(sysRoot{}, env)
+		got := measureConcurrency(sysinfo.Root{}, env)
 		if got.Max != computed || got.Source != "computed" || !strings.Contains(got.EnvError, "ignoring "+`"`+env+`"`) {
 			t.Errorf("%s=%q: %+v", EnvMax, env, got)
 		}

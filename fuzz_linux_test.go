@@ -7,12 +7,15 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/llmslots/llmslots/internal/sysinfo"
 )
 
 // FuzzSysRoot feeds arbitrary /proc/self/cgroup, /proc/self/mountinfo,
 // /proc/meminfo and cgroup files to DefaultMaxConcurrency's readers,
-// through a fake root: no panic, no endless walk up the cgroup tree, and an
-// answer within 1..16 (or LLMSLOTS_MAX's value when that is valid).
+// through a fake root: no panic and an answer within 1..16 (or
+// LLMSLOTS_MAX's value when that is valid). internal/sysinfo's
+// FuzzCgroupDirs checks the walk up the cgroup tree on the same seeds.
 func FuzzSysRoot(f *testing.F) {
 	v2 := "30 20 0:26 / /sys/fs/cgroup rw - cgroup2 cgroup2 rw\n"
 	v1 := "40 20 0:30 / /sys/fs/cgroup/memory rw - cgroup cgroup rw,memory\n41 20 0:31 / /sys/fs/cgroup/cpu rw - cgroup cgroup rw,cpu,cpuacct\n"
@@ -48,19 +51,8 @@ func FuzzSysRoot(f *testing.F) {
 			write(d+"/cpu.cfs_quota_us", cpuMax)
 			write(d+"/cpu.cfs_period_us", "100000")
 		}
-		r := sysRoot{dir: root}
-		for _, c := range []string{"cpu", "memory"} {
-			dirs, _ := r.cgroupDirs(c)
-			if len(dirs) > 4096 {
-				t.Fatalf("%d cgroup levels", len(dirs))
-			}
-			for _, d := range dirs {
-				if d == "" {
-					t.Fatalf("empty cgroup directory in %q", dirs)
-				}
-			}
-		}
-		if q, _ := r.cpuQuota(); q < 0 {
+		r := sysinfo.Root{Dir: root}
+		if q, _ := r.CPUQuota(); q < 0 {
 			t.Fatalf("cpu quota %d", q)
 		}
 		c := measureConcurrency(r, env)

@@ -4,6 +4,8 @@ import (
 	"os"
 	"os/user"
 	"strconv"
+
+	"github.com/llmslots/llmslots/internal/perm"
 )
 
 // EnvGroup, when set, makes every pool shared by the members of a Unix
@@ -36,7 +38,7 @@ func WithGroup(gid int) Option {
 		if gid < 0 {
 			return invalidf("group id must be >= 0, got %d", gid)
 		}
-		if !groupsSupported {
+		if !perm.GroupsSupported {
 			return invalidf("group-shared pools need Unix permissions; not available on this platform")
 		}
 		p.group = group{shared: true, gid: gid}
@@ -50,7 +52,7 @@ func groupFromEnv() (group, error) {
 	if v == "" {
 		return group{}, nil
 	}
-	if !groupsSupported {
+	if !perm.GroupsSupported {
 		return group{}, &EnvError{Var: EnvGroup, Value: v, Reason: "asks for a group-shared pool, which this platform does not have"}
 	}
 	if n, err := strconv.Atoi(v); err == nil && n >= 0 {

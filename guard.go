@@ -7,6 +7,8 @@ import (
 	"os"
 	"sync"
 	"time"
+
+	"github.com/llmslots/llmslots/internal/filelock"
 )
 
 // A Guard is one held slot. The slot stays held until Release, or until
@@ -135,7 +137,7 @@ func (g *Guard) Release() error {
 	if g.spare != nil && !g.nested() {
 		err = g.spare.release(g.path)
 	} else {
-		err = releaseFile(g.file, g.path, g.info)
+		err = filelock.RemoveAndClose(g.file, g.path, g.info)
 	}
 	g.file, g.spare = nil, nil
 	if l := g.pool.log(); l.Enabled(context.Background(), slog.LevelDebug) {

@@ -15,6 +15,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/llmslots/llmslots/internal/clock"
+	"github.com/llmslots/llmslots/internal/proc"
 	"golang.org/x/sys/unix"
 )
 
@@ -41,7 +43,7 @@ func runHelper(mode string) int {
 	if mode == "alive" {
 		// Judge a pid from this (perhaps unprivileged) process.
 		pid, _ := strconv.Atoi(os.Getenv("HELPER_PID"))
-		fmt.Println("kill0", unix.Kill(pid, 0), "alive", pidAlive(pid))
+		fmt.Println("kill0", unix.Kill(pid, 0), "alive", proc.Alive(pid))
 		return 0
 	}
 	dir := os.Getenv(EnvDir)
@@ -121,11 +123,7 @@ func runHelper(mode string) int {
 	return 2
 }
 
-func monotonic() int64 {
-	var ts unix.Timespec
-	unix.ClockGettime(clockMonotonic, &ts)
-	return ts.Nano()
-}
+func monotonic() int64 { return clock.Monotonic() }
 
 // helper is a running helper process.
 type helper struct {
@@ -205,3 +203,27 @@ func (h *helper) kill() {
 }
 
 func (h *helper) pid() int { return h.cmd.Process.Pid }
+
+// withoutSpares makes the test's acquires create their slot files the
+// classic way.
+func withoutSpares(t *testing.T) {
+	t.Helper()
+	testNoSpares = true
+	t.Cleanup(func() { testNoSpares = false })
+}
+
+// spareNames lists the spare files in dir.
+func spareNames(t *testing.T, dir string) []string {
+	t.Helper()
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var names []string
+	for _, e := range entries {
+		if strings.HasPrefix(e.Name(), sparePrefix) {
+			names = append(names, e.Name())
+		}
+	}
+	return names
+}

@@ -1,13 +1,17 @@
 package llmslots
 
 import (
+	"errors"
 	"fmt"
 	"os"
 	"os/exec"
+	"runtime"
 	"strconv"
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/llmslots/llmslots/internal/fdpass"
 )
 
 // EnvInherited is the environment variable through which a process learns
@@ -179,8 +183,15 @@ func (g *Guard) Inherit(cmd *exec.Cmd) error {
 	if err != nil {
 		return err
 	}
+	if !fdpass.Supported {
+		return fmt.Errorf("llmslots: handing a slot to a child process is not supported on %s: %w", runtime.GOOS, errors.ErrUnsupported)
+	}
 	g.spare.markSpent() // the child will share the lock: never reuse this file
-	return inheritFiles(cmd, files, ins)
+	// exec.Cmd dups each of ExtraFiles to 3, 4, ... in the child, without
+	// close-on-exec: the numbers handedOn was given.
+	cmd.ExtraFiles = append(cmd.ExtraFiles, files...)
+	cmd.Env = withInheritance(cmd.Env, ins)
+	return nil
 }
 
 // PrepareExec readies the held slot to pass to the program that replaces
@@ -215,9 +226,12 @@ func (g *Guard) PrepareExec(argv, env []string) ([]string, error) {
 		<-g.leftQueue // leave the queue before the process is replaced
 	}
 	g.spare.markSpent() // the program after exec will hold the lock: never reuse this file
-	_, ins, err := g.handedOn(func(_ int, f *os.File) (int, error) { return keepOnExec(f) })
+	_, ins, err := g.handedOn(func(_ int, f *os.File) (int, error) { return fdpass.KeepOnExec(f) })
+	if errors.Is(err, errors.ErrUnsupported) {
+		return nil, fmt.Errorf("llmslots: keeping a slot across exec is not supported on %s: %w", runtime.GOOS, err)
+	}
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("llmslots: cannot keep the slot file open across exec: %w", err)
 	}
 	// A nested guard's record is its outer holder's, which outlives it.
 	if !g.nested() {
@@ -311,7 +325,7 @@ func adoptInherited() []*Guard {
 			continue // one slot per pool: the first one named
 		}
 		path := slotPath(p.dir, in.slot)
-		f, fi, err := adoptFD(in.fd, path)
+		f, fi, err := fdpass.Adopt(in.fd, path)
 		if err != nil {
 			log.Debug("llmslots: ignoring an inherited slot", "fd", in.fd, "path", path, "err", err)
 			continue

@@ -4,6 +4,8 @@ import (
 	"context"
 	"fmt"
 	"time"
+
+	"github.com/llmslots/llmslots/internal/fdpass"
 )
 
 // Nested acquisition. The reference deadlocked here: code holding a slot
@@ -60,7 +62,7 @@ func (p *Pool) nestIn(outer *Guard) (*Guard, error) {
 	if outer.file == nil {
 		return nil, nil
 	}
-	f, err := dupFile(outer.file)
+	f, err := fdpass.Dup(outer.file)
 	if err != nil {
 		return nil, fmt.Errorf("llmslots: cannot nest in slot %d of %s: %w", outer.id, p.dir, err)
 	}

@@ -8,6 +8,8 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+
+	"github.com/llmslots/llmslots/internal/perm"
 )
 
 // Environment variables the package reads.
@@ -63,6 +65,11 @@ func defaultDir() (string, error) {
 	}
 	return filepath.Join(cache, "llmslots"), nil
 }
+
+// sparePrefix starts every spare's name; a dot hides it from ls, and no
+// pool name may start with one (checkPoolName), so no named pool's
+// directory can clash.
+const sparePrefix = ".spare-"
 
 // slotName and parseSlotName define the one file name a slot has.
 func slotName(id int) string {
@@ -140,7 +147,7 @@ func makeDir(dir string, g group) error {
 	if err := os.Mkdir(dir, 0o770); err != nil && !errors.Is(err, fs.ErrExist) {
 		return err
 	}
-	return shareWithGroup(dir, g, fs.ModeSetgid|0o770)
+	return perm.Share(dir, g.gid, fs.ModeSetgid|0o770)
 }
 
 // inspectDir checks an existing dir without creating anything; exists is
@@ -165,5 +172,12 @@ func checkDir(dir string, fi fs.FileInfo, g group) error {
 			sentinel: ErrUnsafeDir,
 		}
 	}
-	return checkDirOwner(dir, fi, g)
+	gid := -1
+	if g.shared {
+		gid = g.gid
+	}
+	if err := perm.CheckDir(dir, fi, gid); err != nil {
+		return &wrapped{msg: "llmslots: " + err.Error(), sentinel: ErrUnsafeDir}
+	}
+	return nil
 }

@@ -11,6 +11,10 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/llmslots/llmslots/internal/filelock"
+	"github.com/llmslots/llmslots/internal/perm"
+	"github.com/llmslots/llmslots/internal/watch"
 )
 
 // A Pool is a set of slots, slot-0.lock .. slot-(max-1).lock, in one
@@ -145,20 +149,20 @@ func (p *Pool) prepare() error {
 	if err := prepareDir(p.dir, p.group); err != nil {
 		return err
 	}
-	p.netfs.Store(networkFS(p.dir))
+	p.netfs.Store(watch.NetworkFS(p.dir))
 	qdir := queueDir(p.dir)
 	if _, err := os.Lstat(qdir); errors.Is(err, fs.ErrNotExist) {
 		if err := makeDir(qdir, p.group); err != nil && !errors.Is(err, fs.ErrExist) {
 			return fmt.Errorf("llmslots: cannot create the queue directory: %w", err)
 		}
 	}
-	f, err := os.OpenFile(filepath.Join(qdir, waitersFileName), os.O_RDONLY|os.O_CREATE|openNoFollow, 0o600)
+	f, err := os.OpenFile(filepath.Join(qdir, waitersFileName), os.O_RDONLY|os.O_CREATE|filelock.NoFollow, 0o600)
 	if err != nil {
 		return fmt.Errorf("llmslots: cannot open the queue: %w", err)
 	}
 	if p.group.shared {
 		// Only its creator may change its mode; for the others it is done.
-		if fi, err := f.Stat(); err == nil && fi.Mode().Perm() != groupFileMode && ownedByMe(fi) {
+		if fi, err := f.Stat(); err == nil && fi.Mode().Perm() != groupFileMode && perm.OwnedByMe(fi) {
 			p.shareFile(f)
 		}
 	}
@@ -177,7 +181,10 @@ func (p *Pool) waitersPresent() bool {
 	if f == nil {
 		return false
 	}
-	return anyWaiting(f, queueDir(p.dir))
+	if waiting, sure := filelock.AnyWaiting(f); sure {
+		return waiting
+	}
+	return hasTickets(queueDir(p.dir))
 }
 
 func (p *Pool) log() *slog.Logger {

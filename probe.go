@@ -9,6 +9,8 @@ import (
 	"time"
 
 	"github.com/gofrs/flock"
+	"github.com/llmslots/llmslots/internal/filelock"
+	"github.com/llmslots/llmslots/internal/proc"
 )
 
 // probeMode says what probe may do besides looking.
@@ -86,11 +88,11 @@ func probe(path string, mode probeMode) (probeResult, error) {
 	// is exactly its job. (Taking a slot needs the descriptor it keeps to
 	// itself, to write the record, so take uses its own; both lock the
 	// same way, so they exclude each other.)
-	lk := flock.New(path, flock.SetFlag(os.O_RDONLY|openNoFollow))
+	lk := flock.New(path, flock.SetFlag(os.O_RDONLY|filelock.NoFollow))
 	locked, err := lk.TryLock()
 	if errors.Is(err, syscall.EBADF) {
 		// NFS emulates flock with write locks, which need a writable file.
-		lk = flock.New(path, flock.SetFlag(os.O_RDWR|openNoFollow))
+		lk = flock.New(path, flock.SetFlag(os.O_RDWR|filelock.NoFollow))
 		locked, err = lk.TryLock()
 	}
 	if err != nil {
@@ -107,7 +109,7 @@ func probe(path string, mode probeMode) (probeResult, error) {
 		return res, nil
 	}
 	cur, err := lk.Stat()
-	if err != nil || !linked(cur) || !stillAt(path, cur) {
+	if err != nil || !filelock.Linked(cur) || !filelock.StillAt(path, cur) {
 		lk.Unlock()
 		return probeResult{state: StateFree}, nil // released while we looked
 	}
@@ -118,14 +120,14 @@ func probe(path string, mode probeMode) (probeResult, error) {
 		// an event. Give it one: opening the file for writing and closing
 		// it raises IN_CLOSE_WRITE, as a holder's death does.
 		lk.Unlock()
-		if f, err := os.OpenFile(path, os.O_WRONLY|openNoFollow, 0); err == nil {
+		if f, err := os.OpenFile(path, os.O_WRONLY|filelock.NoFollow, 0); err == nil {
 			f.Close()
 		}
 		res.rec, _ = readRecord(path)
 		return res, nil
 	}
 	res.rec, _ = readRecord(path)
-	if err := removeLocked(path, lk); err != nil {
+	if err := filelock.RemoveLocked(path, lk); err != nil {
 		return probeResult{}, fmt.Errorf("llmslots: %w", err)
 	}
 	res.removed = true
@@ -175,19 +177,13 @@ func holderAlive(rec record) bool {
 		rec.PidNS != "" && me.PidNS != "" && rec.PidNS != me.PidNS {
 		return true
 	}
-	if !pidAlive(rec.PID) {
+	if !proc.Alive(rec.PID) {
 		return false
 	}
 	if rec.Start != "" {
-		if now := processStart(rec.PID); now != "" && now != rec.Start {
+		if now := proc.StartTime(rec.PID); now != "" && now != rec.Start {
 			return false
 		}
 	}
 	return true
-}
-
-// stillAt reports whether path names the file fi describes.
-func stillAt(path string, fi fs.FileInfo) bool {
-	cur, err := os.Lstat(path)
-	return err == nil && os.SameFile(fi, cur)
 }

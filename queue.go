@@ -11,6 +11,10 @@ import (
 	"strings"
 	"sync/atomic"
 	"time"
+
+	"github.com/llmslots/llmslots/internal/filelock"
+	"github.com/llmslots/llmslots/internal/proc"
+	"github.com/llmslots/llmslots/internal/watch"
 )
 
 // The queue makes waiting fair across processes. A process that finds no
@@ -58,11 +62,11 @@ func queueDir(poolDir string) string { return filepath.Join(poolDir, queueDirNam
 // take it for a dead waiter's.
 func (p *Pool) enqueue(arrived int64) (*ticket, error) {
 	qdir := queueDir(p.dir)
-	waiters, err := os.OpenFile(filepath.Join(qdir, waitersFileName), os.O_RDONLY|openNoFollow, 0)
+	waiters, err := os.OpenFile(filepath.Join(qdir, waitersFileName), os.O_RDONLY|filelock.NoFollow, 0)
 	if err != nil {
 		return nil, fmt.Errorf("llmslots: cannot join the queue: %w", err)
 	}
-	if err := markWaiting(waiters); err != nil {
+	if err := filelock.MarkWaiting(waiters); err != nil {
 		waiters.Close()
 		return nil, fmt.Errorf("llmslots: cannot join the queue: %w", err)
 	}
@@ -86,14 +90,14 @@ func (p *Pool) enqueue(arrived int64) (*ticket, error) {
 // into line.
 func (p *Pool) makeTicket(qdir, name string) (*os.File, error) {
 	draft := filepath.Join(qdir, draftPrefix+name)
-	f, err := openSlotFile(draft, true)
+	f, err := filelock.Open(draft, true)
 	if err != nil {
 		return nil, err
 	}
 	err = p.shareFile(f)
 	if err == nil {
 		var ok bool
-		if ok, err = tryLock(f); err == nil && !ok {
+		if ok, err = filelock.TryLock(f); err == nil && !ok {
 			err = errors.New("draft ticket locked by another process")
 		}
 	}
@@ -134,7 +138,7 @@ func (t *ticket) leave() {
 // Drafts stand in line too, by the same arrival key: a waiter that arrived
 // earlier but is still making its ticket (descheduled, on a busy machine)
 // is not overtaken by one that arrived later and was quicker.
-func (t *ticket) ahead(w watcher) (string, error) {
+func (t *ticket) ahead(w watch.Watcher) (string, error) {
 	// One line, ordered by arrival: the names without their prefix. One
 	// read of the directory: this runs at every wake-up of every waiter.
 	line, err := queueNames(t.dir, ticketPrefix, draftPrefix)
@@ -147,14 +151,14 @@ func (t *ticket) ahead(w watcher) (string, error) {
 	i := sort.Search(len(line), func(i int) bool { return key(line[i]) >= mine })
 	for i--; i >= 0; i-- {
 		path := filepath.Join(t.dir, line[i])
-		if err := w.watchTicket(path); err != nil {
+		if err := w.WatchTicket(path); err != nil {
 			if errors.Is(err, fs.ErrNotExist) {
 				continue // left already, or renamed into line: seen below
 			}
 			return "", err
 		}
 		res, err := probe(path, probeReclaim)
-		if err == nil && res.detail == freshDetail && !pidAlive(queueFilePID(line[i])) {
+		if err == nil && res.detail == freshDetail && !proc.Alive(queueFilePID(line[i])) {
 			res, err = probe(path, probeRemoveOrphan) // its maker died making it
 		}
 		if err != nil {
@@ -163,7 +167,7 @@ func (t *ticket) ahead(w watcher) (string, error) {
 		if res.state == StateHeld {
 			return path, nil
 		}
-		w.reset() // gone, or dead and now removed: look further ahead
+		w.Reset() // gone, or dead and now removed: look further ahead
 	}
 	return "", nil
 }
@@ -249,7 +253,7 @@ func readQueue(poolDir string, remove bool) (live []WaiterStatus, dead []WaiterS
 		for _, n := range names {
 			path := filepath.Join(qdir, n)
 			res, err := probe(path, mode)
-			if err == nil && remove && res.detail == freshDetail && !pidAlive(queueFilePID(n)) {
+			if err == nil && remove && res.detail == freshDetail && !proc.Alive(queueFilePID(n)) {
 				// Its creator died between making and locking it.
 				res, err = probe(path, probeRemoveOrphan)
 			}

@@ -10,6 +10,8 @@ import (
 	"path/filepath"
 	"testing"
 	"time"
+
+	"github.com/llmslots/llmslots/internal/clock"
 )
 
 // waitForWaiters polls status until n processes wait, in order.
@@ -297,9 +299,9 @@ func TestCleanupRemovesAnOrphanedDraft(t *testing.T) {
 	dead := startHelper(t, "hold", t.TempDir(), 1)
 	dead.held()
 	dead.kill()
-	name := draftPrefix + fmt.Sprintf("%020d-%010d-%06d", monotonicNow(), dead.pid(), 1)
+	name := draftPrefix + fmt.Sprintf("%020d-%010d-%06d", clock.Monotonic(), dead.pid(), 1)
 	os.WriteFile(filepath.Join(p.Dir(), queueDirName, name), nil, 0o600)
-	live := draftPrefix + fmt.Sprintf("%020d-%010d-%06d", monotonicNow(), os.Getpid(), 999999)
+	live := draftPrefix + fmt.Sprintf("%020d-%010d-%06d", clock.Monotonic(), os.Getpid(), 999999)
 	os.WriteFile(filepath.Join(p.Dir(), queueDirName, live), nil, 0o600)
 	if _, err := p.RemoveDeadWaiters(); err != nil {
 		t.Fatal(err)

@@ -9,6 +9,9 @@ import (
 	"sync"
 	"time"
 	"unicode/utf8"
+
+	"github.com/llmslots/llmslots/internal/filelock"
+	"github.com/llmslots/llmslots/internal/proc"
 )
 
 // A slot file holds its holder's record: the first line is "pid=<pid>", the
@@ -49,8 +52,8 @@ var self = sync.OnceValue(func() record {
 	return record{
 		PID:     os.Getpid(),
 		Host:    cleanValue(host, 255),
-		Start:   processStart(os.Getpid()),
-		PidNS:   pidNamespace(),
+		Start:   proc.StartTime(os.Getpid()),
+		PidNS:   proc.Namespace(),
 		Command: cleanValue(strings.Join(os.Args, " "), maxCommandLen),
 	}
 })
@@ -132,7 +135,7 @@ func parseRecord(data []byte) record {
 // readRecord reads at most maxRecordRead bytes of the slot file at path. It
 // never follows a symlink and never blocks on a FIFO planted there.
 func readRecord(path string) (record, error) {
-	f, err := os.OpenFile(path, os.O_RDONLY|openNoFollow, 0)
+	f, err := os.OpenFile(path, os.O_RDONLY|filelock.NoFollow, 0)
 	if err != nil {
 		return record{}, err
 	}

@@ -1,4 +1,4 @@
-//go:build !unix
+//go:build !linux
 
 package llmslots
 
@@ -7,14 +7,19 @@ import (
 	"os"
 )
 
-// Spares (see spare_unix.go) need hard links that keep a lock; without
-// them (Windows), every acquire creates its own slot file and takeSpare
-// always returns nil.
+// Spares (see spare_linux.go) are Linux's: elsewhere the package cannot
+// tell a network filesystem, on which a hard link may report failure
+// after it succeeded, and Windows has no lock a hard link keeps. Every
+// acquire creates its own slot file, and takeSpare always returns nil.
 type spare struct {
 	f      *os.File
 	info   fs.FileInfo
 	broken bool
 }
+
+// testNoSpares is set by tests that want the classic path, which is the
+// only one here.
+var testNoSpares bool
 
 func (p *Pool) takeSpare() *spare          { return nil }
 func (s *spare) record(rec []byte)         {}

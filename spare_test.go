@@ -1,4 +1,4 @@
-//go:build unix
+//go:build linux
 
 package llmslots
 
@@ -10,31 +10,9 @@ import (
 	"strings"
 	"syscall"
 	"testing"
+
+	"github.com/llmslots/llmslots/internal/filelock"
 )
-
-// withoutSpares makes the test's acquires create each slot file the
-// classic way, until it ends.
-func withoutSpares(t *testing.T) {
-	t.Helper()
-	testNoSpares = true
-	t.Cleanup(func() { testNoSpares = false })
-}
-
-// spareNames lists the spare files in dir.
-func spareNames(t *testing.T, dir string) []string {
-	t.Helper()
-	entries, err := os.ReadDir(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var names []string
-	for _, e := range entries {
-		if strings.HasPrefix(e.Name(), sparePrefix) {
-			names = append(names, e.Name())
-		}
-	}
-	return names
-}
 
 // The spare is one file, reused: while a slot is held the slot's name is a
 // second link to it, locked all along; Release removes only that name.
@@ -259,7 +237,7 @@ func TestSpareSurvivesPoolDirRemoval(t *testing.T) {
 	}
 	g = mustAcquire(t, p, 1, 0)
 	defer g.Release()
-	if g.spare == nil || !stillAt(g.spare.path, g.spare.info) {
+	if g.spare == nil || !filelock.StillAt(g.spare.path, g.spare.info) {
 		t.Fatalf("after the directory came back, slot held through %+v; want a spare in the new directory", g.spare)
 	}
 	if names := spareNames(t, p.Dir()); len(names) != 1 {

@@ -12,6 +12,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/llmslots/llmslots/internal/proc"
 )
 
 // A pool with a free, a held, a stale and a garbage slot, as status sees it.
@@ -177,7 +179,7 @@ func TestFallbackJudgesByPid(t *testing.T) {
 		rec  record
 		want SlotState
 	}{
-		{"live pid", record{PID: os.Getpid(), Start: processStart(os.Getpid())}, StateHeld},
+		{"live pid", record{PID: os.Getpid(), Start: proc.StartTime(os.Getpid())}, StateHeld},
 		{"dead pid", record{PID: dead.pid()}, StateStale},
 		{"reused pid", record{PID: os.Getpid(), Start: "1"}, StateStale},
 		{"no pid", record{}, StateHeld},
@@ -185,7 +187,7 @@ func TestFallbackJudgesByPid(t *testing.T) {
 		{"other pid namespace", record{PID: dead.pid(), Host: self().Host, PidNS: "1"}, StateHeld},
 		{"same pid namespace", record{PID: dead.pid(), Host: self().Host, PidNS: self().PidNS}, StateStale},
 	}
-	if processStart(os.Getpid()) == "" {
+	if proc.StartTime(os.Getpid()) == "" {
 		cases = cases[:2]
 	}
 	for _, c := range cases {
@@ -204,16 +206,16 @@ func TestPidAlive(t *testing.T) {
 	dead := startHelper(t, "hold", t.TempDir(), 1)
 	dead.held()
 	dead.kill()
-	if !pidAlive(os.Getpid()) {
+	if !proc.Alive(os.Getpid()) {
 		t.Error("this process is not alive?")
 	}
 	// pid 1 is alive; for a non-root test run kill(1, 0) fails with EPERM,
 	// which must still read as alive.
-	if !pidAlive(1) {
+	if !proc.Alive(1) {
 		t.Error("pid 1 reads as dead")
 	}
 	for _, pid := range []int{dead.pid(), 0, -1} {
-		if pidAlive(pid) {
+		if proc.Alive(pid) {
 			t.Errorf("pid %d reads as alive", pid)
 		}
 	}

@@ -1,0 +1,407 @@
+package llmslots
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/llmslots/llmslots/internal/clock"
+	"github.com/llmslots/llmslots/internal/filelock"
+	"github.com/llmslots/llmslots/internal/watch"
+)
+
+// Acquire takes a free slot of the pool's first max, waiting up to wait for
+// one. Waiters are served in the order they arrived, across processes: a
+// caller that finds others waiting joins the back of the line, even if a
+// slot has just freed. With wait 0 it makes one attempt (which, with others
+// waiting, fails at once). On success the caller must call Release on the
+// returned Guard (defer g.Release()).
+//
+// When no slot frees within wait it returns an error matching ErrBusy that
+// names max, the wait and the holders' pids. max outside 1..MaxSlots and a
+// negative wait give an error matching ErrInvalid. A directory that is not
+// safe to use gives an error matching ErrUnsafeDir. On any error no slot is
+// held.
+func (p *Pool) Acquire(max int, wait time.Duration) (*Guard, error) {
+	if err := p.usable(); err != nil {
+		return nil, err
+	}
+	if wait < 0 {
+		return nil, invalidf("wait must be >= 0, got %v", wait)
+	}
+	return p.acquire(context.Background(), max, time.Now().Add(wait), wait)
+}
+
+// AcquireContext takes a free slot of the pool's first max, waiting until
+// one frees or ctx is done. When ctx is done first it returns an error that
+// wraps ctx.Err() (errors.Is(err, context.DeadlineExceeded) and so on) and
+// holds no slot. If ctx is already done, AcquireContext still makes one
+// attempt, as Acquire with wait 0 does, and may succeed.
+func (p *Pool) AcquireContext(ctx context.Context, max int) (*Guard, error) {
+	if err := p.usable(); err != nil {
+		return nil, err
+	}
+	if ctx == nil {
+		return nil, invalidf("AcquireContext needs a non-nil context; use context.Background()")
+	}
+	return p.acquire(ctx, max, time.Time{}, 0)
+}
+
+// acquire is Acquire and AcquireContext: deadline zero means no deadline
+// but ctx's; wait is only for the busy message.
+func (p *Pool) acquire(ctx context.Context, max int, deadline time.Time, wait time.Duration) (*Guard, error) {
+	called := time.Now() // reads the vDSO clock; the queue's clock is read only if we queue
+	if err := checkMax(max); err != nil {
+		return nil, err
+	}
+	if g, err := p.reenter(ctx); g != nil || err != nil {
+		return g, err // a slot this caller already holds (nested.go)
+	}
+	if err := p.prepare(); err != nil {
+		return nil, err
+	}
+	var g *Guard
+	var err error
+	// One spare for the whole acquire, waiting included: a waiter never
+	// makes one per wake-up, and one it holds cannot be evicted (and
+	// deleted, waking that pool's waiters) by another pool's.
+	s := p.takeSpare()
+	// The uncontended path: nobody waits, so try the slots at once. With
+	// waiters, even a free slot is theirs: go to the back of the line.
+	if !p.waitersPresent() {
+		g, err = p.tryAcquire(max, s)
+	}
+	if g == nil && err == nil && (deadline.IsZero() || time.Now().Before(deadline)) && ctx.Err() == nil {
+		arrived := clock.Monotonic() - int64(time.Since(called))
+		g, err = p.waitInLine(ctx, max, deadline, arrived, s)
+	}
+	if s != nil && (g == nil || g.spare != s) {
+		putSpare(s) // unused: keep it for the next acquire (or discard it if broken)
+	}
+	switch {
+	case g != nil:
+		return g, nil
+	case err == nil && ctx.Err() == nil:
+		return nil, p.busyError(max, wait)
+	case ctx.Err() != nil && (err == nil || errors.Is(err, ctx.Err())):
+		return nil, fmt.Errorf("llmslots: gave up waiting for a slot of %s (max=%d): %w", p.dir, max, ctx.Err())
+	}
+	return nil, err
+}
+
+// tryAcquire makes one attempt at the slots and returns the first it
+// takes; nil, nil when all are held. It goes in two passes, cheapest
+// first: creating a missing slot file costs one system call per slot it
+// passes, so the common case (a free slot) never probes a held one; only
+// when none is missing does it probe the existing files for a dead
+// holder's.
+//
+// A slot whose path holds something no llmslots process makes (a planted
+// symlink, a FIFO) is skipped, so the rest of the pool keeps working; it is
+// named in the busy error and logged.
+func (p *Pool) tryAcquire(max int, s *spare) (*Guard, error) {
+	g, _, err := p.tryAcquireSoon(max, s)
+	return g, err
+}
+
+// tryAcquireSoon is tryAcquire that also reports soon: a slot looked held
+// only because its file is young and empty, and may be reclaimed without
+// any event once it is old enough (see freshFileAge). The slot file is
+// the spare s (see spare_unix.go), or, with s nil or broken, a new file.
+func (p *Pool) tryAcquireSoon(max int, s *spare) (g *Guard, soon bool, err error) {
+	now := time.Now()
+	if s != nil && !s.broken {
+		s.record(p.record(now)) // once, whichever slot it gets
+	}
+	var existing []int
+	for id := 0; id < max; id++ {
+		path := slotPath(p.dir, id)
+		if heldHere(path) {
+			continue // ours already; no need to ask the filesystem
+		}
+		g, exists, err := p.take(id, path, s, now)
+		if g != nil || err != nil {
+			return g, false, err
+		}
+		if exists {
+			existing = append(existing, id)
+		}
+	}
+	for _, id := range existing {
+		g, fresh, err := p.reclaim(id, slotPath(p.dir, id), s, now)
+		var bad *badSlotError
+		if errors.As(err, &bad) {
+			p.log().Warn("llmslots: slot unusable", "slot", id, "err", err)
+			continue
+		}
+		if g != nil || err != nil {
+			return g, false, err
+		}
+		soon = soon || fresh
+	}
+	return nil, soon, nil
+}
+
+// take tries to take slot id by giving its path a file: the spare s (see
+// spare_unix.go), recorded as taken at now, or, with no usable spare, a
+// new file (create). exists reports that the slot file was there already.
+func (p *Pool) take(id int, path string, s *spare, now time.Time) (g *Guard, exists bool, err error) {
+	if s == nil || s.broken {
+		return p.create(id, path)
+	}
+	switch err := s.publish(path); {
+	case err == nil:
+		g := &Guard{pool: p, id: id, path: path, file: s.f, info: s.info, spare: s, acquired: now}
+		registerGuard(g)
+		return g, false, nil
+	case errors.Is(err, fs.ErrExist):
+		return nil, true, nil
+	case linksRefused(err):
+		// Make files the classic way from now on.
+		p.noLinks.Store(true)
+		p.log().Debug("llmslots: no hard links here; creating each slot's file instead", "dir", p.dir, "err", err)
+	}
+	// Whatever failed (the spare's name or the whole directory is gone,
+	// the disk is full), create makes the file the classic way and
+	// reports what stops it; s, now broken, is discarded.
+	return p.create(id, path)
+}
+
+// badSlotError reports a slot path that holds what no llmslots process
+// makes.
+type badSlotError struct{ msg string }
+
+func (e *badSlotError) Error() string { return e.msg }
+
+// testHookBeforeLock, when set by a test, runs between creating a slot
+// file and locking it: the window of the unlink race.
+var testHookBeforeLock func(path string)
+
+// create tries to take slot id by creating its file: exists reports that
+// the file was there already.
+//
+// A slot is only ever held through a file its holder created: an existing
+// file is probed (see reclaim) and, if its holder is dead, deleted under
+// its lock and created anew. That leaves one window, between creating and
+// locking, in which a prober may take the new file for a dead holder's and
+// delete it (the unlink race: the creator would then lock a file with no
+// name while another process creates and locks a new one). So after
+// locking, create checks that its file still has a name, and starts over
+// if not.
+func (p *Pool) create(id int, path string) (g *Guard, exists bool, err error) {
+	// A few rounds suffice: each restart means another process made
+	// progress on this slot; if it keeps changing, report it busy.
+	for range 4 {
+		f, err := filelock.Open(path, true)
+		if errors.Is(err, fs.ErrExist) {
+			return nil, true, nil
+		}
+		if err != nil {
+			if err := p.openFailed(path, err); err != nil {
+				return nil, false, err
+			}
+			continue
+		}
+		if err := p.shareFile(f); err != nil {
+			f.Close()
+			return nil, false, fmt.Errorf("llmslots: %w", err)
+		}
+		if testHookBeforeLock != nil {
+			testHookBeforeLock(path)
+		}
+		ok, err := filelock.TryLock(f)
+		if err != nil || !ok {
+			f.Close() // a prober has it this instant: busy
+			return nil, false, err
+		}
+		fi, err := f.Stat()
+		if err != nil {
+			f.Close()
+			return nil, false, fmt.Errorf("llmslots: %w", err)
+		}
+		// On a network filesystem a file deleted while open may be
+		// renamed (NFS's .nfsXXXX) and keep its link: check the path.
+		if !filelock.Linked(fi) || p.netfs.Load() && !filelock.StillAt(path, fi) {
+			f.Close() // deleted under us: see above
+			continue
+		}
+		return p.hold(id, path, f, fi), false, nil
+	}
+	return nil, false, nil
+}
+
+// reclaim takes slot id if its file belongs to a dead holder: it deletes
+// the file under its lock and creates it anew. fresh reports a slot held
+// only because its file is young and empty.
+func (p *Pool) reclaim(id int, path string, s *spare, now time.Time) (g *Guard, fresh bool, err error) {
+	res, err := probe(path, probeReclaim)
+	if err != nil {
+		return nil, false, err
+	}
+	switch {
+	case res.state == StateInvalid:
+		return nil, false, &badSlotError{fmt.Sprintf("llmslots: slot file %s is %s", path, res.detail)}
+	case res.state == StateHeld:
+		return nil, res.detail == freshDetail, nil
+	case res.removed:
+		p.log().Debug("llmslots: reclaimed slot of a dead holder", "slot", id, "dir", p.dir,
+			"dead_pid", res.rec.PID, "since", res.rec.Since)
+	case res.state == StateStale:
+		return nil, false, nil // judged dead by pid alone: not ours to delete
+	}
+	g, _, err = p.take(id, path, s, now)
+	return g, false, err
+}
+
+// openFailed explains a failed create; nil means "try again" (the
+// directory was removed while in use, and has been made again).
+func (p *Pool) openFailed(path string, err error) error {
+	if errors.Is(err, fs.ErrNotExist) {
+		return p.remake()
+	}
+	return fmt.Errorf("llmslots: cannot create slot file: %w", err)
+}
+
+// hold writes this process's record into the locked file f and returns its
+// Guard. A failed write (a full disk) leaves the slot held, since the lock
+// and not the record is what holds it; it is logged and status shows the
+// holder as unknown.
+func (p *Pool) hold(id int, path string, f *os.File, fi fs.FileInfo) *Guard {
+	now := time.Now()
+	if _, err := f.Write(p.record(now)); err != nil {
+		p.log().Warn("llmslots: slot held, but its record was not written", "slot", id, "path", path, "err", err)
+	}
+	g := &Guard{pool: p, id: id, path: path, file: f, info: fi, acquired: now}
+	registerGuard(g)
+	return g
+}
+
+// record is this process's record for a slot of the pool taken at since.
+func (p *Pool) record(since time.Time) []byte {
+	rec := self()
+	rec.Since = since
+	rec.Label = p.label
+	return rec.marshal()
+}
+
+// busyError builds the ErrBusy error, naming who holds the slots (as
+// their records say: it takes no lock, so it cannot disturb anyone) and
+// any slot that cannot be used.
+func (p *Pool) busyError(max int, wait time.Duration) error {
+	var pids, bad []string
+	for id := range max {
+		path := slotPath(p.dir, id)
+		fi, err := os.Lstat(path)
+		switch {
+		case err != nil:
+		case !fi.Mode().IsRegular():
+			bad = append(bad, fmt.Sprintf("; slot file %s is %s, which llmslots never makes: remove it", path, describe(fi)))
+		default:
+			if rec, err := readRecord(path); err == nil && rec.PID > 0 {
+				pids = append(pids, strconv.Itoa(rec.PID))
+			}
+		}
+	}
+	holders := "unknown"
+	if len(pids) > 0 {
+		holders = strings.Join(pids, ", ")
+	}
+	return &wrapped{
+		msg: fmt.Sprintf("llmslots: no free slot in %s within %v (max=%d); held by pids %s%s",
+			p.dir, wait, max, holders, strings.Join(bad, "")),
+		sentinel: ErrBusy,
+	}
+}
+
+// waitInLine is the one waiting loop. It takes a ticket, then: at the head
+// of the queue, it watches the slots and tries them; behind someone, it
+// watches the ticket ahead. Each wake-up starts the look afresh. It
+// returns a guard, an error, nil, nil when deadline (if not zero) passed,
+// or nil, ctx.Err() when ctx ended. The ticket is gone when it returns,
+// whatever the outcome, so cancellation leaves the queue clean.
+func (p *Pool) waitInLine(ctx context.Context, max int, deadline time.Time, arrived int64, s *spare) (g *Guard, err error) {
+	t, err := p.enqueue(arrived)
+	if errors.Is(err, fs.ErrNotExist) {
+		// The queue directory, or the whole pool directory, was removed
+		// while this Pool was in use: make it again, as create does.
+		if err = p.remake(); err == nil {
+			t, err = p.enqueue(arrived)
+		}
+	}
+	if err != nil {
+		return nil, err
+	}
+	w := watch.New(p.dir)
+	defer func() {
+		w.Close()
+		if g != nil {
+			// Served: hand the slot to the caller first and wake the next
+			// waiter just after. Deleting the ticket wakes it, and on a busy
+			// machine it may preempt this process before the caller even
+			// sees its slot. Until then the ticket stays locked; Release
+			// waits for it, and if the process dies first the kernel's
+			// close wakes the next waiter instead.
+			left := make(chan struct{})
+			g.leftQueue = left
+			go func() {
+				t.leave()
+				close(left)
+			}()
+			return
+		}
+		t.leave()
+	}()
+	for {
+		w.Reset()
+		wake := deadline // when to look again without an event
+		ahead, err := t.ahead(w)
+		if err != nil {
+			return nil, err
+		}
+		if ahead == "" {
+			// Watch before trying: a slot freed after the try still
+			// wakes us.
+			if err := w.WatchSlots(p.dir); errors.Is(err, fs.ErrNotExist) {
+				// The pool directory was removed while we waited (our
+				// ticket with it): make it again and look afresh. The
+				// lock on each slot still decides; only the order of
+				// this wait is lost.
+				if err := p.remake(); err != nil {
+					return nil, err
+				}
+				continue
+			} else if err != nil {
+				return nil, err
+			}
+			g, soon, err := p.tryAcquireSoon(max, s)
+			if g != nil || err != nil {
+				return g, err
+			}
+			if soon {
+				// No event will come when a young empty file grows old
+				// enough to reclaim: look again then.
+				if at := time.Now().Add(freshFileAge); wake.IsZero() || at.Before(wake) {
+					wake = at
+				}
+			}
+		}
+		if !deadline.IsZero() && !time.Now().Before(deadline) {
+			return nil, nil
+		}
+		if err := w.Wait(ctx, wake); err != nil {
+			return nil, err
+		}
+	}
+}
+
+// remake creates the pool's directory and queue again after they were
+// removed while in use.
+func (p *Pool) remake() error {
+	p.ready.Store(false)
+	return p.prepare()
+}

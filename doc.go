@@ -1,0 +1,40 @@
+// Package llmslots limits how many processes of one user, across the whole
+// host, do something at once: at most max holders of a pool's slots, and
+// a holder that crashes never takes its slot with it.
+//
+// It was written for agent sessions that each spawn `codex exec` or
+// `claude -p` against one account's rate limit, and serves any scarce
+// resource shared by cooperating processes:
+//
+//	g, err := llmslots.Acquire(4, 30*time.Second)
+//	if err != nil {
+//		return err
+//	}
+//	defer g.Release()
+//	// spawn codex / claude here
+//
+// # Protocol
+//
+// A pool is a directory holding slot-0.lock .. slot-(max-1).lock. To take
+// slot i a process creates its file exclusively, or opens the existing one,
+// and takes a non-blocking exclusive flock on it. The lock, never the
+// file's existence, decides whether the slot is held: the kernel drops the
+// lock of a process that dies by any means, so a file whose lock can be
+// taken belonged to a dead holder and is reclaimed on the spot. After
+// locking, the holder checks that the file it locked is still the one at
+// the path (against the unlink race, which README's "How it works"
+// explains), then writes its record: "pid=<pid>" and key=value lines
+// naming host, time, process start time, command line and label. Release deletes the file while still holding its
+// lock, then closes it.
+//
+// On Linux a process makes that file once per pool and keeps it: its spare,
+// .spare-<pid>-<random> in the pool directory, locked and recorded in
+// advance. It takes slot i by giving the spare the name slot-i.lock with
+// link(2), which fails when the name exists as an exclusive create does,
+// and Release removes that name and keeps the spare, locked, for the next
+// acquire. To every other process the slot file looks and behaves as
+// above: locked from the instant it has its name, its lock dropped by the
+// kernel when the process dies. A dead process's spares are deleted (under
+// their free lock) by the next process that makes one, and by
+// RemoveDeadWaiters.
+package llmslots

@@ -1,0 +1,3 @@
+// Package clock reads the clock that orders waiters' arrivals across
+// processes.
+package clock

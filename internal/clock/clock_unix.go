@@ -1,0 +1,19 @@
+//go:build linux || darwin || freebsd || openbsd || netbsd || dragonfly
+
+package clock
+
+import (
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+// Monotonic reads the machine-wide monotonic clock, which every process
+// on the host shares and no one can set: it orders arrivals in the queue.
+func Monotonic() int64 {
+	var ts unix.Timespec
+	if err := unix.ClockGettime(clockMonotonic, &ts); err != nil {
+		return time.Now().UnixNano()
+	}
+	return ts.Nano()
+}

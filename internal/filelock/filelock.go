@@ -1,0 +1,20 @@
+// Package filelock holds the file operations the slot protocol builds on
+// and that differ by operating system: opening a slot file without
+// following a link, a non-blocking exclusive lock, the shared marks of the
+// waiters file, and deleting a locked file in the order the platform
+// allows.
+//
+// It knows nothing of slots or pools: the protocol above decides what a
+// lock means.
+package filelock
+
+import (
+	"io/fs"
+	"os"
+)
+
+// StillAt reports whether path names the file fi describes.
+func StillAt(path string, fi fs.FileInfo) bool {
+	cur, err := os.Lstat(path)
+	return err == nil && os.SameFile(fi, cur)
+}

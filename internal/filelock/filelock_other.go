@@ -1,0 +1,41 @@
+//go:build !unix && !windows
+
+package filelock
+
+import (
+	"errors"
+	"io/fs"
+	"os"
+
+	"github.com/gofrs/flock"
+)
+
+// This platform has no file locks the package can rely on; every
+// operation that needs one fails with errors.ErrUnsupported.
+
+// NoFollow is not available here.
+const NoFollow = 0
+
+// Open fails: without locks a slot file is of no use.
+func Open(path string, create bool) (*os.File, error) {
+	return nil, &fs.PathError{Op: "open", Path: path, Err: errors.ErrUnsupported}
+}
+
+// TryLock fails with errors.ErrUnsupported.
+func TryLock(f *os.File) (bool, error) { return false, errors.ErrUnsupported }
+
+// Linked cannot tell here and answers true.
+func Linked(fs.FileInfo) bool { return true }
+
+// Links is not reported here.
+func Links(fs.FileInfo) (uint64, bool) { return 0, false }
+
+// RemoveAndClose only closes f.
+func RemoveAndClose(f *os.File, path string, fi fs.FileInfo) error { return f.Close() }
+
+func lockShared(f *os.File) error { return errors.ErrUnsupported }
+
+func unlock(f *os.File) error { return errors.ErrUnsupported }
+
+// RemoveLocked fails with errors.ErrUnsupported.
+func RemoveLocked(path string, lk *flock.Flock) error { return errors.ErrUnsupported }

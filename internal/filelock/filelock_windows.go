@@ -1,0 +1,99 @@
+//go:build windows
+
+package filelock
+
+import (
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+
+	"github.com/gofrs/flock"
+	"golang.org/x/sys/windows"
+)
+
+// NoFollow has no Windows counterpart in os.OpenFile; Open checks for a
+// reparse point itself.
+const NoFollow = 0
+
+// Open opens path read-write: with create, only if this call creates it,
+// mode 0600. A symbolic link at path is refused.
+func Open(path string, create bool) (*os.File, error) {
+	if fi, err := os.Lstat(path); err == nil && fi.Mode()&fs.ModeSymlink != 0 {
+		return nil, &fs.PathError{Op: "open", Path: path, Err: fmt.Errorf("is a symbolic link")}
+	}
+	flag := os.O_RDWR
+	if create {
+		flag |= os.O_CREATE | os.O_EXCL
+	}
+	return os.OpenFile(path, flag, 0o600)
+}
+
+// TryLock locks byte 0 of f exclusively, the same region gofrs/flock locks,
+// so probes made through it and acquirers agree. The region lock also blocks
+// other handles' reads of that byte, so on Windows status cannot read a held
+// slot's record.
+func TryLock(f *os.File) (bool, error) {
+	var ol windows.Overlapped
+	err := windows.LockFileEx(windows.Handle(f.Fd()),
+		windows.LOCKFILE_EXCLUSIVE_LOCK|windows.LOCKFILE_FAIL_IMMEDIATELY, 0, 1, 0, &ol)
+	switch {
+	case err == nil:
+		return true, nil
+	case errors.Is(err, windows.ERROR_LOCK_VIOLATION), errors.Is(err, windows.ERROR_IO_PENDING):
+		return false, nil
+	}
+	return false, &fs.PathError{Op: "LockFileEx", Path: f.Name(), Err: err}
+}
+
+// Linked is always true on Windows: a file that some handle holds open
+// cannot lose its name, because Go opens files without FILE_SHARE_DELETE.
+func Linked(fs.FileInfo) bool { return true }
+
+// Links is not reported on Windows.
+func Links(fs.FileInfo) (uint64, bool) { return 0, false }
+
+// RemoveAndClose closes f, then removes path. Windows cannot delete a file
+// that is open, so the order is the reverse of Unix; it is still safe: if
+// another process has opened the file since, it holds it open without
+// delete sharing and the removal fails, leaving its slot alone.
+func RemoveAndClose(f *os.File, path string, fi fs.FileInfo) error {
+	if err := f.Close(); err != nil {
+		return err
+	}
+	if StillAt(path, fi) {
+		_ = os.Remove(path) // fails, harmlessly, when another holder has it open
+	}
+	return nil
+}
+
+// lockShared takes a shared lock on byte 0 of f, waiting for it.
+func lockShared(f *os.File) error {
+	var ol windows.Overlapped
+	if err := windows.LockFileEx(windows.Handle(f.Fd()), 0, 0, 1, 0, &ol); err != nil {
+		return &fs.PathError{Op: "LockFileEx", Path: f.Name(), Err: err}
+	}
+	return nil
+}
+
+// unlock drops f's lock on byte 0.
+func unlock(f *os.File) error {
+	var ol windows.Overlapped
+	if err := windows.UnlockFileEx(windows.Handle(f.Fd()), 0, 1, 0, &ol); err != nil {
+		return &fs.PathError{Op: "UnlockFileEx", Path: f.Name(), Err: err}
+	}
+	return nil
+}
+
+// RemoveLocked drops lk's lock and handle, then deletes path if it is
+// still the file lk held: Windows cannot delete an open file. As in
+// RemoveAndClose, a process that opened the file in between keeps it open
+// without delete sharing, so the delete then fails and its slot is safe.
+func RemoveLocked(path string, lk *flock.Flock) error {
+	fi, err := lk.Stat()
+	lk.Unlock()
+	if err == nil && StillAt(path, fi) {
+		return os.Remove(path)
+	}
+	return nil
+}

@@ -1,0 +1,40 @@
+package filelock
+
+import (
+	"io/fs"
+	"os"
+
+	"golang.org/x/sys/unix"
+)
+
+// On Linux the waiters file carries open-file-description record locks:
+// each waiter holds a read lock on its first byte, and AnyWaiting asks
+// with F_OFD_GETLK whether a write lock could be placed. Asking takes no
+// lock, so concurrent checks never see each other as waiters (an exclusive
+// flock attempt would), and costs one system call. Like flock locks, OFD
+// locks belong to the open file and die with the process.
+
+// MarkWaiting records, on f (the waiters file, opened by this waiter),
+// that one more process waits.
+func MarkWaiting(f *os.File) error {
+	lk := unix.Flock_t{Type: unix.F_RDLCK, Whence: 0, Start: 0, Len: 1}
+	return fcntlLock(f, unix.F_OFD_SETLKW, &lk)
+}
+
+// AnyWaiting reports whether some process holds a waiting mark on f.
+// sure is false when the answer may be wrong (the marks could not be
+// read); the caller then looks at the queue itself.
+func AnyWaiting(f *os.File) (waiting, sure bool) {
+	lk := unix.Flock_t{Type: unix.F_WRLCK, Whence: 0, Start: 0, Len: 1}
+	if err := fcntlLock(f, unix.F_OFD_GETLK, &lk); err != nil {
+		return true, false
+	}
+	return lk.Type != unix.F_UNLCK, true
+}
+
+func fcntlLock(f *os.File, cmd int, lk *unix.Flock_t) error {
+	if err := onFd(f, func(fd int) error { return unix.FcntlFlock(uintptr(fd), cmd, lk) }); err != nil {
+		return &fs.PathError{Op: "fcntl", Path: f.Name(), Err: err}
+	}
+	return nil
+}

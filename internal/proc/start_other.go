@@ -1,0 +1,9 @@
+//go:build !linux
+
+package proc
+
+// StartTime is unknown here; liveness then rests on the pid alone.
+func StartTime(pid int) string { return "" }
+
+// Namespace is unknown here.
+func Namespace() string { return "" }

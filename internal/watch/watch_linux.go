@@ -1,0 +1,159 @@
+package watch
+
+import (
+	"context"
+	"errors"
+	"os"
+	"sync"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+// Events that may let a waiter proceed. In the pool directory: a slot file
+// deleted (a release, a forced release) or closed after writing (its holder
+// died: the kernel closed the descriptor it created the file with). On a
+// ticket: its link count changed (its waiter left and deleted it), it was
+// closed after writing (its waiter died), or it is gone.
+const (
+	slotEvents   = unix.IN_DELETE | unix.IN_CLOSE_WRITE | unix.IN_MOVED_FROM | unix.IN_DELETE_SELF | unix.IN_MOVE_SELF
+	ticketEvents = unix.IN_ATTRIB | unix.IN_CLOSE_WRITE | unix.IN_DELETE_SELF | unix.IN_MOVE_SELF
+)
+
+// recheckEvery is how often an event-driven waiter looks again without
+// an event, in case one was lost. Rare, because each timer wake-up of an
+// idle Go process costs several thread switches.
+const recheckEvery = 15 * time.Second
+
+// inotifyWatcher wakes a waiter on filesystem events. One per waiter: the
+// watches it holds are its own, so a release wakes the queue's head and a
+// departure wakes only the ticket behind it, never the whole queue.
+type inotifyWatcher struct {
+	f   *os.File // the inotify descriptor, in Go's poller
+	fd  int
+	wds []int
+	buf [4096]byte
+}
+
+// New returns an inotify watcher for dir, or a polling one where
+// events cannot be trusted (a network filesystem, whose other hosts'
+// changes raise no events) or inotify is unavailable (its per-user limit
+// of instances reached, say).
+func New(dir string) Watcher {
+	if ForcePolling || NetworkFS(dir) {
+		return newPoller()
+	}
+	idleWatchers.Lock()
+	if n := len(idleWatchers.list); n > 0 {
+		w := idleWatchers.list[n-1]
+		idleWatchers.list = idleWatchers.list[:n-1]
+		idleWatchers.Unlock()
+		return w
+	}
+	idleWatchers.Unlock()
+	fd, err := unix.InotifyInit1(unix.IN_CLOEXEC | unix.IN_NONBLOCK)
+	if err != nil {
+		return newPoller()
+	}
+	return &inotifyWatcher{f: os.NewFile(uintptr(fd), "inotify"), fd: fd}
+}
+
+// idleWatchers keeps finished watchers for reuse. Closing an inotify
+// descriptor makes the kernel wait out an RCU grace period (measured here:
+// 8 ms at the median), which a waiter that just got its slot should not
+// pay; nor should the next waiter pay for a new one. Few are kept: each
+// counts against the user's limit of inotify instances (128 by default),
+// which every process of the user shares.
+var idleWatchers struct {
+	sync.Mutex
+	list []*inotifyWatcher
+}
+
+const maxIdleWatchers = 2
+
+// Reset removes the watches and discards queued events: removing a watch
+// queues an IN_IGNORED event, which would wake the next wait at once, and
+// the caller looks at the whole state afresh after every reset anyway.
+func (w *inotifyWatcher) Reset() {
+	for _, wd := range w.wds {
+		unix.InotifyRmWatch(w.fd, uint32(wd))
+	}
+	w.wds = w.wds[:0]
+	w.drain()
+}
+
+func (w *inotifyWatcher) drain() {
+	for {
+		if _, err := unix.Read(w.fd, w.buf[:]); err != nil {
+			return
+		}
+	}
+}
+
+func (w *inotifyWatcher) WatchSlots(dir string) error { return w.add(dir, slotEvents|unix.IN_ONLYDIR) }
+
+func (w *inotifyWatcher) WatchTicket(path string) error { return w.add(path, ticketEvents) }
+
+func (w *inotifyWatcher) add(path string, mask uint32) error {
+	wd, err := unix.InotifyAddWatch(w.fd, path, mask|unix.IN_DONT_FOLLOW)
+	if err != nil {
+		return &os.PathError{Op: "inotify_add_watch", Path: path, Err: err}
+	}
+	w.wds = append(w.wds, wd)
+	return nil
+}
+
+// Wait blocks until an event arrives, deadline passes (zero: none), or ctx
+// ends; it then drains every queued event, since the caller looks at the
+// whole state afresh. An overflowed event queue is just another wake-up.
+// A safety timer wakes it every recheckEvery in case an event was missed.
+func (w *inotifyWatcher) Wait(ctx context.Context, deadline time.Time) error {
+	limit := time.Now().Add(recheckEvery)
+	if !deadline.IsZero() && deadline.Before(limit) {
+		limit = deadline
+	}
+	w.f.SetReadDeadline(limit)
+	stop := context.AfterFunc(ctx, func() { w.f.SetReadDeadline(time.Unix(1, 0)) })
+	defer stop()
+	_, err := w.f.Read(w.buf[:])
+	if err == nil {
+		w.drain()
+		return nil
+	}
+	if ctx.Err() != nil {
+		return ctx.Err()
+	}
+	if errors.Is(err, os.ErrDeadlineExceeded) {
+		return nil // the deadline or the safety timer: look again
+	}
+	return err
+}
+
+// Close hands the watcher back for reuse, or closes it in the
+// background when enough are idle.
+func (w *inotifyWatcher) Close() {
+	w.Reset()
+	idleWatchers.Lock()
+	if len(idleWatchers.list) < maxIdleWatchers {
+		idleWatchers.list = append(idleWatchers.list, w)
+		idleWatchers.Unlock()
+		return
+	}
+	idleWatchers.Unlock()
+	go w.f.Close()
+}
+
+// NetworkFS reports whether dir is on a filesystem whose changes made by
+// other hosts raise no inotify events.
+func NetworkFS(dir string) bool {
+	var st unix.Statfs_t
+	if err := unix.Statfs(dir, &st); err != nil {
+		return false
+	}
+	switch uint32(st.Type) {
+	case unix.NFS_SUPER_MAGIC, unix.SMB_SUPER_MAGIC, unix.SMB2_SUPER_MAGIC, unix.CIFS_SUPER_MAGIC,
+		unix.V9FS_MAGIC, unix.CEPH_SUPER_MAGIC, unix.AFS_SUPER_MAGIC, unix.AFS_FS_MAGIC, 0x65735546 /* FUSE */ :
+		return true
+	}
+	return false
+}

@@ -1,8 +1,0 @@
-//go:build !unix && !windows
-
-package llmslots
-
-// pidAlive cannot tell here, so it answers alive: a wrong "dead" would free
-// a live holder's slot, a wrong "alive" only keeps a stale one until the
-// lock is probed.
-func pidAlive(pid int) bool { return pid > 0 }
