@@ -6,8 +6,6 @@ import (
 	"fmt"
 	"io/fs"
 	"os"
-	"strconv"
-	"strings"
 	"time"
 
 	"github.com/llmslots/llmslots/internal/clock"
@@ -89,7 +87,9 @@ func (p *Pool) acquire(ctx context.Context, max int, deadline time.Time, wait ti
 	case err == nil && ctx.Err() == nil:
 		return nil, p.busyError(max, wait)
 	case ctx.Err() != nil && (err == nil || errors.Is(err, ctx.Err())):
-		return nil, fmt.Errorf("llmslots: gave up waiting for a slot of %s (max=%d): %w", p.dir, max, ctx.Err())
+		busy := p.busyError(max, time.Since(called).Round(time.Millisecond))
+		busy.(*BusyError).Err = ctx.Err()
+		return nil, busy
 	}
 	return nil, err
 }
@@ -116,7 +116,7 @@ func (p *Pool) tryAcquire(max int, s *spare) (*Guard, error) {
 func (p *Pool) tryAcquireSoon(max int, s *spare) (g *Guard, soon bool, err error) {
 	now := time.Now()
 	if s != nil && !s.broken {
-		s.record(p.record(now)) // once, whichever slot it gets
+		s.record(p.newRecord(now).marshal()) // once, whichever slot it gets
 	}
 	var existing []int
 	for id := 0; id < max; id++ {
@@ -156,7 +156,8 @@ func (p *Pool) take(id int, path string, s *spare, now time.Time) (g *Guard, exi
 	}
 	switch err := s.publish(path); {
 	case err == nil:
-		g := &Guard{pool: p, id: id, path: path, file: s.f, info: s.info, spare: s, acquired: now}
+		g := newGuard(p, id, s.f, s.info, now)
+		g.spare = s
 		registerGuard(g)
 		return g, false, nil
 	case errors.Is(err, fs.ErrExist):
@@ -273,49 +274,37 @@ func (p *Pool) openFailed(path string, err error) error {
 // holder as unknown.
 func (p *Pool) hold(id int, path string, f *os.File, fi fs.FileInfo) *Guard {
 	now := time.Now()
-	if _, err := f.Write(p.record(now)); err != nil {
+	if _, err := f.Write(p.newRecord(now).marshal()); err != nil {
 		p.log().Warn("llmslots: slot held, but its record was not written", "slot", id, "path", path, "err", err)
 	}
-	g := &Guard{pool: p, id: id, path: path, file: f, info: fi, acquired: now}
+	g := newGuard(p, id, f, fi, now)
 	registerGuard(g)
 	return g
-}
-
-// record is this process's record for a slot of the pool taken at since.
-func (p *Pool) record(since time.Time) []byte {
-	rec := self()
-	rec.Since = since
-	rec.Label = p.label
-	return rec.marshal()
 }
 
 // busyError builds the ErrBusy error, naming who holds the slots (as
 // their records say: it takes no lock, so it cannot disturb anyone) and
 // any slot that cannot be used.
 func (p *Pool) busyError(max int, wait time.Duration) error {
-	var pids, bad []string
+	e := &BusyError{Dir: p.dir, Max: max, Wait: wait}
+	me := self()
 	for id := range max {
 		path := slotPath(p.dir, id)
 		fi, err := os.Lstat(path)
 		switch {
 		case err != nil:
 		case !fi.Mode().IsRegular():
-			bad = append(bad, fmt.Sprintf("; slot file %s is %s, which llmslots never makes: remove it", path, describe(fi)))
+			e.Unusable = append(e.Unusable, UnusableSlot{SlotID: id, Path: path, What: describe(fi)})
 		default:
 			if rec, err := readRecord(path); err == nil && rec.PID > 0 {
-				pids = append(pids, strconv.Itoa(rec.PID))
+				e.Holders = append(e.Holders, Holder{
+					SlotID: id, PID: rec.PID, Host: rec.Host, Label: rec.Label, Command: rec.Command,
+					Self: rec.PID == me.PID && rec.Host == me.Host && rec.PidNS == me.PidNS,
+				})
 			}
 		}
 	}
-	holders := "unknown"
-	if len(pids) > 0 {
-		holders = strings.Join(pids, ", ")
-	}
-	return &wrapped{
-		msg: fmt.Sprintf("llmslots: no free slot in %s within %v (max=%d); held by pids %s%s",
-			p.dir, wait, max, holders, strings.Join(bad, "")),
-		sentinel: ErrBusy,
-	}
+	return e
 }
 
 // waitInLine is the one waiting loop. It takes a ticket, then: at the head

@@ -142,9 +142,19 @@ func TestBusyErrorNamesMaxWaitAndHolders(t *testing.T) {
 		t.Fatalf("gave up after %v; want the full wait", waited)
 	}
 	me := strconv.Itoa(os.Getpid())
-	for _, want := range []string{"max=2", "150ms", "pids " + me + ", " + me} {
+	// The holders are this very process, and the error says so.
+	for _, want := range []string{"max=2", "150ms", "pid " + me + " (this process", "), pid " + me + " (this process"} {
 		if !strings.Contains(err.Error(), want) {
 			t.Errorf("error %q does not name %q", err, want)
+		}
+	}
+	var busy *BusyError
+	if !errors.As(err, &busy) || busy.Dir != p.Dir() || busy.Max != 2 || busy.Wait != 150*time.Millisecond || len(busy.Holders) != 2 {
+		t.Fatalf("BusyError %+v", busy)
+	}
+	for i, h := range busy.Holders {
+		if h.SlotID != i || h.PID != os.Getpid() || !h.Self {
+			t.Errorf("holder %d: %+v; want slot %d held by this process", i, h, i)
 		}
 	}
 }
@@ -155,8 +165,8 @@ func TestAcquireContextEndsWithTheContext(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
 	defer cancel()
 	g, err := p.AcquireContext(ctx, 1)
-	if g != nil || !errors.Is(err, context.DeadlineExceeded) {
-		t.Fatalf("got %v, %v; want context.DeadlineExceeded", g, err)
+	if g != nil || !errors.Is(err, context.DeadlineExceeded) || !errors.Is(err, ErrBusy) {
+		t.Fatalf("got %v, %v; want context.DeadlineExceeded and ErrBusy", g, err)
 	}
 	ctx, cancel = context.WithCancel(context.Background())
 	cancel()

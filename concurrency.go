@@ -9,9 +9,9 @@ import (
 	"github.com/llmslots/llmslots/internal/sysinfo"
 )
 
-// WorkerMemory is the memory DefaultMaxConcurrency budgets for each slot
+// workerMemory is the memory DefaultMaxConcurrency budgets for each slot
 // holder: a `codex exec` or `claude -p` subprocess and its tools.
-const WorkerMemory = 350 << 20
+const workerMemory = 350 << 20
 
 // defaultCap bounds the computed default however large the machine.
 const defaultCap = 16
@@ -39,6 +39,9 @@ type Concurrency struct {
 	// MemLimit describes the cgroup memory limit that lowered
 	// MemAvailable, if any.
 	MemLimit string `json:"mem_limit,omitempty"`
+	// WorkerMemory is the memory budgeted for each slot holder, in bytes:
+	// a `codex exec` or `claude -p` subprocess and its tools.
+	WorkerMemory uint64 `json:"worker_memory_bytes"`
 	// ByMemory is MemAvailable / WorkerMemory.
 	ByMemory int `json:"by_memory"`
 }
@@ -46,7 +49,7 @@ type Concurrency struct {
 // DefaultMaxConcurrency returns a sensible max for a pool of LLM
 // subprocesses on this machine: LLMSLOTS_MAX if it holds an integer
 // 1..MaxSlots (another value is logged and ignored); else
-// min(CPUs available, available memory / WorkerMemory, 16), at least 1.
+// min(CPUs available, available memory / 350 MiB, 16), at least 1.
 // CPUs honour the cgroup CPU quota and memory the cgroup memory limits
 // (v1 and v2), so the answer inside a container is the container's.
 // ExplainMaxConcurrency shows how the answer was reached.
@@ -67,7 +70,7 @@ func ExplainMaxConcurrency() Concurrency {
 // measureConcurrency computes the default from the files below root and
 // the value of LLMSLOTS_MAX.
 func measureConcurrency(root sysinfo.Root, env string) Concurrency {
-	var c Concurrency
+	c := Concurrency{WorkerMemory: workerMemory}
 	c.CPUs = runtime.NumCPU() // the CPUs this process may run on
 	if quota, desc := root.CPUQuota(); quota > 0 && quota < c.CPUs {
 		c.CPUs, c.CPULimit = quota, desc
@@ -75,7 +78,7 @@ func measureConcurrency(root sysinfo.Root, env string) Concurrency {
 	c.MemAvailable, c.MemLimit, c.MemKnown = root.MemAvailable()
 	c.Max = min(c.CPUs, defaultCap)
 	if c.MemKnown {
-		c.ByMemory = int(min(c.MemAvailable/WorkerMemory, uint64(MaxSlots)))
+		c.ByMemory = int(min(c.MemAvailable/workerMemory, uint64(MaxSlots)))
 		c.Max = min(c.Max, c.ByMemory)
 	}
 	c.Max = max(c.Max, 1)

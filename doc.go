@@ -37,4 +37,26 @@
 // kernel when the process dies. A dead process's spares are deleted (under
 // their free lock) by the next process that makes one, and by
 // RemoveDeadWaiters.
+//
+// # Handing a slot on
+//
+// A slot covers a child process (codex, claude) only if the child is
+// handed the slot: Guard.Inherit before cmd.Start, or Guard.PrepareExec
+// before syscall.Exec. A child started with a plain exec.Command runs on
+// without a slot if its parent is killed. A handed-on slot is free only
+// once every process that shares its lock has exited.
+//
+// The child learns what it holds from the environment variable
+// LLMSLOTS_INHERITED, "fd=N;slot=ID;dir=DIR": the descriptor that holds the
+// locked slot file, the slot's id and its pool's directory; one such line
+// per pool when the process holds slots of several (a "codex" slot taken
+// inside a "claude" slot). The directory comes last on its line, so it may
+// contain any character but a newline. A process started this way that
+// acquires a slot of one of those pools gets the inherited slot back at
+// once, as a nested guard, instead of waiting for a second slot while its
+// own ancestor holds the first: with max=1 that wait would never end. The
+// descriptor is checked (it must be open on the very file at the slot's
+// path, still linked, and locked by this open file) before it is trusted,
+// so a stale variable is ignored. Callers never set the variable
+// themselves.
 package llmslots

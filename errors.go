@@ -3,11 +3,14 @@ package llmslots
 import (
 	"errors"
 	"fmt"
+	"strconv"
+	"strings"
+	"time"
 )
 
 // ErrBusy is matched (errors.Is) by the error Acquire returns when no slot
-// became free within the wait. The message names max, the wait and the pids
-// that held the slots when it gave up.
+// became free within the wait: a *BusyError, which names max, the wait,
+// the holders and any slot that cannot be used.
 var ErrBusy = errors.New("llmslots: all slots busy")
 
 // ErrInvalid is matched (errors.Is) by every error that reports a bad
@@ -39,6 +42,95 @@ func (e *EnvError) Error() string {
 
 // Is makes an EnvError match ErrInvalid.
 func (e *EnvError) Is(target error) bool { return target == ErrInvalid }
+
+// A BusyError reports that no slot became free within the wait. It
+// matches ErrBusy. The holders are as their records said when Acquire gave
+// up; a holder whose record could not be read is left out.
+type BusyError struct {
+	Dir  string        // the pool's directory
+	Max  int           // the max the caller asked with
+	Wait time.Duration // how long the caller waited
+	// Holders lists the slots' recorded holders, by slot.
+	Holders []Holder
+	// Unusable lists slot paths that hold what no llmslots process makes
+	// (a planted symlink, a FIFO): nobody can take them until they are
+	// removed by hand.
+	Unusable []UnusableSlot
+	// Err is the context's error when a context ended the wait
+	// (AcquireContext); nil when the wait ran out.
+	Err error
+}
+
+// A Holder is one slot's recorded holder.
+type Holder struct {
+	SlotID  int
+	PID     int
+	Host    string
+	Label   string
+	Command string
+	// Self is true when the holder is the calling process itself: waiting
+	// for it could never end.
+	Self bool
+}
+
+// An UnusableSlot is a slot path that holds what no llmslots process
+// makes.
+type UnusableSlot struct {
+	SlotID int
+	Path   string
+	What   string // what is there: "a symbolic link", "a named pipe", ...
+}
+
+func (e *BusyError) Error() string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "llmslots: no free slot in %s within %v (max=%d)", e.Dir, e.Wait, e.Max)
+	if e.Err != nil {
+		b.WriteString(": " + e.Err.Error())
+	}
+	if len(e.Holders) == 0 {
+		b.WriteString("; held by pids unknown")
+	}
+	for i, h := range e.Holders {
+		if i == 0 {
+			b.WriteString("; held by ")
+		} else {
+			b.WriteString(", ")
+		}
+		b.WriteString("pid " + strconv.Itoa(h.PID))
+		what := h.Label
+		if what == "" {
+			what = h.Command
+		}
+		switch {
+		case h.Self && what != "":
+			fmt.Fprintf(&b, " (this process: %s)", shorten(what, 60))
+		case h.Self:
+			b.WriteString(" (this process)")
+		case what != "":
+			fmt.Fprintf(&b, " (%s)", shorten(what, 60))
+		}
+	}
+	for _, u := range e.Unusable {
+		fmt.Fprintf(&b, "; slot file %s is %s, which llmslots never makes: remove it", u.Path, u.What)
+	}
+	return b.String()
+}
+
+// Is makes a BusyError match ErrBusy.
+func (e *BusyError) Is(target error) bool { return target == ErrBusy }
+
+// Unwrap returns the context's error, if a context ended the wait, so
+// that errors.Is(err, context.DeadlineExceeded) holds.
+func (e *BusyError) Unwrap() error { return e.Err }
+
+// shorten cuts s to at most n runes, marking the cut.
+func shorten(s string, n int) string {
+	r := []rune(s)
+	if len(r) <= n {
+		return s
+	}
+	return string(r[:n-1]) + "…"
+}
 
 // invalidf returns an error that matches ErrInvalid and reads as the
 // formatted message alone.

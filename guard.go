@@ -48,6 +48,14 @@ var heldGuards struct {
 	byPath map[string]*Guard
 }
 
+// newGuard is the one constructor of a Guard: slot id of p, held through
+// f, whose identity fi is checked before the slot file is deleted (nil for
+// a nested guard, which never deletes it). The caller sets spare and outer
+// where they apply, and registers a guard it took itself.
+func newGuard(p *Pool, id int, f *os.File, fi fs.FileInfo, acquired time.Time) *Guard {
+	return &Guard{pool: p, id: id, path: slotPath(p.dir, id), file: f, info: fi, acquired: acquired}
+}
+
 func registerGuard(g *Guard) {
 	heldGuards.Lock()
 	if heldGuards.byPath == nil {

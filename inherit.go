@@ -14,21 +14,12 @@ import (
 	"github.com/llmslots/llmslots/internal/fdpass"
 )
 
-// EnvInherited is the environment variable through which a process learns
-// that it was started holding slots: Inherit and PrepareExec set it to
-// "fd=N;slot=ID;dir=DIR", naming the descriptor that holds the locked slot
-// file, the slot's id and its pool's directory; one such line per pool when
-// the process holds slots of several (a "codex" slot taken inside a
-// "claude" slot). The directory comes last on its line, so it may contain
-// any character but a newline.
-//
-// A process started this way that acquires a slot of one of those pools
-// gets the inherited slot back at once (see Pool.Acquire), instead of
-// waiting for a second slot while its own ancestor holds the first: with
-// max=1 that wait would never end.
-const EnvInherited = "LLMSLOTS_INHERITED"
+// envInherited is the environment variable through which a process
+// learns that it was started holding slots (see "Handing a slot on" in the
+// package documentation, which gives its format).
+const envInherited = "LLMSLOTS_INHERITED"
 
-// inheritance is the parsed value of EnvInherited.
+// inheritance is the parsed value of envInherited.
 type inheritance struct {
 	fd   int
 	slot int
@@ -39,11 +30,11 @@ func (in inheritance) String() string {
 	return "fd=" + strconv.Itoa(in.fd) + ";slot=" + strconv.Itoa(in.slot) + ";dir=" + in.dir
 }
 
-// parseInheritance reads an EnvInherited value; it accepts exactly the
+// parseInheritance reads an envInherited value; it accepts exactly the
 // form String writes.
 func parseInheritance(s string) (inheritance, error) {
 	var in inheritance
-	bad := fmt.Errorf("llmslots: %s=%q is not of the form fd=N;slot=ID;dir=DIR", EnvInherited, s)
+	bad := fmt.Errorf("llmslots: %s=%q is not of the form fd=N;slot=ID;dir=DIR", envInherited, s)
 	rest, ok := strings.CutPrefix(s, "fd=")
 	if !ok {
 		return in, bad
@@ -73,7 +64,7 @@ func decimal(s string) (int, bool) {
 	return n, err == nil && n >= 0 && strconv.Itoa(n) == s
 }
 
-// parseInheritances reads every line of an EnvInherited value, skipping
+// parseInheritances reads every line of an envInherited value, skipping
 // (and reporting) lines that do not parse.
 func parseInheritances(v string) ([]inheritance, []error) {
 	var ins []inheritance
@@ -93,7 +84,7 @@ func parseInheritances(v string) ([]inheritance, []error) {
 }
 
 // withInheritance returns env (the current environment when env is nil)
-// with EnvInherited set to ins, dropping any value it had: a child must not
+// with envInherited set to ins, dropping any value it had: a child must not
 // be told about a descriptor its parent did not pass on.
 func withInheritance(env []string, ins []inheritance) []string {
 	if env == nil {
@@ -101,7 +92,7 @@ func withInheritance(env []string, ins []inheritance) []string {
 	}
 	out := make([]string, 0, len(env)+1)
 	for _, kv := range env {
-		if !strings.HasPrefix(kv, EnvInherited+"=") {
+		if !strings.HasPrefix(kv, envInherited+"=") {
 			out = append(out, kv)
 		}
 	}
@@ -109,7 +100,7 @@ func withInheritance(env []string, ins []inheritance) []string {
 	for i, in := range ins {
 		lines[i] = in.String()
 	}
-	return append(out, EnvInherited+"="+strings.Join(lines, "\n"))
+	return append(out, envInherited+"="+strings.Join(lines, "\n"))
 }
 
 // handedOn lists what a child of this process should inherit along with
@@ -140,7 +131,7 @@ func (g *Guard) handedOn(fd func(i int, f *os.File) (int, error)) ([]*os.File, [
 // Inherit hands the held slot to cmd, a child process not yet started, so
 // that the slot stays held while the child lives, even if this process
 // dies first. The locked slot file is added to cmd.ExtraFiles, and
-// EnvInherited in cmd.Env (the current environment, if cmd.Env is nil)
+// envInherited in cmd.Env (the current environment, if cmd.Env is nil)
 // tells the child which pool, slot and descriptor it holds.
 //
 // The lock belongs to the open file, which parent and child then share:
@@ -150,7 +141,7 @@ func (g *Guard) handedOn(fd func(i int, f *os.File) (int, error)) ([]*os.File, [
 // gone. Start cmd before calling Release. The child's own descendants
 // inherit the descriptor too, unless they close it: the slot follows the
 // whole process tree. Slots this process itself inherited from other pools
-// are handed on with it (see EnvInherited).
+// are handed on with it (see envInherited).
 //
 // Inherit fails with an error matching ErrInvalid for a nil cmd, a started
 // cmd or a released Guard, and with errors.ErrUnsupported on platforms that
@@ -172,7 +163,7 @@ func (g *Guard) Inherit(cmd *exec.Cmd) error {
 		return invalidf("the guard of slot %d (%s) is released or zero; there is nothing to inherit", g.id, g.path)
 	}
 	if strings.Contains(g.pool.dir, "\n") {
-		return invalidf("cannot hand on a slot of %q: a directory with a newline cannot be named in %s", g.pool.dir, EnvInherited)
+		return invalidf("cannot hand on a slot of %q: a directory with a newline cannot be named in %s", g.pool.dir, envInherited)
 	}
 	if err := g.lockOuter(); err != nil {
 		return err
@@ -198,7 +189,7 @@ func (g *Guard) Inherit(cmd *exec.Cmd) error {
 // this process through syscall.Exec (as `flock -F` does): it clears
 // close-on-exec on the locked file's descriptor, rewrites the slot's record
 // so that its command is argv (the pid stays: exec keeps it), and returns
-// env (the current environment, if nil) with EnvInherited naming the
+// env (the current environment, if nil) with envInherited naming the
 // descriptor. Pass the result to syscall.Exec. The slot then lives exactly
 // as long as the new program and its descendants that keep the descriptor.
 //
@@ -216,7 +207,7 @@ func (g *Guard) PrepareExec(argv, env []string) ([]string, error) {
 		return nil, invalidf("the guard of slot %d (%s) is released or zero; there is nothing to keep across exec", g.id, g.path)
 	}
 	if strings.Contains(g.pool.dir, "\n") {
-		return nil, invalidf("cannot keep a slot of %q: a directory with a newline cannot be named in %s", g.pool.dir, EnvInherited)
+		return nil, invalidf("cannot keep a slot of %q: a directory with a newline cannot be named in %s", g.pool.dir, envInherited)
 	}
 	if err := g.lockOuter(); err != nil {
 		return nil, err
@@ -235,9 +226,7 @@ func (g *Guard) PrepareExec(argv, env []string) ([]string, error) {
 	}
 	// A nested guard's record is its outer holder's, which outlives it.
 	if !g.nested() {
-		rec := self()
-		rec.Since = g.acquired
-		rec.Label = g.pool.label
+		rec := g.pool.newRecord(g.acquired)
 		rec.Command = cleanValue(strings.Join(argv, " "), maxCommandLen)
 		err := g.file.Truncate(0)
 		if err == nil {
@@ -274,7 +263,7 @@ func (g *Guard) unlockOuter() {
 }
 
 // inherited holds the slots this process was started with (see
-// EnvInherited), checked once, at the first acquire or hand-on; slots that
+// envInherited), checked once, at the first acquire or hand-on; slots that
 // fail the check are left out. The package variable keeps their files
 // reachable for the life of the process. They are never released here:
 // the process that took them does that.
@@ -299,13 +288,13 @@ func inheritedGuard(dir string) *Guard {
 	return nil
 }
 
-// adoptInherited checks each slot EnvInherited names: the descriptor must
+// adoptInherited checks each slot envInherited names: the descriptor must
 // be open on the very file at the slot's path (fstat against lstat, by
 // os.SameFile), still linked, and locked by this open file. A stale
 // variable, which a grandchild may see after its parent closed or reused
 // the descriptor, fails the check and is ignored.
 func adoptInherited() []*Guard {
-	v := os.Getenv(EnvInherited)
+	v := os.Getenv(envInherited)
 	if v == "" {
 		return nil
 	}
@@ -334,7 +323,7 @@ func adoptInherited() []*Guard {
 		if rec, err := readRecordFrom(f); err == nil && !rec.Since.IsZero() {
 			since = rec.Since
 		}
-		guards = append(guards, &Guard{pool: p, id: in.slot, path: path, file: f, info: fi, acquired: since})
+		guards = append(guards, newGuard(p, in.slot, f, fi, since))
 	}
 	return guards
 }

@@ -92,8 +92,8 @@ func TestInheritedSlotNestsInChild(t *testing.T) {
 	if err := g.Inherit(cmd); err != nil {
 		t.Fatal(err)
 	}
-	if n := strings.Count(strings.Join(cmd.Env, "\n"), EnvInherited+"="); n != 1 {
-		t.Fatalf("cmd.Env has %d %s entries; want 1", n, EnvInherited)
+	if n := strings.Count(strings.Join(cmd.Env, "\n"), envInherited+"="); n != 1 {
+		t.Fatalf("cmd.Env has %d %s entries; want 1", n, envInherited)
 	}
 	out, err := cmd.Output()
 	if err != nil {
@@ -126,7 +126,7 @@ func TestInheritedVariableIsChecked(t *testing.T) {
 		"fd=3;slot=0",                 // malformed
 	} {
 		cmd := inheritChild(t, p.Dir())
-		cmd.Env = append(cmd.Env, EnvInherited+"="+v)
+		cmd.Env = append(cmd.Env, envInherited+"="+v)
 		f, err := os.Open(g.Path()) // fd 3 in the child: the slot file, but not the locked open file
 		if err != nil {
 			t.Fatal(err)
@@ -138,7 +138,7 @@ func TestInheritedVariableIsChecked(t *testing.T) {
 			t.Fatal(err)
 		}
 		if got := strings.TrimSpace(string(out)); got != "busy" {
-			t.Errorf("%s=%q: child said %q; want busy", EnvInherited, v, got)
+			t.Errorf("%s=%q: child said %q; want busy", envInherited, v, got)
 		}
 	}
 	// The slot file opened anew (not the locked open file) fails the lock
@@ -147,7 +147,7 @@ func TestInheritedVariableIsChecked(t *testing.T) {
 	f, _ := os.Open(g.Path())
 	defer f.Close()
 	cmd.ExtraFiles = []*os.File{f}
-	cmd.Env = append(cmd.Env, EnvInherited+"=fd=3;slot=0;dir="+p.Dir())
+	cmd.Env = append(cmd.Env, envInherited+"=fd=3;slot=0;dir="+p.Dir())
 	if out, _ := cmd.Output(); strings.TrimSpace(string(out)) != "busy" {
 		t.Errorf("another open file of the slot passed as inherited: child said %q; want busy", out)
 	}
@@ -218,8 +218,8 @@ func TestParseInheritances(t *testing.T) {
 	if len(got) != 2 || got[0] != a || got[1] != b || len(errs) != 1 {
 		t.Fatalf("parseInheritances: %+v, %v", got, errs)
 	}
-	env := withInheritance([]string{"A=1", EnvInherited + "=old"}, []inheritance{a, b})
-	if len(env) != 2 || env[1] != EnvInherited+"="+a.String()+"\n"+b.String() {
+	env := withInheritance([]string{"A=1", envInherited + "=old"}, []inheritance{a, b})
+	if len(env) != 2 || env[1] != envInherited+"="+a.String()+"\n"+b.String() {
 		t.Fatalf("withInheritance: %q", env)
 	}
 }

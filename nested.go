@@ -31,7 +31,7 @@ type guardKey struct{}
 // is taken as context.Background().
 //
 // Pool.Acquire takes no context, so it does not see g; it does see a slot
-// this process inherited (see EnvInherited).
+// this process inherited (see envInherited).
 func WithGuard(ctx context.Context, g *Guard) context.Context {
 	if ctx == nil {
 		ctx = context.Background()
@@ -67,7 +67,10 @@ func (p *Pool) nestIn(outer *Guard) (*Guard, error) {
 		return nil, fmt.Errorf("llmslots: cannot nest in slot %d of %s: %w", outer.id, p.dir, err)
 	}
 	p.log().Debug("llmslots: nested in a held slot", "slot", outer.id, "dir", p.dir)
-	return &Guard{pool: p, id: outer.id, path: outer.path, file: f, spare: outer.spare, outer: outer, acquired: time.Now()}, nil
+	// No file identity: a nested guard never deletes the slot file.
+	g := newGuard(p, outer.id, f, nil, time.Now())
+	g.spare, g.outer = outer.spare, outer
+	return g, nil
 }
 
 // nested reports whether g is a nested guard: the only guards made

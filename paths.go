@@ -71,6 +71,28 @@ func defaultDir() (string, error) {
 // directory can clash.
 const sparePrefix = ".spare-"
 
+// pidInName reads the pid of its maker from a ticket's or draft's name
+// (t-<arrived>-<pid>-<seq>) or a spare's (.spare-<pid>-<random>); 0 if
+// there is none.
+func pidInName(name string) int {
+	var field string
+	switch {
+	case strings.HasPrefix(name, sparePrefix):
+		field, _, _ = strings.Cut(name[len(sparePrefix):], "-")
+	case strings.HasPrefix(name, ticketPrefix), strings.HasPrefix(name, draftPrefix):
+		parts := strings.Split(name, "-")
+		if len(parts) != 4 {
+			return 0
+		}
+		field = parts[2]
+	}
+	pid, err := strconv.Atoi(field)
+	if err != nil || pid < 0 {
+		return 0
+	}
+	return pid
+}
+
 // slotName and parseSlotName define the one file name a slot has.
 func slotName(id int) string {
 	return "slot-" + strconv.Itoa(id) + ".lock"

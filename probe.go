@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io/fs"
 	"os"
+	"path/filepath"
 	"syscall"
 	"time"
 
@@ -132,6 +133,18 @@ func probe(path string, mode probeMode) (probeResult, error) {
 	}
 	res.removed = true
 	return res, nil
+}
+
+// probeNamed is probe for a ticket, draft or spare, whose file name
+// carries its maker's pid (see pidInName): with a mode that removes, a
+// young empty file whose maker is gone is an orphan (its maker died
+// between making and locking it) and is removed too.
+func probeNamed(path string, mode probeMode) (probeResult, error) {
+	res, err := probe(path, mode)
+	if err == nil && mode != probeLook && res.detail == freshDetail && !proc.Alive(pidInName(filepath.Base(path))) {
+		res, err = probe(path, probeRemoveOrphan)
+	}
+	return res, err
 }
 
 // describe names a kind of file for messages.

@@ -7,13 +7,11 @@ import (
 	"os"
 	"path/filepath"
 	"sort"
-	"strconv"
 	"strings"
 	"sync/atomic"
 	"time"
 
 	"github.com/llmslots/llmslots/internal/filelock"
-	"github.com/llmslots/llmslots/internal/proc"
 	"github.com/llmslots/llmslots/internal/watch"
 )
 
@@ -102,10 +100,7 @@ func (p *Pool) makeTicket(qdir, name string) (*os.File, error) {
 		}
 	}
 	if err == nil {
-		rec := self()
-		rec.Since = time.Now()
-		rec.Label = p.label
-		_, err = f.Write(rec.marshal())
+		_, err = f.Write(p.newRecord(time.Now()).marshal())
 	}
 	if err == nil {
 		err = os.Rename(draft, filepath.Join(qdir, ticketPrefix+name))
@@ -157,10 +152,7 @@ func (t *ticket) ahead(w watch.Watcher) (string, error) {
 			}
 			return "", err
 		}
-		res, err := probe(path, probeReclaim)
-		if err == nil && res.detail == freshDetail && !proc.Alive(queueFilePID(line[i])) {
-			res, err = probe(path, probeRemoveOrphan) // its maker died making it
-		}
+		res, err := probeNamed(path, probeReclaim)
 		if err != nil {
 			return "", err
 		}
@@ -170,19 +162,6 @@ func (t *ticket) ahead(w watch.Watcher) (string, error) {
 		w.Reset() // gone, or dead and now removed: look further ahead
 	}
 	return "", nil
-}
-
-// queueFilePID reads the pid from a ticket's or draft's name; 0 if none.
-func queueFilePID(name string) int {
-	parts := strings.Split(name, "-")
-	if len(parts) != 4 {
-		return 0
-	}
-	pid, err := strconv.Atoi(parts[2])
-	if err != nil || pid < 0 {
-		return 0
-	}
-	return pid
 }
 
 // hasTickets reports whether the queue holds any ticket, live or not.
@@ -252,11 +231,7 @@ func readQueue(poolDir string, remove bool) (live []WaiterStatus, dead []WaiterS
 		}
 		for _, n := range names {
 			path := filepath.Join(qdir, n)
-			res, err := probe(path, mode)
-			if err == nil && remove && res.detail == freshDetail && !proc.Alive(queueFilePID(n)) {
-				// Its creator died between making and locking it.
-				res, err = probe(path, probeRemoveOrphan)
-			}
+			res, err := probeNamed(path, mode)
 			if err != nil {
 				return nil, nil, err
 			}

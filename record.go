@@ -58,6 +58,15 @@ var self = sync.OnceValue(func() record {
 	}
 })
 
+// newRecord is this process's record for a slot (or ticket) of p taken at
+// since: the one place a record is made.
+func (p *Pool) newRecord(since time.Time) record {
+	rec := self()
+	rec.Since = since
+	rec.Label = p.label
+	return rec
+}
+
 // sinceLayout is RFC 3339 with all nine digits of the fraction, so that
 // every record a process writes for a pool has the same length and a
 // spare's record is rewritten in place (see spare_unix.go). Readers parse

@@ -7,7 +7,6 @@ import (
 	"math/rand/v2"
 	"os"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -15,7 +14,6 @@ import (
 	"time"
 
 	"github.com/llmslots/llmslots/internal/filelock"
-	"github.com/llmslots/llmslots/internal/proc"
 )
 
 // A spare is what makes the uncontended acquire cheap. Taking a slot the
@@ -153,7 +151,7 @@ func (p *Pool) newSpare() (*spare, error) {
 		// A record at once, though each look at the slots writes it anew:
 		// a locked spare is never empty, so a sweeper never mistakes a
 		// dead process's for one not yet locked.
-		rec := p.record(time.Now())
+		rec := p.newRecord(time.Now()).marshal()
 		if _, err := f.Write(rec); err != nil {
 			s.discard()
 			return nil, err
@@ -284,24 +282,10 @@ func sweepSpares(dir string) int {
 			continue
 		}
 		path := filepath.Join(dir, e.Name())
-		res, err := probe(path, probeRemove)
-		if err == nil && res.detail == freshDetail && !proc.Alive(sparePID(e.Name())) {
-			res, err = probe(path, probeRemoveOrphan) // its maker died making it
-		}
+		res, err := probeNamed(path, probeRemove)
 		if err == nil && res.removed {
 			n++
 		}
 	}
 	return n
-}
-
-// sparePID reads the pid from a spare's name; 0 if none.
-func sparePID(name string) int {
-	rest, _ := strings.CutPrefix(name, sparePrefix)
-	digits, _, _ := strings.Cut(rest, "-")
-	pid, err := strconv.Atoi(digits)
-	if err != nil || pid < 0 {
-		return 0
-	}
-	return pid
 }

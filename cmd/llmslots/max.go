@@ -35,7 +35,7 @@ func maxCmd(args []string, stdout, stderr io.Writer) int {
 	if c.Source == llmslots.EnvMax {
 		fmt.Fprintf(stdout, "max %d, from %s\n", c.Max, llmslots.EnvMax)
 	} else {
-		fmt.Fprintf(stdout, "max %d = min(CPUs, memory / %d MiB, 16), at least 1\n", c.Max, llmslots.WorkerMemory>>20)
+		fmt.Fprintf(stdout, "max %d = min(CPUs, memory / %d MiB, 16), at least 1\n", c.Max, c.WorkerMemory>>20)
 	}
 	cpus := fmt.Sprint(c.CPUs)
 	if c.CPULimit != "" {

@@ -23,11 +23,8 @@ const liveLineEvery = 250 * time.Millisecond
 // error matching llmslots.ErrBusy that names the holders.
 func acquire(ctx context.Context, pool *llmslots.Pool, max int, wait time.Duration, stderr io.Writer) (*llmslots.Guard, error) {
 	g, err := pool.Acquire(max, 0)
-	if err == nil || !errors.Is(err, llmslots.ErrBusy) {
+	if err == nil || !errors.Is(err, llmslots.ErrBusy) || wait == 0 {
 		return g, err
-	}
-	if wait == 0 {
-		return nil, busyError(pool, max, wait)
 	}
 	start := time.Now()
 	waitCtx := ctx
@@ -44,8 +41,11 @@ func acquire(ctx context.Context, pool *llmslots.Pool, max int, wait time.Durati
 		return g, nil
 	case ctx.Err() != nil:
 		return nil, ctx.Err()
-	case errors.Is(err, context.DeadlineExceeded):
-		return nil, busyError(pool, max, wait)
+	}
+	var busy *llmslots.BusyError
+	if errors.As(err, &busy) && busy.Err != nil {
+		// The wait the user gave, not the context's error: it ran out.
+		busy.Wait, busy.Err = wait, nil
 	}
 	return nil, err
 }
@@ -118,44 +118,6 @@ func waitersAhead(st llmslots.Status) (n int, known bool) {
 	}
 	return len(st.Waiting), true
 }
-
-// busyError names who holds the slots when run gives up: pids with what
-// each holder is doing, so the user knows whom to wait for or stop.
-func busyError(pool *llmslots.Pool, max int, wait time.Duration) error {
-	holders := "unknown holders"
-	if st, err := pool.ReadStatus(max); err == nil {
-		var parts []string
-		for _, s := range st.Slots {
-			if s.State != llmslots.StateHeld {
-				continue
-			}
-			who := "pid " + strconv.Itoa(s.PID)
-			if s.PID == 0 {
-				who = "an unknown process"
-			}
-			what := s.Label
-			if what == "" {
-				what = s.Command
-			}
-			if what != "" {
-				who += " (" + shorten(what, 60) + ")"
-			}
-			parts = append(parts, fmt.Sprintf("slot %d %s", s.SlotID, who))
-		}
-		if len(parts) > 0 {
-			holders = strings.Join(parts, "; ")
-		}
-	}
-	return busy(fmt.Sprintf("llmslots: no free slot in %s within %v (max=%d); holders: %s",
-		pool.Dir(), wait, max, holders))
-}
-
-// busy is a message that matches llmslots.ErrBusy without repeating it.
-type busy string
-
-func (b busy) Error() string { return string(b) }
-
-func (b busy) Is(target error) bool { return target == llmslots.ErrBusy }
 
 func joinInts(ns []int) string {
 	s := make([]string, len(ns))
