@@ -22,7 +22,7 @@
 // lock of a process that dies by any means, so a file whose lock can be
 // taken belonged to a dead holder and is reclaimed on the spot. After
 // locking, the holder checks that the file it locked is still the one at
-// the path (against the unlink race, which README's "How it works"
+// the path (against the unlink race, which docs/design.md
 // explains), then writes its record: "pid=<pid>" and key=value lines
 // naming host, time, process start time, command line and label. Release deletes the file while still holding its
 // lock, then closes it.

@@ -176,7 +176,7 @@ func runHolding(g *llmslots.Guard, path string, argv []string, sigs <-chan os.Si
 		return failure(stderr, exitError, err)
 	}
 	// Where the lock cannot be handed on (Windows), llmslots holds the slot
-	// for CMD while both live; see the README's platform notes.
+	// for CMD while both live; see docs/command.md, Platform notes.
 	if err := cmd.Start(); err != nil {
 		return failure(stderr, execFailureCode(err), fmt.Errorf("llmslots: cannot run %s: %w", path, err))
 	}
