@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io/fs"
 	"os"
+	"path/filepath"
 	"time"
 
 	"github.com/llmslots/llmslots/internal/clock"
@@ -116,7 +117,7 @@ func (p *Pool) tryAcquire(max int, s *spare) (*Guard, error) {
 func (p *Pool) tryAcquireSoon(max int, s *spare) (g *Guard, soon bool, err error) {
 	now := time.Now()
 	if s != nil && !s.broken {
-		s.record(p.newRecord(now).marshal()) // once, whichever slot it gets
+		s.record(p.newRecord(now, max).marshal()) // once, whichever slot it gets
 	}
 	var existing []int
 	for id := 0; id < max; id++ {
@@ -124,7 +125,7 @@ func (p *Pool) tryAcquireSoon(max int, s *spare) (g *Guard, soon bool, err error
 		if heldHere(path) {
 			continue // ours already; no need to ask the filesystem
 		}
-		g, exists, err := p.take(id, path, s, now)
+		g, exists, err := p.take(id, path, max, s, now)
 		if g != nil || err != nil {
 			return g, false, err
 		}
@@ -133,7 +134,7 @@ func (p *Pool) tryAcquireSoon(max int, s *spare) (g *Guard, soon bool, err error
 		}
 	}
 	for _, id := range existing {
-		g, fresh, err := p.reclaim(id, slotPath(p.dir, id), s, now)
+		g, fresh, err := p.reclaim(id, slotPath(p.dir, id), max, s, now)
 		var bad *badSlotError
 		if errors.As(err, &bad) {
 			p.log().Warn("llmslots: slot unusable", "slot", id, "err", err)
@@ -150,14 +151,14 @@ func (p *Pool) tryAcquireSoon(max int, s *spare) (g *Guard, soon bool, err error
 // take tries to take slot id by giving its path a file: the spare s (see
 // spare_unix.go), recorded as taken at now, or, with no usable spare, a
 // new file (create). exists reports that the slot file was there already.
-func (p *Pool) take(id int, path string, s *spare, now time.Time) (g *Guard, exists bool, err error) {
+func (p *Pool) take(id int, path string, max int, s *spare, now time.Time) (g *Guard, exists bool, err error) {
 	if s == nil || s.broken {
-		return p.create(id, path)
+		return p.create(id, path, max)
 	}
 	switch err := s.publish(path); {
 	case err == nil:
 		g := newGuard(p, id, s.f, s.info, now)
-		g.spare = s
+		g.spare, g.max = s, max
 		registerGuard(g)
 		return g, false, nil
 	case errors.Is(err, fs.ErrExist):
@@ -170,7 +171,7 @@ func (p *Pool) take(id int, path string, s *spare, now time.Time) (g *Guard, exi
 	// Whatever failed (the spare's name or the whole directory is gone,
 	// the disk is full), create makes the file the classic way and
 	// reports what stops it; s, now broken, is discarded.
-	return p.create(id, path)
+	return p.create(id, path, max)
 }
 
 // badSlotError reports a slot path that holds what no llmslots process
@@ -194,7 +195,7 @@ var testHookBeforeLock func(path string)
 // name while another process creates and locks a new one). So after
 // locking, create checks that its file still has a name, and starts over
 // if not.
-func (p *Pool) create(id int, path string) (g *Guard, exists bool, err error) {
+func (p *Pool) create(id int, path string, max int) (g *Guard, exists bool, err error) {
 	// A few rounds suffice: each restart means another process made
 	// progress on this slot; if it keeps changing, report it busy.
 	for range 4 {
@@ -231,7 +232,7 @@ func (p *Pool) create(id int, path string) (g *Guard, exists bool, err error) {
 			f.Close() // deleted under us: see above
 			continue
 		}
-		return p.hold(id, path, f, fi), false, nil
+		return p.hold(id, path, max, f, fi), false, nil
 	}
 	return nil, false, nil
 }
@@ -239,7 +240,7 @@ func (p *Pool) create(id int, path string) (g *Guard, exists bool, err error) {
 // reclaim takes slot id if its file belongs to a dead holder: it deletes
 // the file under its lock and creates it anew. fresh reports a slot held
 // only because its file is young and empty.
-func (p *Pool) reclaim(id int, path string, s *spare, now time.Time) (g *Guard, fresh bool, err error) {
+func (p *Pool) reclaim(id int, path string, max int, s *spare, now time.Time) (g *Guard, fresh bool, err error) {
 	res, err := probe(path, probeReclaim)
 	if err != nil {
 		return nil, false, err
@@ -255,7 +256,7 @@ func (p *Pool) reclaim(id int, path string, s *spare, now time.Time) (g *Guard, 
 	case res.state == StateStale:
 		return nil, false, nil // judged dead by pid alone: not ours to delete
 	}
-	g, _, err = p.take(id, path, s, now)
+	g, _, err = p.take(id, path, max, s, now)
 	return g, false, err
 }
 
@@ -272,12 +273,13 @@ func (p *Pool) openFailed(path string, err error) error {
 // Guard. A failed write (a full disk) leaves the slot held, since the lock
 // and not the record is what holds it; it is logged and status shows the
 // holder as unknown.
-func (p *Pool) hold(id int, path string, f *os.File, fi fs.FileInfo) *Guard {
+func (p *Pool) hold(id int, path string, max int, f *os.File, fi fs.FileInfo) *Guard {
 	now := time.Now()
-	if _, err := f.Write(p.newRecord(now).marshal()); err != nil {
+	if _, err := f.Write(p.newRecord(now, max).marshal()); err != nil {
 		p.log().Warn("llmslots: slot held, but its record was not written", "slot", id, "path", path, "err", err)
 	}
 	g := newGuard(p, id, f, fi, now)
+	g.max = max
 	registerGuard(g)
 	return g
 }
@@ -314,17 +316,18 @@ func (p *Pool) busyError(max int, wait time.Duration) error {
 // or nil, ctx.Err() when ctx ended. The ticket is gone when it returns,
 // whatever the outcome, so cancellation leaves the queue clean.
 func (p *Pool) waitInLine(ctx context.Context, max int, deadline time.Time, arrived int64, s *spare) (g *Guard, err error) {
-	t, err := p.enqueue(arrived)
+	t, err := p.enqueue(arrived, max)
 	if errors.Is(err, fs.ErrNotExist) {
 		// The queue directory, or the whole pool directory, was removed
 		// while this Pool was in use: make it again, as create does.
 		if err = p.remake(); err == nil {
-			t, err = p.enqueue(arrived)
+			t, err = p.enqueue(arrived, max)
 		}
 	}
 	if err != nil {
 		return nil, err
 	}
+	p.warnOtherMax(max)
 	w := watch.New(p.dir)
 	defer func() {
 		w.Close()
@@ -384,6 +387,37 @@ func (p *Pool) waitInLine(ctx context.Context, max int, deadline time.Time, arri
 		}
 		if err := w.Wait(ctx, wake); err != nil {
 			return nil, err
+		}
+	}
+}
+
+// warnOtherMax logs, once per pool and process, a warning when a holder
+// or waiter recorded a max other than max: processes that disagree on a
+// pool's size each enforce their own, so the larger one decides. It reads
+// records only (no lock is tried), at the first wait, where a look at the
+// slots costs nothing against the wait itself.
+func (p *Pool) warnOtherMax(max int) {
+	if p.maxChecked.Swap(true) {
+		return
+	}
+	var paths []string
+	if entries, err := os.ReadDir(p.dir); err == nil {
+		for _, e := range entries {
+			if parseSlotName(e.Name()) >= 0 {
+				paths = append(paths, filepath.Join(p.dir, e.Name()))
+			}
+		}
+	}
+	if names, err := queueNames(queueDir(p.dir), ticketPrefix); err == nil {
+		for _, n := range names {
+			paths = append(paths, filepath.Join(queueDir(p.dir), n))
+		}
+	}
+	for _, path := range paths {
+		if rec, err := readRecord(path); err == nil && rec.Max > 0 && rec.Max != max {
+			p.log().Warn("llmslots: processes use this pool with different max values; each enforces its own",
+				"dir", p.dir, "max", max, "other_max", rec.Max, "other_pid", rec.PID, "file", filepath.Base(path))
+			return
 		}
 	}
 }

@@ -260,7 +260,7 @@ func TestUnlinkRaceNeverGivesTwoHolders(t *testing.T) {
 				}
 				if thirdTakes {
 					// Another acquirer, through its own file description.
-					if third, _, err = p.create(0, path); third == nil || err != nil {
+					if third, _, err = p.create(0, path, 1); third == nil || err != nil {
 						t.Errorf("third party: %v %v", third, err)
 					}
 				}

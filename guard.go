@@ -27,6 +27,7 @@ type Guard struct {
 	file     *os.File    // nil once released
 	info     fs.FileInfo // the locked file's identity, checked before deleting
 	acquired time.Time
+	max      int // the max the slot was taken with; 0 if unknown
 	// spare is the spare file that holds the slot (nil for a slot file
 	// made the classic way): this guard's own, which Release keeps for the
 	// next acquire, or, for a nested guard, its outer guard's, whose
@@ -35,6 +36,10 @@ type Guard struct {
 	spare *spare
 	// outer, for a nested guard, is the guard whose slot it shares.
 	outer *Guard
+	// passedOn is set once another process shares the slot's lock
+	// (Inherit, PrepareExec, Command, also through a nested guard): Release
+	// then hands the slot over instead of deleting its file.
+	passedOn bool
 	// leftQueue, for a guard served from the queue, is closed once its
 	// ticket is gone (see waitInLine).
 	leftQueue chan struct{}
@@ -124,6 +129,14 @@ func (g *Guard) Held() bool {
 // even if it returns an error (which reports a failed delete or close: the
 // file is then closed and its lock gone, so the slot is reclaimable).
 //
+// A slot handed to other processes (Command, CommandContext, Inherit,
+// PrepareExec) is handed over instead: Release closes this process's
+// descriptor and deletes the slot file only if no other process holds its
+// lock any more. While a child (or a descendant that kept the descriptor)
+// still runs, the slot stays held by it; when the last of them exits, the
+// slot is a dead holder's, which the next acquirer reclaims at once.
+// Release never waits for a child.
+//
 // Release is idempotent and safe in defer: a second call, or a call on a
 // nil Guard, returns nil.
 func (g *Guard) Release() error {
@@ -142,15 +155,39 @@ func (g *Guard) Release() error {
 	// this process must not skip the slot as still ours.
 	unregisterGuard(g)
 	var err error
-	if g.spare != nil && !g.nested() {
+	switch {
+	case g.nested():
+		err = g.file.Close() // the outer guard keeps the lock
+	case g.passedOn:
+		err = g.handOver()
+	case g.spare != nil:
 		err = g.spare.release(g.path)
-	} else {
+	default:
 		err = filelock.RemoveAndClose(g.file, g.path, g.info)
 	}
 	g.file, g.spare = nil, nil
 	if l := g.pool.log(); l.Enabled(context.Background(), slog.LevelDebug) {
 		l.Debug("llmslots: slot released", "slot", g.id, "dir", g.pool.dir,
 			"held", time.Since(g.acquired).Round(time.Microsecond))
+	}
+	return err
+}
+
+// handOver releases a slot whose lock this process shares with processes
+// it handed the slot to. Deleting the slot file now would let another
+// process create it anew while a child still runs under the old one: two
+// holders. So this process only closes its own descriptor, then deletes
+// the file if, and only if, its lock can now be taken: under that lock, as
+// ForceRelease does, so a child that still holds it keeps its slot.
+func (g *Guard) handOver() error {
+	var err error
+	if g.spare != nil {
+		err = g.spare.handOver()
+	} else {
+		err = g.file.Close()
+	}
+	if _, perr := probe(g.path, probeRemove); err == nil {
+		err = perr
 	}
 	return err
 }

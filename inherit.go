@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/llmslots/llmslots/internal/fdpass"
+	"github.com/llmslots/llmslots/internal/proc"
 )
 
 // envInherited is the environment variable through which a process
@@ -130,18 +131,20 @@ func (g *Guard) handedOn(fd func(i int, f *os.File) (int, error)) ([]*os.File, [
 
 // Inherit hands the held slot to cmd, a child process not yet started, so
 // that the slot stays held while the child lives, even if this process
-// dies first. The locked slot file is added to cmd.ExtraFiles, and
-// envInherited in cmd.Env (the current environment, if cmd.Env is nil)
-// tells the child which pool, slot and descriptor it holds.
+// dies first. Command and CommandContext call it for you; use Inherit for
+// an exec.Cmd made some other way. The locked slot file is added to
+// cmd.ExtraFiles, and LLMSLOTS_INHERITED in cmd.Env (the current
+// environment, if cmd.Env is nil) tells the child which pool, slot and
+// descriptor it holds (see "Handing a slot on" in the package
+// documentation). Replace neither afterwards: append to them.
 //
 // The lock belongs to the open file, which parent and child then share:
 // the slot is free only once both have closed it (exited). Release in the
-// parent, after cmd.Wait, frees it as usual; if the parent dies first, the
-// child keeps the slot and the next acquirer reclaims it once the child is
-// gone. Start cmd before calling Release. The child's own descendants
-// inherit the descriptor too, unless they close it: the slot follows the
-// whole process tree. Slots this process itself inherited from other pools
-// are handed on with it (see envInherited).
+// parent hands the slot over: if the child, or a descendant that kept the
+// descriptor, still runs, it keeps the slot until it exits (see Release).
+// The child's own descendants inherit the descriptor unless they close it:
+// the slot follows the whole process tree. Slots this process itself
+// inherited from other pools are handed on with it.
 //
 // Inherit fails with an error matching ErrInvalid for a nil cmd, a started
 // cmd or a released Guard, and with errors.ErrUnsupported on platforms that
@@ -177,7 +180,7 @@ func (g *Guard) Inherit(cmd *exec.Cmd) error {
 	if !fdpass.Supported {
 		return fmt.Errorf("llmslots: handing a slot to a child process is not supported on %s: %w", runtime.GOOS, errors.ErrUnsupported)
 	}
-	g.spare.markSpent() // the child will share the lock: never reuse this file
+	g.markPassedOn() // the child will share the lock
 	// exec.Cmd dups each of ExtraFiles to 3, 4, ... in the child, without
 	// close-on-exec: the numbers handedOn was given.
 	cmd.ExtraFiles = append(cmd.ExtraFiles, files...)
@@ -216,7 +219,7 @@ func (g *Guard) PrepareExec(argv, env []string) ([]string, error) {
 	if g.leftQueue != nil {
 		<-g.leftQueue // leave the queue before the process is replaced
 	}
-	g.spare.markSpent() // the program after exec will hold the lock: never reuse this file
+	g.markPassedOn() // the program after exec will hold the lock
 	_, ins, err := g.handedOn(func(_ int, f *os.File) (int, error) { return fdpass.KeepOnExec(f) })
 	if errors.Is(err, errors.ErrUnsupported) {
 		return nil, fmt.Errorf("llmslots: keeping a slot across exec is not supported on %s: %w", runtime.GOOS, err)
@@ -226,7 +229,7 @@ func (g *Guard) PrepareExec(argv, env []string) ([]string, error) {
 	}
 	// A nested guard's record is its outer holder's, which outlives it.
 	if !g.nested() {
-		rec := g.pool.newRecord(g.acquired)
+		rec := g.pool.newRecord(g.acquired, g.max)
 		rec.Command = cleanValue(strings.Join(argv, " "), maxCommandLen)
 		err := g.file.Truncate(0)
 		if err == nil {
@@ -254,6 +257,19 @@ func (g *Guard) lockOuter() error {
 		return invalidf("the slot %d (%s) this nested guard shares was released by its outer guard; there is nothing to hand on", g.id, g.path)
 	}
 	return nil
+}
+
+// markPassedOn records that another process will share the slot's lock,
+// on the guard that owns the slot file (the outer one, for a nested
+// guard; lockOuter holds its lock): its Release then hands the slot over
+// (see Release), and its spare is never reused.
+func (g *Guard) markPassedOn() {
+	owner := g
+	if g.outer != nil {
+		owner = g.outer
+	}
+	owner.passedOn = true
+	g.spare.markSpent()
 }
 
 func (g *Guard) unlockOuter() {
@@ -315,6 +331,18 @@ func adoptInherited() []*Guard {
 		}
 		path := slotPath(p.dir, in.slot)
 		f, fi, err := fdpass.Adopt(in.fd, path)
+		if err != nil && proc.HeldByAncestor(path) {
+			// The descriptor is gone (a Python layer, a shell or a sandbox
+			// closed it) but an ancestor of this process holds the slot:
+			// waiting for another slot would be waiting on ourselves.
+			// Nest in it with a stand-in descriptor; this process holds
+			// no lock, so a child it hands the slot to nests the same way.
+			log.Debug("llmslots: inherited slot held by an ancestor", "path", path, "fd_err", err)
+			if f, err = os.Open(os.DevNull); err == nil {
+				guards = append(guards, newGuard(p, in.slot, f, nil, time.Now()))
+				continue
+			}
+		}
 		if err != nil {
 			log.Debug("llmslots: ignoring an inherited slot", "fd", in.fd, "path", path, "err", err)
 			continue

@@ -39,8 +39,11 @@ type Pool struct {
 	// other hosts, and deleted files that keep a name.
 	netfs atomic.Bool
 	// noLinks is set once a hard link failed here: no spares (see
-	// spare_unix.go).
+	// spare_linux.go).
 	noLinks atomic.Bool
+	// maxChecked is set once this process has looked, at its first wait,
+	// for holders and waiters that use another max (see warnOtherMax).
+	maxChecked atomic.Bool
 }
 
 // An Option configures a Pool.

@@ -58,7 +58,7 @@ func queueDir(poolDir string) string { return filepath.Join(poolDir, queueDirNam
 // nanoseconds). The ticket appears under its final name only once it is
 // locked and recorded, so no other process can ever see it unlocked and
 // take it for a dead waiter's.
-func (p *Pool) enqueue(arrived int64) (*ticket, error) {
+func (p *Pool) enqueue(arrived int64, max int) (*ticket, error) {
 	qdir := queueDir(p.dir)
 	waiters, err := os.OpenFile(filepath.Join(qdir, waitersFileName), os.O_RDONLY|filelock.NoFollow, 0)
 	if err != nil {
@@ -69,13 +69,13 @@ func (p *Pool) enqueue(arrived int64) (*ticket, error) {
 		return nil, fmt.Errorf("llmslots: cannot join the queue: %w", err)
 	}
 	name := ticketName(arrived)
-	f, err := p.makeTicket(qdir, name)
+	f, err := p.makeTicket(qdir, name, max)
 	for try := 0; errors.Is(err, fs.ErrNotExist) && try < 3; try++ {
 		// The draft was deleted before it was renamed into line: a cleanup
 		// in another pid namespace took its creator for dead. Again, with
 		// the same arrival time and a new sequence number.
 		name = ticketName(arrived)
-		f, err = p.makeTicket(qdir, name)
+		f, err = p.makeTicket(qdir, name, max)
 	}
 	if err != nil {
 		waiters.Close()
@@ -86,7 +86,7 @@ func (p *Pool) enqueue(arrived int64) (*ticket, error) {
 
 // makeTicket makes the draft ticket, locks and records it, and renames it
 // into line.
-func (p *Pool) makeTicket(qdir, name string) (*os.File, error) {
+func (p *Pool) makeTicket(qdir, name string, max int) (*os.File, error) {
 	draft := filepath.Join(qdir, draftPrefix+name)
 	f, err := filelock.Open(draft, true)
 	if err != nil {
@@ -100,7 +100,7 @@ func (p *Pool) makeTicket(qdir, name string) (*os.File, error) {
 		}
 	}
 	if err == nil {
-		_, err = f.Write(p.newRecord(time.Now()).marshal())
+		_, err = f.Write(p.newRecord(time.Now(), max).marshal())
 	}
 	if err == nil {
 		err = os.Rename(draft, filepath.Join(qdir, ticketPrefix+name))
@@ -213,6 +213,8 @@ type WaiterStatus struct {
 	Label      string    `json:"label"`
 	Command    string    `json:"command"`
 	Path       string    `json:"path"`
+	// Max is the max the waiter asked with; 0 when unknown.
+	Max int `json:"max,omitempty"`
 }
 
 // readQueue lists the live waiters in order, and counts dead tickets,
@@ -238,7 +240,7 @@ func readQueue(poolDir string, remove bool) (live []WaiterStatus, dead []WaiterS
 			if res.state == StateFree || prefix == draftPrefix && res.state == StateHeld {
 				continue // gone, or still being made
 			}
-			ws := WaiterStatus{PID: res.rec.PID, Host: res.rec.Host, Label: res.rec.Label, Command: res.rec.Command, Path: path}
+			ws := WaiterStatus{PID: res.rec.PID, Host: res.rec.Host, Label: res.rec.Label, Command: res.rec.Command, Path: path, Max: res.rec.Max}
 			if !res.rec.Since.IsZero() {
 				ws.Since, ws.WaitedSecs = res.rec.Since, now.Sub(res.rec.Since).Seconds()
 			}

@@ -26,6 +26,7 @@ import (
 //	pidns=4026531836
 //	command=/usr/bin/agent --task review
 //	label=codex review
+//	max=4
 type record struct {
 	PID     int
 	Host    string
@@ -34,6 +35,9 @@ type record struct {
 	PidNS   string // the pid namespace the pid belongs to (Linux); "" if unknown
 	Command string
 	Label   string
+	// Max is the max its holder or waiter asked with; 0 if unknown (the
+	// reference's records, and older ones, have none).
+	Max int
 }
 
 const (
@@ -59,11 +63,13 @@ var self = sync.OnceValue(func() record {
 })
 
 // newRecord is this process's record for a slot (or ticket) of p taken at
-// since: the one place a record is made.
-func (p *Pool) newRecord(since time.Time) record {
+// since by a caller that asked with max (0: unknown): the one place a
+// record is made.
+func (p *Pool) newRecord(since time.Time, max int) record {
 	rec := self()
 	rec.Since = since
 	rec.Label = p.label
+	rec.Max = max
 	return rec
 }
 
@@ -88,6 +94,10 @@ func (r record) marshal() []byte {
 	b = appendField(b, "pidns", r.PidNS)
 	b = appendField(b, "command", r.Command)
 	b = appendField(b, "label", r.Label)
+	if r.Max > 0 {
+		b = append(b, "\nmax="...)
+		b = strconv.AppendInt(b, int64(r.Max), 10)
+	}
 	return append(b, '\n')
 }
 
@@ -136,6 +146,10 @@ func parseRecord(data []byte) record {
 			r.Command = v
 		case "label":
 			r.Label = v
+		case "max":
+			if n, err := strconv.Atoi(v); err == nil && n > 0 && n <= MaxSlots {
+				r.Max = n
+			}
 		}
 	}
 	return r

@@ -151,7 +151,7 @@ func (p *Pool) newSpare() (*spare, error) {
 		// A record at once, though each look at the slots writes it anew:
 		// a locked spare is never empty, so a sweeper never mistakes a
 		// dead process's for one not yet locked.
-		rec := p.newRecord(time.Now()).marshal()
+		rec := p.newRecord(time.Now(), 0).marshal()
 		if _, err := f.Write(rec); err != nil {
 			s.discard()
 			return nil, err
@@ -225,6 +225,15 @@ func (s *spare) release(path string) error {
 	}
 	putSpare(s)
 	return nil
+}
+
+// handOver closes s, whose lock other processes share, and removes its
+// own name if nobody holds its lock any more; a child that still holds it
+// keeps both names until it exits (the next sweep removes the spare's).
+func (s *spare) handOver() error {
+	err := s.f.Close()
+	probe(s.path, probeRemove)
+	return err
 }
 
 // alone reports whether s has exactly one name, its own: no slot's.

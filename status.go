@@ -53,6 +53,11 @@ type Status struct {
 	// DeadWaiters lists tickets left by waiters that died; the queue
 	// skips them (see RemoveDeadWaiters). Never null in JSON.
 	DeadWaiters []WaiterStatus `json:"dead_waiters"`
+	// OtherMaxes lists, in increasing order, the max values that live
+	// holders and waiters recorded and that differ from Max: processes
+	// sharing the pool disagree on its size, and each enforces its own.
+	// Never null in JSON.
+	OtherMaxes []int `json:"other_maxes"`
 }
 
 // SlotStatus describes one slot. For a free slot only SlotID, State and
@@ -74,6 +79,9 @@ type SlotStatus struct {
 	// (the file could not be opened), what an invalid entry is, or that a
 	// held slot's recorded pid is not running here (see handedOnDetail).
 	Detail string `json:"detail,omitempty"`
+	// Max is the max the holder asked with; 0 when unknown (records of
+	// the reference and of older versions have none).
+	Max int `json:"max,omitempty"`
 }
 
 // handedOnDetail marks a held slot whose recorded holder is not running
@@ -101,7 +109,7 @@ func (p *Pool) ReadStatus(max int) (Status, error) {
 
 // scan probes every slot file below max and beyond it, and the queue.
 func (p *Pool) scan(max int) (Status, error) {
-	st := Status{Dir: p.dir, Max: max, PIDs: []int{}, Slots: []SlotStatus{}, Waiting: []WaiterStatus{}, DeadWaiters: []WaiterStatus{}}
+	st := Status{Dir: p.dir, Max: max, PIDs: []int{}, Slots: []SlotStatus{}, Waiting: []WaiterStatus{}, DeadWaiters: []WaiterStatus{}, OtherMaxes: []int{}}
 	exists, err := inspectDir(p.dir, p.group)
 	if err != nil {
 		return Status{}, err
@@ -145,7 +153,7 @@ func (p *Pool) scan(max int) (Status, error) {
 			}
 			if res.state != StateFree {
 				r := res.rec
-				s.PID, s.Host, s.Label, s.Command = r.PID, r.Host, r.Label, r.Command
+				s.PID, s.Host, s.Label, s.Command, s.Max = r.PID, r.Host, r.Label, r.Command, r.Max
 				if !r.Since.IsZero() {
 					s.Since = r.Since
 					s.AgeSecs = now.Sub(r.Since).Seconds()
@@ -178,5 +186,28 @@ func (p *Pool) scan(max int) (Status, error) {
 			st.DeadWaiters = dead
 		}
 	}
+	st.OtherMaxes = otherMaxes(st)
 	return st, nil
+}
+
+// otherMaxes lists the max values live holders and waiters recorded that
+// differ from st.Max.
+func otherMaxes(st Status) []int {
+	seen := map[int]bool{}
+	for _, s := range st.Slots {
+		if s.State == StateHeld && s.Max > 0 && s.Max != st.Max {
+			seen[s.Max] = true
+		}
+	}
+	for _, w := range st.Waiting {
+		if w.Max > 0 && w.Max != st.Max {
+			seen[w.Max] = true
+		}
+	}
+	out := []int{}
+	for m := range seen {
+		out = append(out, m)
+	}
+	sort.Ints(out)
+	return out
 }

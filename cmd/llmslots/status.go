@@ -40,7 +40,11 @@ func statusCmd(args []string, stdout, stderr io.Writer) int {
 
 // printStatus writes st as a table.
 func printStatus(w io.Writer, st llmslots.Status) {
-	fmt.Fprintf(w, "pool %s (max %d): %d held, %d free, %d stale\n\n", st.Dir, st.Max, st.Active, st.Free, st.Stale)
+	fmt.Fprintf(w, "pool %s (max %d): %d held, %d free, %d stale\n", st.Dir, st.Max, st.Active, st.Free, st.Stale)
+	if len(st.OtherMaxes) > 0 {
+		fmt.Fprintf(w, "warning: other holders or waiters use this pool with max %s; each process enforces its own max\n", joinInts(st.OtherMaxes))
+	}
+	fmt.Fprintln(w)
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 	fmt.Fprintln(tw, "SLOT\tSTATE\tPID\tAGE\tLABEL\tCOMMAND")
 	for _, s := range st.Slots {
