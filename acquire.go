@@ -7,6 +7,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"sync/atomic"
 	"time"
 
 	"github.com/llmslots/llmslots/internal/clock"
@@ -289,23 +290,7 @@ func (p *Pool) hold(id int, path string, max int, f *os.File, fi fs.FileInfo) *G
 // any slot that cannot be used.
 func (p *Pool) busyError(max int, wait time.Duration) error {
 	e := &BusyError{Dir: p.dir, Max: max, Wait: wait}
-	me := self()
-	for id := range max {
-		path := slotPath(p.dir, id)
-		fi, err := os.Lstat(path)
-		switch {
-		case err != nil:
-		case !fi.Mode().IsRegular():
-			e.Unusable = append(e.Unusable, UnusableSlot{SlotID: id, Path: path, What: describe(fi)})
-		default:
-			if rec, err := readRecord(path); err == nil && rec.PID > 0 {
-				e.Holders = append(e.Holders, Holder{
-					SlotID: id, PID: rec.PID, Host: rec.Host, Label: rec.Label, Command: rec.Command,
-					Self: rec.PID == me.PID && rec.Host == me.Host && rec.PidNS == me.PidNS,
-				})
-			}
-		}
-	}
+	e.Holders, e.Unusable = p.recordedHolders(max)
 	return e
 }
 
@@ -316,6 +301,14 @@ func (p *Pool) busyError(max int, wait time.Duration) error {
 // or nil, ctx.Err() when ctx ended. The ticket is gone when it returns,
 // whatever the outcome, so cancellation leaves the queue clean.
 func (p *Pool) waitInLine(ctx context.Context, max int, deadline time.Time, arrived int64, s *spare) (g *Guard, err error) {
+	var queued atomic.Pointer[string] // the ticket's name, for progress
+	stopProgress := p.watchProgress(max, time.Now(), func() string {
+		if name := queued.Load(); name != nil {
+			return *name
+		}
+		return ""
+	})
+	defer stopProgress()
 	t, err := p.enqueue(arrived, max)
 	if errors.Is(err, fs.ErrNotExist) {
 		// The queue directory, or the whole pool directory, was removed
@@ -327,6 +320,7 @@ func (p *Pool) waitInLine(ctx context.Context, max int, deadline time.Time, arri
 	if err != nil {
 		return nil, err
 	}
+	queued.Store(&t.name)
 	p.warnOtherMax(max)
 	w := watch.New(p.dir)
 	defer func() {

@@ -28,6 +28,8 @@ import (
 type Pool struct {
 	dir    string
 	label  string
+	// progress, if set, is told how a waiting acquire fares (WithProgress).
+	progress func(Progress)
 	logger *slog.Logger
 	group  group // who shares the pool: its owner alone, or a Unix group
 	// ready is set once the directory has been created and checked, so

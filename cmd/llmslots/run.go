@@ -93,7 +93,12 @@ func runCmd(args []string, stdout, stderr io.Writer) int {
 		return failure(stderr, code, fmt.Errorf("llmslots: %s: %w", argv[0], err))
 	}
 
-	var opts []llmslots.Option
+	waitOut := stderr
+	if f, ok := stderr.(*os.File); *quiet && (!ok || !isTerminal(f)) {
+		waitOut = io.Discard
+	}
+	show := newWaitDisplay(waitOut, pf.maxOrDefault(), waitFor)
+	opts := []llmslots.Option{llmslots.WithProgress(show.update)}
 	if *label != "" {
 		opts = append(opts, llmslots.WithLabel(*label))
 	}
@@ -108,11 +113,7 @@ func runCmd(args []string, stdout, stderr io.Writer) int {
 	signal.Notify(sigs, forwarded...)
 	defer signal.Stop(sigs)
 
-	waitOut := stderr
-	if f, ok := stderr.(*os.File); *quiet && (!ok || !isTerminal(f)) {
-		waitOut = io.Discard
-	}
-	g, sig, err := acquireWhileWatching(pool, pf.maxOrDefault(), waitFor, sigs, waitOut)
+	g, sig, err := acquireWhileWatching(pool, pf.maxOrDefault(), waitFor, sigs, show)
 	switch {
 	case sig != nil:
 		return 128 + signalNumber(sig)
@@ -139,7 +140,7 @@ func runCmd(args []string, stdout, stderr io.Writer) int {
 
 // acquireWhileWatching takes a slot, waiting up to wait (negative: without
 // limit), and gives up when one of sigs arrives, returning that signal.
-func acquireWhileWatching(pool *llmslots.Pool, max int, wait time.Duration, sigs <-chan os.Signal, stderr io.Writer) (*llmslots.Guard, os.Signal, error) {
+func acquireWhileWatching(pool *llmslots.Pool, max int, wait time.Duration, sigs <-chan os.Signal, show *waitDisplay) (*llmslots.Guard, os.Signal, error) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	caught := make(chan os.Signal, 1)
@@ -154,7 +155,7 @@ func acquireWhileWatching(pool *llmslots.Pool, max int, wait time.Duration, sigs
 		case <-stop:
 		}
 	}()
-	g, err := acquire(ctx, pool, max, wait, stderr)
+	g, err := acquire(ctx, pool, max, wait, show)
 	close(stop)
 	<-watcherDone
 	select {

@@ -18,23 +18,18 @@ import (
 const liveLineEvery = 250 * time.Millisecond
 
 // acquire takes a slot of pool, waiting up to wait (negative: until one
-// frees or ctx ends). While it waits it tells the user on stderr: a line
-// redrawn in place on a terminal, else a single line (io.Discard: nothing). No slot in time is an
-// error matching llmslots.ErrBusy that names the holders.
-func acquire(ctx context.Context, pool *llmslots.Pool, max int, wait time.Duration, stderr io.Writer) (*llmslots.Guard, error) {
-	g, err := pool.Acquire(max, 0)
-	if err == nil || !errors.Is(err, llmslots.ErrBusy) || wait == 0 {
-		return g, err
-	}
-	start := time.Now()
+// frees or ctx ends). While it waits, show tells the user on stderr (see
+// waitDisplay). No slot in time is an error matching llmslots.ErrBusy that
+// names the holders.
+func acquire(ctx context.Context, pool *llmslots.Pool, max int, wait time.Duration, show *waitDisplay) (*llmslots.Guard, error) {
 	waitCtx := ctx
-	if wait > 0 {
+	if wait >= 0 {
 		var cancel context.CancelFunc
 		waitCtx, cancel = context.WithTimeout(ctx, wait)
 		defer cancel()
 	}
-	stopShowing := showWaiting(pool, max, wait, start, stderr)
-	g, err = pool.AcquireContext(waitCtx, max)
+	stopShowing := show.start()
+	g, err := pool.AcquireContext(waitCtx, max)
 	stopShowing()
 	switch {
 	case err == nil:
@@ -50,15 +45,50 @@ func acquire(ctx context.Context, pool *llmslots.Pool, max int, wait time.Durati
 	return nil, err
 }
 
-// showWaiting starts telling the user that run waits; the returned
-// function stops it and clears the live line.
-func showWaiting(pool *llmslots.Pool, max int, wait time.Duration, start time.Time, stderr io.Writer) (stop func()) {
-	if stderr == io.Discard {
-		return func() {}
+// A waitDisplay tells the user that run waits, from the progress the
+// library reports (llmslots.WithProgress): on a terminal, one line redrawn
+// in place and cut to the terminal's width; elsewhere a single line when
+// the wait starts; with io.Discard, nothing.
+type waitDisplay struct {
+	w     io.Writer
+	max   int
+	wait  time.Duration
+	live  bool // w is a terminal
+	width func() int
+
+	mu      sync.Mutex
+	last    *llmslots.Progress
+	started time.Time
+	printed bool // the single line was written
+}
+
+func newWaitDisplay(w io.Writer, max int, wait time.Duration) *waitDisplay {
+	d := &waitDisplay{w: w, max: max, wait: wait, width: func() int { return 0 }}
+	if f, ok := w.(*os.File); ok && isTerminal(f) {
+		d.live = true
+		d.width = func() int { return terminalWidth(f) }
 	}
-	f, ok := stderr.(*os.File)
-	if !ok || !isTerminal(f) {
-		fmt.Fprintln(stderr, waitingLine(pool, max, wait, 0))
+	return d
+}
+
+// update is the pool's progress function.
+func (d *waitDisplay) update(p llmslots.Progress) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	d.last = &p
+	if !d.live && !d.printed && d.w != io.Discard {
+		d.printed = true
+		fmt.Fprintln(d.w, waitingLine(p, d.wait))
+	}
+}
+
+// start begins redrawing the live line; the returned function stops it and
+// clears the line.
+func (d *waitDisplay) start() (stop func()) {
+	d.mu.Lock()
+	d.started = time.Now()
+	d.mu.Unlock()
+	if !d.live {
 		return func() {}
 	}
 	done := make(chan struct{})
@@ -68,12 +98,22 @@ func showWaiting(pool *llmslots.Pool, max int, wait time.Duration, start time.Ti
 		defer wg.Done()
 		tick := time.NewTicker(liveLineEvery)
 		defer tick.Stop()
+		drawn := false
 		for {
-			// \r and "erase to end of line": one line, redrawn in place.
-			fmt.Fprint(stderr, "\r\x1b[K"+waitingLine(pool, max, wait, time.Since(start)))
+			d.mu.Lock()
+			if d.last != nil {
+				p := *d.last
+				p.Waited = time.Since(d.started)
+				// \r and "erase to end of line": one line, redrawn in place.
+				fmt.Fprint(d.w, "\r\x1b[K"+cut(waitingLine(p, d.wait), d.width()))
+				drawn = true
+			}
+			d.mu.Unlock()
 			select {
 			case <-done:
-				fmt.Fprint(stderr, "\r\x1b[K")
+				if drawn {
+					fmt.Fprint(d.w, "\r\x1b[K")
+				}
 				return
 			case <-tick.C:
 			}
@@ -86,21 +126,24 @@ func showWaiting(pool *llmslots.Pool, max int, wait time.Duration, start time.Ti
 }
 
 // waitingLine describes the wait: who holds the slots, how many wait
-// ahead (when known) and for how long this one has waited.
-func waitingLine(pool *llmslots.Pool, max int, wait, waited time.Duration) string {
+// ahead and for how long this one has waited.
+func waitingLine(p llmslots.Progress, wait time.Duration) string {
 	var b strings.Builder
-	fmt.Fprintf(&b, "llmslots: waiting for a slot of %s", pool.Dir())
-	if st, err := pool.ReadStatus(max); err == nil {
-		fmt.Fprintf(&b, ": %d/%d busy", st.Active, max)
-		if len(st.PIDs) > 0 {
-			b.WriteString(" (pids " + joinInts(st.PIDs) + ")")
+	fmt.Fprintf(&b, "llmslots: waiting for a slot of %s: %d/%d busy", p.Dir, len(p.Holders), p.Max)
+	if len(p.Holders) > 0 {
+		var who []string
+		for _, h := range p.Holders {
+			if h.Self {
+				who = append(who, strconv.Itoa(h.PID)+" (this process)")
+			} else {
+				who = append(who, strconv.Itoa(h.PID))
+			}
 		}
-		if n, known := waitersAhead(st); known {
-			fmt.Fprintf(&b, ", %d waiting ahead", n)
-		}
+		b.WriteString(" (pids " + strings.Join(who, ", ") + ")")
 	}
-	if waited > 0 {
-		fmt.Fprintf(&b, ", waited %.1fs", waited.Seconds())
+	fmt.Fprintf(&b, ", %d waiting ahead", p.Ahead)
+	if p.Waited > 0 {
+		fmt.Fprintf(&b, ", waited %.1fs", p.Waited.Seconds())
 	}
 	if wait > 0 {
 		fmt.Fprintf(&b, " (gives up after %v)", wait)
@@ -108,15 +151,13 @@ func waitingLine(pool *llmslots.Pool, max int, wait, waited time.Duration) strin
 	return b.String()
 }
 
-// waitersAhead counts the processes that wait ahead of this one: all
-// waiters until this process has its own place in the queue.
-func waitersAhead(st llmslots.Status) (n int, known bool) {
-	for _, w := range st.Waiting {
-		if w.PID == os.Getpid() {
-			return w.Position - 1, true
-		}
+// cut shortens s to width columns (runes), if width is known (> 0), so
+// that a redrawn line never wraps into a new row.
+func cut(s string, width int) string {
+	if width <= 1 {
+		return s
 	}
-	return len(st.Waiting), true
+	return shorten(s, width-1)
 }
 
 func joinInts(ns []int) string {

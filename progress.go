@@ -1,0 +1,119 @@
+package llmslots
+
+import (
+	"os"
+	"slices"
+	"sync"
+	"time"
+)
+
+// progressEvery is how often a waiting acquire looks whether its
+// progress changed: a caller's progress function runs at most this often.
+const progressEvery = 250 * time.Millisecond
+
+// Progress describes an acquire that waits, for callers that show it
+// ("waiting for a codex slot: 3 ahead, held by ...").
+type Progress struct {
+	Dir string // the pool's directory
+	Max int    // the max the caller asked with
+	// Ahead counts the waiters ahead of this one in the queue.
+	Ahead int
+	// Holders lists the slots' recorded holders, by slot; Self marks this
+	// very process.
+	Holders []Holder
+	// Waited is how long the acquire has waited so far.
+	Waited time.Duration
+}
+
+// WithProgress makes the pool call fn while an acquire waits: when the
+// wait starts, then whenever the number of waiters ahead or the holders
+// change, at most four times a second. fn runs on a goroutine of its own,
+// never after the acquire has returned; it should return quickly. The
+// figures come from the holders' and waiters' records, read without
+// taking any lock, so watching never disturbs the pool.
+func WithProgress(fn func(Progress)) Option {
+	return func(p *Pool) error {
+		p.progress = fn
+		return nil
+	}
+}
+
+// watchProgress calls p.progress while an acquire waits, until the
+// returned function is called; that function returns once fn will not be
+// called again. ticket returns the waiter's ticket name, "" before it has
+// one.
+func (p *Pool) watchProgress(max int, started time.Time, ticket func() string) (stop func()) {
+	if p.progress == nil {
+		return func() {}
+	}
+	done := make(chan struct{})
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		tick := time.NewTicker(progressEvery)
+		defer tick.Stop()
+		var last *Progress
+		for {
+			pr := p.readProgress(max, ticket())
+			pr.Waited = time.Since(started)
+			if last == nil || pr.Ahead != last.Ahead || !slices.Equal(pr.Holders, last.Holders) {
+				p.progress(pr)
+				last = &pr
+			}
+			select {
+			case <-done:
+				return
+			case <-tick.C:
+			}
+		}
+	}()
+	return func() {
+		close(done)
+		wg.Wait()
+	}
+}
+
+// readProgress reads the holders' records and counts the tickets ahead
+// of ticket (all of them when ticket is "").
+func (p *Pool) readProgress(max int, ticket string) Progress {
+	pr := Progress{Dir: p.dir, Max: max}
+	pr.Holders, _ = p.recordedHolders(max)
+	line, _ := queueNames(queueDir(p.dir), ticketPrefix, draftPrefix)
+	key := func(name string) string { return name[len(ticketPrefix):] }
+	if ticket == "" {
+		pr.Ahead = len(line)
+		return pr
+	}
+	mine := key(ticket)
+	for _, n := range line {
+		if key(n) < mine {
+			pr.Ahead++
+		}
+	}
+	return pr
+}
+
+// recordedHolders reads the records of slots 0..max-1: who holds them, as
+// their records say, and which slot paths hold what no llmslots process
+// makes. It takes no lock, so it cannot disturb anyone.
+func (p *Pool) recordedHolders(max int) (holders []Holder, unusable []UnusableSlot) {
+	me := self()
+	for id := range max {
+		path := slotPath(p.dir, id)
+		fi, err := os.Lstat(path)
+		switch {
+		case err != nil:
+		case !fi.Mode().IsRegular():
+			unusable = append(unusable, UnusableSlot{SlotID: id, Path: path, What: describe(fi)})
+		default:
+			if rec, err := readRecord(path); err == nil && rec.PID > 0 {
+				holders = append(holders, Holder{
+					SlotID: id, PID: rec.PID, Host: rec.Host, Label: rec.Label, Command: rec.Command,
+					Self: rec.PID == me.PID && rec.Host == me.Host && rec.PidNS == me.PidNS,
+				})
+			}
+		}
+	}
+	return holders, unusable
+}
