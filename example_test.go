@@ -13,8 +13,10 @@ import (
 	"github.com/llmslots/llmslots"
 )
 
-// The usual use: take one of 4 host-wide slots before spawning an LLM
-// subprocess, give up after 30 s, release when done.
+// The usual use: take one of 4 host-wide slots, give up after 30 s, and
+// run the LLM subprocess through the guard, so that the child holds the
+// slot too: the limit holds for the codex or claude processes themselves,
+// even if this program is killed while they run.
 func ExampleAcquire() {
 	// For the example only: a private slot directory. Real callers leave
 	// LLMSLOTS_DIR alone and share the per-user default.
@@ -29,10 +31,84 @@ func ExampleAcquire() {
 		return
 	}
 	defer g.Release()
-	// spawn codex / claude here
-	fmt.Println("holding slot", g.SlotID())
+	// Here: g.Command("codex", "exec", prompt).Run()
+	out, err := g.Command("echo", "codex would run here").Output()
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	fmt.Printf("slot %d: %s", g.SlotID(), out)
 
-	// Output: holding slot 0
+	// Output: slot 0: codex would run here
+}
+
+// Command runs a child that holds the slot for as long as it lives. The
+// child learns which slot it holds from LLMSLOTS_INHERITED; a child that
+// acquires from the same pool (a helper that limits itself) gets this slot
+// back at once instead of waiting on its own parent.
+func ExampleGuard_Command() {
+	dir, _ := os.MkdirTemp("", "llmslots-example-")
+	defer os.RemoveAll(dir)
+	pool, _ := llmslots.NewPool(dir)
+
+	g, err := pool.Acquire(1, time.Minute)
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	defer g.Release() // hands the slot over if the child still ran
+	cmd := g.Command("sh", "-c", `echo "child holds ${LLMSLOTS_INHERITED%%;*}"`)
+	cmd.Stdout = os.Stdout
+	if err := cmd.Run(); err != nil { // a failure to hand the slot on is returned here
+		fmt.Println(err)
+	}
+
+	// Output: child holds fd=3
+}
+
+// CommandContext stops the child when the context ends: SIGTERM, then
+// SIGKILL after CommandGrace. The slot stays held until the child is gone.
+func ExampleGuard_CommandContext() {
+	dir, _ := os.MkdirTemp("", "llmslots-example-")
+	defer os.RemoveAll(dir)
+	pool, _ := llmslots.NewPool(dir)
+
+	g, err := pool.Acquire(1, time.Minute)
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	defer g.Release()
+	ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
+	defer cancel()
+	err = g.CommandContext(ctx, "sleep", "10").Run()
+	fmt.Println("stopped:", err)
+
+	// Output: stopped: signal: terminated
+}
+
+// A Go CLI tells its user why it waits, as llmslots run does.
+func ExampleWithProgress() {
+	dir, _ := os.MkdirTemp("", "llmslots-example-")
+	defer os.RemoveAll(dir)
+	show := func(p llmslots.Progress) {
+		fmt.Printf("waiting for a codex slot: %d/%d busy, %d ahead\n", len(p.Holders), p.Max, p.Ahead)
+	}
+	pool, _ := llmslots.NewPool(dir, llmslots.WithProgress(show))
+
+	held, _ := pool.Acquire(1, 0)
+	time.AfterFunc(100*time.Millisecond, func() { held.Release() })
+	g, err := pool.Acquire(1, time.Minute) // waits; show is called at once
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	defer g.Release()
+	fmt.Println("got slot", g.SlotID())
+
+	// Output:
+	// waiting for a codex slot: 1/1 busy, 0 ahead
+	// got slot 0
 }
 
 // Eight workers share two slots: never more than two run at once.
