@@ -6,12 +6,17 @@
 // `claude -p` against one account's rate limit, and serves any scarce
 // resource shared by cooperating processes:
 //
-//	g, err := llmslots.Acquire(4, 30*time.Second)
+//	g, err := llmslots.Acquire(3, 2*time.Minute)
 //	if err != nil {
 //		return err
 //	}
 //	defer g.Release()
-//	// spawn codex / claude here
+//	return g.Command("codex", "exec", "review the diff in HEAD").Run()
+//
+// The child started by Guard.Command holds the slot too, for as long as it
+// lives: the limit holds for the codex or claude process itself, even when
+// this program is killed or releases first. A child started with a plain
+// exec.Command is not covered.
 //
 // # Protocol
 //

@@ -20,8 +20,10 @@ const runSynopsis = "llmslots run [--pool NAME | --dir DIR] [--max N] [--wait D]
 const runAbout = `
 Takes a slot of the pool, runs CMD holding it, and exits with CMD's exit
 status (128+N when CMD dies of signal N). CMD inherits the locked slot: the
-slot stays held while CMD (or a descendant that keeps the descriptor) lives,
-even if llmslots itself is killed, and is free once both are gone. SIGINT,
+slot is free only when the last process holding it is gone. It stays held
+while CMD or any descendant that keeps the descriptor lives (a process CMD
+put in the background included), even after CMD and llmslots have exited
+or been killed. SIGINT,
 SIGTERM and SIGHUP are forwarded to CMD (SIGINT only when stdin is not a
 terminal: a terminal sends Ctrl-C to CMD itself).
 
