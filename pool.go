@@ -26,12 +26,12 @@ import (
 // A Pool is safe for concurrent use. Make one with NewPool, NamedPool or
 // DefaultPool; the zero Pool is not usable.
 type Pool struct {
-	dir    string
-	label  string
+	dir   string
+	label string
 	// progress, if set, is told how a waiting acquire fares (WithProgress).
 	progress func(Progress)
-	logger *slog.Logger
-	group  group // who shares the pool: its owner alone, or a Unix group
+	logger   *slog.Logger
+	group    group // who shares the pool: its owner alone, or a Unix group
 	// ready is set once the directory has been created and checked, so
 	// the acquire path does not stat it every time.
 	ready atomic.Bool
