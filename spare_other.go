@@ -17,10 +17,6 @@ type spare struct {
 	broken bool
 }
 
-// testNoSpares is set by tests that want the classic path, which is the
-// only one here.
-var testNoSpares bool
-
 func (p *Pool) takeSpare() *spare          { return nil }
 func (s *spare) record(rec []byte)         {}
 func (s *spare) publish(path string) error { return nil }

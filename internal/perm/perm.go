@@ -8,7 +8,3 @@ package perm
 type UnsafeError struct{ Msg string }
 
 func (e *UnsafeError) Error() string { return e.Msg }
-
-// envDir is the variable that chooses the default pool's directory,
-// named in the advice of an UnsafeError.
-const envDir = "LLMSLOTS_DIR"

@@ -10,6 +10,10 @@ import (
 	"syscall"
 )
 
+// envDir is the variable that chooses the default pool's directory,
+// named in the advice of an UnsafeError.
+const envDir = "LLMSLOTS_DIR"
+
 // GroupsSupported reports whether pools can be shared by a Unix group.
 const GroupsSupported = true
 
