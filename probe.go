@@ -139,6 +139,12 @@ func probe(path string, mode probeMode) (probeResult, error) {
 // carries its maker's pid (see pidInName): with a mode that removes, a
 // young empty file whose maker is gone is an orphan (its maker died
 // between making and locking it) and is removed too.
+//
+// The pid may belong to another pid namespace (a container sharing the
+// pool), where it looks dead here while its maker lives. Such a removal
+// costs a retry, never a second holder: a maker whose draft is gone makes
+// it again (enqueue), and a spare deleted before it was locked has no name
+// to link, so its maker creates the slot file the classic way (take).
 func probeNamed(path string, mode probeMode) (probeResult, error) {
 	res, err := probe(path, mode)
 	if err == nil && mode != probeLook && res.detail == freshDetail && !proc.Alive(pidInName(filepath.Base(path))) {
@@ -178,6 +184,18 @@ func fallbackProbe(path string, lockErr error) probeResult {
 		res.detail = "lock not probed (" + lockErr.Error() + "); pid is dead"
 	}
 	return res
+}
+
+// holderHere reports whether rec's pid names, on this host and in this
+// pid namespace, a live process started when the record says: one that
+// may be signalled as the holder. Unlike holderAlive, which answers
+// "alive" when it cannot tell, it answers false then.
+func holderHere(rec record) bool {
+	me := self()
+	if rec.PID <= 0 || rec.Host != me.Host || rec.PidNS != me.PidNS || !proc.Alive(rec.PID) {
+		return false
+	}
+	return rec.Start == "" || proc.StartTime(rec.PID) == rec.Start
 }
 
 // holderAlive judges a recorded holder by its pid: a pid that exists is

@@ -82,6 +82,14 @@ type SlotStatus struct {
 	// Max is the max the holder asked with; 0 when unknown (records of
 	// the reference and of older versions have none).
 	Max int `json:"max,omitempty"`
+	// Here is true when the recorded pid names a live process of this
+	// host and pid namespace, started when the record says: the holder
+	// itself, which may be signalled. False for a holder in another
+	// container or on another host, for a pid reused by another process,
+	// and when it cannot be told.
+	Here bool `json:"here"`
+	// Self is true when the holder is the process reading the status.
+	Self bool `json:"self,omitempty"`
 }
 
 // handedOnDetail marks a held slot whose recorded holder is not running
@@ -154,6 +162,8 @@ func (p *Pool) scan(max int) (Status, error) {
 			if res.state != StateFree {
 				r := res.rec
 				s.PID, s.Host, s.Label, s.Command, s.Max = r.PID, r.Host, r.Label, r.Command, r.Max
+				s.Here = res.state == StateHeld && holderHere(r)
+				s.Self = s.Here && r.PID == os.Getpid()
 				if !r.Since.IsZero() {
 					s.Since = r.Since
 					s.AgeSecs = now.Sub(r.Since).Seconds()

@@ -105,10 +105,17 @@ func stopHolder(pool *llmslots.Pool, id int, held llmslots.SlotStatus, grace tim
 	// listed (Linux), they decide: the recorded holder if it is one of them
 	// (llmslots run forwards SIGTERM to its command), else all of them (the
 	// recorded holder died and handed the slot on, or its pid was reused by
-	// a process that must not be signalled).
-	term := []int{held.PID}
-	if holders := lockHolders(held.Path); len(holders) > 0 && !slices.Contains(holders, held.PID) {
-		term = holders
+	// a process that must not be signalled). Otherwise only a recorded pid
+	// known to be the holder (Here: this host and pid namespace, the
+	// recorded start time) is signalled: a pid from another container, or
+	// one reused since, names an unrelated process.
+	holders := lockHolders(held.Path)
+	term := holders
+	switch {
+	case len(holders) == 0 && !held.Here:
+		return fmt.Errorf("llmslots: slot %d is held, and pid %d it records is not a process of this host and pid namespace that can be told to be its holder (another container, or a pid reused since); stop the holder where it runs", id, held.PID)
+	case len(holders) == 0 || slices.Contains(holders, held.PID):
+		term = []int{held.PID}
 	}
 	fmt.Fprintf(stdout, "slot %d: sending SIGTERM to pid %s\n", id, joinInts(term))
 	for _, pid := range term {
@@ -119,10 +126,20 @@ func stopHolder(pool *llmslots.Pool, id int, held llmslots.SlotStatus, grace tim
 	if free, err := waitFree(pool, id, grace); free || err != nil {
 		return err
 	}
+	// The grace may have let the holder exit and its pid be reused:
+	// judge the recorded pid afresh before any SIGKILL.
+	now, err := slotStatus(pool, id)
+	if err != nil {
+		return err
+	}
+	recordedHere := now.State == llmslots.StateHeld && now.PID == held.PID && now.Here
 	kill := lockHolders(held.Path)
-	if len(kill) == 0 {
-		kill = term
-	} else if slices.Contains(term, held.PID) {
+	switch {
+	case len(kill) == 0 && !recordedHere:
+		return fmt.Errorf("llmslots: slot %d is still held %v after SIGTERM, and pid %d is no longer known to be its holder; not sending SIGKILL", id, grace, held.PID)
+	case len(kill) == 0:
+		kill = []int{held.PID}
+	case slices.Contains(term, held.PID) && recordedHere:
 		kill = append(kill, held.PID)
 	}
 	kill = dedupe(kill)
