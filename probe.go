@@ -64,15 +64,37 @@ type probeResult struct {
 // IN_CLOSE_WRITE, the event that tells waiters a holder died, so looking at
 // a busy slot never wakes anyone.
 func probe(path string, mode probeMode) (probeResult, error) {
+	// The file at path may be replaced between the look (lstat) and the
+	// lock: a reference holder deletes its file and a reference acquirer
+	// creates a new, empty one it has not locked yet. Judging the new file
+	// by the old one's look would delete it under its creator: two holders.
+	// So the decision is made on the inode locked, and a probe that finds
+	// another file than it looked at looks again.
+	for range 3 {
+		res, changed, err := probeOnce(path, mode)
+		if !changed {
+			return res, err
+		}
+	}
+	return probeResult{state: StateHeld, detail: "replaced again and again while probed; counted as held"}, nil
+}
+
+// testHookProbeBeforeLock, when set by a test, runs in probe between the
+// look at the file and the lock: the window in which it may be replaced.
+var testHookProbeBeforeLock func(path string)
+
+// probeOnce is one look and one lock; changed reports that the file
+// locked was not the one looked at, and nothing was decided.
+func probeOnce(path string, mode probeMode) (res probeResult, changed bool, err error) {
 	fi, err := os.Lstat(path)
 	if errors.Is(err, fs.ErrNotExist) {
-		return probeResult{state: StateFree}, nil
+		return probeResult{state: StateFree}, false, nil
 	}
 	if err != nil {
-		return probeResult{state: StateHeld, detail: "cannot stat: " + err.Error()}, nil
+		return probeResult{state: StateHeld, detail: "cannot stat: " + err.Error()}, false, nil
 	}
 	if !fi.Mode().IsRegular() {
-		return probeResult{state: StateInvalid, detail: describe(fi) + ", which llmslots never makes: remove it by hand"}, nil
+		return probeResult{state: StateInvalid, detail: describe(fi) + ", which llmslots never makes: remove it by hand"}, false, nil
 	}
 	// Every holder writes its record right after locking, this package
 	// and the reference alike. So an empty file whose lock is free is
@@ -82,13 +104,16 @@ func probe(path string, mode probeMode) (probeResult, error) {
 	// it then would give the slot two holders. A young empty file is
 	// therefore counted as held until it is old enough to be a dead one's.
 	if fi.Size() == 0 && time.Since(fi.ModTime()) < freshFileAge && mode != probeRemoveOrphan {
-		return probeResult{state: StateHeld, detail: freshDetail}, nil
+		return probeResult{state: StateHeld, detail: freshDetail}, false, nil
 	}
 
 	// gofrs/flock does the locking here: a path-based try-lock-and-release
 	// is exactly its job. (Taking a slot needs the descriptor it keeps to
 	// itself, to write the record, so take uses its own; both lock the
 	// same way, so they exclude each other.)
+	if testHookProbeBeforeLock != nil {
+		testHookProbeBeforeLock(path)
+	}
 	lk := flock.New(path, flock.SetFlag(os.O_RDONLY|filelock.NoFollow))
 	locked, err := lk.TryLock()
 	if errors.Is(err, syscall.EBADF) {
@@ -98,23 +123,30 @@ func probe(path string, mode probeMode) (probeResult, error) {
 	}
 	if err != nil {
 		if errors.Is(err, fs.ErrNotExist) {
-			return probeResult{state: StateFree}, nil
+			return probeResult{state: StateFree}, false, nil
 		}
-		return fallbackProbe(path, err), nil
+		return fallbackProbe(path, err), false, nil
 	}
 	if !locked {
 		res := probeResult{state: StateHeld}
 		if mode == probeLook || mode == probeRemove || mode == probeRemoveOrphan {
 			res.rec, _ = readRecord(path)
 		}
-		return res, nil
+		return res, false, nil
 	}
 	cur, err := lk.Stat()
 	if err != nil || !filelock.Linked(cur) || !filelock.StillAt(path, cur) {
 		lk.Unlock()
-		return probeResult{state: StateFree}, nil // released while we looked
+		return probeResult{state: StateFree}, false, nil // released while we looked
 	}
-	res := probeResult{state: StateStale}
+	// The same inode number is not enough: a new file may get the one
+	// just freed. A file nobody holds does not change, so any change in
+	// size or time means another file, or a living one: look again.
+	if !os.SameFile(fi, cur) || fi.Size() != cur.Size() || !fi.ModTime().Equal(cur.ModTime()) {
+		lk.Unlock()
+		return probeResult{}, true, nil
+	}
+	res = probeResult{state: StateStale}
 	if mode == probeLook {
 		// Hold the lock no longer than needed: an acquirer or waiter that
 		// met it took the slot (or ticket) for held and may now wait for
@@ -125,14 +157,14 @@ func probe(path string, mode probeMode) (probeResult, error) {
 			f.Close()
 		}
 		res.rec, _ = readRecord(path)
-		return res, nil
+		return res, false, nil
 	}
 	res.rec, _ = readRecord(path)
 	if err := filelock.RemoveLocked(path, lk); err != nil {
-		return probeResult{}, fmt.Errorf("llmslots: %w", err)
+		return probeResult{}, false, fmt.Errorf("llmslots: %w", err)
 	}
 	res.removed = true
-	return res, nil
+	return res, false, nil
 }
 
 // probeNamed is probe for a ticket, draft or spare, whose file name
