@@ -10,6 +10,7 @@ import (
 	"math/rand/v2"
 	"os"
 	"os/exec"
+	"runtime"
 	"strconv"
 	"strings"
 	"syscall"
@@ -338,4 +339,39 @@ func envInt(name string, def int) int {
 // randMs is a random duration of 0..n milliseconds, in microsteps.
 func randMs(n int) time.Duration {
 	return time.Duration(rand.IntN(n*1000+1)) * time.Microsecond
+}
+
+// holdForeign makes a slot file at path with content and holds its lock
+// from this process through its own open file, as another program (or a
+// process in another container) sharing the directory would.
+func holdForeign(t *testing.T, path string, content []byte) {
+	t.Helper()
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o600)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { f.Close() })
+	if _, err := f.Write(content); err != nil {
+		t.Fatal(err)
+	}
+	if err := unix.Flock(int(f.Fd()), unix.LOCK_EX|unix.LOCK_NB); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// deadPid returns the pid of a process that has exited.
+func deadPid(t *testing.T) int {
+	t.Helper()
+	h := startHelper(t, "hold", t.TempDir(), 1)
+	h.held()
+	h.kill()
+	return h.pid()
+}
+
+// linuxOnly skips a test that has been tried on Linux only.
+func linuxOnly(t *testing.T) {
+	t.Helper()
+	if runtime.GOOS != "linux" {
+		t.Skip("tried on Linux only")
+	}
 }
