@@ -359,15 +359,6 @@ func holdForeign(t *testing.T, path string, content []byte) {
 	}
 }
 
-// deadPid returns the pid of a process that has exited.
-func deadPid(t *testing.T) int {
-	t.Helper()
-	h := startHelper(t, "hold", t.TempDir(), 1)
-	h.held()
-	h.kill()
-	return h.pid()
-}
-
 // linuxOnly skips a test that has been tried on Linux only.
 func linuxOnly(t *testing.T) {
 	t.Helper()

@@ -205,6 +205,15 @@ func TestForeignPidsInASharedPool(t *testing.T) {
 	}
 }
 
+// deadPid returns the pid of a process that has exited.
+func deadPid(t *testing.T) int {
+	t.Helper()
+	h := startHelper(t, "hold", t.TempDir(), 1)
+	h.held()
+	h.kill()
+	return h.pid()
+}
+
 // otherUID is the unprivileged user (nobody) the other-user tests run helpers as.
 const otherUID = 65534
 
