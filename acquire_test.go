@@ -19,25 +19,6 @@ import (
 	"github.com/llmslots/llmslots/internal/proc"
 )
 
-func newTestPool(t *testing.T, opts ...Option) *Pool {
-	t.Helper()
-	p, err := NewPool(t.TempDir(), opts...)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return p
-}
-
-func mustAcquire(t *testing.T, p *Pool, max int, wait time.Duration) *Guard {
-	t.Helper()
-	g, err := p.Acquire(max, wait)
-	if err != nil {
-		t.Fatalf("Acquire(%d, %v): %v", max, wait, err)
-	}
-	t.Cleanup(func() { g.Release() })
-	return g
-}
-
 func TestAcquireTakesLowestFreeSlotAndReleaseFreesIt(t *testing.T) {
 	p := newTestPool(t)
 	g0 := mustAcquire(t, p, 3, 0)

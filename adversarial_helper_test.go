@@ -17,8 +17,8 @@ import (
 	"time"
 )
 
-// The adversarial tests' helper modes, run by runHelper's default branch
-// (helper_test.go). They report on stdout, one JSON object per line.
+// The adversarial tests' helper modes (see helperModes). They report on
+// stdout: adv-ops one JSON object per line.
 
 // opResult is one operation's outcome as a helper reports it.
 type opResult struct {
@@ -49,16 +49,6 @@ func errKind(err error) string {
 		return "permission"
 	}
 	return "other"
-}
-
-func runAdversarialHelper(mode string) (int, bool) {
-	switch mode {
-	case "adv-ops":
-		return runOps(), true
-	case "adv-eintr":
-		return runSignalStorm(), true
-	}
-	return 0, false
 }
 
 // runOps runs the operations HELPER_OPS lists (separated by '|') on the

@@ -6,7 +6,6 @@ import (
 	"bufio"
 	"context"
 	"errors"
-	"fmt"
 	"io"
 	"math/rand/v2"
 	"os"
@@ -17,10 +16,7 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// Helper modes of the chaos and interoperability tests. They run like the
-// modes of helper_test.go (the test binary re-executed with helperEnv set)
-// but are dispatched from init, which runs before TestMain, so that
-// helper_test.go needs no change.
+// Helper modes of the chaos and interoperability tests (see helperModes).
 //
 // Every mode reports on stdout, one write(2) per line, unbuffered, so that
 // a line written before a SIGKILL is never lost:
@@ -34,34 +30,6 @@ import (
 //	cancelled <kind>    the context ended first
 //	error <text>        anything else: the test fails
 //	done <cycles>       all cycles finished
-func init() {
-	modes := map[string]func() int{
-		"chaos":     chaosHelper,
-		"ref-cycle": refCycleHelper,
-		"ref-hold":  refHoldHelper,
-	}
-	if run := modes[os.Getenv(helperEnv)]; run != nil {
-		os.Exit(run())
-	}
-}
-
-// emit writes one line to stdout in a single write. If the test is gone
-// the pipe is broken and SIGPIPE ends the helper, as it should.
-func emit(format string, args ...any) {
-	os.Stdout.Write([]byte(fmt.Sprintf(format, args...) + "\n"))
-}
-
-func envInt(name string, def int) int {
-	if n, err := strconv.Atoi(os.Getenv(name)); err == nil {
-		return n
-	}
-	return def
-}
-
-// randMs is a random duration of 0..n milliseconds, in microsteps.
-func randMs(n int) time.Duration {
-	return time.Duration(rand.IntN(n*1000+1)) * time.Microsecond
-}
 
 // chaosHelper runs HELPER_CYCLES acquire/hold/release cycles on the pool,
 // waiting in randomly chosen ways: a long wait, a short Acquire timeout, an

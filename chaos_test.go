@@ -194,10 +194,7 @@ func (e procEnd) killed() bool {
 // ends once its output is closed. The process is SIGKILLed at the end of
 // the test if still running.
 func startLogged(t *testing.T, ends chan<- procEnd, mode, dir string, max int, env ...string) (*loggedProc, error) {
-	cmd := exec.Command(os.Args[0], "-test.run=^$")
-	cmd.Env = append(os.Environ(), helperEnv+"="+mode, EnvDir+"="+dir, "HELPER_MAX="+strconv.Itoa(max), "GORACE=atexit_sleep_ms=0")
-	cmd.Env = append(cmd.Env, env...)
-	cmd.Stderr = os.Stderr
+	cmd := helperCmd(os.Args[0], mode, dir, max, env...)
 	out, err := cmd.StdoutPipe()
 	if err != nil {
 		return nil, err

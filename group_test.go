@@ -17,9 +17,7 @@ const nobody = 65534 // uid and gid of nobody / nogroup
 // startHelperAs runs a helper as another user.
 func startHelperAs(t *testing.T, uid, gid int, mode, dir string, max int, env ...string) *helper {
 	t.Helper()
-	cmd := helperCmd(binaryForOthers(t), mode, dir, max, env...)
-	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: uint32(uid), Gid: uint32(gid)}}
-	return launchHelper(t, cmd)
+	return launchHelper(t, asUser(helperCmd(binaryForOthers(t), mode, dir, max, env...), uid, gid))
 }
 
 // Two users, one group, one limit: a process of each holds a slot, a dead

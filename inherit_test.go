@@ -12,47 +12,37 @@ import (
 	"time"
 )
 
-// inheritChildEnv, when set, makes the test binary act as a child that
-// acquires slot of the pool in its value (max=1, no wait) and reports the
-// outcome on stdout. It is read in init, before TestMain.
-const inheritChildEnv = "LLMSLOTS_TEST_INHERIT_CHILD"
-
-// inheritViaEnv, when set too, makes the child first take a slot of the
-// pool in its value (max=1, no wait) and start the test binary again as a
-// grandchild that inherits that slot, then print what the grandchild said.
+// inheritViaEnv, when set for an inherit-child helper, makes it first
+// take a slot of the pool in its value (max=1, no wait) and start the test
+// binary again as a grandchild (an inherit-child on the same pool) that
+// inherits that slot, then print what the grandchild said.
 const inheritViaEnv = "LLMSLOTS_TEST_INHERIT_VIA"
 
-func init() {
+// inheritChildHelper, the inherit-child mode, acquires a slot of its pool
+// (max=1, no wait) and reports the outcome on stdout.
+func inheritChildHelper() int {
 	if via := os.Getenv(inheritViaEnv); via != "" {
 		p, _ := NewPool(via)
 		g, err := p.Acquire(1, 0)
 		if err != nil {
 			fmt.Println("error", err)
-			os.Exit(1)
+			return 1
 		}
-		cmd := exec.Command(os.Args[0], "-test.run=^$")
-		for _, kv := range os.Environ() {
-			if !strings.HasPrefix(kv, inheritViaEnv+"=") {
-				cmd.Env = append(cmd.Env, kv)
-			}
-		}
+		os.Unsetenv(inheritViaEnv) // the grandchild acquires, and starts nothing
+		cmd := helperCmd(os.Args[0], "inherit-child", os.Getenv(EnvDir), 1)
 		if err := g.Inherit(cmd); err != nil {
 			fmt.Println("error", err)
-			os.Exit(1)
+			return 1
 		}
 		cmd.Stdout, cmd.Stderr = os.Stdout, os.Stderr
 		cmd.Run()
 		g.Release()
-		os.Exit(0)
+		return 0
 	}
-	dir := os.Getenv(inheritChildEnv)
-	if dir == "" {
-		return
-	}
-	p, err := NewPool(dir)
+	p, err := NewPool(os.Getenv(EnvDir))
 	if err != nil {
 		fmt.Println("error", err)
-		os.Exit(1)
+		return 1
 	}
 	start := time.Now()
 	g, err := p.Acquire(1, 0)
@@ -67,15 +57,12 @@ func init() {
 			fmt.Println("error", err)
 		}
 	}
-	os.Exit(0)
+	return 0
 }
 
+// inheritChild is an inherit-child helper on the pool in dir, not started.
 func inheritChild(t *testing.T, dir string) *exec.Cmd {
-	cmd := exec.Command(os.Args[0], "-test.run=^$")
-	// GORACE: a race-enabled child otherwise sleeps 1 s at exit.
-	cmd.Env = append(os.Environ(), inheritChildEnv+"="+dir, "GORACE=atexit_sleep_ms=0")
-	cmd.Stderr = os.Stderr
-	return cmd
+	return helperCmd(os.Args[0], "inherit-child", dir, 1)
 }
 
 // A child started holding the parent's slot that acquires from the same

@@ -10,8 +10,6 @@ import (
 	"strings"
 	"testing"
 	"time"
-
-	"golang.org/x/sys/unix"
 )
 
 // Every bad argument gives an error that matches ErrInvalid and names the
@@ -185,68 +183,4 @@ func TestUnsafeDirectoriesAreRefused(t *testing.T) {
 			t.Fatalf("slot file mode %v", fi.Mode())
 		}
 	})
-}
-
-// Something no llmslots process makes, planted at a slot path, is never
-// followed, deleted or used: status calls it invalid, Acquire skips it and
-// names it, ForceRelease refuses it, and the rest of the pool keeps
-// working. (Deleting it would not be safe: between a look and a delete it
-// could be swapped for a live holder's file.)
-func TestPlantedSlotFilesAreNeverFollowedOrUsed(t *testing.T) {
-	target := filepath.Join(t.TempDir(), "victim")
-	os.WriteFile(target, []byte("keep me"), 0o600)
-	cases := []struct {
-		name, what string
-		plant      func(path string) error
-	}{
-		{"symlink", "a symbolic link", func(path string) error { return os.Symlink(target, path) }},
-		{"fifo", "a named pipe", func(path string) error { return unix.Mkfifo(path, 0o600) }},
-		{"directory", "a directory", func(path string) error { return os.Mkdir(path, 0o700) }},
-	}
-	for _, c := range cases {
-		t.Run(c.name, func(t *testing.T) {
-			p := newTestPool(t)
-			mustAcquire(t, p, 1, 0).Release() // make the directory
-			if err := c.plant(p.SlotPath(0)); err != nil {
-				t.Fatal(err)
-			}
-			_, err := p.Acquire(1, 0)
-			if !errors.Is(err, ErrBusy) || !strings.Contains(err.Error(), p.SlotPath(0)+" is "+c.what) {
-				t.Fatalf("Acquire: %v; want ErrBusy naming %s", err, c.what)
-			}
-			if g := mustAcquire(t, p, 2, 0); g.SlotID() != 1 {
-				t.Fatalf("took slot %d; want 1, the rest of the pool", g.SlotID())
-			}
-			st, err := p.ReadStatus(2)
-			if err != nil || st.Slots[0].State != StateInvalid || !strings.Contains(st.Slots[0].Detail, c.what) || st.Free != 0 {
-				t.Fatalf("status %+v %v", st, err)
-			}
-			if stale, _ := p.FindStale(2); len(stale) != 0 {
-				t.Fatalf("FindStale lists %v", stale)
-			}
-			if err := p.ForceRelease(0); err == nil || !strings.Contains(err.Error(), "remove it by hand") {
-				t.Fatalf("ForceRelease: %v", err)
-			}
-			if _, err := os.Lstat(p.SlotPath(0)); err != nil {
-				t.Fatal("the planted file was deleted")
-			}
-			if data, _ := os.ReadFile(target); string(data) != "keep me" {
-				t.Fatal("symlink target was changed")
-			}
-			os.Remove(p.SlotPath(0)) // by hand, as the message says
-			if g := mustAcquire(t, p, 1, 0); g.SlotID() != 0 {
-				t.Fatal("slot 0 unusable after removal")
-			}
-		})
-	}
-}
-
-func TestDirectoryRemovedWhileInUseIsRecreated(t *testing.T) {
-	p := newTestPool(t)
-	g := mustAcquire(t, p, 1, 0)
-	g.Release()
-	if err := os.RemoveAll(p.Dir()); err != nil {
-		t.Fatal(err)
-	}
-	mustAcquire(t, p, 1, 0)
 }

@@ -205,6 +205,15 @@ func TestForeignPidsInASharedPool(t *testing.T) {
 	}
 }
 
+// deadPid returns the pid of a process that has exited.
+func deadPid(t *testing.T) int {
+	t.Helper()
+	h := startHelper(t, "hold", t.TempDir(), 1)
+	h.held()
+	h.kill()
+	return h.pid()
+}
+
 // otherUID is the unprivileged user (nobody) the other-user tests run helpers as.
 const otherUID = 65534
 
@@ -260,16 +269,20 @@ func othersPoolDir(t *testing.T, perm os.FileMode) string {
 	return dir
 }
 
+// asUser makes cmd run as uid and gid, and returns it.
+func asUser(cmd *exec.Cmd, uid, gid int) *exec.Cmd {
+	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: uint32(uid), Gid: uint32(gid)}}
+	return cmd
+}
+
 // runOpsAs runs the adv-ops helper as uid (0: as this process's user) on
 // the pool in dir and returns its reports, one per op.
 func runOpsAs(t *testing.T, bin string, uid int, dir string, ops ...string) []opResult {
 	t.Helper()
-	cmd := exec.Command(bin, "-test.run=^$")
-	cmd.Env = append(os.Environ(), helperEnv+"=adv-ops", EnvDir+"="+dir, "HELPER_OPS="+strings.Join(ops, "|"), "GORACE=atexit_sleep_ms=0")
+	cmd := helperCmd(bin, "adv-ops", dir, 0, "HELPER_OPS="+strings.Join(ops, "|"))
 	if uid != 0 {
-		cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: uint32(uid), Gid: uint32(uid)}}
+		asUser(cmd, uid, uid)
 	}
-	cmd.Stderr = os.Stderr
 	out, err := cmd.Output()
 	if err != nil {
 		t.Fatalf("helper as uid %d: %v\n%s", uid, err, out)
@@ -294,9 +307,8 @@ func runOpsAs(t *testing.T, bin string, uid int, dir string, ops ...string) []op
 // process is alive. Run as root, the test judges this process from a
 // helper that runs as nobody.
 func TestPidAliveForAnotherUsersProcess(t *testing.T) {
-	cmd := exec.Command(binaryForOthers(t), "-test.run=^$")
-	cmd.Env = append(os.Environ(), helperEnv+"=alive", "HELPER_PID="+strconv.Itoa(os.Getpid()), "GORACE=atexit_sleep_ms=0")
-	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: otherUID, Gid: otherUID}}
+	cmd := asUser(helperCmd(binaryForOthers(t), "alive", "", 0, "HELPER_PID="+strconv.Itoa(os.Getpid())), otherUID, otherUID)
+	cmd.Stderr = nil // CombinedOutput takes it
 	out, err := cmd.CombinedOutput()
 	if err != nil {
 		t.Fatalf("helper as nobody: %v %s", err, out)

@@ -250,29 +250,6 @@ func TestGoroutinesQueueInOrder(t *testing.T) {
 	}
 }
 
-// The queue directory deleted under a pool in use is made again by the
-// next waiter, which still gets the slot.
-func TestQueueDirectoryRemovedIsMadeAgain(t *testing.T) {
-	p := newTestPool(t)
-	holder := mustAcquire(t, p, 1, 0)
-	if err := os.RemoveAll(filepath.Join(p.Dir(), queueDirName)); err != nil {
-		t.Fatal(err)
-	}
-	got := make(chan error, 1)
-	go func() {
-		g, err := p.Acquire(1, 10*time.Second)
-		if err == nil {
-			g.Release()
-		}
-		got <- err
-	}()
-	waitForWaiters(t, p, 1, 1)
-	holder.Release()
-	if err := <-got; err != nil {
-		t.Fatalf("waiter after the queue was deleted: %v", err)
-	}
-}
-
 // A slot file left empty by a creator that died between creating and
 // locking it raises no event when it grows old enough to reclaim: the head
 // of the line looks again then, not at the 15 s safety re-check.

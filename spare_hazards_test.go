@@ -5,7 +5,6 @@ package llmslots
 import (
 	"context"
 	"errors"
-	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -25,43 +24,6 @@ import (
 // as a real bug and fixed: an over-grant, a lost slot and a spin. Each
 // test states the guarantee it checks. With LLMSLOTS_TEST_NOSPARES=1 they
 // run against the classic path, as a control.
-
-// A helper mode, dispatched from init like chaos_helpers_test.go:
-//
-//	late-acquire: wait until the file $LATE_GO exists, then Acquire(max,
-//	1500ms) and print "held N" (holding it for 300 ms) or "busy" / "error".
-func init() {
-	if os.Getenv(helperEnv) == "late-acquire" {
-		os.Exit(lateAcquireHelper())
-	}
-}
-
-func lateAcquireHelper() int {
-	goFile := os.Getenv("LATE_GO")
-	for {
-		if _, err := os.Stat(goFile); err == nil {
-			break
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-	p, err := NewPool(os.Getenv(EnvDir))
-	if err != nil {
-		fmt.Println("error", err)
-		return 1
-	}
-	g, err := p.Acquire(envInt("HELPER_MAX", 1), 1500*time.Millisecond)
-	switch {
-	case err == nil:
-		fmt.Println("held", g.SlotID(), "nested", g.nested())
-		time.Sleep(300 * time.Millisecond)
-		g.Release()
-	case errors.Is(err, ErrBusy):
-		fmt.Println("busy")
-	default:
-		fmt.Println("error", err)
-	}
-	return 0
-}
 
 // Never two holders through a spare handed on by a nested guard. A nested
 // guard (WithGuard + AcquireContext) shares its outer guard's spare, and
@@ -91,9 +53,9 @@ func TestNestedInheritNeverReusesTheSpare(t *testing.T) {
 	out, goFile, pidFile := filepath.Join(tmp, "out"), filepath.Join(tmp, "go"), filepath.Join(tmp, "pid")
 	// The child is a shell that starts a background process (keeping fd 3
 	// and the environment, as any shell does) and exits at once.
-	cmd := exec.Command("sh", "-c", `"$0" -test.run='^$' >"$1" 2>&1 & echo $! >"$2"`, os.Args[0], out, pidFile)
-	cmd.Env = append(os.Environ(), helperEnv+"=late-acquire", EnvDir+"="+p.Dir(), "HELPER_MAX=1",
-		"LATE_GO="+goFile, "GORACE=atexit_sleep_ms=0")
+	late := helperCmd(os.Args[0], "late-acquire", p.Dir(), 1, "LATE_GO="+goFile)
+	cmd := exec.Command("sh", "-c", `"$0" "$1" >"$2" 2>&1 & echo $! >"$3"`, late.Args[0], late.Args[1], out, pidFile)
+	cmd.Env = late.Env
 	if err := n.Inherit(cmd); err != nil {
 		t.Fatal(err)
 	}
