@@ -7,7 +7,6 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
-	"sync/atomic"
 	"time"
 
 	"github.com/llmslots/llmslots/internal/clock"
@@ -301,14 +300,7 @@ func (p *Pool) busyError(max int, wait time.Duration) error {
 // or nil, ctx.Err() when ctx ended. The ticket is gone when it returns,
 // whatever the outcome, so cancellation leaves the queue clean.
 func (p *Pool) waitInLine(ctx context.Context, max int, deadline time.Time, arrived int64, s *spare) (g *Guard, err error) {
-	var queued atomic.Pointer[string] // the ticket's name, for progress
-	stopProgress := p.watchProgress(max, time.Now(), func() string {
-		if name := queued.Load(); name != nil {
-			return *name
-		}
-		return ""
-	})
-	defer stopProgress()
+	started := time.Now()
 	t, err := p.enqueue(arrived, max)
 	if errors.Is(err, fs.ErrNotExist) {
 		// The queue directory, or the whole pool directory, was removed
@@ -320,7 +312,8 @@ func (p *Pool) waitInLine(ctx context.Context, max int, deadline time.Time, arri
 	if err != nil {
 		return nil, err
 	}
-	queued.Store(&t.name)
+	stopProgress := p.watchProgress(max, started, t.name)
+	defer stopProgress()
 	p.warnOtherMax(max)
 	w := watch.New(p.dir)
 	defer func() {

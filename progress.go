@@ -38,11 +38,10 @@ func WithProgress(fn func(Progress)) Option {
 	}
 }
 
-// watchProgress calls p.progress while an acquire waits, until the
-// returned function is called; that function returns once fn will not be
-// called again. ticket returns the waiter's ticket name, "" before it has
-// one.
-func (p *Pool) watchProgress(max int, started time.Time, ticket func() string) (stop func()) {
+// watchProgress calls p.progress while an acquire with the ticket named
+// ticket waits, until the returned function is called; that function
+// returns once fn will not be called again.
+func (p *Pool) watchProgress(max int, started time.Time, ticket string) (stop func()) {
 	if p.progress == nil {
 		return func() {}
 	}
@@ -55,7 +54,7 @@ func (p *Pool) watchProgress(max int, started time.Time, ticket func() string) (
 		defer tick.Stop()
 		var last *Progress
 		for {
-			pr := p.readProgress(max, ticket())
+			pr := p.readProgress(max, ticket)
 			pr.Waited = time.Since(started)
 			if last == nil || pr.Ahead != last.Ahead || !slices.Equal(pr.Holders, last.Holders) {
 				p.progress(pr)
@@ -74,17 +73,13 @@ func (p *Pool) watchProgress(max int, started time.Time, ticket func() string) (
 	}
 }
 
-// readProgress reads the holders' records and counts the tickets ahead
-// of ticket (all of them when ticket is "").
+// readProgress reads the holders' records and counts the tickets and
+// drafts ahead of ticket.
 func (p *Pool) readProgress(max int, ticket string) Progress {
 	pr := Progress{Dir: p.dir, Max: max}
 	pr.Holders, _ = p.recordedHolders(max)
 	line, _ := queueNames(queueDir(p.dir), ticketPrefix, draftPrefix)
 	key := func(name string) string { return name[len(ticketPrefix):] }
-	if ticket == "" {
-		pr.Ahead = len(line)
-		return pr
-	}
 	mine := key(ticket)
 	for _, n := range line {
 		if key(n) < mine {
