@@ -335,14 +335,25 @@ func (p *Pool) waitInLine(ctx context.Context, max int, deadline time.Time, arri
 		}
 		t.leave()
 	}()
+	var freeSince time.Time // when the waiter second in line saw a free slot
 	for {
 		w.Reset()
 		wake := deadline // when to look again without an event
+		earlier := func(at time.Time) {
+			if wake.IsZero() || at.Before(wake) {
+				wake = at
+			}
+		}
 		ahead, err := t.ahead(w)
 		if err != nil {
 			return nil, err
 		}
-		if ahead == "" {
+		if ahead.fresh {
+			// No event comes if the draft's maker died before locking it:
+			// look again when the draft is old enough to be judged.
+			earlier(time.Now().Add(freshFileAge))
+		}
+		if ahead.path == "" || ahead.head {
 			// Watch before trying: a slot freed after the try still
 			// wakes us.
 			if err := w.WatchSlots(p.dir); errors.Is(err, fs.ErrNotExist) {
@@ -357,6 +368,9 @@ func (p *Pool) waitInLine(ctx context.Context, max int, deadline time.Time, arri
 			} else if err != nil {
 				return nil, err
 			}
+		}
+		switch {
+		case ahead.path == "":
 			g, soon, err := p.tryAcquireSoon(max, s)
 			if g != nil || err != nil {
 				return g, err
@@ -364,10 +378,35 @@ func (p *Pool) waitInLine(ctx context.Context, max int, deadline time.Time, arri
 			if soon {
 				// No event will come when a young empty file grows old
 				// enough to reclaim: look again then.
-				if at := time.Now().Add(freshFileAge); wake.IsZero() || at.Before(wake) {
-					wake = at
-				}
+				earlier(time.Now().Add(freshFileAge))
 			}
+		case ahead.head:
+			// Second in line: a head that does not take a free slot (it
+			// is stopped: SIGSTOP, Ctrl-Z; or starved) must not hold up
+			// the line. A slot seen free for stallAfter is taken from it;
+			// the head, once it runs again, is served as usual.
+			if !p.slotFree(max) {
+				freeSince = time.Time{}
+				earlier(time.Now().Add(stallAfter)) // a dead holder's slot raises no event here
+				break
+			}
+			if freeSince.IsZero() {
+				freeSince = time.Now()
+			}
+			if time.Since(freeSince) < stallAfter {
+				earlier(freeSince.Add(stallAfter))
+				break
+			}
+			g, _, err := p.tryAcquireSoon(max, s)
+			if g != nil || err != nil {
+				if g != nil {
+					p.log().Debug("llmslots: took a slot the head of the line left free", "slot", g.id, "dir", p.dir, "head", filepath.Base(ahead.path))
+				}
+				return g, err
+			}
+			freeSince = time.Time{}
+		default:
+			freeSince = time.Time{}
 		}
 		if !deadline.IsZero() && !time.Now().Before(deadline) {
 			return nil, nil
@@ -376,6 +415,29 @@ func (p *Pool) waitInLine(ctx context.Context, max int, deadline time.Time, arri
 			return nil, err
 		}
 	}
+}
+
+// stallAfter is how long a free slot may stay untaken by the head of the
+// line before the waiter behind it takes it.
+const stallAfter = time.Second
+
+// slotFree reports whether some slot below max looks free to the waiter
+// second in line: its file is missing, or its holder is dead (the file is
+// then removed, under its lock, as any acquirer would reclaim it).
+func (p *Pool) slotFree(max int) bool {
+	var existing []int
+	for id := range max {
+		if _, err := os.Lstat(slotPath(p.dir, id)); errors.Is(err, fs.ErrNotExist) {
+			return true
+		}
+		existing = append(existing, id)
+	}
+	for _, id := range existing {
+		if res, err := probe(slotPath(p.dir, id), probeRemove); err == nil && (res.removed || res.state == StateFree) {
+			return true
+		}
+	}
+	return false
 }
 
 // warnOtherMax logs, once per pool and process, a warning when a holder

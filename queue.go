@@ -125,20 +125,27 @@ func (t *ticket) leave() {
 	t.file.Close()
 }
 
-// ahead finds the live ticket right ahead of t and asks w to watch it;
-// it returns "" when t heads the queue. Dead tickets it meets are removed.
+// aheadOf is what a waiter sees ahead of it in line.
+type aheadOf struct {
+	path  string // the live ticket right ahead; "" when t heads the queue
+	head  bool   // that ticket is first in line: t is second
+	fresh bool   // that ticket is a young, empty draft, held for now only by its age
+}
+
+// ahead finds the live ticket right ahead of t and asks w to watch it.
+// Dead tickets it meets are removed.
 // The watch is set before the liveness check, so a death right after the
 // check still wakes the waiter.
 //
 // Drafts stand in line too, by the same arrival key: a waiter that arrived
 // earlier but is still making its ticket (descheduled, on a busy machine)
 // is not overtaken by one that arrived later and was quicker.
-func (t *ticket) ahead(w watch.Watcher) (string, error) {
+func (t *ticket) ahead(w watch.Watcher) (aheadOf, error) {
 	// One line, ordered by arrival: the names without their prefix. One
 	// read of the directory: this runs at every wake-up of every waiter.
 	line, err := queueNames(t.dir, ticketPrefix, draftPrefix)
 	if err != nil {
-		return "", err
+		return aheadOf{}, err
 	}
 	key := func(name string) string { return name[len(ticketPrefix):] }
 	sort.Slice(line, func(i, j int) bool { return key(line[i]) < key(line[j]) })
@@ -150,18 +157,18 @@ func (t *ticket) ahead(w watch.Watcher) (string, error) {
 			if errors.Is(err, fs.ErrNotExist) {
 				continue // left already, or renamed into line: seen below
 			}
-			return "", err
+			return aheadOf{}, err
 		}
 		res, err := probeNamed(path, probeReclaim)
 		if err != nil {
-			return "", err
+			return aheadOf{}, err
 		}
 		if res.state == StateHeld {
-			return path, nil
+			return aheadOf{path: path, head: i == 0, fresh: res.detail == freshDetail}, nil
 		}
 		w.Reset() // gone, or dead and now removed: look further ahead
 	}
-	return "", nil
+	return aheadOf{}, nil
 }
 
 // hasTickets reports whether the queue holds any ticket, live or not.
