@@ -356,7 +356,7 @@ func (p *Pool) waitInLine(ctx context.Context, max int, deadline time.Time, arri
 		if ahead.path == "" || ahead.head {
 			// Watch before trying: a slot freed after the try still
 			// wakes us.
-			if err := w.WatchSlots(p.dir); errors.Is(err, fs.ErrNotExist) {
+			if err := w.WatchSlots(p.watchDir()); errors.Is(err, fs.ErrNotExist) {
 				// The pool directory was removed while we waited (our
 				// ticket with it): make it again and look afresh. The
 				// lock on each slot still decides; only the order of
@@ -410,6 +410,9 @@ func (p *Pool) waitInLine(ctx context.Context, max int, deadline time.Time, arri
 		}
 		if !deadline.IsZero() && !time.Now().Before(deadline) {
 			return nil, nil
+		}
+		if why := w.Fallback(); why != nil && !p.pollLogged.Swap(true) {
+			p.log().Warn("llmslots: waiting by polling, as on platforms without inotify", "dir", p.dir, "err", why)
 		}
 		if err := w.Wait(ctx, wake); err != nil {
 			return nil, err

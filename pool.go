@@ -43,6 +43,12 @@ type Pool struct {
 	// noLinks is set once a hard link failed here: no spares (see
 	// spare_linux.go).
 	noLinks atomic.Bool
+	// resolved is the pool directory with symbolic links resolved, set by
+	// prepare: inotify watches a directory, never a link to one.
+	resolved atomic.Pointer[string]
+	// pollLogged is set once a waiter has logged that it polls because
+	// inotify failed.
+	pollLogged atomic.Bool
 	// maxChecked is set once this process has looked, at its first wait,
 	// for holders and waiters that use another max (see warnOtherMax).
 	maxChecked atomic.Bool
@@ -154,6 +160,9 @@ func (p *Pool) prepare() error {
 	if err := prepareDir(p.dir, p.group); err != nil {
 		return err
 	}
+	if real, err := filepath.EvalSymlinks(p.dir); err == nil {
+		p.resolved.Store(&real)
+	}
 	p.netfs.Store(watch.NetworkFS(p.dir))
 	qdir := queueDir(p.dir)
 	if _, err := os.Lstat(qdir); errors.Is(err, fs.ErrNotExist) {
@@ -176,6 +185,15 @@ func (p *Pool) prepare() error {
 	}
 	p.ready.Store(true)
 	return nil
+}
+
+// watchDir is the directory to watch for slot events: the pool directory
+// itself, or where it leads if it is reached through a symbolic link.
+func (p *Pool) watchDir() string {
+	if real := p.resolved.Load(); real != nil {
+		return *real
+	}
+	return p.dir
 }
 
 // waitersPresent reports whether any process waits in the pool's queue.

@@ -25,6 +25,10 @@ type Watcher interface {
 	Wait(ctx context.Context, deadline time.Time) error
 	// Close ends the watcher's use.
 	Close()
+	// Fallback reports why the watcher polls instead of waiting for
+	// events, once it does; nil while events are used (or it always
+	// polled: off Linux, on network filesystems, under ForcePolling).
+	Fallback() error
 }
 
 // ForcePolling, set by tests, makes every watcher poll, as it does off
@@ -44,6 +48,7 @@ const (
 type poller struct {
 	delay time.Duration
 	timer *time.Timer
+	why   error // why it polls where events were wanted; nil if by design
 }
 
 func newPoller() *poller { return &poller{delay: pollMin} }
@@ -52,6 +57,7 @@ func (p *poller) Reset()                   {}
 func (p *poller) WatchSlots(string) error  { return nil }
 func (p *poller) WatchTicket(string) error { return nil }
 func (p *poller) Close()                   {}
+func (p *poller) Fallback() error          { return p.why }
 
 func (p *poller) Wait(ctx context.Context, deadline time.Time) error {
 	sleep := p.delay/2 + rand.N(p.delay/2+1)

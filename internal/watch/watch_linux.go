@@ -33,6 +33,11 @@ type inotifyWatcher struct {
 	fd  int
 	wds []int
 	buf [4096]byte
+	// poll, once set, is what the watcher does instead: a watch could not
+	// be added (the user's max_user_watches reached, a permission), so
+	// events cannot be trusted for this wait.
+	poll    *poller
+	pollWhy error
 }
 
 // New returns an inotify watcher for dir, or a polling one where
@@ -53,7 +58,9 @@ func New(dir string) Watcher {
 	idleWatchers.Unlock()
 	fd, err := unix.InotifyInit1(unix.IN_CLOEXEC | unix.IN_NONBLOCK)
 	if err != nil {
-		return newPoller()
+		p := newPoller()
+		p.why = &os.SyscallError{Syscall: "inotify_init1", Err: err}
+		return p
 	}
 	return &inotifyWatcher{f: os.NewFile(uintptr(fd), "inotify"), fd: fd}
 }
@@ -95,9 +102,20 @@ func (w *inotifyWatcher) WatchSlots(dir string) error { return w.add(dir, slotEv
 func (w *inotifyWatcher) WatchTicket(path string) error { return w.add(path, ticketEvents) }
 
 func (w *inotifyWatcher) add(path string, mask uint32) error {
+	if w.poll != nil {
+		return nil
+	}
 	wd, err := unix.InotifyAddWatch(w.fd, path, mask|unix.IN_DONT_FOLLOW)
-	if err != nil {
+	if errors.Is(err, unix.ENOENT) {
 		return &os.PathError{Op: "inotify_add_watch", Path: path, Err: err}
+	}
+	if err != nil {
+		// Any other failure (ENOSPC: max_user_watches; EACCES; ENOTDIR
+		// for a path that changed kind) is no reason to fail the wait:
+		// poll for the rest of it, as other platforms do.
+		w.poll = newPoller()
+		w.pollWhy = &os.PathError{Op: "inotify_add_watch", Path: path, Err: err}
+		return nil
 	}
 	w.wds = append(w.wds, wd)
 	return nil
@@ -108,6 +126,9 @@ func (w *inotifyWatcher) add(path string, mask uint32) error {
 // whole state afresh. An overflowed event queue is just another wake-up.
 // A safety timer wakes it every recheckEvery in case an event was missed.
 func (w *inotifyWatcher) Wait(ctx context.Context, deadline time.Time) error {
+	if w.poll != nil {
+		return w.poll.Wait(ctx, deadline)
+	}
 	limit := time.Now().Add(recheckEvery)
 	if !deadline.IsZero() && deadline.Before(limit) {
 		limit = deadline
@@ -129,10 +150,14 @@ func (w *inotifyWatcher) Wait(ctx context.Context, deadline time.Time) error {
 	return err
 }
 
+// Fallback reports why this watcher polls, once it does.
+func (w *inotifyWatcher) Fallback() error { return w.pollWhy }
+
 // Close hands the watcher back for reuse, or closes it in the
 // background when enough are idle.
 func (w *inotifyWatcher) Close() {
 	w.Reset()
+	w.poll, w.pollWhy = nil, nil
 	idleWatchers.Lock()
 	if len(idleWatchers.list) < maxIdleWatchers {
 		idleWatchers.list = append(idleWatchers.list, w)
