@@ -27,19 +27,20 @@ func TestExhaustedInotifyWatchesFallBackToPolling(t *testing.T) {
 			p := newTestPool(t)
 			holder := mustAcquire(t, p, 1, 0)
 			var waiters []*helper
-			for range 2 {
+			for i := range 2 {
 				cmd := helperCmd(os.Args[0], "hold", p.Dir(), 1)
 				limited := exec.Command("unshare", append([]string{"-U", "-r", "sh", "-c",
 					`echo "$0" > /proc/sys/user/max_inotify_watches && exec "$@"`, strconv.Itoa(limit), cmd.Path}, cmd.Args[1:]...)...)
 				limited.Env = cmd.Env
 				waiters = append(waiters, launchHelper(t, limited))
-			}
-			for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(10 * time.Millisecond) {
-				if st, _ := p.ReadStatus(1); len(st.Waiting) == 2 {
-					break
-				}
-				if time.Now().After(deadline) {
-					t.Fatal("the waiters did not queue")
+				// One at a time, so that the line's order is the start order.
+				for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+					if st, _ := p.ReadStatus(1); len(st.Waiting) == i+1 {
+						break
+					}
+					if time.Now().After(deadline) {
+						t.Fatal("the waiters did not queue")
+					}
 				}
 			}
 			holder.Release()
