@@ -85,6 +85,8 @@ func (p *Pool) acquire(ctx context.Context, max int, deadline time.Time, wait ti
 	switch {
 	case g != nil:
 		return g, nil
+	case errors.Is(err, errNoUsableSlot):
+		return nil, p.busyError(max, time.Since(called).Round(time.Millisecond))
 	case err == nil && ctx.Err() == nil:
 		return nil, p.busyError(max, wait)
 	case ctx.Err() != nil && (err == nil || errors.Is(err, ctx.Err())):
@@ -133,17 +135,22 @@ func (p *Pool) tryAcquireSoon(max int, s *spare) (g *Guard, soon bool, err error
 			existing = append(existing, id)
 		}
 	}
+	unusable := 0
 	for _, id := range existing {
 		g, fresh, err := p.reclaim(id, slotPath(p.dir, id), max, s, now)
 		var bad *badSlotError
 		if errors.As(err, &bad) {
 			p.log().Warn("llmslots: slot unusable", "slot", id, "err", err)
+			unusable++
 			continue
 		}
 		if g != nil || err != nil {
 			return g, false, err
 		}
 		soon = soon || fresh
+	}
+	if unusable == max {
+		return nil, false, errNoUsableSlot
 	}
 	return nil, soon, nil
 }
@@ -173,6 +180,11 @@ func (p *Pool) take(id int, path string, max int, s *spare, now time.Time) (g *G
 	// reports what stops it; s, now broken, is discarded.
 	return p.create(id, path, max)
 }
+
+// errNoUsableSlot reports that every slot below max holds what no
+// llmslots process makes: nothing can free such a slot, so waiting is
+// pointless and the acquire fails at once with the busy error naming them.
+var errNoUsableSlot = errors.New("no usable slot")
 
 // badSlotError reports a slot path that holds what no llmslots process
 // makes.

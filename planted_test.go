@@ -262,3 +262,84 @@ func TestHugeSlotFilesAreReadByABoundedPrefix(t *testing.T) {
 		})
 	}
 }
+
+// Every slot below max holds what no llmslots process makes: nothing can
+// free such a slot, so Acquire fails at once with the busy error naming
+// them, whatever its wait. Before, it waited out the wait (forever for
+// llmslots run without --wait).
+func TestEverySlotUnusableFailsAtOnce(t *testing.T) {
+	p := newTestPool(t)
+	mustAcquire(t, p, 1, 0).Release() // makes the directory
+	for id := range 2 {
+		if err := os.Symlink("/nonexistent", p.SlotPath(id)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	start := time.Now()
+	_, err := p.Acquire(2, 10*time.Second)
+	if took := time.Since(start); took > 2*time.Second {
+		t.Errorf("took %v; want at once", took)
+	}
+	var busy *BusyError
+	if !errors.As(err, &busy) || len(busy.Unusable) != 2 {
+		t.Fatalf("got %v; want a BusyError naming 2 unusable slots", err)
+	}
+	for id := range 2 {
+		if !strings.Contains(err.Error(), p.SlotPath(id)) {
+			t.Errorf("error %q does not name %s", err, p.SlotPath(id))
+		}
+	}
+	// One usable slot left: a caller waits for it as usual.
+	if err := os.Remove(p.SlotPath(1)); err != nil {
+		t.Fatal(err)
+	}
+	g := mustAcquire(t, p, 2, 0)
+	if g.SlotID() != 1 {
+		t.Fatalf("took slot %d", g.SlotID())
+	}
+	time.AfterFunc(50*time.Millisecond, func() { g.Release() })
+	g2, err := p.Acquire(2, 5*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	g2.Release()
+}
+
+// .queue or .queue/waiters replaced by something llmslots never makes: a
+// clear error naming the path and the fix, and a symbolic link is never
+// followed. Before, every acquire failed with a raw error, even with free
+// slots, and a .queue link was followed.
+func TestReplacedQueueGivesAClearError(t *testing.T) {
+	for _, c := range []struct {
+		name  string
+		plant func(t *testing.T, qdir, elsewhere string)
+	}{
+		{".queue a file", func(t *testing.T, qdir, _ string) { os.WriteFile(qdir, nil, 0o600) }},
+		{".queue a dangling link", func(t *testing.T, qdir, _ string) { os.Symlink("/nonexistent", qdir) }},
+		{".queue a link to a directory", func(t *testing.T, qdir, elsewhere string) { os.Symlink(elsewhere, qdir) }},
+		{"waiters a directory", func(t *testing.T, qdir, _ string) {
+			os.Mkdir(qdir, 0o700)
+			os.Mkdir(filepath.Join(qdir, waitersFileName), 0o700)
+		}},
+		{"waiters a dangling link", func(t *testing.T, qdir, _ string) {
+			os.Mkdir(qdir, 0o700)
+			os.Symlink("/nonexistent", filepath.Join(qdir, waitersFileName))
+		}},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			dir, elsewhere := t.TempDir(), t.TempDir()
+			p, err := NewPool(dir)
+			if err != nil {
+				t.Fatal(err)
+			}
+			c.plant(t, filepath.Join(dir, queueDirName), elsewhere)
+			_, err = p.Acquire(1, 0)
+			if err == nil || !strings.Contains(err.Error(), "llmslots never makes") || !strings.Contains(err.Error(), "rm -r "+filepath.Join(dir, queueDirName)) {
+				t.Fatalf("got %v; want an error naming the path and the fix", err)
+			}
+			if entries, _ := os.ReadDir(elsewhere); len(entries) > 0 {
+				t.Errorf("the link was followed: %s holds %d files", elsewhere, len(entries))
+			}
+		})
+	}
+}

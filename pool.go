@@ -165,14 +165,29 @@ func (p *Pool) prepare() error {
 	}
 	p.netfs.Store(watch.NetworkFS(p.dir))
 	qdir := queueDir(p.dir)
-	if _, err := os.Lstat(qdir); errors.Is(err, fs.ErrNotExist) {
+	qfi, err := os.Lstat(qdir)
+	if errors.Is(err, fs.ErrNotExist) {
 		if err := makeDir(qdir, p.group); err != nil && !errors.Is(err, fs.ErrExist) {
 			return fmt.Errorf("llmslots: cannot create the queue directory: %w", err)
 		}
+		qfi, err = os.Lstat(qdir)
 	}
-	f, err := os.OpenFile(filepath.Join(qdir, waitersFileName), os.O_RDONLY|os.O_CREATE|filelock.NoFollow, 0o600)
+	// Tickets are made by path under .queue: a symbolic link there would
+	// be followed, and anything but a directory breaks every wait.
+	if err == nil && !qfi.IsDir() {
+		return notMadeByUs(qdir, qfi)
+	}
+	waiters := filepath.Join(qdir, waitersFileName)
+	f, err := os.OpenFile(waiters, os.O_RDONLY|os.O_CREATE|filelock.NoFollow, 0o600)
 	if err != nil {
+		if fi, lerr := os.Lstat(waiters); lerr == nil && !fi.Mode().IsRegular() {
+			return notMadeByUs(waiters, fi)
+		}
 		return fmt.Errorf("llmslots: cannot open the queue: %w", err)
+	}
+	if fi, err := f.Stat(); err == nil && !fi.Mode().IsRegular() {
+		f.Close()
+		return notMadeByUs(waiters, fi)
 	}
 	if p.group.shared {
 		// Only its creator may change its mode; for the others it is done.
@@ -185,6 +200,15 @@ func (p *Pool) prepare() error {
 	}
 	p.ready.Store(true)
 	return nil
+}
+
+// notMadeByUs reports a queue path that holds what llmslots never makes.
+func notMadeByUs(path string, fi fs.FileInfo) error {
+	return &wrapped{
+		msg: fmt.Sprintf("llmslots: %s is %s, which llmslots never makes; remove it (rm -r %s) and the queue is made again at the next acquire",
+			path, describe(fi), path),
+		sentinel: ErrUnsafeDir,
+	}
 }
 
 // watchDir is the directory to watch for slot events: the pool directory
