@@ -1,0 +1,42 @@
+package clock
+
+import (
+	"bufio"
+	"os"
+	"strconv"
+	"strings"
+	"sync"
+)
+
+// nsOffset is this process's time namespace's offset of CLOCK_MONOTONIC,
+// in nanoseconds: what it adds to the host's clock. A process in a time
+// namespace (unshare -T) reads a shifted monotonic clock; without taking
+// the offset back out, a waiter there would sort before or after everyone
+// else regardless of when it arrived. /proc/self/timens_offsets reads
+//
+//	monotonic   -1000         0
+//	boottime        0         0
+//
+// (seconds, nanoseconds); it is absent on kernels without time namespaces,
+// where the offset is 0.
+var nsOffset = sync.OnceValue(func() int64 {
+	f, err := os.Open("/proc/self/timens_offsets")
+	if err != nil {
+		return 0
+	}
+	defer f.Close()
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		fields := strings.Fields(sc.Text())
+		if len(fields) != 3 || fields[0] != "monotonic" {
+			continue
+		}
+		secs, err1 := strconv.ParseInt(fields[1], 10, 64)
+		nanos, err2 := strconv.ParseInt(fields[2], 10, 64)
+		if err1 != nil || err2 != nil {
+			return 0
+		}
+		return secs*1e9 + nanos
+	}
+	return 0
+})
