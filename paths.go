@@ -201,5 +201,8 @@ func checkDir(dir string, fi fs.FileInfo, g group) error {
 	if err := perm.CheckDir(dir, fi, gid); err != nil {
 		return &wrapped{msg: "llmslots: " + err.Error(), sentinel: ErrUnsafeDir}
 	}
+	if err := perm.CheckParents(dir, gid); err != nil {
+		return &wrapped{msg: "llmslots: " + err.Error(), sentinel: ErrUnsafeDir}
+	}
 	return nil
 }

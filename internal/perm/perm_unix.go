@@ -6,7 +6,9 @@ import (
 	"fmt"
 	"io/fs"
 	"os"
+	"path/filepath"
 	"slices"
+	"strings"
 	"syscall"
 )
 
@@ -80,4 +82,115 @@ func checkGroupDir(dir string, fi fs.FileInfo, gid int) error {
 
 func unsafe(format string, args ...any) error {
 	return &UnsafeError{Msg: fmt.Sprintf(format, args...)}
+}
+
+// CheckParents refuses a pool directory that someone else could swap for
+// another (a symbolic link to another of the victim's directories, say):
+// every directory above it, and every symbolic link on the way to it,
+// must belong to root or to this user, and no directory above it may be
+// writable by others, or by its group, unless it is sticky (as /tmp is).
+// In a group's pool (gid >= 0) a directory writable by that group is
+// accepted: its members are trusted with the pool anyway. This is the
+// check sshd's StrictModes makes of a home directory. The pool directory
+// itself is CheckDir's to judge; a path that does not exist yet is judged
+// up to where it ends, since the rest is created by this user.
+func CheckParents(dir string, gid int) error {
+	todo := split(dir)
+	cur := "/"
+	rootFi, err := os.Lstat(cur)
+	if err != nil {
+		return nil
+	}
+	if err := checkAbove(cur, rootFi, dir, gid); err != nil {
+		return err
+	}
+	for links := 0; len(todo) > 0; {
+		next := filepath.Join(cur, todo[0])
+		todo = todo[1:]
+		fi, err := os.Lstat(next)
+		if err != nil {
+			return nil // missing: made by this user, below a checked directory
+		}
+		if fi.Mode()&fs.ModeSymlink != 0 {
+			if links++; links > 40 {
+				return unsafe("too many symbolic links on the way to slot directory %s", dir)
+			}
+			if !ownedByRootOrMe(fi) {
+				return unsafe("%s, on the way to slot directory %s, is a symbolic link of uid %d: whoever owns it chooses the pool; set %s to a path of your own", next, dir, owner(fi), envDir)
+			}
+			target, err := os.Readlink(next)
+			if err != nil {
+				return nil
+			}
+			if filepath.IsAbs(target) {
+				cur = "/"
+			}
+			todo = append(split(target), todo...)
+			continue
+		}
+		if len(todo) == 0 {
+			return nil // the pool directory itself: see CheckDir
+		}
+		if err := checkAbove(next, fi, dir, gid); err != nil {
+			return err
+		}
+		cur = next
+	}
+	return nil
+}
+
+// checkAbove judges one directory above the pool directory.
+func checkAbove(path string, fi fs.FileInfo, dir string, gid int) error {
+	if !fi.IsDir() {
+		return nil // the pool's own checks report a path that is not one
+	}
+	if !ownedByRootOrMe(fi) {
+		return unsafe("%s, above slot directory %s, belongs to uid %d, who could replace the pool directory; set %s to a directory under one only you (or root) can change", path, dir, owner(fi), envDir)
+	}
+	perm := fi.Mode().Perm()
+	sticky := fi.Mode()&fs.ModeSticky != 0
+	switch {
+	case sticky:
+		return nil
+	case perm&0o002 != 0:
+		return unsafe("%s, above slot directory %s, is writable by others (mode %04o) and not sticky: anyone could replace the pool directory; set %s to a directory under one only you (or root) can change", path, dir, perm, envDir)
+	case perm&0o020 != 0 && !groupMayWrite(fi, gid):
+		return unsafe("%s, above slot directory %s, is writable by its group (mode %04o) and not sticky: a member could replace the pool directory; run: chmod g-w %s, or set %s elsewhere", path, dir, perm, path, envDir)
+	}
+	return nil
+}
+
+// groupMayWrite accepts a group-writable directory whose group is the
+// pool's (a group pool trusts its members), or this user's own primary
+// group, which on systems with per-user groups is this user alone.
+func groupMayWrite(fi fs.FileInfo, gid int) bool {
+	st, ok := fi.Sys().(*syscall.Stat_t)
+	if !ok {
+		return true
+	}
+	return gid >= 0 && int(st.Gid) == gid || int(st.Uid) == os.Geteuid() && int(st.Gid) == os.Getgid()
+}
+
+func ownedByRootOrMe(fi fs.FileInfo) bool {
+	uid := owner(fi)
+	return uid == -1 || uid == 0 || uid == os.Geteuid()
+}
+
+// owner returns the file's owner, or -1 when the platform does not say.
+func owner(fi fs.FileInfo) int {
+	if st, ok := fi.Sys().(*syscall.Stat_t); ok {
+		return int(st.Uid)
+	}
+	return -1
+}
+
+// split returns a path's components, without empty ones.
+func split(path string) []string {
+	var parts []string
+	for _, p := range strings.Split(path, "/") {
+		if p != "" && p != "." {
+			parts = append(parts, p)
+		}
+	}
+	return parts
 }
