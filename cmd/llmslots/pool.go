@@ -44,12 +44,20 @@ func (pf *poolFlags) check(fs *flag.FlagSet) string {
 	return ""
 }
 
-// maxOrDefault returns --max, or the default when it was not given.
-func (pf *poolFlags) maxOrDefault() int {
+// maxOrDefault returns --max, or the default when it was not given,
+// worked out once so that every use in a run agrees. An LLMSLOTS_MAX the
+// default had to ignore is said on stderr: the library only logs it, and
+// its logger is silent unless a program sets one.
+func (pf *poolFlags) maxOrDefault(stderr io.Writer) int {
 	if pf.max > 0 {
 		return pf.max
 	}
-	return llmslots.DefaultMaxConcurrency()
+	c := llmslots.ExplainMaxConcurrency()
+	if c.EnvError != "" {
+		fmt.Fprintf(stderr, "llmslots: warning: %s; using max %d, from CPUs and memory (see llmslots max)\n", c.EnvError, c.Max)
+	}
+	pf.max = c.Max
+	return pf.max
 }
 
 // open returns the chosen pool, with opts. An error matching
@@ -99,7 +107,7 @@ func poolStatus(fs *flag.FlagSet, pf *poolFlags, args []string, stdout, stderr i
 	if done {
 		return nil, st, code, true
 	}
-	st, err := pool.ReadStatus(pf.maxOrDefault())
+	st, err := pool.ReadStatus(pf.maxOrDefault(stderr))
 	if err != nil {
 		return nil, st, failure(stderr, exitError, err), true
 	}

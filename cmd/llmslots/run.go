@@ -99,7 +99,8 @@ func runCmd(args []string, stdout, stderr io.Writer) int {
 	if f, ok := stderr.(*os.File); *quiet && (!ok || !isTerminal(f)) {
 		waitOut = io.Discard
 	}
-	show := newWaitDisplay(waitOut, pf.maxOrDefault(), waitFor)
+	max := pf.maxOrDefault(stderr)
+	show := newWaitDisplay(waitOut, max, waitFor)
 	opts := []llmslots.Option{llmslots.WithProgress(show.update)}
 	if *label != "" {
 		opts = append(opts, llmslots.WithLabel(*label))
@@ -115,7 +116,7 @@ func runCmd(args []string, stdout, stderr io.Writer) int {
 	signal.Notify(sigs, forwarded...)
 	defer signal.Stop(sigs)
 
-	g, sig, err := acquireWhileWatching(pool, pf.maxOrDefault(), waitFor, sigs, show)
+	g, sig, err := acquireWhileWatching(pool, max, waitFor, sigs, show)
 	switch {
 	case sig != nil:
 		return 128 + signalNumber(sig)
