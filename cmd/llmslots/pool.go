@@ -19,11 +19,13 @@ type poolFlags struct {
 	max  int
 }
 
-func (pf *poolFlags) register(fs *flag.FlagSet, withMax bool) {
+// register defines --pool and --dir on fs, and --max when maxUsage, what
+// --max means to the subcommand, is not "".
+func (pf *poolFlags) register(fs *flag.FlagSet, maxUsage string) {
 	fs.StringVar(&pf.pool, "pool", "", "use the named pool `NAME` ([a-z0-9._-], a subdirectory of the default pool's directory)")
 	fs.StringVar(&pf.dir, "dir", "", "use the pool in directory `DIR` (absolute); default: $LLMSLOTS_DIR, else $XDG_RUNTIME_DIR/llmslots, else the user cache directory")
-	if withMax {
-		fs.IntVar(&pf.max, "max", 0, fmt.Sprintf("at most `N` holders (1..%d); default: $LLMSLOTS_MAX, else from CPUs and memory (see llmslots max)", llmslots.MaxSlots))
+	if maxUsage != "" {
+		fs.IntVar(&pf.max, "max", 0, fmt.Sprintf("%s (1..%d); default: $LLMSLOTS_MAX, else from CPUs and memory (see llmslots max)", maxUsage, llmslots.MaxSlots))
 	}
 }
 

@@ -23,9 +23,8 @@ status (128+N when CMD dies of signal N). CMD inherits the locked slot: the
 slot is free only when the last process holding it is gone. It stays held
 while CMD or any descendant that keeps the descriptor lives (a process CMD
 put in the background included), even after CMD and llmslots have exited
-or been killed. SIGINT,
-SIGTERM and SIGHUP are forwarded to CMD (SIGINT only when stdin is not a
-terminal: a terminal sends Ctrl-C to CMD itself).
+or been killed. SIGINT, SIGTERM and SIGHUP are forwarded to CMD (SIGINT
+only when stdin is not a terminal: a terminal sends Ctrl-C to CMD itself).
 
 With --exec, llmslots replaces itself with CMD once it holds the slot: no
 parent process stays behind, and the slot file names CMD's pid.
@@ -41,7 +40,7 @@ a live line on stderr when it is a terminal, one line otherwise.`
 func runCmd(args []string, stdout, stderr io.Writer) int {
 	fs := newFlags("run", runSynopsis, runAbout)
 	var pf poolFlags
-	pf.register(fs, true)
+	pf.register(fs, "at most `N` holders at once")
 	wait := fs.Duration("wait", 0, "give up after `D` (e.g. 30s, 5m) with exit 75; 0: one attempt; default: wait until a slot frees")
 	label := fs.String("label", "", "record `TEXT` in the slot for status readers")
 	execFlag := fs.Bool("exec", false, "replace llmslots with CMD once the slot is held (Unix only)")
