@@ -189,9 +189,15 @@ func usageError(fs *flag.FlagSet, stderr io.Writer, format string, args ...any) 
 	return exitUsage
 }
 
-// failure reports an error on one line and returns code.
+// failure reports an error on one line and returns code. Control
+// characters (a newline, an escape sequence in a path) become spaces.
 func failure(stderr io.Writer, code int, err error) int {
-	msg := strings.ReplaceAll(err.Error(), "\n", " ")
+	msg := strings.Map(func(r rune) rune {
+		if isControl(r) {
+			return ' '
+		}
+		return r
+	}, err.Error())
 	if !strings.HasPrefix(msg, "llmslots") {
 		msg = "llmslots: " + msg
 	}

@@ -40,6 +40,9 @@ func (pf *poolFlags) check(fs *flag.FlagSet) string {
 	if isSet(fs, "dir") && (pf.dir == "" || !filepath.IsAbs(pf.dir)) {
 		return fmt.Sprintf("--dir must be an absolute path, got %q", pf.dir)
 	}
+	if msg := checkText("--dir", pf.dir); msg != "" {
+		return msg
+	}
 	if isSet(fs, "max") && (pf.max < 1 || pf.max > llmslots.MaxSlots) {
 		return fmt.Sprintf("--max must be 1..%d, got %d", llmslots.MaxSlots, pf.max)
 	}

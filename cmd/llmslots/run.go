@@ -62,6 +62,9 @@ func runCmd(args []string, stdout, stderr io.Writer) int {
 	if *execFlag && !canExec {
 		return failure(stderr, exitError, fmt.Errorf("llmslots: --exec is not supported on %s; run without it", runtime.GOOS))
 	}
+	if msg := checkText("--shim", *shim); msg != "" {
+		return usageError(fs, stderr, "%s", msg)
+	}
 	argv := fs.Args()
 	if *shim == "" && len(argv) == 0 {
 		return usageError(fs, stderr, "no command given; put it after --")
