@@ -8,6 +8,7 @@ import (
 	"strings"
 	"testing"
 	"time"
+	"unicode"
 	"unicode/utf8"
 )
 
@@ -16,6 +17,13 @@ import (
 // runs their seed corpus (testdata/fuzz/<name>); to fuzz, for example:
 //
 //	go test -run '^$' -fuzz FuzzParseRecord -fuzztime 60s .
+
+// isControlRule is the rule for what no record field and no label may
+// hold, written out: C0, DEL, C1 and the characters of Unicode's
+// Bidi_Control property.
+func isControlRule(c rune) bool {
+	return c < 0x20 || c >= 0x7f && c <= 0x9f || unicode.Is(unicode.Bidi_Control, c)
+}
 
 // checkRecordFields fails t unless every text field of r could sit on one
 // line of a record: valid UTF-8, no control characters, no surrounding
@@ -29,7 +37,7 @@ func checkRecordFields(t *testing.T, r record) {
 		if !utf8.ValidString(v) {
 			t.Errorf("%s %q is not UTF-8", name, v)
 		}
-		if strings.ContainsFunc(v, func(c rune) bool { return c < 0x20 || c >= 0x7f && c <= 0x9f }) {
+		if strings.ContainsFunc(v, isControlRule) {
 			t.Errorf("%s %q holds a control character", name, v)
 		}
 		if len(v) > maxCommandLen {
@@ -57,6 +65,7 @@ func FuzzParseRecord(f *testing.F) {
 	f.Add([]byte(""))
 	f.Add([]byte("\x00\xffpid=banana\nnot a record"))
 	f.Add([]byte("pid=-5\nhost=\x1b[31mred\r\nlabel=a\x7fb"))
+	f.Add([]byte("pid=9\nlabel=job \u202e24\ncommand=\u2066x\u2069 \u061c"))
 	f.Fuzz(func(t *testing.T, data []byte) {
 		r := parseRecord(data)
 		checkRecordFields(t, r)
@@ -154,7 +163,7 @@ func isSlotName(s string) (int, bool) {
 // a panic.
 func FuzzArguments(f *testing.F) {
 	for _, s := range []string{"codex", "", ".", "..", ".hidden", "a/b", "Codex", "slot-0.lock", "slot-01.lock", "slot-1024.lock",
-		"/abs/dir", "rel/dir", "/", "label with spaces", "a\nb", "\xff", "csi\u009b2J", "nel\u0085", "é ok", strings.Repeat("a", 65)} {
+		"/abs/dir", "rel/dir", "/", "label with spaces", "a\nb", "\xff", "csi\u009b2J", "nel\u0085", "rlo\u202eevil", "lri\u2066", "é ok", strings.Repeat("a", 65)} {
 		f.Add(s, 0)
 	}
 	f.Add("x", 1024)
@@ -194,7 +203,7 @@ func FuzzArguments(f *testing.F) {
 		}
 
 		labelOK := len(s) <= maxLabelLen && utf8.ValidString(s) &&
-			!strings.ContainsFunc(s, func(c rune) bool { return c < 0x20 || c >= 0x7f && c <= 0x9f })
+			!strings.ContainsFunc(s, isControlRule)
 		if err := checkLabel(s); (err == nil) != labelOK || err != nil && !is(err) {
 			t.Errorf("checkLabel(%q) = %v", s, err)
 		}

@@ -192,8 +192,8 @@ func (g *Guard) Inherit(cmd *exec.Cmd) error {
 // this process through syscall.Exec (as `flock -F` does): it clears
 // close-on-exec on the locked file's descriptor, rewrites the slot's record
 // so that its command is argv (the pid stays: exec keeps it), and returns
-// env (the current environment, if nil) with envInherited naming the
-// descriptor. Pass the result to syscall.Exec. The slot then lives exactly
+// env (the current environment, if nil) with LLMSLOTS_INHERITED naming
+// the descriptor. Pass the result to syscall.Exec. The slot then lives exactly
 // as long as the new program and its descendants that keep the descriptor.
 //
 // If the exec fails, Release frees the slot as usual. PrepareExec fails

@@ -31,7 +31,7 @@ type guardKey struct{}
 // is taken as context.Background().
 //
 // Pool.Acquire takes no context, so it does not see g; it does see a slot
-// this process inherited (see envInherited).
+// this process inherited (through LLMSLOTS_INHERITED; see Guard.Inherit).
 func WithGuard(ctx context.Context, g *Guard) context.Context {
 	if ctx == nil {
 		ctx = context.Background()

@@ -69,7 +69,9 @@ func WithLogger(l *slog.Logger) Option {
 
 // WithLabel records label in every slot the pool takes, for status
 // readers: what the holder is doing, in the caller's words. A label is at
-// most 256 bytes of UTF-8 without control characters.
+// most 256 bytes of UTF-8 without control characters (C0, DEL, C1, and
+// the bidirectional controls such as U+202E, which would reorder what
+// status shows).
 func WithLabel(label string) Option {
 	return func(p *Pool) error {
 		if err := checkLabel(label); err != nil {

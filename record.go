@@ -176,7 +176,7 @@ func readRecordFrom(f *os.File) (record, error) {
 }
 
 // cleanValue makes s safe for one line of a record: valid UTF-8, control
-// characters turned to spaces, at most max bytes, cut on a rune boundary.
+// characters (isControl's, bidirectional ones included) turned to spaces, at most max bytes, cut on a rune boundary.
 func cleanValue(s string, max int) string {
 	s = strings.ToValidUTF8(s, "?")
 	s = strings.Map(func(r rune) rune {
@@ -196,11 +196,19 @@ func cleanValue(s string, max int) string {
 }
 
 // isControl reports the characters no record field may hold: C0 (a
-// newline would split the record), DEL, and C1, which some terminals take
-// as the start of an escape sequence (U+009B is CSI) when status prints
-// the field.
+// newline would split the record), DEL, C1, which some terminals take as
+// the start of an escape sequence (U+009B is CSI) when status prints the
+// field, and the bidirectional controls (U+061C, U+200E-U+200F,
+// U+202A-U+202E, U+2066-U+2069), which reorder what a terminal shows: a
+// label holding U+202E could make status say what it does not.
 func isControl(r rune) bool {
-	return r < 0x20 || r >= 0x7f && r <= 0x9f
+	switch {
+	case r < 0x20, r >= 0x7f && r <= 0x9f:
+		return true
+	case r == 0x061c, r == 0x200e, r == 0x200f, r >= 0x202a && r <= 0x202e, r >= 0x2066 && r <= 0x2069:
+		return true
+	}
+	return false
 }
 
 // checkLabel validates a label given by the caller; unlike the command line,

@@ -1,6 +1,7 @@
 package llmslots
 
 import (
+	"errors"
 	"strings"
 	"testing"
 	"time"
@@ -58,6 +59,9 @@ func TestCleanValue(t *testing.T) {
 		{"\xffbad", 10, "?bad"},
 		{"héllo", 2, "h"}, // never cuts a rune in half
 		{"abcdef", 3, "abc"},
+		// Bidirectional controls reorder what status shows.
+		{"codex \u202ereview\u202c #42", 40, "codex  review  #42"},
+		{"\u2066a\u2069\u200e\u200f\u061cb\u202a\u202b\u202d\u2067\u2068", 40, "a    b"},
 	}
 	for _, c := range cases {
 		if got := cleanValue(c.in, c.max); got != c.want {
@@ -75,6 +79,27 @@ func TestParseSlotName(t *testing.T) {
 	for name, want := range cases {
 		if got := parseSlotName(name); got != want {
 			t.Errorf("parseSlotName(%q) = %d; want %d", name, got, want)
+		}
+	}
+}
+
+// A label is refused for a bidirectional control as for any other
+// control character; the marks around them and other format characters
+// are text.
+func TestCheckLabelRefusesBidiControls(t *testing.T) {
+	for _, r := range []rune{0x061c, 0x200e, 0x200f, 0x202a, 0x202b, 0x202c, 0x202d, 0x202e, 0x2066, 0x2067, 0x2068, 0x2069} {
+		label := "job " + string(r) + "24"
+		err := checkLabel(label)
+		if !errors.Is(err, ErrInvalid) || !strings.Contains(err.Error(), "control characters") {
+			t.Errorf("checkLabel(%q) = %v; want it refused", label, err)
+		}
+		if _, err := NewPool(t.TempDir(), WithLabel(label)); !errors.Is(err, ErrInvalid) {
+			t.Errorf("WithLabel(%q): %v; want ErrInvalid", label, err)
+		}
+	}
+	for _, label := range []string{"codex review", "λ étiquette", "日本語", "a\u200db", "x\u2065y", "x\u202fy", "\u061bsemicolon"} {
+		if err := checkLabel(label); err != nil {
+			t.Errorf("checkLabel(%q) = %v; want it accepted", label, err)
 		}
 	}
 }

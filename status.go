@@ -76,8 +76,11 @@ type SlotStatus struct {
 	Command string  `json:"command"`
 	Path    string  `json:"path"`
 	// Detail says why the state was decided otherwise than by the lock
-	// (the file could not be opened), what an invalid entry is, or that a
-	// held slot's recorded pid is not running here (see handedOnDetail).
+	// (the file could not be opened), what an invalid entry is, or, for a
+	// held slot whose recorded pid is not running here, that another
+	// process holds the lock: one the holder handed the slot to (Inherit,
+	// llmslots run, a program it exec'd), or a holder in another pid
+	// namespace.
 	Detail string `json:"detail,omitempty"`
 	// Max is the max the holder asked with; 0 when unknown (records of
 	// the reference and of older versions have none).

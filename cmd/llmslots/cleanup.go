@@ -18,7 +18,7 @@ touched.`
 func cleanupCmd(args []string, stdout, stderr io.Writer) int {
 	fs := newFlags("cleanup", "llmslots cleanup [--dry-run] [--max N] [--pool NAME | --dir DIR]", cleanupAbout)
 	var pf poolFlags
-	pf.register(fs, true)
+	pf.register(fs, "the pool size `N`, as status takes it; stale slot files beyond it are removed too")
 	dry := fs.Bool("dry-run", false, "list what would be removed, remove nothing")
 	pool, st, code, done := poolStatus(fs, &pf, args, stdout, stderr)
 	if done {

@@ -19,6 +19,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"regexp"
 	"strings"
 )
 
@@ -106,7 +107,8 @@ Subcommands:
 	}
 	fmt.Fprint(w, `
 Environment: LLMSLOTS_DIR (the default pool's directory), LLMSLOTS_MAX (the
-default max). Exit status: run exits with its command's status (128+N if it
+default max), LLMSLOTS_GROUP (share every pool with the members of this Unix
+group, a name or a gid). Exit status: run exits with its command's status (128+N if it
 dies of signal N); 75: no slot in time; 64: usage error; 126/127: the command
 cannot be run / was not found; 1: any other error.
 Run "llmslots SUBCOMMAND --help" for a subcommand's flags.
@@ -139,11 +141,31 @@ func printUsage(fs *flag.FlagSet, w io.Writer, full bool) {
 	fs.VisitAll(func(*flag.Flag) { hasFlags = true })
 	if hasFlags {
 		fmt.Fprint(w, "\nFlags:\n")
-		fs.SetOutput(w)
-		fs.PrintDefaults()
-		fs.SetOutput(io.Discard)
+		printFlags(fs, w)
 	}
 }
+
+// printFlags lists fs's flags as flag.PrintDefaults does, but written
+// --flag, as the synopses and the descriptions write them.
+func printFlags(fs *flag.FlagSet, w io.Writer) {
+	fs.VisitAll(func(f *flag.Flag) {
+		name, usage := flag.UnquoteUsage(f)
+		line := "  --" + f.Name
+		if name != "" {
+			line += " " + name
+		}
+		switch f.DefValue {
+		case "", "0", "false", "0s":
+		default:
+			usage += " (default " + f.DefValue + ")"
+		}
+		fmt.Fprintf(w, "%s\n    \t%s\n", line, strings.ReplaceAll(usage, "\n", "\n    \t"))
+	})
+}
+
+// flagError is a flag package error with the flag written --flag
+// ("flag provided but not defined: --frob"), as help writes flags.
+var flagError = regexp.MustCompile(`^(flag provided but not defined: |flag needs an argument: |invalid (?:boolean )?value "(?:[^"\\]|\\.)*" for (?:flag )?)-([^-])`)
 
 // parseFlags parses args; done is true when the caller should return code
 // (help was shown, or the flags were wrong).
@@ -156,7 +178,7 @@ func parseFlags(fs *flag.FlagSet, args []string, stdout, stderr io.Writer) (code
 		printUsage(fs, stdout, true)
 		return exitOK, true
 	}
-	return usageError(fs, stderr, "%v", err), true
+	return usageError(fs, stderr, "%s", flagError.ReplaceAllString(err.Error(), "$1--$2")), true
 }
 
 // usageError reports a usage error with the subcommand's usage and returns
@@ -167,9 +189,15 @@ func usageError(fs *flag.FlagSet, stderr io.Writer, format string, args ...any) 
 	return exitUsage
 }
 
-// failure reports an error on one line and returns code.
+// failure reports an error on one line and returns code. Control
+// characters (a newline, an escape sequence in a path) become spaces.
 func failure(stderr io.Writer, code int, err error) int {
-	msg := strings.ReplaceAll(err.Error(), "\n", " ")
+	msg := strings.Map(func(r rune) rune {
+		if isControl(r) {
+			return ' '
+		}
+		return r
+	}, err.Error())
 	if !strings.HasPrefix(msg, "llmslots") {
 		msg = "llmslots: " + msg
 	}

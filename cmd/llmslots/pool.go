@@ -19,11 +19,13 @@ type poolFlags struct {
 	max  int
 }
 
-func (pf *poolFlags) register(fs *flag.FlagSet, withMax bool) {
+// register defines --pool and --dir on fs, and --max when maxUsage, what
+// --max means to the subcommand, is not "".
+func (pf *poolFlags) register(fs *flag.FlagSet, maxUsage string) {
 	fs.StringVar(&pf.pool, "pool", "", "use the named pool `NAME` ([a-z0-9._-], a subdirectory of the default pool's directory)")
 	fs.StringVar(&pf.dir, "dir", "", "use the pool in directory `DIR` (absolute); default: $LLMSLOTS_DIR, else $XDG_RUNTIME_DIR/llmslots, else the user cache directory")
-	if withMax {
-		fs.IntVar(&pf.max, "max", 0, fmt.Sprintf("at most `N` holders (1..%d); default: $LLMSLOTS_MAX, else from CPUs and memory (see llmslots max)", llmslots.MaxSlots))
+	if maxUsage != "" {
+		fs.IntVar(&pf.max, "max", 0, fmt.Sprintf("%s (1..%d); default: $LLMSLOTS_MAX, else from CPUs and memory (see llmslots max)", maxUsage, llmslots.MaxSlots))
 	}
 }
 
@@ -38,18 +40,29 @@ func (pf *poolFlags) check(fs *flag.FlagSet) string {
 	if isSet(fs, "dir") && (pf.dir == "" || !filepath.IsAbs(pf.dir)) {
 		return fmt.Sprintf("--dir must be an absolute path, got %q", pf.dir)
 	}
+	if msg := checkText("--dir", pf.dir); msg != "" {
+		return msg
+	}
 	if isSet(fs, "max") && (pf.max < 1 || pf.max > llmslots.MaxSlots) {
 		return fmt.Sprintf("--max must be 1..%d, got %d", llmslots.MaxSlots, pf.max)
 	}
 	return ""
 }
 
-// maxOrDefault returns --max, or the default when it was not given.
-func (pf *poolFlags) maxOrDefault() int {
+// maxOrDefault returns --max, or the default when it was not given,
+// worked out once so that every use in a run agrees. An LLMSLOTS_MAX the
+// default had to ignore is said on stderr: the library only logs it, and
+// its logger is silent unless a program sets one.
+func (pf *poolFlags) maxOrDefault(stderr io.Writer) int {
 	if pf.max > 0 {
 		return pf.max
 	}
-	return llmslots.DefaultMaxConcurrency()
+	c := llmslots.ExplainMaxConcurrency()
+	if c.EnvError != "" {
+		fmt.Fprintf(stderr, "llmslots: warning: %s; using max %d, from CPUs and memory (see llmslots max)\n", c.EnvError, c.Max)
+	}
+	pf.max = c.Max
+	return pf.max
 }
 
 // open returns the chosen pool, with opts. An error matching
@@ -99,7 +112,7 @@ func poolStatus(fs *flag.FlagSet, pf *poolFlags, args []string, stdout, stderr i
 	if done {
 		return nil, st, code, true
 	}
-	st, err := pool.ReadStatus(pf.maxOrDefault())
+	st, err := pool.ReadStatus(pf.maxOrDefault(stderr))
 	if err != nil {
 		return nil, st, failure(stderr, exitError, err), true
 	}

@@ -28,10 +28,10 @@ const afterKill = 5 * time.Second
 func releaseCmd(args []string, stdout, stderr io.Writer) int {
 	fs := newFlags("release", "llmslots release --slot N [--kill] [--grace 10s] [--pool NAME | --dir DIR]", releaseAbout)
 	var pf poolFlags
-	pf.register(fs, false)
+	pf.register(fs, "")
 	slot := fs.Int("slot", 0, "the slot `N` to free (required)")
 	kill := fs.Bool("kill", false, "stop the holder of a held slot: SIGTERM, then SIGKILL after --grace")
-	grace := fs.Duration("grace", 10*time.Second, "with --kill, how long the holder has to exit after SIGTERM")
+	grace := fs.Duration("grace", 10*time.Second, "with --kill, give the holder `D` to exit after SIGTERM before SIGKILL")
 	if code, done := parseFlags(fs, args, stdout, stderr); done {
 		return code
 	}

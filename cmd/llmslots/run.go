@@ -23,9 +23,8 @@ status (128+N when CMD dies of signal N). CMD inherits the locked slot: the
 slot is free only when the last process holding it is gone. It stays held
 while CMD or any descendant that keeps the descriptor lives (a process CMD
 put in the background included), even after CMD and llmslots have exited
-or been killed. SIGINT,
-SIGTERM and SIGHUP are forwarded to CMD (SIGINT only when stdin is not a
-terminal: a terminal sends Ctrl-C to CMD itself).
+or been killed. SIGINT, SIGTERM and SIGHUP are forwarded to CMD (SIGINT
+only when stdin is not a terminal: a terminal sends Ctrl-C to CMD itself).
 
 With --exec, llmslots replaces itself with CMD once it holds the slot: no
 parent process stays behind, and the slot file names CMD's pid.
@@ -41,7 +40,7 @@ a live line on stderr when it is a terminal, one line otherwise.`
 func runCmd(args []string, stdout, stderr io.Writer) int {
 	fs := newFlags("run", runSynopsis, runAbout)
 	var pf poolFlags
-	pf.register(fs, true)
+	pf.register(fs, "at most `N` holders at once")
 	wait := fs.Duration("wait", 0, "give up after `D` (e.g. 30s, 5m) with exit 75; 0: one attempt; default: wait until a slot frees")
 	label := fs.String("label", "", "record `TEXT` in the slot for status readers")
 	execFlag := fs.Bool("exec", false, "replace llmslots with CMD once the slot is held (Unix only)")
@@ -62,6 +61,9 @@ func runCmd(args []string, stdout, stderr io.Writer) int {
 	}
 	if *execFlag && !canExec {
 		return failure(stderr, exitError, fmt.Errorf("llmslots: --exec is not supported on %s; run without it", runtime.GOOS))
+	}
+	if msg := checkText("--shim", *shim); msg != "" {
+		return usageError(fs, stderr, "%s", msg)
 	}
 	argv := fs.Args()
 	if *shim == "" && len(argv) == 0 {
@@ -99,7 +101,8 @@ func runCmd(args []string, stdout, stderr io.Writer) int {
 	if f, ok := stderr.(*os.File); *quiet && (!ok || !isTerminal(f)) {
 		waitOut = io.Discard
 	}
-	show := newWaitDisplay(waitOut, pf.maxOrDefault(), waitFor)
+	max := pf.maxOrDefault(stderr)
+	show := newWaitDisplay(waitOut, max, waitFor)
 	opts := []llmslots.Option{llmslots.WithProgress(show.update)}
 	if *label != "" {
 		opts = append(opts, llmslots.WithLabel(*label))
@@ -115,7 +118,7 @@ func runCmd(args []string, stdout, stderr io.Writer) int {
 	signal.Notify(sigs, forwarded...)
 	defer signal.Stop(sigs)
 
-	g, sig, err := acquireWhileWatching(pool, pf.maxOrDefault(), waitFor, sigs, show)
+	g, sig, err := acquireWhileWatching(pool, max, waitFor, sigs, show)
 	switch {
 	case sig != nil:
 		return 128 + signalNumber(sig)

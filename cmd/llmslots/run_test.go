@@ -339,3 +339,33 @@ func readStatusEnv(t *testing.T, e *testEnv, env []string) llmslots.Status {
 	}
 	return st
 }
+
+// The busy message names every reason no slot could be had: the live
+// holder of one slot, and the other slot's path, where something no
+// llmslots process makes (a symlink) sits.
+func TestBusyMessageNamesHoldersAndUnusableSlots(t *testing.T) {
+	e := newEnv(t)
+	planted := filepath.Join(e.dir, "slot-0.lock")
+	if err := os.Symlink(filepath.Join(t.TempDir(), "elsewhere"), planted); err != nil {
+		t.Fatal(err)
+	}
+	h := e.holder("--max", "2", "--label", "long job")
+	r := e.run("run", "--max", "2", "--wait", "0", "--", "true")
+	if r.code != 75 {
+		t.Fatalf("exit %d, want 75; stderr %q", r.code, r.stderr)
+	}
+	if strings.Count(r.stderr, "\n") != 1 {
+		t.Errorf("want the busy message on one line, got %q", r.stderr)
+	}
+	for _, want := range []string{
+		"pid " + strconv.Itoa(h.pid()) + " (long job)",
+		planted + " is a symbolic link",
+	} {
+		if !strings.Contains(r.stderr, want) {
+			t.Errorf("busy message %q does not say %q", r.stderr, want)
+		}
+	}
+	if strings.Contains(r.stderr, "unknown") {
+		t.Errorf("busy message %q calls a holder unknown", r.stderr)
+	}
+}

@@ -64,6 +64,14 @@ func shimCmd(args []string, stdout, stderr io.Writer) int {
 	if name == "" || name == "." || name == ".." || strings.ContainsAny(name, `/\`) {
 		return usageError(fs, stderr, "NAME must be a program name, not a path: %q", name)
 	}
+	// NAME is written into the script and names a file: a newline in it
+	// would start a command of its own in the script.
+	if msg := checkText("NAME", name); msg != "" {
+		return usageError(fs, stderr, "%s", msg)
+	}
+	if msg := checkText("--bin-dir", *binDir); msg != "" {
+		return usageError(fs, stderr, "%s", msg)
+	}
 	if isSet(fs, "max") && (*max < 1 || *max > llmslots.MaxSlots) {
 		return usageError(fs, stderr, "--max must be 1..%d, got %d", llmslots.MaxSlots, *max)
 	}
@@ -138,12 +146,14 @@ func shimCmd(args []string, stdout, stderr io.Writer) int {
 // shimScript is the shim's text: it execs llmslots, which finds the real
 // program (see findReal) and execs it holding a slot, so no process of the
 // shim's stays behind and the slot lives exactly as long as the program.
+// name must hold no control character (checkText): it is written in the
+// comments as it is.
 func shimScript(name, self string, runArgs []string) []byte {
 	var b bytes.Buffer
 	b.WriteString("#!/bin/sh\n")
 	b.WriteString(shimMarker + "\n")
 	fmt.Fprintf(&b, "# Runs the real %s, found further along PATH, under an llmslots slot.\n", name)
-	fmt.Fprintf(&b, "# Written by llmslots shim on %s; remove with: llmslots shim --remove %s\n", time.Now().UTC().Format(time.DateOnly), name)
+	fmt.Fprintf(&b, "# Written by llmslots shim on %s; remove with: llmslots shim --remove %s\n", time.Now().UTC().Format(time.DateOnly), shellQuote(name))
 	b.WriteString("exec " + shellQuote(self))
 	for _, a := range runArgs {
 		b.WriteString(" " + shellQuote(a))

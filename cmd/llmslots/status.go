@@ -20,7 +20,7 @@ each slot's lock. --json prints the library's Status as is.`
 func statusCmd(args []string, stdout, stderr io.Writer) int {
 	fs := newFlags("status", "llmslots status [--json] [--max N] [--pool NAME | --dir DIR]", statusAbout)
 	var pf poolFlags
-	pf.register(fs, true)
+	pf.register(fs, "the pool size `N` to report on: slots 0..N-1 are listed, and free ones counted")
 	asJSON := fs.Bool("json", false, "print the status as JSON")
 	_, st, code, done := poolStatus(fs, &pf, args, stdout, stderr)
 	if done {

@@ -129,7 +129,7 @@ func (d *waitDisplay) start() (stop func()) {
 // ahead and for how long this one has waited.
 func waitingLine(p llmslots.Progress, wait time.Duration) string {
 	var b strings.Builder
-	fmt.Fprintf(&b, "llmslots: waiting for a slot of %s: %d/%d busy", p.Dir, len(p.Holders), p.Max)
+	fmt.Fprintf(&b, "llmslots: waiting for a slot of %s: %d/%d busy", printable(p.Dir), len(p.Holders), p.Max)
 	if len(p.Holders) > 0 {
 		var who []string
 		for _, h := range p.Holders {
@@ -151,13 +151,31 @@ func waitingLine(p llmslots.Progress, wait time.Duration) string {
 	return b.String()
 }
 
-// cut shortens s to width columns (runes), if width is known (> 0), so
-// that a redrawn line never wraps into a new row.
+// cut shortens s to fewer than width terminal columns (see columns), if
+// width is known (> 1), marking the cut: a redrawn line never reaches the
+// last column, so it never wraps into a new row.
 func cut(s string, width int) string {
 	if width <= 1 {
 		return s
 	}
-	return shorten(s, width-1)
+	room, used := width-1, 0
+	for _, r := range s {
+		used += columns(r)
+	}
+	if used <= room {
+		return s
+	}
+	var b strings.Builder
+	used = 0
+	for _, r := range s {
+		w := columns(r)
+		if used+w > room-1 { // one column left for the mark
+			break
+		}
+		b.WriteRune(r)
+		used += w
+	}
+	return b.String() + "…"
 }
 
 func joinInts(ns []int) string {

@@ -58,6 +58,9 @@ func CheckDir(dir string, fi fs.FileInfo, gid int) error {
 		}
 	}
 	if perm := fi.Mode().Perm(); perm&0o022 != 0 {
+		if fi.Mode()&fs.ModeSticky != 0 { // a shared place like /tmp: chmod go-w would break it for everyone
+			return unsafe("slot directory %s is writable by group or others (mode %04o), a shared place; set %s to a directory of your own in it, such as %s/llmslots-%d (llmslots creates it, mode 0700)", dir, perm|0o1000, envDir, dir, os.Geteuid())
+		}
 		return unsafe("slot directory %s is writable by group or others (mode %04o); run: chmod go-w %s", dir, perm, dir)
 	}
 	return nil
