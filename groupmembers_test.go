@@ -1,0 +1,172 @@
+//go:build linux
+
+package llmslots
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// Tests of group-shared pools between two real, unprivileged users of one
+// group: daemon (uid 1) and bin (uid 2), whose own groups are 1 and 2,
+// both members of nogroup (65534), the pool's group. Root (this process)
+// only sets the scene: permission bits do not apply to it.
+
+const (
+	memberA     = 1     // daemon
+	memberB     = 2     // bin
+	memberGroup = 65534 // nogroup: the pool's group, supplementary for both
+)
+
+func init() {
+	helperModes["group-cycles"] = groupCyclesHelper // rounds of acquire/release cycles, counting errors
+}
+
+// startMember runs a helper as uid, a member of memberGroup (its own group
+// is uid), on the group pool in dir.
+func startMember(t *testing.T, uid int, mode, dir string, max int, env ...string) *helper {
+	t.Helper()
+	env = append(env, EnvGroup+"="+strconv.Itoa(memberGroup))
+	cmd := helperCmd(binaryForOthers(t), mode, dir, max, env...)
+	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{
+		Uid: uint32(uid), Gid: uint32(uid), Groups: []uint32{memberGroup}}}
+	return launchHelper(t, cmd)
+}
+
+// groupParent makes a directory in which members may make a pool: root's,
+// group memberGroup, mode 2770, under a directory everyone can reach.
+func groupParent(t *testing.T) string {
+	t.Helper()
+	dir := filepath.Join(sharedTempDir(t), "shared")
+	if err := os.Mkdir(dir, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chown(dir, 0, memberGroup); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chmod(dir, 0o2770|os.ModeSetgid); err != nil {
+		t.Fatal(err)
+	}
+	return dir
+}
+
+// lineWithin returns the helper's next line, or fails the test when none
+// comes within d: the helper is stuck.
+func (h *helper) lineWithin(d time.Duration) string {
+	h.t.Helper()
+	got := make(chan string, 1)
+	go func() {
+		if h.out.Scan() {
+			got <- h.out.Text()
+		} else {
+			got <- fmt.Sprintf("(no more output: %v)", h.out.Err())
+		}
+	}()
+	select {
+	case l := <-got:
+		return l
+	case <-time.After(d):
+		h.cmd.Process.Kill()
+		<-got
+		h.t.Fatalf("helper %d said nothing for %v: stuck", h.pid(), d)
+		return ""
+	}
+}
+
+// groupCyclesHelper runs HELPER_ROUNDS rounds (default 1): round r starts
+// once the file HELPER_GO.r exists (at once without HELPER_GO), and makes
+// HELPER_CYCLES Acquire(max, HELPER_WAIT ms)/Release cycles, holding each
+// slot 0-2 ms. After each round it says "round R ok N errors E" and, if
+// there were errors, the first one.
+func groupCyclesHelper() int {
+	p, max, ok := helperPool("group-cycles")
+	if !ok {
+		return 1
+	}
+	cycles := envInt("HELPER_CYCLES", 10)
+	wait := time.Duration(envInt("HELPER_WAIT", 30000)) * time.Millisecond
+	goFile := os.Getenv("HELPER_GO")
+	for r := 1; r <= envInt("HELPER_ROUNDS", 1); r++ {
+		for goFile != "" {
+			if _, err := os.Stat(goFile + "." + strconv.Itoa(r)); err == nil {
+				break
+			}
+			time.Sleep(time.Millisecond)
+		}
+		okN, errN, first := 0, 0, ""
+		for range cycles {
+			g, err := p.Acquire(max, wait)
+			if err != nil {
+				errN++
+				if first == "" {
+					first = err.Error()
+				}
+				continue
+			}
+			time.Sleep(randMs(2))
+			if err := g.Release(); err != nil {
+				errN++
+				if first == "" {
+					first = "release: " + err.Error()
+				}
+				continue
+			}
+			okN++
+		}
+		emit("round %d ok %d errors %d %s", r, okN, errN, first)
+	}
+	return 0
+}
+
+// Item 9 of issue 11: a group pool directory without the setgid bit
+// gives slot files their creator's own group, and one with the sticky bit
+// keeps members from deleting each other's files: after a holder's SIGKILL
+// the other member could never reclaim its slot. Both are refused, naming
+// the fix.
+func TestGroupPoolRefusesModesThatBreakReclaim(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root to act as two users")
+	}
+	for _, mode := range []os.FileMode{0o770, 0o770 | os.ModeSetgid | os.ModeSticky} {
+		t.Run(fmt.Sprintf("%04o", unixMode(mode)), func(t *testing.T) {
+			dir := filepath.Join(groupParent(t), "pool")
+			os.Mkdir(dir, 0o700)
+			os.Chown(dir, 0, memberGroup)
+			if err := os.Chmod(dir, mode); err != nil {
+				t.Fatal(err)
+			}
+			dead := startMember(t, memberA, "hold", dir, 1)
+			l := dead.lineWithin(10 * time.Second)
+			if strings.HasPrefix(l, "held ") {
+				dead.kill()
+			}
+			t.Logf("member %d: %q", memberA, l)
+			h := startMember(t, memberB, "group-cycles", dir, 1, "HELPER_CYCLES=1", "HELPER_WAIT=0")
+			l = h.lineWithin(10 * time.Second)
+			t.Logf("member %d after the first one's end: %q", memberB, l)
+			want := "chmod 2770 " + dir
+			if !strings.Contains(l, "errors 1") || !strings.Contains(l, want) {
+				t.Fatalf("member %d said %q; want an error naming the fix %q", memberB, l, want)
+			}
+		})
+	}
+}
+
+// unixMode is fs.FileMode's permission and special bits as chmod(1)
+// writes them.
+func unixMode(m os.FileMode) uint32 {
+	u := uint32(m.Perm())
+	if m&os.ModeSetgid != 0 {
+		u |= 0o2000
+	}
+	if m&os.ModeSticky != 0 {
+		u |= 0o1000
+	}
+	return u
+}
