@@ -4,6 +4,7 @@ package llmslots
 
 import (
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -11,6 +12,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"golang.org/x/sys/unix"
 )
 
 // Tests of group-shared pools between two real, unprivileged users of one
@@ -26,6 +29,7 @@ const (
 
 func init() {
 	helperModes["group-cycles"] = groupCyclesHelper // rounds of acquire/release cycles, counting errors
+	helperModes["lock-waiters"] = lockWaitersHelper // a write lock on .queue/waiters, held until stdin closes
 }
 
 // startMember runs a helper as uid, a member of memberGroup (its own group
@@ -122,6 +126,62 @@ func groupCyclesHelper() int {
 		emit("round %d ok %d errors %d %s", r, okN, errN, first)
 	}
 	return 0
+}
+
+// lockWaitersHelper takes an OFD write lock on the pool's waiters file, as
+// a member may (it is group-writable), says "locked", and keeps it until
+// stdin closes.
+func lockWaitersHelper() int {
+	f, err := os.OpenFile(filepath.Join(os.Getenv(EnvDir), queueDirName, waitersFileName), os.O_RDWR, 0)
+	if err != nil {
+		fmt.Println("error", err)
+		return 1
+	}
+	lk := unix.Flock_t{Type: unix.F_WRLCK, Whence: 0, Start: 0, Len: 0}
+	if err := unix.FcntlFlock(f.Fd(), unix.F_OFD_SETLK, &lk); err != nil {
+		fmt.Println("error", err)
+		return 1
+	}
+	fmt.Println("locked")
+	io.Copy(io.Discard, os.Stdin)
+	return 0
+}
+
+// Item 7 of issue 11: a member that write-locks .queue/waiters (it is
+// group-writable) cannot make another member's Acquire block past its
+// wait.
+func TestGroupMemberCannotHangOthers(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root to act as two users")
+	}
+	dir := filepath.Join(groupParent(t), "pool")
+	first := startMember(t, memberA, "hold", dir, 1)
+	first.held()
+	first.stdin.Close()
+	first.line()
+	locker := startMember(t, memberB, "lock-waiters", dir, 0)
+	if l := locker.lineWithin(10 * time.Second); l != "locked" {
+		t.Fatalf("locker said %q", l)
+	}
+	// An empty pool: a slot at once.
+	start := time.Now()
+	h := startMember(t, memberA, "group-cycles", dir, 2, "HELPER_CYCLES=1", "HELPER_WAIT=1000")
+	l := h.lineWithin(10 * time.Second)
+	t.Logf("Acquire(2, 1s) on an empty pool, waiters file write-locked by the other member: %q in %v", l, time.Since(start).Round(time.Millisecond))
+	if l != "round 1 ok 1 errors 0 " {
+		t.Fatalf("got %q", l)
+	}
+	// A full pool: busy once the wait is over, not later.
+	holder := startMember(t, memberA, "hold", dir, 1)
+	holder.held()
+	start = time.Now()
+	h = startMember(t, memberA, "group-cycles", dir, 1, "HELPER_CYCLES=1", "HELPER_WAIT=1000")
+	l = h.lineWithin(10 * time.Second)
+	took := time.Since(start)
+	t.Logf("Acquire(1, 1s) on a full pool: %q in %v", l, took.Round(time.Millisecond))
+	if !strings.Contains(l, "errors 1") || !strings.Contains(l, "no free slot") || took > 5*time.Second {
+		t.Fatalf("got %q after %v; want busy after about 1s", l, took)
+	}
 }
 
 // Item 9 of issue 11: a group pool directory without the setgid bit

@@ -50,6 +50,7 @@ type ticket struct {
 	name    string   // its file name, with ticketPrefix
 	file    *os.File // the ticket, locked exclusively
 	waiters *os.File // .queue/waiters, locked shared
+	marked  bool     // the waiters file carries this waiter's mark
 }
 
 func queueDir(poolDir string) string { return filepath.Join(poolDir, queueDirName) }
@@ -64,7 +65,18 @@ func (p *Pool) enqueue(arrived int64, max int) (*ticket, error) {
 	if err != nil {
 		return nil, fmt.Errorf("llmslots: cannot join the queue: %w", err)
 	}
-	if err := filelock.MarkWaiting(waiters); err != nil {
+	// The mark is tried, never waited for: any process that may write
+	// the waiters file (in a group's pool, every member) can hold a lock
+	// that keeps it off for as long as it likes. A waiter not yet marked
+	// tries again at each look at the line (ahead); the queue's order
+	// never needs the mark, only the uncontended path's check does, and
+	// a lock in the way makes that check see waiters anyway.
+	marked, err := filelock.MarkWaiting(waiters)
+	for try := 0; err == nil && !marked && try < 4; try++ {
+		time.Sleep(time.Duration(100<<try) * time.Microsecond)
+		marked, err = filelock.MarkWaiting(waiters)
+	}
+	if err != nil {
 		waiters.Close()
 		return nil, fmt.Errorf("llmslots: cannot join the queue: %w", err)
 	}
@@ -81,7 +93,7 @@ func (p *Pool) enqueue(arrived int64, max int) (*ticket, error) {
 		waiters.Close()
 		return nil, fmt.Errorf("llmslots: cannot take a ticket: %w", err)
 	}
-	return &ticket{dir: qdir, name: ticketPrefix + name, file: f, waiters: waiters}, nil
+	return &ticket{dir: qdir, name: ticketPrefix + name, file: f, waiters: waiters, marked: marked}, nil
 }
 
 // makeTicket makes the draft ticket, locks and records it, and renames it
@@ -134,6 +146,9 @@ func (t *ticket) leave() {
 // earlier but is still making its ticket (descheduled, on a busy machine)
 // is not overtaken by one that arrived later and was quicker.
 func (t *ticket) ahead(w watch.Watcher) (string, error) {
+	if !t.marked {
+		t.marked, _ = filelock.MarkWaiting(t.waiters)
+	}
 	// One line, ordered by arrival: the names without their prefix. One
 	// read of the directory: this runs at every wake-up of every waiter.
 	line, err := queueNames(t.dir, ticketPrefix, draftPrefix)
