@@ -13,7 +13,6 @@ import (
 	"time"
 
 	"github.com/llmslots/llmslots/internal/filelock"
-	"github.com/llmslots/llmslots/internal/perm"
 	"github.com/llmslots/llmslots/internal/watch"
 )
 
@@ -157,19 +156,18 @@ func (p *Pool) prepare() error {
 	p.netfs.Store(watch.NetworkFS(p.dir))
 	qdir := queueDir(p.dir)
 	if _, err := os.Lstat(qdir); errors.Is(err, fs.ErrNotExist) {
-		if err := makeDir(qdir, p.group); err != nil && !errors.Is(err, fs.ErrExist) {
+		if p.group.shared {
+			err = makeGroupDir(qdir, p.group.gid, false)
+		} else {
+			err = makeDir(qdir, p.group)
+		}
+		if err != nil && !errors.Is(err, fs.ErrExist) {
 			return fmt.Errorf("llmslots: cannot create the queue directory: %w", err)
 		}
 	}
-	f, err := os.OpenFile(filepath.Join(qdir, waitersFileName), os.O_RDONLY|os.O_CREATE|filelock.NoFollow, 0o600)
+	f, err := p.openWaiters(filepath.Join(qdir, waitersFileName))
 	if err != nil {
 		return fmt.Errorf("llmslots: cannot open the queue: %w", err)
-	}
-	if p.group.shared {
-		// Only its creator may change its mode; for the others it is done.
-		if fi, err := f.Stat(); err == nil && fi.Mode().Perm() != groupFileMode && perm.OwnedByMe(fi) {
-			p.shareFile(f)
-		}
 	}
 	if old := p.waiters.Swap(f); old != nil {
 		old.Close()

@@ -97,19 +97,23 @@ func (p *Pool) enqueue(arrived int64, max int) (*ticket, error) {
 }
 
 // makeTicket makes the draft ticket, locks and records it, and renames it
-// into line.
+// into line. In a group's pool the draft is made under a hidden name,
+// with its final mode, and renamed to its draft name once locked (see
+// newFile): another member never meets it unlocked or unreadable.
 func (p *Pool) makeTicket(qdir, name string, max int) (*os.File, error) {
 	draft := filepath.Join(qdir, draftPrefix+name)
-	f, err := filelock.Open(draft, true)
+	f, at, err := p.newFile(draft, "ticket", true)
 	if err != nil {
 		return nil, err
 	}
-	err = p.shareFile(f)
-	if err == nil {
-		var ok bool
-		if ok, err = filelock.TryLock(f); err == nil && !ok {
-			err = errors.New("draft ticket locked by another process")
-		}
+	var ok bool
+	if ok, err = filelock.TryLock(f); err == nil && !ok {
+		err = errors.New("draft ticket locked by another process")
+	}
+	if err == nil && at != draft {
+		// The name holds this process's pid and sequence number: no
+		// other process makes it, so a plain rename cannot replace one.
+		err = os.Rename(at, draft)
 	}
 	if err == nil {
 		_, err = f.Write(p.newRecord(time.Now(), max).marshal())
@@ -118,6 +122,9 @@ func (p *Pool) makeTicket(qdir, name string, max int) (*os.File, error) {
 		err = os.Rename(draft, filepath.Join(qdir, ticketPrefix+name))
 	}
 	if err != nil {
+		if at != draft {
+			os.Remove(at)
+		}
 		os.Remove(draft)
 		f.Close()
 		return nil, err
@@ -165,7 +172,16 @@ func (t *ticket) ahead(w watch.Watcher) (string, error) {
 			if errors.Is(err, fs.ErrNotExist) {
 				continue // left already, or renamed into line: seen below
 			}
-			return "", err
+			if !errors.Is(err, fs.ErrPermission) {
+				return "", err
+			}
+			// A ticket this waiter may not read (another member's, made
+			// by an older version or by hand): watch the whole queue
+			// directory instead, which its departure or its waiter's
+			// death also wakes, if less selectively.
+			if err := w.WatchSlots(t.dir); err != nil {
+				return "", err
+			}
 		}
 		res, err := probeNamed(path, probeReclaim)
 		if err != nil {
@@ -288,6 +304,8 @@ func (p *Pool) RemoveDeadWaiters() ([]int, error) {
 		return nil, err
 	}
 	sweepSpares(p.dir)
+	sweepNewborn(p.dir)
+	sweepNewborn(queueDir(p.dir))
 	pids := []int{}
 	for _, d := range dead {
 		pids = append(pids, d.PID)
