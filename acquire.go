@@ -211,7 +211,10 @@ func (p *Pool) create(id int, path string, max int) (g *Guard, exists bool, err 
 	// A few rounds suffice: each restart means another process made
 	// progress on this slot; if it keeps changing, report it busy.
 	for range 4 {
-		f, err := filelock.Open(path, true)
+		// In a group's pool the file is made under a hidden name, locked,
+		// and linked to path (see newFile): it is seen with its final mode
+		// and locked from the start, so the unlink race cannot happen.
+		f, at, err := p.newFile(path, "slot", !p.noLinks.Load())
 		if errors.Is(err, fs.ErrExist) {
 			return nil, true, nil
 		}
@@ -221,22 +224,47 @@ func (p *Pool) create(id int, path string, max int) (g *Guard, exists bool, err 
 			}
 			continue
 		}
-		if err := p.shareFile(f); err != nil {
+		drop := func() {
+			if at != path {
+				os.Remove(at)
+			}
 			f.Close()
-			return nil, false, fmt.Errorf("llmslots: %w", err)
 		}
 		if testHookBeforeLock != nil {
 			testHookBeforeLock(path)
 		}
 		ok, err := filelock.TryLock(f)
 		if err != nil || !ok {
-			f.Close() // a prober has it this instant: busy
+			drop() // a prober has it this instant: busy
 			return nil, false, err
 		}
 		fi, err := f.Stat()
 		if err != nil {
-			f.Close()
+			drop()
 			return nil, false, fmt.Errorf("llmslots: %w", err)
+		}
+		if at != path {
+			switch err := publishNew(at, path, fi); {
+			case errors.Is(err, fs.ErrExist):
+				drop()
+				return nil, true, nil
+			case errors.Is(err, errLinks):
+				// Make files in place from now on (and use no spares).
+				p.noLinks.Store(true)
+				p.log().Debug("llmslots: no hard links here; creating each slot's file in place", "dir", p.dir, "err", err)
+				drop()
+				continue
+			case err != nil:
+				drop()
+				if err := p.openFailed(path, err); err != nil {
+					return nil, false, err
+				}
+				continue
+			}
+			if fi, err = f.Stat(); err != nil {
+				f.Close()
+				return nil, false, fmt.Errorf("llmslots: %w", err)
+			}
 		}
 		// On a network filesystem a file deleted while open may be
 		// renamed (NFS's .nfsXXXX) and keep its link: check the path.

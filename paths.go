@@ -162,14 +162,14 @@ func prepareDir(dir string, g group) error {
 }
 
 // makeDir creates a pool's directory (or its queue directory) as g wants.
+// A group's is built complete under a hidden name beside it (see
+// makeGroupDir), so members that make it at the same instant never see
+// each other's half-made one.
 func makeDir(dir string, g group) error {
 	if !g.shared {
 		return os.MkdirAll(dir, 0o700)
 	}
-	if err := os.Mkdir(dir, 0o770); err != nil && !errors.Is(err, fs.ErrExist) {
-		return err
-	}
-	return perm.Share(dir, g.gid, fs.ModeSetgid|0o770)
+	return makeGroupDir(dir, g.gid, true)
 }
 
 // inspectDir checks an existing dir without creating anything; exists is

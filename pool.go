@@ -13,7 +13,6 @@ import (
 	"time"
 
 	"github.com/llmslots/llmslots/internal/filelock"
-	"github.com/llmslots/llmslots/internal/perm"
 	"github.com/llmslots/llmslots/internal/watch"
 )
 
@@ -169,7 +168,12 @@ func (p *Pool) prepare() error {
 	qdir := queueDir(p.dir)
 	qfi, err := os.Lstat(qdir)
 	if errors.Is(err, fs.ErrNotExist) {
-		if err := makeDir(qdir, p.group); err != nil && !errors.Is(err, fs.ErrExist) {
+		if p.group.shared {
+			err = makeGroupDir(qdir, p.group.gid, false)
+		} else {
+			err = makeDir(qdir, p.group)
+		}
+		if err != nil && !errors.Is(err, fs.ErrExist) {
 			return fmt.Errorf("llmslots: cannot create the queue directory: %w", err)
 		}
 		qfi, err = os.Lstat(qdir)
@@ -180,7 +184,7 @@ func (p *Pool) prepare() error {
 		return notMadeByUs(qdir, qfi)
 	}
 	waiters := filepath.Join(qdir, waitersFileName)
-	f, err := os.OpenFile(waiters, os.O_RDONLY|os.O_CREATE|filelock.NoFollow, 0o600)
+	f, err := p.openWaiters(waiters)
 	if err != nil {
 		if fi, lerr := os.Lstat(waiters); lerr == nil && !fi.Mode().IsRegular() {
 			return notMadeByUs(waiters, fi)
@@ -190,12 +194,6 @@ func (p *Pool) prepare() error {
 	if fi, err := f.Stat(); err == nil && !fi.Mode().IsRegular() {
 		f.Close()
 		return notMadeByUs(waiters, fi)
-	}
-	if p.group.shared {
-		// Only its creator may change its mode; for the others it is done.
-		if fi, err := f.Stat(); err == nil && fi.Mode().Perm() != groupFileMode && perm.OwnedByMe(fi) {
-			p.shareFile(f)
-		}
 	}
 	if old := p.waiters.Swap(f); old != nil {
 		old.Close()

@@ -50,6 +50,7 @@ type ticket struct {
 	name    string   // its file name, with ticketPrefix
 	file    *os.File // the ticket, locked exclusively
 	waiters *os.File // .queue/waiters, locked shared
+	marked  bool     // the waiters file carries this waiter's mark
 }
 
 func queueDir(poolDir string) string { return filepath.Join(poolDir, queueDirName) }
@@ -64,7 +65,18 @@ func (p *Pool) enqueue(arrived int64, max int) (*ticket, error) {
 	if err != nil {
 		return nil, fmt.Errorf("llmslots: cannot join the queue: %w", err)
 	}
-	if err := filelock.MarkWaiting(waiters); err != nil {
+	// The mark is tried, never waited for: any process that may write
+	// the waiters file (in a group's pool, every member) can hold a lock
+	// that keeps it off for as long as it likes. A waiter not yet marked
+	// tries again at each look at the line (ahead); the queue's order
+	// never needs the mark, only the uncontended path's check does, and
+	// a lock in the way makes that check see waiters anyway.
+	marked, err := filelock.MarkWaiting(waiters)
+	for try := 0; err == nil && !marked && try < 4; try++ {
+		time.Sleep(time.Duration(100<<try) * time.Microsecond)
+		marked, err = filelock.MarkWaiting(waiters)
+	}
+	if err != nil {
 		waiters.Close()
 		return nil, fmt.Errorf("llmslots: cannot join the queue: %w", err)
 	}
@@ -81,23 +93,27 @@ func (p *Pool) enqueue(arrived int64, max int) (*ticket, error) {
 		waiters.Close()
 		return nil, fmt.Errorf("llmslots: cannot take a ticket: %w", err)
 	}
-	return &ticket{dir: qdir, name: ticketPrefix + name, file: f, waiters: waiters}, nil
+	return &ticket{dir: qdir, name: ticketPrefix + name, file: f, waiters: waiters, marked: marked}, nil
 }
 
 // makeTicket makes the draft ticket, locks and records it, and renames it
-// into line.
+// into line. In a group's pool the draft is made under a hidden name,
+// with its final mode, and renamed to its draft name once locked (see
+// newFile): another member never meets it unlocked or unreadable.
 func (p *Pool) makeTicket(qdir, name string, max int) (*os.File, error) {
 	draft := filepath.Join(qdir, draftPrefix+name)
-	f, err := filelock.Open(draft, true)
+	f, at, err := p.newFile(draft, "ticket", true)
 	if err != nil {
 		return nil, err
 	}
-	err = p.shareFile(f)
-	if err == nil {
-		var ok bool
-		if ok, err = filelock.TryLock(f); err == nil && !ok {
-			err = errors.New("draft ticket locked by another process")
-		}
+	var ok bool
+	if ok, err = filelock.TryLock(f); err == nil && !ok {
+		err = errors.New("draft ticket locked by another process")
+	}
+	if err == nil && at != draft {
+		// The name holds this process's pid and sequence number: no
+		// other process makes it, so a plain rename cannot replace one.
+		err = os.Rename(at, draft)
 	}
 	if err == nil {
 		_, err = f.Write(p.newRecord(time.Now(), max).marshal())
@@ -106,6 +122,9 @@ func (p *Pool) makeTicket(qdir, name string, max int) (*os.File, error) {
 		err = os.Rename(draft, filepath.Join(qdir, ticketPrefix+name))
 	}
 	if err != nil {
+		if at != draft {
+			os.Remove(at)
+		}
 		os.Remove(draft)
 		f.Close()
 		return nil, err
@@ -141,6 +160,9 @@ type aheadOf struct {
 // earlier but is still making its ticket (descheduled, on a busy machine)
 // is not overtaken by one that arrived later and was quicker.
 func (t *ticket) ahead(w watch.Watcher) (aheadOf, error) {
+	if !t.marked {
+		t.marked, _ = filelock.MarkWaiting(t.waiters)
+	}
 	// One line, ordered by arrival: the names without their prefix. One
 	// read of the directory: this runs at every wake-up of every waiter.
 	line, err := queueNames(t.dir, ticketPrefix, draftPrefix)
@@ -157,7 +179,16 @@ func (t *ticket) ahead(w watch.Watcher) (aheadOf, error) {
 			if errors.Is(err, fs.ErrNotExist) {
 				continue // left already, or renamed into line: seen below
 			}
-			return aheadOf{}, err
+			if !errors.Is(err, fs.ErrPermission) {
+				return aheadOf{}, err
+			}
+			// A ticket this waiter may not read (another member's, made
+			// by an older version or by hand): watch the whole queue
+			// directory instead, which its departure or its waiter's
+			// death also wakes, if less selectively.
+			if err := w.WatchSlots(t.dir); err != nil {
+				return aheadOf{}, err
+			}
 		}
 		res, err := probeNamed(path, probeReclaim)
 		if err != nil {
@@ -280,6 +311,8 @@ func (p *Pool) RemoveDeadWaiters() ([]int, error) {
 		return nil, err
 	}
 	sweepSpares(p.dir)
+	sweepNewborn(p.dir)
+	sweepNewborn(queueDir(p.dir))
 	pids := []int{}
 	for _, d := range dead {
 		pids = append(pids, d.PID)

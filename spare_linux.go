@@ -116,7 +116,11 @@ func (p *Pool) takeSpare() *spare {
 func (p *Pool) newSpare() (*spare, error) {
 	for range 3 {
 		path := filepath.Join(p.dir, fmt.Sprintf("%s%d-%016x", sparePrefix, os.Getpid(), rand.Uint64()))
-		f, err := filelock.Open(path, true)
+		// In a group's pool the file is made under a hidden name with its
+		// final mode and renamed to path once locked and recorded (see
+		// newFile): a sweeper of another member never meets it unlocked
+		// or unreadable.
+		f, at, err := p.newFile(path, "spare", true)
 		if errors.Is(err, fs.ErrExist) {
 			continue
 		}
@@ -126,12 +130,8 @@ func (p *Pool) newSpare() (*spare, error) {
 		// Until it is locked, a failure removes the file by name: it is
 		// this call's own, made a moment ago.
 		abandon := func() {
-			os.Remove(path)
+			os.Remove(at)
 			f.Close()
-		}
-		if err := p.shareFile(f); err != nil {
-			abandon()
-			return nil, err
 		}
 		// A sweeper leaves a young empty file alone, so the lock is ours
 		// unless something else is at work; then try another name.
@@ -142,6 +142,20 @@ func (p *Pool) newSpare() (*spare, error) {
 			}
 			continue
 		}
+		rec := p.newRecord(time.Now(), 0).marshal()
+		if p.group.shared {
+			// The name is random: no other process chooses it, so a plain
+			// rename cannot replace another's file.
+			if _, err := f.Write(rec); err != nil {
+				abandon()
+				return nil, err
+			}
+			if err := os.Rename(at, path); err != nil {
+				abandon()
+				return nil, err
+			}
+			at = path // what abandon removes from now on
+		}
 		fi, err := f.Stat()
 		if err != nil {
 			abandon()
@@ -151,10 +165,11 @@ func (p *Pool) newSpare() (*spare, error) {
 		// A record at once, though each look at the slots writes it anew:
 		// a locked spare is never empty, so a sweeper never mistakes a
 		// dead process's for one not yet locked.
-		rec := p.newRecord(time.Now(), 0).marshal()
-		if _, err := f.Write(rec); err != nil {
-			s.discard()
-			return nil, err
+		if !p.group.shared {
+			if _, err := f.Write(rec); err != nil {
+				s.discard()
+				return nil, err
+			}
 		}
 		s.size = len(rec)
 		return s, nil

@@ -3,16 +3,21 @@
 package filelock
 
 import (
+	"errors"
 	"io/fs"
 	"os"
 
 	"golang.org/x/sys/unix"
 )
 
-// lockShared takes a shared flock on f, waiting for it: it is only ever
-// held exclusively for the instant of an AnyWaiting check.
-func lockShared(f *os.File) error {
-	return flockFile(f, unix.LOCK_SH)
+// tryLockShared takes a shared flock on f without waiting; false when
+// an exclusive one is in the way.
+func tryLockShared(f *os.File) (bool, error) {
+	err := flockFile(f, unix.LOCK_SH|unix.LOCK_NB)
+	if errors.Is(err, unix.EWOULDBLOCK) {
+		return false, nil
+	}
+	return err == nil, err
 }
 
 // unlock drops f's flock.

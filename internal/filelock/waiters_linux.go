@@ -1,6 +1,7 @@
 package filelock
 
 import (
+	"errors"
 	"io/fs"
 	"os"
 
@@ -15,10 +16,17 @@ import (
 // locks belong to the open file and die with the process.
 
 // MarkWaiting records, on f (the waiters file, opened by this waiter),
-// that one more process waits.
-func MarkWaiting(f *os.File) error {
+// that one more process waits. It never blocks: marked is false when a
+// conflicting lock is in the way (one no waiter takes, but any process
+// that may write the file can), and the caller tries again later. While
+// such a lock is held, AnyWaiting answers true anyway.
+func MarkWaiting(f *os.File) (marked bool, err error) {
 	lk := unix.Flock_t{Type: unix.F_RDLCK, Whence: 0, Start: 0, Len: 1}
-	return fcntlLock(f, unix.F_OFD_SETLKW, &lk)
+	err = fcntlLock(f, unix.F_OFD_SETLK, &lk)
+	if errors.Is(err, unix.EAGAIN) || errors.Is(err, unix.EACCES) {
+		return false, nil
+	}
+	return err == nil, err
 }
 
 // AnyWaiting reports whether some process holds a waiting mark on f.

@@ -10,8 +10,10 @@ import "os"
 // confirms it by looking for tickets in the queue.
 
 // MarkWaiting records, on f (the waiters file, opened by this waiter),
-// that one more process waits.
-func MarkWaiting(f *os.File) error { return lockShared(f) }
+// that one more process waits. It never blocks: marked is false when an
+// exclusive lock is in the way (an AnyWaiting check, for an instant, or
+// any other process's), and the caller tries again later.
+func MarkWaiting(f *os.File) (marked bool, err error) { return tryLockShared(f) }
 
 // AnyWaiting reports whether some process holds a waiting mark on f.
 // sure is false when the answer may be wrong; the caller then looks at
