@@ -376,6 +376,10 @@ func (p *Pool) waitInLine(ctx context.Context, max int, deadline time.Time, arri
 		t.leave()
 	}()
 	var freeSince time.Time // when the waiter second in line saw a free slot
+	slots := make([]string, max)
+	for id := range slots {
+		slots[id] = slotPath(p.dir, id)
+	}
 	for {
 		w.Reset()
 		wake := deadline // when to look again without an event
@@ -396,7 +400,7 @@ func (p *Pool) waitInLine(ctx context.Context, max int, deadline time.Time, arri
 		if ahead.path == "" || ahead.head {
 			// Watch before trying: a slot freed after the try still
 			// wakes us.
-			if err := w.WatchSlots(p.watchDir()); errors.Is(err, fs.ErrNotExist) {
+			if err := w.WatchSlots(p.watchDir(), slots); errors.Is(err, fs.ErrNotExist) {
 				// The pool directory was removed while we waited (our
 				// ticket with it): make it again and look afresh. The
 				// lock on each slot still decides; only the order of

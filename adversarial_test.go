@@ -264,6 +264,7 @@ func TestFullDisk(t *testing.T) {
 				t.Fatalf("Acquire on a full disk: %v", err)
 			}
 			if g.spare == nil {
+				needSpares(t)
 				t.Fatal("the slot was not taken through the spare")
 			}
 			st, err := p.ReadStatus(1)

@@ -330,6 +330,7 @@ func TestGroupFilesAreBornShared(t *testing.T) {
 		checkGroupModes(t, dir)
 	})
 	t.Run("spare", func(t *testing.T) {
+		needSpares(t)
 		dir := filepath.Join(groupParent(t), "pool")
 		first := startMember(t, memberA, "hold", dir, 1)
 		first.held()

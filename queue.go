@@ -106,8 +106,16 @@ func (p *Pool) makeTicket(qdir, name string, max int) (*os.File, error) {
 	if err != nil {
 		return nil, err
 	}
+	// The draft is this process's own, made a moment ago; a lock on it
+	// can only be another process's look, which lets go at once.
 	var ok bool
-	if ok, err = filelock.TryLock(f); err == nil && !ok {
+	for try := 0; ; try++ {
+		if ok, err = filelock.TryLock(f); err != nil || ok || try == 20 {
+			break
+		}
+		time.Sleep(time.Duration(try+1) * 50 * time.Microsecond)
+	}
+	if err == nil && !ok {
 		err = errors.New("draft ticket locked by another process")
 	}
 	if err == nil && at != draft {
@@ -186,7 +194,7 @@ func (t *ticket) ahead(w watch.Watcher) (aheadOf, error) {
 			// by an older version or by hand): watch the whole queue
 			// directory instead, which its departure or its waiter's
 			// death also wakes, if less selectively.
-			if err := w.WatchSlots(t.dir); err != nil {
+			if err := w.WatchSlots(t.dir, nil); err != nil {
 				return aheadOf{}, err
 			}
 		}

@@ -41,7 +41,7 @@ import (
 func TestNestedInheritNeverReusesTheSpare(t *testing.T) {
 	p := newTestPool(t)
 	g := mustAcquire(t, p, 1, 0)
-	if g.spare == nil && !testNoSpares {
+	if g.spare == nil && !sparesOff() {
 		t.Skip("no spare here")
 	}
 	firstSpare := g.spare // nil in the classic control run (LLMSLOTS_TEST_NOSPARES=1)
@@ -123,7 +123,7 @@ func TestReleaseFreesTheSlotEvenIfItsNameCannotBeSeen(t *testing.T) {
 	dir := filepath.Join(parent, "pool")
 	p, _ := NewPool(dir)
 	g := mustAcquire(t, p, 1, 0)
-	if g.spare == nil && !testNoSpares {
+	if g.spare == nil && !sparesOff() {
 		t.Skip("no spare here")
 	}
 	if err := os.Rename(dir, dir+".moved"); err != nil {
@@ -253,7 +253,7 @@ func TestNestedGuardCannotHandOnAReleasedSlot(t *testing.T) {
 	// Nothing was handed on, so the spare is still good, and reused.
 	g2 := mustAcquire(t, p, 1, 0)
 	defer g2.Release()
-	if !testNoSpares && (g2.spare == nil || g2.spare != first) {
+	if !sparesOff() && (g2.spare == nil || g2.spare != first) {
 		t.Errorf("second acquire used spare %v; want the first one, %v", g2.spare, first)
 	}
 }

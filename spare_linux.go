@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/llmslots/llmslots/internal/filelock"
+	"github.com/llmslots/llmslots/internal/watch"
 )
 
 // A spare is what makes the uncontended acquire cheap. Taking a slot the
@@ -81,7 +82,7 @@ var testNoSpares bool
 // takeSpare returns an idle spare for the pool, or a new one; nil when
 // the pool cannot use spares, and the caller then creates the slot file.
 func (p *Pool) takeSpare() *spare {
-	if testNoSpares || p.netfs.Load() || p.noLinks.Load() {
+	if testNoSpares || watch.ForcePortable || p.netfs.Load() || p.noLinks.Load() {
 		return nil
 	}
 	spares.Lock()

@@ -17,6 +17,7 @@ import (
 // The spare is one file, reused: while a slot is held the slot's name is a
 // second link to it, locked all along; Release removes only that name.
 func TestSpareIsReusedAndStaysLocked(t *testing.T) {
+	needSpares(t)
 	p := newTestPool(t)
 	g := mustAcquire(t, p, 2, 0)
 	if g.spare == nil {
@@ -61,6 +62,7 @@ func TestSpareIsReusedAndStaysLocked(t *testing.T) {
 
 // A spare's record says when the slot was taken, each time.
 func TestSpareRecordIsFresh(t *testing.T) {
+	needSpares(t)
 	p := newTestPool(t, WithLabel("first"))
 	g := mustAcquire(t, p, 1, 0)
 	first := g.AcquiredAt()
@@ -88,6 +90,7 @@ func TestSpareRecordIsFresh(t *testing.T) {
 // the slot's name too. The next process to make a spare takes the slot at
 // once and sweeps the dead spares away, but never a live process's.
 func TestDeadProcessesSparesAreSwept(t *testing.T) {
+	needSpares(t)
 	dir := t.TempDir()
 	live := startHelper(t, "hold", dir, 3)
 	live.held()
@@ -130,6 +133,7 @@ func TestDeadProcessesSparesAreSwept(t *testing.T) {
 // A spare whose lock a child shares (Inherit) is never reused: the next
 // acquire takes a new one, and Release removes the shared one's name.
 func TestInheritedSpareIsNotReused(t *testing.T) {
+	needSpares(t)
 	p := newTestPool(t)
 	g := mustAcquire(t, p, 1, 0)
 	spare := g.spare.path
@@ -156,6 +160,7 @@ func TestInheritedSpareIsNotReused(t *testing.T) {
 
 // RemoveDeadWaiters (llmslots cleanup) sweeps dead processes' spares too.
 func TestCleanupSweepsSpares(t *testing.T) {
+	needSpares(t)
 	dir := t.TempDir()
 	h := startHelper(t, "hold", dir, 1)
 	h.held()
@@ -179,6 +184,7 @@ func TestCleanupSweepsSpares(t *testing.T) {
 // A pool's spare is made in the pool's own directory, with the group's
 // mode in a group's pool.
 func TestSpareLivesInThePool(t *testing.T) {
+	needSpares(t)
 	p := newTestPool(t)
 	g := mustAcquire(t, p, 1, 0)
 	defer g.Release()
@@ -195,6 +201,7 @@ func TestSpareLivesInThePool(t *testing.T) {
 // security policy), the pool falls back to creating each slot file, at
 // once and for good, and leaves no spare behind.
 func TestNoLinksFallsBackToCreate(t *testing.T) {
+	needSpares(t)
 	calls := 0
 	linkFile = func(oldname, newname string) error {
 		calls++
@@ -226,6 +233,7 @@ func TestNoLinksFallsBackToCreate(t *testing.T) {
 // cache cleaner, logind at logout): the next acquire makes the directory
 // again and a new spare there.
 func TestSpareSurvivesPoolDirRemoval(t *testing.T) {
+	needSpares(t)
 	p := newTestPool(t)
 	mustAcquire(t, p, 1, 0).Release()
 	if err := os.RemoveAll(p.Dir()); err != nil {

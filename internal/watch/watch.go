@@ -1,5 +1,8 @@
 // Package watch tells a waiting process when to look at the pool again:
-// inotify events on Linux, a growing, jittered sleep elsewhere. A watcher
+// inotify events on Linux; elsewhere, and on Linux without inotify, the
+// locks themselves (a blocking shared lock returns when the holder lets
+// go; see lockWatcher). A growing, jittered sleep is the last resort. A
+// watcher
 // never decides anything: after every wake-up the waiter reads the state
 // afresh, so a spurious or coalesced event costs a look, never a wrong
 // answer.
@@ -15,8 +18,9 @@ import (
 type Watcher interface {
 	// Reset drops all watches.
 	Reset()
-	// WatchSlots asks for a wake-up when a slot of dir may have freed.
-	WatchSlots(dir string) error
+	// WatchSlots asks for a wake-up when a slot of dir may have freed;
+	// slots are the paths of the slot files the caller found held.
+	WatchSlots(dir string, slots []string) error
 	// WatchTicket asks for a wake-up when the ticket at path is deleted
 	// or its waiter dies.
 	WatchTicket(path string) error
@@ -27,13 +31,20 @@ type Watcher interface {
 	Close()
 	// Fallback reports why the watcher polls instead of waiting for
 	// events, once it does; nil while events are used (or it always
-	// polled: off Linux, on network filesystems, under ForcePolling).
+	// waited on locks: off Linux, on network filesystems, under
+	// ForcePortable).
 	Fallback() error
 }
 
-// ForcePolling, set by tests, makes every watcher poll, as it does off
-// Linux and on network filesystems.
-var ForcePolling bool
+// ForcePortable, set by tests, makes every watcher wait on locks, as it
+// does off Linux, on network filesystems and without inotify: so the
+// code macOS and the BSDs run is the code Linux tests run.
+var ForcePortable bool
+
+// recheckEvery is how often a waiter looks again without a wake-up, in
+// case one was lost. Rare, because each timer wake-up of an idle Go
+// process costs several thread switches.
+const recheckEvery = 15 * time.Second
 
 // Polling bounds, where events are not available: the sleep grows from
 // pollMin to pollMax, jittered so that waiters who started together do
@@ -54,14 +65,20 @@ type poller struct {
 func newPoller() *poller { return &poller{delay: pollMin} }
 
 func (p *poller) Reset()                   {}
-func (p *poller) WatchSlots(string) error  { return nil }
+func (p *poller) WatchSlots(string, []string) error { return nil }
 func (p *poller) WatchTicket(string) error { return nil }
 func (p *poller) Close()                   {}
 func (p *poller) Fallback() error          { return p.why }
 
-func (p *poller) Wait(ctx context.Context, deadline time.Time) error {
+// next returns the next sleep, jittered, and grows the one after.
+func (p *poller) next() time.Duration {
 	sleep := p.delay/2 + rand.N(p.delay/2+1)
 	p.delay = min(2*p.delay, pollMax)
+	return sleep
+}
+
+func (p *poller) Wait(ctx context.Context, deadline time.Time) error {
+	sleep := p.next()
 	if !deadline.IsZero() {
 		sleep = min(sleep, time.Until(deadline))
 	}

@@ -20,10 +20,6 @@ const (
 	ticketEvents = unix.IN_ATTRIB | unix.IN_CLOSE_WRITE | unix.IN_DELETE_SELF | unix.IN_MOVE_SELF
 )
 
-// recheckEvery is how often an event-driven waiter looks again without
-// an event, in case one was lost. Rare, because each timer wake-up of an
-// idle Go process costs several thread switches.
-const recheckEvery = 15 * time.Second
 
 // inotifyWatcher wakes a waiter on filesystem events. One per waiter: the
 // watches it holds are its own, so a release wakes the queue's head and a
@@ -45,8 +41,8 @@ type inotifyWatcher struct {
 // changes raise no events) or inotify is unavailable (its per-user limit
 // of instances reached, say).
 func New(dir string) Watcher {
-	if ForcePolling || NetworkFS(dir) {
-		return newPoller()
+	if ForcePortable || NetworkFS(dir) {
+		return newLockWatcher()
 	}
 	idleWatchers.Lock()
 	if n := len(idleWatchers.list); n > 0 {
@@ -58,9 +54,9 @@ func New(dir string) Watcher {
 	idleWatchers.Unlock()
 	fd, err := unix.InotifyInit1(unix.IN_CLOEXEC | unix.IN_NONBLOCK)
 	if err != nil {
-		p := newPoller()
-		p.why = &os.SyscallError{Syscall: "inotify_init1", Err: err}
-		return p
+		// The user's inotify instances are used up: wait on locks, as
+		// other platforms do.
+		return newLockWatcher()
 	}
 	return &inotifyWatcher{f: os.NewFile(uintptr(fd), "inotify"), fd: fd}
 }
@@ -97,7 +93,7 @@ func (w *inotifyWatcher) drain() {
 	}
 }
 
-func (w *inotifyWatcher) WatchSlots(dir string) error { return w.add(dir, slotEvents|unix.IN_ONLYDIR) }
+func (w *inotifyWatcher) WatchSlots(dir string, _ []string) error { return w.add(dir, slotEvents|unix.IN_ONLYDIR) }
 
 func (w *inotifyWatcher) WatchTicket(path string) error { return w.add(path, ticketEvents) }
 
