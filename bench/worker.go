@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/llmslots/llmslots"
+	"github.com/llmslots/llmslots/internal/watch"
 	"golang.org/x/sys/unix"
 )
 
@@ -27,6 +28,7 @@ type strategy func(dir string, max int, wait time.Duration) (release func(), slo
 
 var strategies = map[string]strategy{
 	"llmslots":  librarySlot,
+	"portable":  librarySlot, // with watch.ForcePortable: see runWorker
 	"reference": referenceSlot,
 }
 
@@ -95,6 +97,9 @@ func envInt(name string) int {
 
 func runWorker() int {
 	take := strategies[os.Getenv("BENCH_STRATEGY")]
+	// The portable path: waiting on locks and no spares, as macOS and the
+	// BSDs run, here on Linux.
+	watch.ForcePortable = os.Getenv("BENCH_STRATEGY") == "portable"
 	dir, max := os.Getenv("BENCH_DIR"), envInt("BENCH_MAX")
 	out := bufio.NewWriter(os.Stdout)
 	defer out.Flush()

@@ -11,10 +11,14 @@ import (
 	"strings"
 	"time"
 
+	"github.com/llmslots/llmslots/internal/watch"
 	"golang.org/x/sys/unix"
 )
 
-var stratNames = []string{"llmslots", "reference"}
+// stratNames are the strategies compared side by side: the library on
+// Linux (inotify, spares), the library on the portable path (what macOS
+// and the BSDs run), and the reference.
+var stratNames = []string{"llmslots", "portable", "reference"}
 
 // uncontended times one acquire+release with nobody else about, for each
 // strategy and for the floor: bare create-exclusive + flock + unlink +
@@ -49,7 +53,7 @@ func uncontended(root string) error {
 	}
 	// Rounds interleave the loops, so that a noisy moment on the machine
 	// falls on all of them alike.
-	names := []string{"floor", "llmslots", "reference"}
+	names := []string{"floor", "llmslots", "portable", "reference"}
 	runs := map[string][]float64{}
 	for range *flagRuns + 2 { // a few more: these runs are short
 		for _, name := range names {
@@ -58,7 +62,9 @@ func uncontended(root string) error {
 				return err
 			}
 			os.Chmod(dir, 0o700)
+			watch.ForcePortable = name == "portable" // no spares, as macOS
 			runs[name] = append(runs[name], timeLoop(loops[name](dir)))
+			watch.ForcePortable = false
 			os.RemoveAll(dir)
 		}
 	}
@@ -120,10 +126,10 @@ func saturated(root string) error {
 		{"total wait, max/min process", func(r satResult) float64 { return r.spread }, "x"},
 		{"cycles", func(r satResult) float64 { return float64(r.cycles) }, ""},
 	}
-	fmt.Printf("| %-28s | %12s | %12s | %10s |\n|---|---|---|---|\n", "metric", "llmslots", "reference", "ratio")
+	fmt.Printf("| %-28s | %12s | %12s | %12s | %10s | %10s |\n|---|---|---|---|---|---|\n", "metric", "llmslots", "portable", "reference", "ratio", "ratio port.")
 	for _, m := range metrics {
-		a, b := medianOf(rows["llmslots"], m.get), medianOf(rows["reference"], m.get)
-		fmt.Printf("| %-28s | %12s | %12s | %10s |\n", m.name+unitSuffix(m.unit), fmtNum(a), fmtNum(b), ratio(a, b))
+		a, p, b := medianOf(rows["llmslots"], m.get), medianOf(rows["portable"], m.get), medianOf(rows["reference"], m.get)
+		fmt.Printf("| %-28s | %12s | %12s | %12s | %10s | %10s |\n", m.name+unitSuffix(m.unit), fmtNum(a), fmtNum(p), fmtNum(b), ratio(a, b), ratio(p, b))
 	}
 	return nil
 }
@@ -215,7 +221,7 @@ func idle(root string) error {
 	const waiters = 20
 	window := 3 * time.Second
 	fmt.Printf("\n## idle: %d waiters blocked for %v behind a holder (per waiter-second)\n", waiters, window)
-	fmt.Printf("| %-28s | %12s | %12s | %10s |\n|---|---|---|---|\n", "metric", "llmslots", "reference", "ratio")
+	fmt.Printf("| %-28s | %12s | %12s | %12s | %10s | %10s |\n|---|---|---|---|---|---|\n", "metric", "llmslots", "portable", "reference", "ratio", "ratio port.")
 	res := map[string][2]float64{}
 	for _, name := range stratNames {
 		dir, err := os.MkdirTemp(root, "idle-")
@@ -248,8 +254,10 @@ func idle(root string) error {
 		ws0 := float64(waiters) * window.Seconds()
 		res[name] = [2]float64{(cpu1 - cpu0) / ws0, (cs1 - cs0) / ws0}
 	}
-	fmt.Printf("| %-28s | %12s | %12s | %10s |\n", "CPU (ms)", fmtNum(res["llmslots"][0]), fmtNum(res["reference"][0]), ratio(res["llmslots"][0], res["reference"][0]))
-	fmt.Printf("| %-28s | %12s | %12s | %10s |\n", "wake-ups", fmtNum(res["llmslots"][1]), fmtNum(res["reference"][1]), ratio(res["llmslots"][1], res["reference"][1]))
+	for i, m := range []string{"CPU (ms)", "wake-ups"} {
+		a, p, b := res["llmslots"][i], res["portable"][i], res["reference"][i]
+		fmt.Printf("| %-28s | %12s | %12s | %12s | %10s | %10s |\n", m, fmtNum(a), fmtNum(p), fmtNum(b), ratio(a, b), ratio(p, b))
+	}
 	return nil
 }
 
