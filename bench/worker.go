@@ -30,6 +30,25 @@ var strategies = map[string]strategy{
 	"llmslots":  librarySlot,
 	"portable":  librarySlot, // with watch.ForcePortable: see runWorker
 	"reference": referenceSlot,
+	"floor":     floorSlot,
+}
+
+// floorSlot is the least a cross-process handoff can cost here: one
+// process blocked in flock on a file, woken by the kernel when another
+// lets go, holding it at once. Each worker waits on file pid%max, so a
+// handoff is exactly one blocked process woken; there is no queue, no
+// fairness across files and no crash handling: a floor, not a semaphore.
+func floorSlot(dir string, max int, wait time.Duration) (func(), int, error) {
+	id := os.Getpid() % max
+	f, err := os.OpenFile(filepath.Join(dir, "floor-"+strconv.Itoa(id)), os.O_RDWR|os.O_CREATE, 0o600)
+	if err != nil {
+		return nil, 0, err
+	}
+	if err := unix.Flock(int(f.Fd()), unix.LOCK_EX); err != nil {
+		f.Close()
+		return nil, 0, err
+	}
+	return func() { f.Close() }, id, nil
 }
 
 // pools caches one Pool per directory, as a real program keeps its pool.
@@ -201,7 +220,7 @@ func runCycles(root, strat string, n, max int, hold, think, length time.Duration
 	}
 	defer os.RemoveAll(dir)
 	os.Chmod(dir, 0o700)
-	start := monotonic() + int64(300*time.Millisecond) // time for every worker to start
+	start := monotonic() + int64(300*time.Millisecond+time.Duration(n)*10*time.Millisecond) // time for every worker to start
 	end := start + int64(length)
 	var ws []*worker
 	for range n {

@@ -298,9 +298,15 @@ func scale(root string) error {
 		length = time.Second
 	}
 	fmt.Printf("\n## scale: processes cycling with a 2 ms hold, %v a run (medians of %d runs)\n", length, *flagRuns)
-	fmt.Printf("| %-24s | %-9s | %12s | %12s | %12s |\n|---|---|---|---|---|\n", "workload", "strategy", "acquires/s", "CPU µs/acq", "handoff p50 ms")
-	for _, sc := range []struct{ procs, max int }{{8, 4}, {64, 4}, {64, 256}} {
-		for _, name := range stratNames {
+	fmt.Println("floor: one process blocked in flock woken by another, no queue (see floorSlot); x floor: CPU per acquisition over the floor's")
+	fmt.Printf("| %-24s | %-9s | %12s | %12s | %9s | %12s |\n|---|---|---|---|---|---|\n", "workload", "strategy", "acquires/s", "CPU µs/acq", "x floor", "handoff p50 ms")
+	rows := []struct{ procs, max int }{{8, 4}, {64, 4}, {64, 256}, {256, 4}}
+	if *flagQuick {
+		rows = rows[:3] // 256 processes take a while to start on a small machine
+	}
+	for _, sc := range rows {
+		var floorCost float64
+		for _, name := range append([]string{"floor"}, stratNames...) {
 			var rate, cost, hand []float64
 			for range *flagRuns {
 				before := childCPU()
@@ -314,9 +320,69 @@ func scale(root string) error {
 				cost = append(cost, cpu.Seconds()*1e6/float64(len(cycles)))
 				hand = append(hand, r.handoffP50)
 			}
-			fmt.Printf("| %-24s | %-9s | %12s | %12s | %12s |\n", fmt.Sprintf("%d processes, max %d", sc.procs, sc.max), name,
-				fmtNum(median(rate)), fmtNum(median(cost)), fmtNum(median(hand)))
+			if name == "floor" {
+				floorCost = median(cost)
+			}
+			fmt.Printf("| %-24s | %-9s | %12s | %12s | %8.2fx | %12s |\n", fmt.Sprintf("%d processes, max %d", sc.procs, sc.max), name,
+				fmtNum(median(rate)), fmtNum(median(cost)), median(cost)/floorCost, fmtNum(median(hand)))
 		}
+	}
+	return manyHolders(root)
+}
+
+// manyHolders: 512 processes hold slots of a pool of 1024; one more
+// acquire+release, timed, against the same on an empty pool. Lowest-first
+// scanning passes every held slot.
+func manyHolders(root string) error {
+	const holders, max = 512, 1024
+	if *flagQuick {
+		return nil
+	}
+	fmt.Printf("\n## %d holders on max %d: one acquire+release (µs, median of %d runs)\n", holders, max, *flagRuns)
+	fmt.Printf("| %-10s | %12s | %12s | %10s |\n|---|---|---|---|\n", "strategy", "empty pool", "512 held", "ratio")
+	for _, name := range []string{"llmslots", "reference"} {
+		dir, err := os.MkdirTemp(root, "many-")
+		if err != nil {
+			return err
+		}
+		os.Chmod(dir, 0o700)
+		take := strategies[name]
+		timeOne := func() float64 {
+			var xs []float64
+			for range 50 {
+				t0 := time.Now()
+				release, _, err := take(dir, max, 0)
+				if err != nil {
+					return -1
+				}
+				release()
+				xs = append(xs, float64(time.Since(t0).Microseconds()))
+			}
+			return median(xs)
+		}
+		var empty, full []float64
+		for range *flagRuns {
+			empty = append(empty, timeOne())
+		}
+		var ws []*worker
+		for range holders {
+			w, err := startWorker("hold", name, dir, max)
+			if err != nil {
+				return err
+			}
+			ws = append(ws, w)
+		}
+		for _, w := range ws {
+			w.out.Scan()
+		}
+		for range *flagRuns {
+			full = append(full, timeOne())
+		}
+		for _, w := range ws {
+			w.stop()
+		}
+		os.RemoveAll(dir)
+		fmt.Printf("| %-10s | %12s | %12s | %9.1fx |\n", name, fmtNum(median(empty)), fmtNum(median(full)), median(full)/median(empty))
 	}
 	return nil
 }
