@@ -11,6 +11,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime/pprof"
 	"strconv"
 	"time"
 
@@ -119,6 +120,14 @@ func runWorker() int {
 	// The portable path: waiting on locks and no spares, as macOS and the
 	// BSDs run, here on Linux.
 	watch.ForcePortable = os.Getenv("BENCH_STRATEGY") == "portable"
+	// BENCH_PROFILE=DIR writes each worker's CPU profile to DIR/cpu-PID,
+	// to see where a contended waiter's time goes.
+	if dir := os.Getenv("BENCH_PROFILE"); dir != "" {
+		if f, err := os.Create(filepath.Join(dir, "cpu-"+os.Getenv("BENCH_STRATEGY")+"-"+strconv.Itoa(os.Getpid()))); err == nil {
+			pprof.StartCPUProfile(f)
+			defer pprof.StopCPUProfile()
+		}
+	}
 	dir, max := os.Getenv("BENCH_DIR"), envInt("BENCH_MAX")
 	out := bufio.NewWriter(os.Stdout)
 	defer out.Flush()
