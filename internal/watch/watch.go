@@ -64,11 +64,11 @@ type poller struct {
 
 func newPoller() *poller { return &poller{delay: pollMin} }
 
-func (p *poller) Reset()                   {}
+func (p *poller) Reset()                            {}
 func (p *poller) WatchSlots(string, []string) error { return nil }
-func (p *poller) WatchTicket(string) error { return nil }
-func (p *poller) Close()                   {}
-func (p *poller) Fallback() error          { return p.why }
+func (p *poller) WatchTicket(string) error          { return nil }
+func (p *poller) Close()                            {}
+func (p *poller) Fallback() error                   { return p.why }
 
 // next returns the next sleep, jittered, and grows the one after.
 func (p *poller) next() time.Duration {

@@ -20,7 +20,6 @@ const (
 	ticketEvents = unix.IN_ATTRIB | unix.IN_CLOSE_WRITE | unix.IN_DELETE_SELF | unix.IN_MOVE_SELF
 )
 
-
 // inotifyWatcher wakes a waiter on filesystem events. One per waiter: the
 // watches it holds are its own, so a release wakes the queue's head and a
 // departure wakes only the ticket behind it, never the whole queue.
@@ -93,7 +92,9 @@ func (w *inotifyWatcher) drain() {
 	}
 }
 
-func (w *inotifyWatcher) WatchSlots(dir string, _ []string) error { return w.add(dir, slotEvents|unix.IN_ONLYDIR) }
+func (w *inotifyWatcher) WatchSlots(dir string, _ []string) error {
+	return w.add(dir, slotEvents|unix.IN_ONLYDIR)
+}
 
 func (w *inotifyWatcher) WatchTicket(path string) error { return w.add(path, ticketEvents) }
 
