@@ -19,7 +19,6 @@ import (
 
 	"github.com/llmslots/llmslots/internal/clock"
 	"github.com/llmslots/llmslots/internal/proc"
-	"github.com/llmslots/llmslots/internal/watch"
 	"golang.org/x/sys/unix"
 )
 
@@ -276,19 +275,6 @@ func (h *helper) kill() {
 }
 
 func (h *helper) pid() int { return h.cmd.Process.Pid }
-
-// sparesOff reports whether this run takes every slot the classic way:
-// LLMSLOTS_TEST_NOSPARES, or the portable path, which has no spares, as
-// macOS and the BSDs have none.
-func sparesOff() bool { return testNoSpares || watch.ForcePortable }
-
-// needSpares skips a test of the spares themselves where there are none.
-func needSpares(t *testing.T) {
-	t.Helper()
-	if sparesOff() {
-		t.Skip("no spares on this run (LLMSLOTS_TEST_NOSPARES or LLMSLOTS_TEST_PORTABLE)")
-	}
-}
 
 // withoutSpares makes the test's acquires create their slot files the
 // classic way.

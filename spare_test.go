@@ -12,6 +12,7 @@ import (
 	"testing"
 
 	"github.com/llmslots/llmslots/internal/filelock"
+	"github.com/llmslots/llmslots/internal/watch"
 )
 
 // The spare is one file, reused: while a slot is held the slot's name is a
@@ -250,5 +251,18 @@ func TestSpareSurvivesPoolDirRemoval(t *testing.T) {
 	}
 	if names := spareNames(t, p.Dir()); len(names) != 1 {
 		t.Fatalf("spares %v; want one", names)
+	}
+}
+
+// sparesOff reports whether this run takes every slot the classic way:
+// LLMSLOTS_TEST_NOSPARES, or the portable path, which has no spares, as
+// macOS and the BSDs have none.
+func sparesOff() bool { return testNoSpares || watch.ForcePortable }
+
+// needSpares skips a test of the spares themselves where there are none.
+func needSpares(t *testing.T) {
+	t.Helper()
+	if sparesOff() {
+		t.Skip("no spares on this run (LLMSLOTS_TEST_NOSPARES or LLMSLOTS_TEST_PORTABLE)")
 	}
 }
