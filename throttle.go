@@ -601,23 +601,38 @@ func (p *Pool) tryAcquireFast(max int, s *spare) (*Guard, error) {
 	if g == nil || err != nil {
 		return g, err
 	}
+	return p.recheck(g, max), nil
+}
+
+// recheck decides whether g, a slot taken without the throttle lock, may
+// be kept: with no state file (one failed lstat), or a state that cannot
+// refuse it, yes; otherwise gateLocked decides again, and a refused slot
+// is given back (nil). The decision is timed before the look, so a report
+// written after that instant is one the grant could not see: it was
+// decided first.
+func (p *Pool) recheck(g *Guard, max int) *Guard {
 	now := time.Now()
-	if _, err := os.Lstat(p.throttlePath()); errors.Is(err, fs.ErrNotExist) {
-		g.th.decided = now
-		return g, nil
+	if !p.throttleSeen.Load() {
+		if _, err := os.Lstat(p.throttlePath()); errors.Is(err, fs.ErrNotExist) {
+			g.th.decided = now
+			return g
+		}
+		p.throttleSeen.Store(true)
 	}
-	p.throttleSeen.Store(true)
 	st := p.readThrottle()
 	g.th.seen = st != nil
+	if st == nil {
+		p.throttleSeen.Store(false)
+	}
 	if !st.restrictive(max, now) {
 		g.th.decided = now
-		return g, nil
+		return g
 	}
 	if kept, _, err := p.gateLocked(max, g, nil); err == nil && kept != nil {
-		return g, nil
+		return g
 	}
 	g.giveBack()
-	return nil, nil
+	return nil
 }
 
 // giveBack undoes a grant the gate refused after the fact: the slot's
@@ -642,13 +657,15 @@ func (g *Guard) giveBack() {
 // calls earlier with when to look again (the pause's end, the ramp's next
 // grant; a release wakes the waiter by itself).
 func (p *Pool) tryAcquireGated(max int, s *spare, earlier func(time.Time)) (g *Guard, soon bool, err error) {
-	st := p.readThrottle()
 	now := time.Now()
+	st := p.readThrottle()
 	p.throttleSeen.Store(st != nil)
 	if !st.restrictive(max, now) {
+		// Taken without the lock, then looked at again: a report may have
+		// come between the read and the take.
 		g, soon, err = p.tryAcquireSoon(max, s)
 		if g != nil {
-			g.th.seen, g.th.decided = st != nil, now
+			g = p.recheck(g, max)
 		}
 		return g, soon, err
 	}
@@ -689,8 +706,8 @@ func (p *Pool) gateLocked(max int, have *Guard, s *spare) (g *Guard, retry time.
 		return nil, time.Time{}, err
 	}
 	defer unlock()
-	st := p.readThrottle()
 	now := time.Now()
+	st := p.readThrottle()
 	limit := st.effective(max)
 	if st != nil {
 		if now.Before(st.pauseUntil) {
@@ -704,6 +721,9 @@ func (p *Pool) gateLocked(max int, have *Guard, s *spare) (g *Guard, retry time.
 	if holders >= limit {
 		return nil, time.Time{}, nil // a release wakes the waiter
 	}
+	// The decision's instant, for the record: after the count, before the
+	// take, inside the lock (no report can come between).
+	decided := time.Now()
 	g = have
 	if g == nil {
 		g, _, err = p.tryAcquireSoon(max, s)
@@ -711,7 +731,7 @@ func (p *Pool) gateLocked(max int, have *Guard, s *spare) (g *Guard, retry time.
 			return nil, time.Time{}, err
 		}
 	}
-	g.th = guardThrottle{seen: st != nil, decided: now, limit: limit, holders: holders}
+	g.th = guardThrottle{seen: st != nil, decided: decided, limit: limit, holders: holders}
 	if st != nil && now.Before(st.rampEnd(max)) {
 		st.lastGrant = now
 		if err := p.writeThrottle(st); err != nil {
