@@ -73,7 +73,7 @@ func (p *Pool) acquire(ctx context.Context, max int, deadline time.Time, wait ti
 	// The uncontended path: nobody waits, so try the slots at once. With
 	// waiters, even a free slot is theirs: go to the back of the line.
 	if !p.waitersPresent() {
-		g, err = p.tryAcquire(max, s)
+		g, err = p.tryAcquireFast(max, s) // tryAcquire behind the throttle gate (throttle.go)
 	}
 	if g == nil && err == nil && (deadline.IsZero() || time.Now().Before(deadline)) && ctx.Err() == nil {
 		arrived := clock.Monotonic() - int64(time.Since(called))
@@ -415,7 +415,7 @@ func (p *Pool) waitInLine(ctx context.Context, max int, deadline time.Time, arri
 		}
 		switch {
 		case ahead.path == "":
-			g, soon, err := p.tryAcquireSoon(max, s)
+			g, soon, err := p.tryAcquireGated(max, s, earlier) // throttle.go
 			if g != nil || err != nil {
 				return g, err
 			}
@@ -441,7 +441,7 @@ func (p *Pool) waitInLine(ctx context.Context, max int, deadline time.Time, arri
 				earlier(freeSince.Add(stallAfter))
 				break
 			}
-			g, _, err := p.tryAcquireSoon(max, s)
+			g, _, err := p.tryAcquireGated(max, s, earlier)
 			if g != nil || err != nil {
 				if g != nil {
 					p.log().Debug("llmslots: took a slot the head of the line left free", "slot", g.id, "dir", p.dir, "head", filepath.Base(ahead.path))

@@ -43,6 +43,8 @@ type Guard struct {
 	// leftQueue, for a guard served from the queue, is closed once its
 	// ticket is gone (see waitInLine).
 	leftQueue chan struct{}
+	// th is what the guard knows of the pool's throttling (throttle.go).
+	th guardThrottle
 }
 
 // heldGuards holds every unreleased Guard of this process, keyed by slot
@@ -166,6 +168,7 @@ func (g *Guard) Release() error {
 		err = filelock.RemoveAndClose(g.file, g.path, g.info)
 	}
 	g.file, g.spare = nil, nil
+	g.afterRelease() // raises a throttled pool's limit (throttle.go)
 	if l := g.pool.log(); l.Enabled(context.Background(), slog.LevelDebug) {
 		l.Debug("llmslots: slot released", "slot", g.id, "dir", g.pool.dir,
 			"held", time.Since(g.acquired).Round(time.Microsecond))

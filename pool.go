@@ -51,6 +51,11 @@ type Pool struct {
 	// maxChecked is set once this process has looked, at its first wait,
 	// for holders and waiters that use another max (see warnOtherMax).
 	maxChecked atomic.Bool
+	// throttleSeen is set while the pool is known to have a throttle
+	// state (throttle.go): acquires then go through the gate from the
+	// start. throttleBad is set once an unusable state file was logged.
+	throttleSeen atomic.Bool
+	throttleBad  atomic.Bool
 }
 
 // An Option configures a Pool.

@@ -23,6 +23,16 @@ type Progress struct {
 	Holders []Holder
 	// Waited is how long the acquire has waited so far.
 	Waited time.Duration
+	// Limit is the pool's effective limit: Max, unless throttle reports
+	// (Guard.Throttled) lowered it.
+	Limit int
+	// PausedUntil is when the pool's pause ends, after a throttle report
+	// or a pause by hand; zero when no pause is on. No slot is granted
+	// before it.
+	PausedUntil time.Time
+	// Throttle is the pool's throttling state (see Status.Throttle); nil
+	// when there is none.
+	Throttle *ThrottleStatus
 }
 
 // WithProgress makes the pool call fn while an acquire waits: when the
@@ -56,7 +66,8 @@ func (p *Pool) watchProgress(max int, started time.Time, ticket string) (stop fu
 		for {
 			pr := p.readProgress(max, ticket)
 			pr.Waited = time.Since(started)
-			if last == nil || pr.Ahead != last.Ahead || !slices.Equal(pr.Holders, last.Holders) {
+			if last == nil || pr.Ahead != last.Ahead || !slices.Equal(pr.Holders, last.Holders) ||
+				pr.Limit != last.Limit || !pr.PausedUntil.Equal(last.PausedUntil) {
 				p.progress(pr)
 				last = &pr
 			}
@@ -76,8 +87,11 @@ func (p *Pool) watchProgress(max int, started time.Time, ticket string) (stop fu
 // readProgress reads the holders' records and counts the tickets and
 // drafts ahead of ticket.
 func (p *Pool) readProgress(max int, ticket string) Progress {
-	pr := Progress{Dir: p.dir, Max: max}
+	pr := Progress{Dir: p.dir, Max: max, Limit: max}
 	pr.Holders, _ = p.recordedHolders(max)
+	if pr.Throttle = p.throttleStatus(max); pr.Throttle != nil {
+		pr.Limit, pr.PausedUntil = pr.Throttle.Limit, pr.Throttle.PausedUntil
+	}
 	line, _ := queueNames(queueDir(p.dir), ticketPrefix, draftPrefix)
 	key := func(name string) string { return name[len(ticketPrefix):] }
 	mine := key(ticket)

@@ -58,6 +58,13 @@ type Status struct {
 	// sharing the pool disagree on its size, and each enforces its own.
 	// Never null in JSON.
 	OtherMaxes []int `json:"other_maxes"`
+	// Limit is the effective limit: how many may hold a slot at once now.
+	// Max, unless throttle reports (Guard.Throttled) lowered it.
+	Limit int `json:"limit"`
+	// Throttle is the pool's throttling state: the effective limit, a
+	// pause and its end, the last report. Nil (omitted) when no report
+	// was ever made, or after Pool.Resume.
+	Throttle *ThrottleStatus `json:"throttle,omitempty"`
 }
 
 // SlotStatus describes one slot. For a free slot only SlotID, State and
@@ -200,6 +207,12 @@ func (p *Pool) scan(max int) (Status, error) {
 		}
 	}
 	st.OtherMaxes = otherMaxes(st)
+	st.Limit = max
+	if exists {
+		if st.Throttle = p.throttleStatus(max); st.Throttle != nil {
+			st.Limit = st.Throttle.Limit
+		}
+	}
 	return st, nil
 }
 

@@ -13,7 +13,8 @@
 // max 2, hold 10 ms, think 0-20 ms: utilization, handoff latency, FIFO
 // inversions, spread of waiting); idle (20 waiters blocked: CPU and
 // wake-ups per waiter-second); scale (cost per acquire as waiters and
-// slots grow).
+// slots grow); throttle (20 processes against a simulated provider whose
+// concurrency limit changes: fixed max against the adaptive limit).
 package main
 
 import (
@@ -31,7 +32,7 @@ var (
 	flagDir   = flag.String("dir", "", "directory for the pools (default: /dev/shm if it is tmpfs, else the temp dir)")
 	flagRuns  = flag.Int("runs", 3, "runs of each timed workload; medians are reported")
 	flagQuick = flag.Bool("quick", false, "one short run of each workload (for CI)")
-	flagOnly  = flag.String("only", "", "comma-separated workloads to run: uncontended,saturated,idle,scale")
+	flagOnly  = flag.String("only", "", "comma-separated workloads to run: uncontended,saturated,idle,scale,throttle")
 )
 
 func main() {
@@ -64,6 +65,7 @@ func main() {
 		{"saturated", saturated},
 		{"idle", idle},
 		{"scale", scale},
+		{"throttle", throttle},
 	}
 	for _, s := range steps {
 		if !want(s.name) {

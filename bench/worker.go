@@ -132,6 +132,8 @@ func runWorker() int {
 	out := bufio.NewWriter(os.Stdout)
 	defer out.Flush()
 	switch os.Getenv(workerEnv) {
+	case "throttle":
+		return throttleWorker() // throttle.go
 	case "cycle":
 		// Cycles of think, acquire, hold, release until the end time;
 		// each reported as "ev arrive acquired released slot" in

@@ -52,6 +52,8 @@ func init() {
 		{"status", "show each slot's state and holder", statusCmd},
 		{"release", "free a stale slot, or stop its holder with --kill", releaseCmd},
 		{"cleanup", "remove slot files left by dead holders", cleanupCmd},
+		{"pause", "grant no slot of the pool for a while", pauseCmd},
+		{"resume", "end a pause and forget throttle reports", resumeCmd},
 		{"max", "show the default max and how it was derived", maxCmd},
 	}
 }
@@ -92,12 +94,15 @@ func printMainUsage(w io.Writer) {
 	fmt.Fprint(w, `llmslots: at most N processes of this user run a command at once, host-wide.
 
 Usage:
-  llmslots run [--pool NAME | --dir DIR] [--max N] [--wait D] [--label TEXT] [--exec] -- CMD [ARGS...]
-  llmslots shim NAME [--pool P] [--max N] [--wait D] [--bin-dir DIR]
+  llmslots run [--pool NAME | --dir DIR] [--max N] [--wait D] [--label TEXT] [--exec]
+               [--throttled-on REGEX] [--throttled-exit CODE] -- CMD [ARGS...]
+  llmslots shim NAME [--pool P] [--max N] [--wait D] [--bin-dir DIR] [--throttled-on REGEX] [--throttled-exit CODE]
   llmslots shim --remove NAME [--bin-dir DIR]
   llmslots status [--json] [--max N] [--pool NAME | --dir DIR]
   llmslots release --slot N [--kill] [--grace 10s] [--pool NAME | --dir DIR]
   llmslots cleanup [--dry-run] [--max N] [--pool NAME | --dir DIR]
+  llmslots pause --for D [--reason TEXT] [--pool NAME | --dir DIR]
+  llmslots resume [--pool NAME | --dir DIR]
   llmslots max [--json]
 
 Subcommands:

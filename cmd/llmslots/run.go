@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"os/signal"
+	"regexp"
 	"runtime"
 	"syscall"
 	"time"
@@ -15,7 +16,7 @@ import (
 	"github.com/llmslots/llmslots"
 )
 
-const runSynopsis = "llmslots run [--pool NAME | --dir DIR] [--max N] [--wait D] [--label TEXT] [--exec] -- CMD [ARGS...]"
+const runSynopsis = "llmslots run [--pool NAME | --dir DIR] [--max N] [--wait D] [--label TEXT] [--exec] [--throttled-on REGEX] [--throttled-exit CODE] -- CMD [ARGS...]"
 
 const runAbout = `
 Takes a slot of the pool, runs CMD holding it, and exits with CMD's exit
@@ -34,7 +35,17 @@ llmslots) on the same pool gets its parent's slot at once instead of
 waiting for a second one.
 
 No slot within --wait: exit 75, naming the holders. Waiting, llmslots shows
-a live line on stderr when it is a terminal, one line otherwise.`
+a live line on stderr when it is a terminal, one line otherwise; while the
+pool is paused after a throttle report, it says until when.
+
+With --throttled-on REGEX, CMD's stderr goes through llmslots (to the same
+place, byte for byte, as it comes; CMD sees a pipe there, not a terminal)
+and the first line matching REGEX reports the slot's work throttled: every
+process of the pool stops being granted slots for the hint the line gives
+("try again in 20s", "Retry-After: 5"), or a backoff without one, and the
+pool's limit is lowered until work succeeds again. --throttled-exit CODE
+reports the same when CMD exits with status CODE. Neither goes with --exec.
+See llmslots pause, resume and status.`
 
 // runCmd is "llmslots run".
 func runCmd(args []string, stdout, stderr io.Writer) int {
@@ -46,6 +57,8 @@ func runCmd(args []string, stdout, stderr io.Writer) int {
 	execFlag := fs.Bool("exec", false, "replace llmslots with CMD once the slot is held (Unix only)")
 	quiet := fs.Bool("quiet", false, "say nothing while waiting unless stderr is a terminal (where the live line is erased once the slot is taken); shims use it, so the program's stderr stays its own")
 	shim := fs.String("shim", "", "run the real `NAME` found along PATH, skipping llmslots shims, with ARGS (what shim scripts use)")
+	throttledOn := fs.String("throttled-on", "", "report the work throttled when a line of CMD's stderr matches `REGEX` (Go syntax), e.g. '429|rate.?limit|usage limit'")
+	throttledExit := fs.Int("throttled-exit", -1, "report the work throttled when CMD exits with status `CODE`")
 	if code, done := parseFlags(fs, args, stdout, stderr); done {
 		return code
 	}
@@ -64,6 +77,20 @@ func runCmd(args []string, stdout, stderr io.Writer) int {
 	}
 	if msg := checkText("--shim", *shim); msg != "" {
 		return usageError(fs, stderr, "%s", msg)
+	}
+	watch := &throttleWatch{exitCode: *throttledExit}
+	if *throttledOn != "" {
+		re, err := regexp.Compile(*throttledOn)
+		if err != nil {
+			return usageError(fs, stderr, "--throttled-on: %v", err)
+		}
+		watch.re = re
+	}
+	if isSet(fs, "throttled-exit") && (*throttledExit < 0 || *throttledExit > 255) {
+		return usageError(fs, stderr, "--throttled-exit must be 0..255, got %d", *throttledExit)
+	}
+	if *execFlag && (watch.re != nil || watch.exitCode >= 0) {
+		return usageError(fs, stderr, "--throttled-on and --throttled-exit need llmslots to stay CMD's parent; drop --exec")
 	}
 	argv := fs.Args()
 	if *shim == "" && len(argv) == 0 {
@@ -136,7 +163,8 @@ func runCmd(args []string, stdout, stderr io.Writer) int {
 		g.Release()
 		return failure(stderr, execFailureCode(err), fmt.Errorf("llmslots: cannot exec %s: %w", path, err))
 	}
-	code = runHolding(g, path, argv, sigs, stderr)
+	watch.g = g
+	code = runHolding(g, path, argv, sigs, stderr, watch)
 	if err := g.Release(); err != nil {
 		fmt.Fprintf(stderr, "llmslots: releasing slot %d: %v\n", g.SlotID(), err)
 	}
@@ -176,14 +204,20 @@ func acquireWhileWatching(pool *llmslots.Pool, max int, wait time.Duration, sigs
 
 // runHolding runs CMD as a child that inherits the slot, forwards signals
 // to it, and returns the exit status to report.
-func runHolding(g *llmslots.Guard, path string, argv []string, sigs <-chan os.Signal, stderr io.Writer) int {
+func runHolding(g *llmslots.Guard, path string, argv []string, sigs <-chan os.Signal, stderr io.Writer, watch *throttleWatch) int {
 	cmd := &exec.Cmd{Path: path, Args: argv, Stdin: os.Stdin, Stdout: os.Stdout, Stderr: os.Stderr}
 	if err := g.Inherit(cmd); err != nil && !errors.Is(err, errors.ErrUnsupported) {
 		return failure(stderr, exitError, err)
 	}
+	started, err := watch.attach(cmd, os.Stderr)
+	if err != nil {
+		return failure(stderr, exitError, fmt.Errorf("llmslots: cannot watch %s's stderr: %w", path, err))
+	}
 	// Where the lock cannot be handed on (Windows), llmslots holds the slot
 	// for CMD while both live; see docs/command.md, Platform notes.
-	if err := cmd.Start(); err != nil {
+	err = cmd.Start()
+	started()
+	if err != nil {
 		return failure(stderr, execFailureCode(err), fmt.Errorf("llmslots: cannot run %s: %w", path, err))
 	}
 	waited := make(chan struct{})
@@ -199,13 +233,15 @@ func runHolding(g *llmslots.Guard, path string, argv []string, sigs <-chan os.Si
 			}
 		}
 	}()
-	err := cmd.Wait()
+	err = cmd.Wait()
 	close(waited)
 	var exitErr *exec.ExitError
 	if err != nil && !errors.As(err, &exitErr) {
 		return failure(stderr, exitError, fmt.Errorf("llmslots: waiting for %s: %w", path, err))
 	}
-	return exitStatus(cmd.ProcessState)
+	status := exitStatus(cmd.ProcessState)
+	watch.finish(status)
+	return status
 }
 
 // exitStatus is the shell's view of how a process ended: its exit code, or

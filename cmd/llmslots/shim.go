@@ -8,6 +8,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"regexp"
 	"runtime"
 	"strconv"
 	"strings"
@@ -16,7 +17,7 @@ import (
 	"github.com/llmslots/llmslots"
 )
 
-const shimSynopsis = `llmslots shim NAME [--pool P] [--max N] [--wait D] [--bin-dir DIR]
+const shimSynopsis = `llmslots shim NAME [--pool P] [--max N] [--wait D] [--bin-dir DIR] [--throttled-on REGEX] [--throttled-exit CODE]
        llmslots shim --remove NAME [--bin-dir DIR]`
 
 const shimAbout = `
@@ -44,6 +45,8 @@ func shimCmd(args []string, stdout, stderr io.Writer) int {
 	wait := fs.Duration("wait", 0, "give up after `D` with exit 75 (default: wait until a slot frees)")
 	binDir := fs.String("bin-dir", "", "write the shim in `DIR` (default: ~/.local/bin)")
 	remove := fs.Bool("remove", false, "remove the shim NAME instead")
+	throttledOn := fs.String("throttled-on", "", "passed to run: report the work throttled when a line of the program's stderr matches `REGEX`")
+	throttledExit := fs.Int("throttled-exit", -1, "passed to run: report the work throttled when the program exits with status `CODE`")
 	// Flags may come before or after NAME: parse, take one positional,
 	// parse the rest.
 	var names []string
@@ -78,7 +81,18 @@ func shimCmd(args []string, stdout, stderr io.Writer) int {
 	if *wait < 0 {
 		return usageError(fs, stderr, "--wait must be >= 0, got %v", *wait)
 	}
-	if *remove && (isSet(fs, "pool") || isSet(fs, "max") || isSet(fs, "wait")) {
+	if *throttledOn != "" {
+		if _, err := regexp.Compile(*throttledOn); err != nil {
+			return usageError(fs, stderr, "--throttled-on: %v", err)
+		}
+		if msg := checkText("--throttled-on", *throttledOn); msg != "" {
+			return usageError(fs, stderr, "%s", msg)
+		}
+	}
+	if isSet(fs, "throttled-exit") && (*throttledExit < 0 || *throttledExit > 255) {
+		return usageError(fs, stderr, "--throttled-exit must be 0..255, got %d", *throttledExit)
+	}
+	if *remove && (isSet(fs, "pool") || isSet(fs, "max") || isSet(fs, "wait") || isSet(fs, "throttled-on") || isSet(fs, "throttled-exit")) {
 		return usageError(fs, stderr, "--remove takes only NAME and --bin-dir")
 	}
 	if runtime.GOOS == "windows" {
@@ -120,6 +134,16 @@ func shimCmd(args []string, stdout, stderr io.Writer) int {
 		return failure(stderr, exitError, fmt.Errorf("llmslots: cannot find the llmslots binary to call from the shim: %w", err))
 	}
 	runArgs := []string{"run", "--exec", "--quiet", "--shim", name}
+	if *throttledOn != "" || isSet(fs, "throttled-exit") {
+		// llmslots stays the program's parent, to watch it: no --exec.
+		runArgs = []string{"run", "--quiet", "--shim", name}
+		if *throttledOn != "" {
+			runArgs = append(runArgs, "--throttled-on", *throttledOn)
+		}
+		if isSet(fs, "throttled-exit") {
+			runArgs = append(runArgs, "--throttled-exit", strconv.Itoa(*throttledExit))
+		}
+	}
 	if p != "" {
 		runArgs = append(runArgs, "--pool", p)
 	}

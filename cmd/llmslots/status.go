@@ -41,6 +41,9 @@ func statusCmd(args []string, stdout, stderr io.Writer) int {
 // printStatus writes st as a table.
 func printStatus(w io.Writer, st llmslots.Status) {
 	fmt.Fprintf(w, "pool %s (max %d): %d held, %d free, %d stale\n", st.Dir, st.Max, st.Active, st.Free, st.Stale)
+	if line := throttleLine(st.Throttle, st.Max); line != "" {
+		fmt.Fprintf(w, "throttled: %s\n", line)
+	}
 	if len(st.OtherMaxes) > 0 {
 		fmt.Fprintf(w, "warning: other holders or waiters use this pool with max %s; each process enforces its own max\n", joinInts(st.OtherMaxes))
 	}

@@ -75,8 +75,11 @@ func newWaitDisplay(w io.Writer, max int, wait time.Duration) *waitDisplay {
 func (d *waitDisplay) update(p llmslots.Progress) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
+	// Off a terminal: one line when the wait starts, and one more each
+	// time a pause starts or ends, so a log shows why the wait is long.
+	pauseChanged := d.last != nil && d.last.PausedUntil.IsZero() != p.PausedUntil.IsZero()
 	d.last = &p
-	if !d.live && !d.printed && d.w != io.Discard {
+	if !d.live && (!d.printed || pauseChanged) && d.w != io.Discard {
 		d.printed = true
 		fmt.Fprintln(d.w, waitingLine(p, d.wait))
 	}
@@ -140,6 +143,21 @@ func waitingLine(p llmslots.Progress, wait time.Duration) string {
 			}
 		}
 		b.WriteString(" (pids " + strings.Join(who, ", ") + ")")
+	}
+	if p.Limit > 0 && p.Limit < p.Max {
+		fmt.Fprintf(&b, ", limit lowered to %d (throttled)", p.Limit)
+	}
+	if !p.PausedUntil.IsZero() {
+		fmt.Fprintf(&b, ", paused until %s", p.PausedUntil.Format("15:04:05"))
+		if p.Throttle != nil && p.Throttle.LastReport != nil {
+			r := p.Throttle.LastReport
+			if r.Kind == "pause" {
+				b.WriteString(" (paused by hand")
+			} else {
+				b.WriteString(" (throttled")
+			}
+			fmt.Fprintf(&b, " by pid %d)", r.PID)
+		}
 	}
 	fmt.Fprintf(&b, ", %d waiting ahead", p.Ahead)
 	if p.Waited > 0 {

@@ -1,0 +1,171 @@
+package main
+
+import (
+	"bytes"
+	"io"
+	"os"
+	"os/exec"
+	"regexp"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/llmslots/llmslots"
+)
+
+// throttleWatch reports, for run --throttled-on and --throttled-exit, that
+// the command was throttled: a line of its stderr matched re, or it exited
+// with exitCode. The report (Guard.Throttled) is made once per run, at the
+// first sign, while the command may still run: every other process of the
+// pool stops being granted slots at once.
+type throttleWatch struct {
+	re       *regexp.Regexp // nil: stderr is not watched
+	exitCode int            // -1: the exit status is not watched
+	g        *llmslots.Guard
+
+	once sync.Once
+	hint time.Duration // parsed from the matching line; 0 if none
+	done chan struct{} // closed once stderr is fully copied
+}
+
+// maxLine bounds the line kept for matching: a longer line is matched in
+// pieces of this size (the bytes still all reach the terminal).
+const maxLine = 64 << 10
+
+// attach makes cmd's stderr a pipe that is copied to stderr as it comes,
+// byte for byte and unbuffered, while its lines are matched against re.
+// The command sees a pipe, not a terminal, on its stderr; its output is
+// otherwise untouched. The returned function closes the parent's end of
+// the pipe's write side; call it after cmd.Start.
+func (w *throttleWatch) attach(cmd *exec.Cmd, stderr io.Writer) (started func(), err error) {
+	w.done = make(chan struct{})
+	if w.re == nil {
+		close(w.done)
+		return func() {}, nil
+	}
+	pr, pw, err := os.Pipe()
+	if err != nil {
+		return nil, err
+	}
+	cmd.Stderr = pw
+	go func() {
+		defer close(w.done)
+		defer pr.Close()
+		buf := make([]byte, 32<<10)
+		var line []byte
+		for {
+			n, err := pr.Read(buf)
+			if n > 0 {
+				stderr.Write(buf[:n])
+				line = w.scan(append(line, buf[:n]...))
+			}
+			if err != nil {
+				if len(line) > 0 {
+					w.match(line)
+				}
+				return
+			}
+		}
+	}()
+	return func() { pw.Close() }, nil
+}
+
+// scan matches every complete line of data and returns what is left.
+func (w *throttleWatch) scan(data []byte) []byte {
+	for {
+		i := bytes.IndexByte(data, '\n')
+		if i < 0 {
+			if len(data) >= maxLine {
+				w.match(data)
+				return data[:0]
+			}
+			return data
+		}
+		w.match(data[:i])
+		data = data[i+1:]
+	}
+}
+
+func (w *throttleWatch) match(line []byte) {
+	if w.re.Match(line) {
+		w.report(parseRetryHint(string(line)))
+	}
+}
+
+// report makes the one report of this run.
+func (w *throttleWatch) report(hint time.Duration) {
+	w.once.Do(func() {
+		w.hint = hint
+		w.g.Throttled(hint)
+	})
+}
+
+// finish is called once the command has exited with status: it waits a
+// little for the rest of stderr (a descendant that keeps the pipe open is
+// not waited for), and reports a watched exit status.
+func (w *throttleWatch) finish(status int) {
+	select {
+	case <-w.done:
+	case <-time.After(time.Second):
+	}
+	if w.exitCode >= 0 && status == w.exitCode {
+		w.report(0)
+	}
+}
+
+// retryHint finds the provider's "when to try again" in a message:
+// "Please try again in 20s", "try again in 1 hour 20 minutes", "retry
+// after 30 seconds", "Retry-After: 5", "try again in 120ms". A time of day
+// ("try again at 3:05 PM") is no hint.
+var (
+	retryPhrase = regexp.MustCompile(`(?i)(?:try again|retry(?:ing)?)(?:\s+(?:in|after))\s+`)
+	retryAfter  = regexp.MustCompile(`(?i)retry-after(?:-ms)?:\s*(\d+)`)
+	retryPart   = regexp.MustCompile(`(?i)^\s*(?:and\s+|,\s*)?(\d+(?:\.\d+)?)\s*(ms|milliseconds?|msecs?|s|secs?|seconds?|m|mins?|minutes?|h|hrs?|hours?|d|days?)\b`)
+)
+
+// parseRetryHint returns the hint in line, 0 if it has none.
+func parseRetryHint(line string) time.Duration {
+	if m := retryAfter.FindStringSubmatch(line); m != nil {
+		n, err := strconv.Atoi(m[1])
+		if err == nil && n >= 0 {
+			if strings.Contains(strings.ToLower(m[0]), "-ms") {
+				return time.Duration(n) * time.Millisecond
+			}
+			return time.Duration(min(n, 86400)) * time.Second
+		}
+	}
+	loc := retryPhrase.FindStringIndex(line)
+	if loc == nil {
+		return 0
+	}
+	rest := line[loc[1]:]
+	var total time.Duration
+	for {
+		m := retryPart.FindStringSubmatchIndex(rest)
+		if m == nil {
+			break
+		}
+		n, err := strconv.ParseFloat(rest[m[2]:m[3]], 64)
+		if err != nil || n > 1e6 {
+			break
+		}
+		unit := strings.ToLower(rest[m[4]:m[5]])
+		var u time.Duration
+		switch {
+		case strings.HasPrefix(unit, "ms"), strings.HasPrefix(unit, "milli"):
+			u = time.Millisecond
+		case strings.HasPrefix(unit, "s"):
+			u = time.Second
+		case strings.HasPrefix(unit, "m"):
+			u = time.Minute
+		case strings.HasPrefix(unit, "h"):
+			u = time.Hour
+		case strings.HasPrefix(unit, "d"):
+			u = 24 * time.Hour
+		}
+		total += time.Duration(n * float64(u))
+		rest = rest[m[1]:]
+	}
+	return min(total, 24*time.Hour)
+}

@@ -1,0 +1,203 @@
+package llmslots
+
+import (
+	"bytes"
+	"errors"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+// TestThrottleNoReportNoFile: a pool that never had a report never gets a
+// throttle file, and behaves as before.
+func TestThrottleNoReportNoFile(t *testing.T) {
+	dir := t.TempDir()
+	p, err := NewPool(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for range 3 {
+		g, err := p.Acquire(2, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		g.Release()
+	}
+	for _, name := range []string{throttleFileName, throttleLockName} {
+		if _, err := os.Lstat(filepath.Join(dir, name)); !errors.Is(err, os.ErrNotExist) {
+			t.Fatalf("%s exists without any report (err %v)", name, err)
+		}
+	}
+	st, err := p.ReadStatus(2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.Throttle != nil || st.Limit != 2 {
+		t.Fatalf("status without reports: limit %d throttle %+v", st.Limit, st.Throttle)
+	}
+}
+
+// TestThrottledPausesAndLowers: a report pauses every grant until the
+// hint has passed, lowers the limit, and un-throttled releases raise it.
+func TestThrottledPausesAndLowers(t *testing.T) {
+	dir := t.TempDir()
+	p, err := NewPool(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	q, err := NewPool(dir) // another "process" of the pool: a Pool of its own
+	if err != nil {
+		t.Fatal(err)
+	}
+	g, err := p.Acquire(4, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	g.Throttled(300 * time.Millisecond)
+	reported := time.Now()
+	g.Release()
+	if _, err := q.Acquire(4, 0); !errors.Is(err, ErrBusy) {
+		t.Fatalf("Acquire(4, 0) during the pause: %v, want ErrBusy", err)
+	}
+	st, err := q.ReadStatus(4)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.Throttle == nil || st.Throttle.PausedUntil.IsZero() || st.Limit != 2 || st.Throttle.LastReport == nil ||
+		st.Throttle.LastReport.PID != os.Getpid() || st.Throttle.LastReport.Hint != 300*time.Millisecond {
+		t.Fatalf("status after a report: limit %d, throttle %+v", st.Limit, st.Throttle)
+	}
+	h, err := q.Acquire(4, 2*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if waited := time.Since(reported); waited < 290*time.Millisecond {
+		t.Fatalf("granted %v after the report, before the 300ms hint passed", waited)
+	}
+	// Limit 2 (4 * 0.7 = 2.8): a second holder is fine, a third is not.
+	h2, err := q.Acquire(4, time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := q.Acquire(4, 100*time.Millisecond); !errors.Is(err, ErrBusy) {
+		t.Fatalf("a third holder with the limit at 2: %v, want ErrBusy", err)
+	}
+	// Un-throttled releases raise the limit back to max: one slot per
+	// round, but across the level below the one that failed (3) one per
+	// slowRounds rounds.
+	h.Release()
+	h2.Release()
+	for range 2 + 4*slowRounds {
+		g, err := q.Acquire(4, time.Second)
+		if err != nil {
+			t.Fatal(err)
+		}
+		g.Release()
+	}
+	st, _ = q.ReadStatus(4)
+	if st.Limit != 4 {
+		t.Fatalf("limit %d after the un-throttled releases, want 4 (%+v)", st.Limit, st.Throttle)
+	}
+}
+
+// TestThrottleCorruptState: an unusable state file is an error logged
+// once, the pool works as with no reports, and the next report replaces
+// the file.
+func TestThrottleCorruptState(t *testing.T) {
+	for name, content := range map[string]string{
+		"garbage":  "\x00\xff garbage\n",
+		"foreign":  "{\"limit\": 1}\n",
+		"badlimit": throttleMagic + "\nlimit=NaN\npause_until=99999999999999999\n",
+		"nolimit":  throttleMagic + "\npause_until=1\n",
+	} {
+		t.Run(name, func(t *testing.T) {
+			dir := t.TempDir()
+			var log bytes.Buffer
+			p, err := NewPool(dir, WithLogger(slog.New(slog.NewTextHandler(&log, nil))))
+			if err != nil {
+				t.Fatal(err)
+			}
+			g, err := p.Acquire(1, 0) // makes the directory
+			if err != nil {
+				t.Fatal(err)
+			}
+			g.Release()
+			if err := os.WriteFile(filepath.Join(dir, throttleFileName), []byte(content), 0o600); err != nil {
+				t.Fatal(err)
+			}
+			for range 3 {
+				g, err := p.Acquire(1, 0)
+				if err != nil {
+					t.Fatalf("Acquire with a %s state file: %v", name, err)
+				}
+				g.Release()
+			}
+			if n := strings.Count(log.String(), "throttle state ignored"); n != 1 {
+				t.Fatalf("logged %d times, want once:\n%s", n, log.String())
+			}
+			st, err := p.ReadStatus(1)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if st.Throttle == nil || st.Throttle.Error == "" || st.Limit != 1 {
+				t.Fatalf("status: limit %d throttle %+v", st.Limit, st.Throttle)
+			}
+			g, _ = p.Acquire(1, 0)
+			g.Throttled(time.Millisecond)
+			g.Release()
+			if st, _ := p.ReadStatus(1); st.Throttle == nil || st.Throttle.Error != "" {
+				t.Fatalf("the report did not replace the file: %+v", st.Throttle)
+			}
+		})
+	}
+}
+
+// TestPauseResume: a pause by hand stops grants; Resume removes the state.
+func TestPauseResume(t *testing.T) {
+	dir := t.TempDir()
+	p, err := NewPool(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := p.Pause(time.Hour, "maintenance"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := p.Acquire(3, 50*time.Millisecond); !errors.Is(err, ErrBusy) {
+		t.Fatalf("Acquire while paused: %v", err)
+	}
+	st, _ := p.ReadStatus(3)
+	if st.Throttle == nil || st.Throttle.LastReport == nil || st.Throttle.LastReport.Reason != "maintenance" || st.Limit != 3 {
+		t.Fatalf("status while paused: %+v", st.Throttle)
+	}
+	done := make(chan error, 1)
+	go func() {
+		g, err := p.Acquire(3, 5*time.Second)
+		if err == nil {
+			g.Release()
+		}
+		done <- err
+	}()
+	time.Sleep(100 * time.Millisecond)
+	if err := p.Resume(); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-done; err != nil {
+		t.Fatalf("the waiter after Resume: %v", err)
+	}
+	if _, err := os.Lstat(filepath.Join(dir, throttleFileName)); !errors.Is(err, os.ErrNotExist) {
+		t.Fatalf("state file after Resume: %v", err)
+	}
+	for _, d := range []time.Duration{0, -time.Second, 25 * time.Hour} {
+		if err := p.Pause(d, ""); !errors.Is(err, ErrInvalid) {
+			t.Fatalf("Pause(%v): %v, want ErrInvalid", d, err)
+		}
+	}
+	if err := p.Pause(time.Second, "a\nb"); !errors.Is(err, ErrInvalid) {
+		t.Fatalf("Pause with a newline in the reason: %v", err)
+	}
+	var nilGuard *Guard
+	nilGuard.Throttled(time.Second) // no panic
+}
