@@ -66,8 +66,8 @@ func (l *lease) lapsed() {
 	if time.Now().Before(d) {
 		return // a renewal moved the deadline after the timer fired
 	}
-	l.fail(fmt.Errorf("%w: no renewal of lease %x acknowledged since %s (TTL %v); the server may expire it %v from now",
-		ErrLeaseLost, int64(l.id), acked.Format(time.RFC3339Nano), l.ttl, time.Until(acked.Add(l.ttl)).Round(time.Millisecond)))
+	l.fail(fmt.Errorf("%w: no renewal of lease %x acknowledged since the one sent at %s; with TTL %v the server may expire it from %s on",
+		ErrLeaseLost, int64(l.id), acked.Format("15:04:05.000"), l.ttl, acked.Add(l.ttl).Format("15:04:05.000")))
 }
 
 // fail declares the lease lost; the first reason stays.
