@@ -100,7 +100,9 @@ func (g *Guard) Deadline() time.Time {
 // Release gives the slot back at once by revoking its lease, which deletes
 // the slot key and wakes the head of the line. When the cluster cannot be
 // reached within a second it returns an error, and the slot frees when the
-// lease expires (within the TTL), since renewals have stopped. Later calls
+// lease expires (within the TTL), since renewals have stopped; until then
+// Release keeps trying to revoke it in the background, so that a cluster
+// that was electing a leader frees the slot as soon as it can. Later calls
 // return the first call's result.
 func (g *Guard) Release() error {
 	g.releaseOnce.Do(func() {
@@ -108,6 +110,9 @@ func (g *Guard) Release() error {
 		g.stopWatch()
 		<-g.watchDone
 		g.releaseErr = g.lease.revoke(time.Second)
+		if g.releaseErr != nil {
+			go g.lease.revokeLater()
+		}
 	})
 	return g.releaseErr
 }

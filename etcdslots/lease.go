@@ -157,3 +157,25 @@ func (l *lease) revoke(timeout time.Duration) error {
 	}
 	return nil
 }
+
+// revokeLater keeps trying to revoke the lease until it would have expired
+// anyway.
+func (l *lease) revokeLater() {
+	l.mu.Lock()
+	end := l.acked.Add(l.ttl)
+	l.mu.Unlock()
+	ctx, cancel := context.WithDeadline(context.Background(), end)
+	defer cancel()
+	for ctx.Err() == nil {
+		rctx, rcancel := context.WithTimeout(ctx, 500*time.Millisecond)
+		_, err := l.cli.Revoke(rctx, l.id)
+		rcancel()
+		if err == nil || errors.Is(err, rpctypes.ErrLeaseNotFound) {
+			return
+		}
+		select {
+		case <-ctx.Done():
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+}

@@ -62,10 +62,11 @@ func sharedMember(t testing.TB) string {
 
 func newClient(t testing.TB, endpoints ...string) *clientv3.Client {
 	t.Helper()
+	urls := make([]string, len(endpoints))
 	for i, ep := range endpoints {
-		endpoints[i] = "http://" + ep
+		urls[i] = "http://" + ep
 	}
-	cli, err := clientv3.New(clientv3.Config{Endpoints: endpoints, DialTimeout: 2 * time.Second, Logger: zap.NewNop()})
+	cli, err := clientv3.New(clientv3.Config{Endpoints: urls, DialTimeout: 2 * time.Second, Logger: zap.NewNop()})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -100,7 +100,7 @@ func TestKilledHolderReclaimed(t *testing.T) {
 	a := startHost(t, 0, etcdtest.HostConfig{Pool: name, Max: 1, Hold: time.Hour, Rounds: 1}, addr)
 	mustEvent(t, a, "start", 1, 20*time.Second)
 	b := startHost(t, 1, etcdtest.HostConfig{Pool: name, Max: 1, Hold: 10 * time.Millisecond, Rounds: 1}, addr)
-	waitInLine(t, namedPool(t, addr, name), 1, 1)
+	waitInLine(t, namedPool(t, name, addr), 1, 1)
 	killed := a.Kill()
 	got := mustEvent(t, b, "start", 1, testTTL+5*time.Second)
 	reclaim := got.At.Sub(killed)
@@ -120,7 +120,7 @@ func TestStoppedHolder(t *testing.T) {
 	a := startHost(t, 0, etcdtest.HostConfig{Pool: name, Max: 1, Hold: time.Hour, Rounds: 1}, addr)
 	aStart := mustEvent(t, a, "start", 1, 20*time.Second)
 	b := startHost(t, 1, etcdtest.HostConfig{Pool: name, Max: 1, Hold: time.Hour, Rounds: 1}, addr)
-	waitInLine(t, namedPool(t, addr, name), 1, 1)
+	waitInLine(t, namedPool(t, name, addr), 1, 1)
 	stopped := a.Stop()
 	bStart := mustEvent(t, b, "start", 1, testTTL+5*time.Second)
 	t.Logf("granted %v after the holder's SIGSTOP", bStart.At.Sub(stopped).Round(time.Millisecond))
@@ -148,7 +148,7 @@ func TestDeadWaiterAtHead(t *testing.T) {
 		t.Run(map[bool]string{false: "killed", true: "stopped"}[stop], func(t *testing.T) {
 			addr := sharedMember(t)
 			name := poolName(t)
-			watcher := namedPool(t, addr, name)
+			watcher := namedPool(t, name, addr)
 			a := startHost(t, 0, etcdtest.HostConfig{Pool: name, Max: 1, Hold: 300 * time.Millisecond, Rounds: 1}, addr)
 			mustEvent(t, a, "start", 1, 20*time.Second)
 			w := startHost(t, 1, etcdtest.HostConfig{Pool: name, Max: 1, Hold: time.Hour, Rounds: 1}, addr)
@@ -187,7 +187,7 @@ func TestCutOffHolderSeesLostFirst(t *testing.T) {
 	addr := sharedMember(t)
 	for run := range 3 {
 		name := poolName(t)
-		watcher := namedPool(t, addr, name)
+		watcher := namedPool(t, name, addr)
 		a := startHost(t, 0, etcdtest.HostConfig{Pool: name, Max: 1, Hold: time.Hour, Rounds: 1}, addr)
 		mustEvent(t, a, "start", 1, 20*time.Second)
 		b := startHost(t, 1, etcdtest.HostConfig{Pool: name, Max: 1, Hold: 10 * time.Millisecond, Rounds: 1}, addr)
@@ -208,9 +208,9 @@ func TestCutOffHolderSeesLostFirst(t *testing.T) {
 }
 
 // namedPool is the test's own view of pool name, for ReadStatus.
-func namedPool(t *testing.T, addr, name string) *etcdslots.Pool {
+func namedPool(t *testing.T, name string, addrs ...string) *etcdslots.Pool {
 	t.Helper()
-	p, err := etcdslots.NewPool(newClient(t, addr), name, etcdslots.WithTTL(testTTL))
+	p, err := etcdslots.NewPool(newClient(t, addrs...), name, etcdslots.WithTTL(testTTL))
 	if err != nil {
 		t.Fatal(err)
 	}
