@@ -304,10 +304,10 @@ func (h *Host) Intervals() []Interval {
 	}
 	if cur != nil {
 		switch {
+		case !h.stopped.IsZero() && h.stopped.After(cur.Start):
+			cur.End = h.stopped // before any later SIGKILL
 		case !h.killed.IsZero():
 			cur.End = h.killed
-		case !h.stopped.IsZero() && h.stopped.After(cur.Start):
-			cur.End = h.stopped
 		default:
 			cur.End, cur.Open = time.Now(), true
 		}
