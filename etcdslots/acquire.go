@@ -209,6 +209,13 @@ func (a *attempt) claim(id int) (*Guard, error) {
 		}
 		return nil, nil
 	}
+	select {
+	case <-a.lease.lost:
+		// Granted on a lease this process can no longer vouch for: the
+		// caller could not keep it. Give it back (acquire revokes).
+		return nil, a.leaseGone()
+	default:
+	}
 	return newGuard(a.p, id, key, resp.Header.Revision, a.lease), nil
 }
 

@@ -44,7 +44,7 @@ func TestInvalidInputs(t *testing.T) {
 		t.Errorf("negative wait: got %v, want ErrInvalid", err)
 	}
 	//lint:ignore SA1012 a nil context is the input under test
-	if _, err := p.AcquireContext(nil, 1); !errors.Is(err, llmslots.ErrInvalid) { //nolint:staticcheck
+	if _, err := p.AcquireContext(nil, 1); !errors.Is(err, llmslots.ErrInvalid) {
 		t.Errorf("nil ctx: got %v, want ErrInvalid", err)
 	}
 }

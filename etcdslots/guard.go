@@ -41,6 +41,19 @@ func (g *Guard) watch(ctx context.Context) {
 	for ctx.Err() == nil {
 		wch := g.p.cli.Watch(ctx, g.key, clientv3.WithRev(rev), clientv3.WithFilterPut())
 		for wr := range wch {
+			if wr.CompactRevision != 0 {
+				// History up to rev was compacted away: ask whether the
+				// key is still ours, and watch on from now.
+				resp, err := g.p.cli.Get(ctx, g.key)
+				if err == nil {
+					if len(resp.Kvs) == 0 || resp.Kvs[0].CreateRevision != g.token {
+						g.lease.fail(fmt.Errorf("%w: slot key %s is no longer this holder's", ErrLeaseLost, g.key))
+						return
+					}
+					rev = resp.Header.Revision + 1
+				}
+				break
+			}
 			if wr.Err() != nil {
 				break
 			}
