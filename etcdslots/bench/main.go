@@ -1,3 +1,5 @@
+//go:build unix
+
 // Command bench measures etcdslots against one embedded etcd member on
 // loopback (fsync on), with every holder a real child process reaching
 // the member through its own TCP proxy, timed from the processes' own

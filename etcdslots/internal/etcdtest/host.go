@@ -1,3 +1,5 @@
+//go:build unix
+
 package etcdtest
 
 import (
@@ -85,6 +87,15 @@ func runHost(v string) {
 			logEvent("err", -1, 0, err.Error())
 			time.Sleep(50 * time.Millisecond)
 			continue
+		}
+		select {
+		case <-g.Lost():
+			// Lost before the work began (a pause right after the grant):
+			// a careful caller does not start.
+			logEvent("lost-before-start", g.SlotID(), g.Token(), g.Err().Error())
+			_ = g.Release()
+			continue
+		default:
 		}
 		logEvent("start", g.SlotID(), g.Token(), "")
 		hold := c.Hold
@@ -226,12 +237,22 @@ func (h *Host) WaitFor(kind string, count int, timeout time.Duration) (Event, bo
 	}
 }
 
-// Kill SIGKILLs the host and records when; its work ends then.
+// Kill SIGKILLs the host and records when; its work ends then. Killing a
+// host that has exited changes nothing.
 func (h *Host) Kill() time.Time {
+	select {
+	case <-h.exited:
+		h.mu.Lock()
+		defer h.mu.Unlock()
+		return h.killed
+	default:
+	}
 	_ = h.Cmd.Process.Signal(syscall.SIGKILL)
 	t := time.Now()
 	h.mu.Lock()
-	h.killed = t
+	if h.killed.IsZero() {
+		h.killed = t
+	}
 	h.mu.Unlock()
 	<-h.exited
 	return t

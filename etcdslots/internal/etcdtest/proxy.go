@@ -1,3 +1,5 @@
+//go:build unix
+
 // Package etcdtest starts real etcd members and real processes for the
 // tests and the benchmark: members through etcd's embed package (in this
 // process or in a child that can be SIGKILLed), "hosts" as child processes
