@@ -255,8 +255,8 @@ func (a *attempt) claim(id int) (*Guard, error) {
 //
 // Why before: a watch that starts at a past revision (WithRev) is one the
 // server must catch up, and etcd catches up such watches only every 100 ms,
-// so a release landing in that window reached the waiter up to 100 ms late
-// (measured: handoff p99 78 ms). A watch from the current revision is
+// so a release landing in that window would reach the waiter up to 100 ms
+// late (etcd's watchResyncPeriod). A watch from the current revision is
 // served at once; opening it first and reading after its creation is
 // confirmed misses nothing (a deletion between the two is both read and
 // delivered, and costs one extra look).
