@@ -44,12 +44,25 @@
 // been granted its slot (etcd-io/etcd #6127, #10811, #19597). Lost also
 // closes when the server says the lease is gone or the slot key is deleted.
 //
+// A process paused (SIGSTOP, a VM freeze) past its TTL resumes with Lost
+// already closed, but may run a few instructions of its work first: no
+// signal can stop that, which is what fencing is for. Check Lost before
+// starting work, not only while working.
+//
 // # Fencing
 //
 // Guard.Token is the etcd revision of the transaction that granted the
 // slot: it grows with every grant in the cluster and survives restarts, so
 // a resource that remembers the largest token it has seen can refuse a
 // stale holder's late writes.
+//
+// # Limits
+//
+// All callers of a pool must use the same max: a caller with max 3 counts
+// only slots 0..2, so callers with max 3 and max 5 together may hold 5. The
+// safe deadline assumes the holder's and the server's clocks run at the
+// same rate, to within the margin over one TTL; their offsets do not
+// matter.
 package etcdslots
 
 import (
