@@ -25,7 +25,9 @@ import (
 // llmslots.ErrBusy naming the holders. When the cluster does not answer
 // (unreachable, no quorum, a failing TLS handshake) the error matches
 // ErrUnavailable; when it refuses (credentials, permissions) the error is
-// the client's, at once. max outside 1..1024 or a negative wait gives an
+// the client's, at once. A waiter whose own lease lapsed while it waited
+// (paused, or cut off from the cluster) gets an error matching
+// ErrLeaseLost. max outside 1..1024 or a negative wait gives an
 // error matching llmslots.ErrInvalid. On any error no slot is held, and
 // the caller's place in line is given up (or, if the cluster cannot be
 // told, expires with its lease).
