@@ -41,7 +41,7 @@ func TestTLSMismatch(t *testing.T) {
 	if g != nil || !errors.Is(err, etcdslots.ErrUnavailable) {
 		t.Fatalf("got %v, %v; want ErrUnavailable", g, err)
 	}
-	if took > wait+300*time.Millisecond {
+	if took > wait+500*time.Millisecond {
 		t.Errorf("error after %v, wait %v", took, wait)
 	}
 	t.Logf("error after %v: %v", took.Round(time.Millisecond), err)
