@@ -85,13 +85,13 @@ func TestAuthRefused(t *testing.T) {
 	}
 	t.Logf("no credentials: refused after %v: %v", took.Round(time.Millisecond), err)
 
-	_, err = clientv3.New(clientv3.Config{Endpoints: []string{"http://" + c.ClientAddr()}, Username: "root", Password: "wrong", DialTimeout: time.Second, Logger: zap.NewNop()})
+	_, err = clientv3.New(clientv3.Config{Endpoints: []string{"http://" + c.ClientAddr()}, Username: "root", Password: "wrong", DialTimeout: 5 * time.Second, Logger: zap.NewNop()})
 	if err == nil {
 		t.Fatal("wrong password: the client was made")
 	}
 	t.Logf("wrong password: %v", err)
 
-	good, err := clientv3.New(clientv3.Config{Endpoints: []string{"http://" + c.ClientAddr()}, Username: "root", Password: "secret", DialTimeout: time.Second, Logger: zap.NewNop()})
+	good, err := clientv3.New(clientv3.Config{Endpoints: []string{"http://" + c.ClientAddr()}, Username: "root", Password: "secret", DialTimeout: 5 * time.Second, Logger: zap.NewNop()})
 	if err != nil {
 		t.Fatal(err)
 	}
