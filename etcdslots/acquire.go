@@ -39,10 +39,10 @@ func (p *Pool) Acquire(max int, wait time.Duration) (*Guard, error) {
 }
 
 // AcquireContext is Acquire waiting until ctx is done. When ctx is done
-// before a slot frees it returns an error that wraps ctx.Err() (and
-// matches llmslots.ErrBusy when the cluster answered all along, or
-// ErrUnavailable when it did not). If ctx is already done it makes one
-// attempt, as Acquire with wait 0 does, and may succeed.
+// before a slot frees it returns an error that wraps ctx.Err(), as the
+// core's AcquireContext does; it also matches ErrUnavailable when the
+// cluster was not answering. If ctx is already done it makes one attempt,
+// as Acquire with wait 0 does, and may succeed.
 func (p *Pool) AcquireContext(ctx context.Context, max int) (*Guard, error) {
 	if ctx == nil {
 		return nil, invalidf("AcquireContext needs a non-nil context; use context.Background()")
@@ -401,11 +401,8 @@ func (a *attempt) explain(callerCtx context.Context, err error) error {
 		}
 	}
 	if callerCtx.Err() != nil {
-		return &sentinelError{
-			msg:       fmt.Sprintf("etcdslots: gave up waiting for a slot of %s (max=%d): %v; %s", a.p.Dir(), a.max, callerCtx.Err(), a.holders()),
-			sentinels: []error{llmslots.ErrBusy},
-			cause:     callerCtx.Err(),
-		}
+		// As the core's AcquireContext: the ctx's error, not ErrBusy.
+		return fmt.Errorf("etcdslots: gave up waiting for a slot of %s (max=%d; %s): %w", a.p.Dir(), a.max, a.holders(), callerCtx.Err())
 	}
 	if errors.Is(err, errBusy) || errors.Is(err, context.DeadlineExceeded) {
 		return &sentinelError{

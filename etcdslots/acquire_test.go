@@ -131,8 +131,8 @@ func TestBusyLeavesTheLine(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	time.AfterFunc(200*time.Millisecond, cancel)
 	_, err = p.AcquireContext(ctx, 1)
-	if !errors.Is(err, context.Canceled) || !errors.Is(err, llmslots.ErrBusy) {
-		t.Fatalf("got %v, want context.Canceled and ErrBusy", err)
+	if !errors.Is(err, context.Canceled) || errors.Is(err, etcdslots.ErrUnavailable) {
+		t.Fatalf("got %v, want context.Canceled", err)
 	}
 	st, err := p.ReadStatus(context.Background(), 1)
 	if err != nil {

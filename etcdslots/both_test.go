@@ -55,8 +55,8 @@ func TestAcquireBoth(t *testing.T) {
 	wctx, cancel = context.WithTimeout(ctx, 300*time.Millisecond)
 	_, err = etcdslots.AcquireBoth(wctx, local2, 1, cluster, 2)
 	cancel()
-	if !errors.Is(err, llmslots.ErrBusy) || !errors.Is(err, context.DeadlineExceeded) {
-		t.Fatalf("cluster pool full: got %v, want ErrBusy", err)
+	if !errors.Is(err, context.DeadlineExceeded) || errors.Is(err, etcdslots.ErrUnavailable) {
+		t.Fatalf("cluster pool full: got %v, want a deadline error", err)
 	}
 	lst, err := local2.ReadStatus(1)
 	if err != nil {
