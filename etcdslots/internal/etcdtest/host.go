@@ -18,6 +18,7 @@ import (
 
 	"github.com/llmslots/llmslots/etcdslots"
 	clientv3 "go.etcd.io/etcd/client/v3"
+	"go.uber.org/zap"
 )
 
 const hostEnv = "ETCDSLOTS_TEST_HOST"
@@ -49,6 +50,10 @@ type Event struct {
 	Token int64
 	Msg   string
 }
+
+// quietLogger keeps the etcd client's retry warnings out of the hosts'
+// logs, which the tests parse.
+func quietLogger() *zap.Logger { return zap.NewNop() }
 
 func logEvent(kind string, slot int, token int64, msg string) {
 	// One write per line, so lines of one process never interleave.
