@@ -179,6 +179,15 @@ func TestFIFO(t *testing.T) {
 			return err == nil && len(st.Waiting) == i+1
 		})
 	}
+	st, err := p.ReadStatus(context.Background(), max)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, w := range st.Waiting {
+		if w.Position != i+1 || w.Host == "" || w.PID == 0 || (i > 0 && w.Since.Before(st.Waiting[i-1].Since)) {
+			t.Errorf("waiter %d in status: %+v", i, w)
+		}
+	}
 	for _, g := range holders {
 		g.Release()
 	}
