@@ -1,0 +1,467 @@
+package etcdslots
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/url"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/llmslots/llmslots"
+	clientv3 "go.etcd.io/etcd/client/v3"
+)
+
+// Acquire takes a slot among the pool's first max, waiting up to wait for
+// one. Waiters from every host are served in the order they arrived (their
+// waiter keys' create revisions). With wait 0 it makes one attempt; an
+// attempt whose caller gives it less takes up to a second to reach the
+// cluster. On success the caller must call Release on the returned Guard,
+// and should stop its work when Guard.Lost is closed.
+//
+// When no slot frees within wait it returns an error matching
+// llmslots.ErrBusy naming the holders. When the cluster does not answer
+// (unreachable, no quorum, a failing TLS handshake) the error matches
+// ErrUnavailable; when it refuses (credentials, permissions) the error is
+// the client's, at once. A waiter whose own lease lapsed while it waited
+// (paused, or cut off from the cluster) gets an error matching
+// ErrLeaseLost. max outside 1..1024 or a negative wait gives an
+// error matching llmslots.ErrInvalid. On any error no slot is held, and
+// the caller's place in line is given up (or, if the cluster cannot be
+// told, expires with its lease).
+func (p *Pool) Acquire(max int, wait time.Duration) (*Guard, error) {
+	if wait < 0 {
+		return nil, invalidf("wait must be >= 0, got %v", wait)
+	}
+	return p.acquire(context.Background(), max, time.Now().Add(wait), wait)
+}
+
+// AcquireContext is Acquire waiting until ctx is done. When ctx is done
+// before a slot frees it returns an error that wraps ctx.Err(), as the
+// core's AcquireContext does; it also matches ErrUnavailable when the
+// cluster was not answering. If ctx is already done it makes one attempt,
+// as Acquire with wait 0 does, and may succeed.
+func (p *Pool) AcquireContext(ctx context.Context, max int) (*Guard, error) {
+	if ctx == nil {
+		return nil, invalidf("AcquireContext needs a non-nil context; use context.Background()")
+	}
+	return p.acquire(ctx, max, time.Time{}, 0)
+}
+
+// attempt is one acquire: its lease, its place in line, its limits.
+type attempt struct {
+	p        *Pool
+	max      int
+	ctx      context.Context // bounds every request and wait
+	once     bool            // no time to wait: fail rather than wait
+	wait     time.Duration   // for messages
+	lease    *lease
+	key      string // waiter key
+	rev      int64  // its create revision
+	rec      []byte
+	waitEnd  time.Time // the caller's deadline for waiting in line; zero: ctx's
+	lastErr  error     // the last request error, for the unavailable message
+	answered bool      // the cluster answered the last request
+}
+
+func (p *Pool) acquire(ctx context.Context, max int, deadline time.Time, wait time.Duration) (*Guard, error) {
+	if err := checkMax(max); err != nil {
+		return nil, err
+	}
+	start := time.Now()
+	a := &attempt{p: p, max: max, wait: wait}
+	var cancel context.CancelFunc
+	switch {
+	case ctx.Err() != nil:
+		// Done already: one attempt, as with wait 0.
+		a.ctx, cancel = context.WithTimeout(context.WithoutCancel(ctx), minAttempt)
+		a.once = true
+	case !deadline.IsZero():
+		a.once = wait == 0
+		a.waitEnd = deadline
+		a.ctx, cancel = context.WithDeadline(ctx, maxTime(deadline, start.Add(minAttempt)))
+	default:
+		a.ctx, cancel = context.WithCancel(ctx)
+	}
+	defer cancel()
+	g, err := a.run()
+	if err == nil {
+		return g, nil
+	}
+	if a.lease != nil {
+		timeout := 500 * time.Millisecond
+		if !a.answered {
+			timeout = 100 * time.Millisecond // the cluster is not answering: do not add to the caller's wait
+		}
+		_ = a.lease.revoke(timeout)
+	}
+	return nil, a.explain(ctx, err)
+}
+
+func maxTime(a, b time.Time) time.Time {
+	if a.After(b) {
+		return a
+	}
+	return b
+}
+
+// Internal markers: the line did not move in time; the cluster refused.
+var (
+	errBusy    = errors.New("busy")
+	errRefused = errors.New("refused")
+)
+
+func (a *attempt) run() (*Guard, error) {
+	var err error
+	a.lease, err = a.p.grantLease(a.ctx)
+	if err = a.note(err); err != nil {
+		return nil, err
+	}
+	a.key = a.p.waiterKey(a.lease.id)
+	since := time.Now()
+	a.rec = newRecord(a.p.label, since)
+	put, err := a.p.cli.Put(a.ctx, a.key, string(a.rec), clientv3.WithLease(a.lease.id))
+	if err = a.note(err); err != nil {
+		return nil, err
+	}
+	a.rev = put.Header.Revision
+	// The slot record says since the grant; the line's order is a.rev.
+	for {
+		ahead, err := a.p.cli.Get(a.ctx, a.p.waitersPrefix(), append(clientv3.WithLastCreate(), clientv3.WithMaxCreateRev(a.rev-1), clientv3.WithKeysOnly())...)
+		if err = a.note(err); err != nil {
+			return nil, err
+		}
+		if len(ahead.Kvs) == 0 {
+			return a.atHead()
+		}
+		if a.once {
+			return nil, errBusy
+		}
+		// Wait for the one just ahead to leave: granted, gone or dead.
+		pred := string(ahead.Kvs[0].Key)
+		d, err := a.watchDeletes(pred, false)
+		if errors.Is(err, errWatch) {
+			continue
+		}
+		if err != nil {
+			return nil, err
+		}
+		still, err := a.p.cli.Get(a.ctx, pred, clientv3.WithCountOnly())
+		if err = a.note(err); err == nil && still.Count > 0 {
+			_, err = d.wait()
+		}
+		d.cancel()
+		if err != nil && !errors.Is(err, errWatch) {
+			return nil, err
+		}
+	}
+}
+
+// atHead claims a free slot among the first max, or waits for one to be
+// deleted. Only the head of the line watches the slots, so a release wakes
+// one process.
+func (a *attempt) atHead() (*Guard, error) {
+	var d *deletes
+	defer func() {
+		if d != nil {
+			d.cancel()
+		}
+	}()
+	for {
+		if d == nil && !a.once {
+			var err error
+			if d, err = a.watchDeletes(a.p.slotsPrefix(), true); errors.Is(err, errWatch) {
+				continue
+			} else if err != nil {
+				return nil, err
+			}
+		}
+		slots, err := a.p.cli.Get(a.ctx, a.p.slotsPrefix(), clientv3.WithPrefix(), clientv3.WithKeysOnly())
+		if err = a.note(err); err != nil {
+			return nil, err
+		}
+		used := make(map[int]bool, len(slots.Kvs))
+		for _, kv := range slots.Kvs {
+			used[a.p.slotID(string(kv.Key))] = true
+		}
+		free := -1
+		for id := range a.max {
+			if !used[id] {
+				free = id
+				break
+			}
+		}
+		if free >= 0 {
+			g, err := a.claim(free)
+			if g != nil || err != nil {
+				return g, err
+			}
+			continue // taken by someone with a larger max: look again
+		}
+		if a.once {
+			return nil, errBusy
+		}
+		key, err := d.wait()
+		if errors.Is(err, errWatch) {
+			d.cancel()
+			d = nil
+			continue
+		}
+		if err != nil {
+			return nil, err
+		}
+		if id := a.p.slotID(key); id >= 0 && id < a.max {
+			// The usual handoff: take the slot just freed without reading
+			// the others first.
+			if g, err := a.claim(id); g != nil || err != nil {
+				return g, err
+			}
+		}
+	}
+}
+
+// claim takes slot id if it is absent and this waiter is still in line,
+// in one transaction that also leaves the line (waking the next waiter).
+// nil, nil: the slot was taken first.
+func (a *attempt) claim(id int) (*Guard, error) {
+	key := a.p.slotKey(id)
+	resp, err := a.p.cli.Txn(a.ctx).
+		If(clientv3.Compare(clientv3.CreateRevision(a.key), "=", a.rev),
+			clientv3.Compare(clientv3.CreateRevision(key), "=", 0)).
+		Then(clientv3.OpPut(key, string(newRecord(a.p.label, time.Now())), clientv3.WithLease(a.lease.id)),
+			clientv3.OpDelete(a.key)).
+		Else(clientv3.OpGet(a.key, clientv3.WithKeysOnly())).
+		Commit()
+	if err = a.note(err); err != nil {
+		return nil, err
+	}
+	if !resp.Succeeded {
+		if len(resp.Responses[0].GetResponseRange().Kvs) == 0 {
+			return nil, a.leaseGone()
+		}
+		return nil, nil
+	}
+	select {
+	case <-a.lease.lost:
+		// Granted on a lease this process can no longer vouch for: the
+		// caller could not keep it. Give it back (acquire revokes).
+		return nil, a.leaseGone()
+	default:
+	}
+	return newGuard(a.p, id, key, resp.Header.Revision, a.lease), nil
+}
+
+// A deletes is a watch for deletions, opened before the read it follows.
+//
+// Why before: a watch that starts at a past revision (WithRev) is one the
+// server must catch up, and etcd catches up such watches only every 100 ms,
+// so a release landing in that window would reach the waiter up to 100 ms
+// late (etcd's watchResyncPeriod). A watch from the current revision is
+// served at once; opening it first and reading after its creation is
+// confirmed misses nothing (a deletion between the two is both read and
+// delivered, and costs one extra look).
+type deletes struct {
+	a      *attempt
+	ch     clientv3.WatchChan
+	cancel context.CancelFunc
+}
+
+// errWatch is an internal marker: the watch broke (no leader, a
+// compaction, a closed client); open another and read again.
+var errWatch = errors.New("watch broken")
+
+func (a *attempt) watchDeletes(key string, prefix bool) (*deletes, error) {
+	ctx, cancel := context.WithCancel(clientv3.WithRequireLeader(a.ctx))
+	opts := []clientv3.OpOption{clientv3.WithFilterPut(), clientv3.WithCreatedNotify()}
+	if prefix {
+		opts = append(opts, clientv3.WithPrefix())
+	}
+	d := &deletes{a: a, ch: a.p.cli.Watch(ctx, key, opts...), cancel: cancel}
+	for {
+		_, created, err := d.next()
+		if err != nil {
+			cancel()
+			return nil, err
+		}
+		if created {
+			return d, nil
+		}
+	}
+}
+
+// wait waits for a deletion and returns the deleted key.
+func (d *deletes) wait() (string, error) {
+	for {
+		key, created, err := d.next()
+		if err != nil || (!created && key != "") {
+			return key, err
+		}
+	}
+}
+
+// next returns the first deleted key of the next response, or created for
+// the response that confirms the watch.
+func (d *deletes) next() (key string, created bool, err error) {
+	a := d.a
+	var timeout <-chan time.Time
+	if !a.waitEnd.IsZero() {
+		t := time.NewTimer(time.Until(a.waitEnd))
+		defer t.Stop()
+		timeout = t.C
+	}
+	select {
+	case <-timeout:
+		return "", false, errBusy
+	case <-a.lease.lost:
+		return "", false, a.leaseGone()
+	case <-a.ctx.Done():
+		return "", false, a.ctx.Err()
+	case wr, ok := <-d.ch:
+		if !ok || wr.Canceled || wr.Err() != nil {
+			if ok && wr.Err() != nil {
+				a.lastErr = wr.Err()
+			}
+			// After a breath, so that a cluster without a leader is not
+			// spun on.
+			select {
+			case <-time.After(100 * time.Millisecond):
+			case <-a.ctx.Done():
+				return "", false, a.ctx.Err()
+			}
+			return "", false, errWatch
+		}
+		if wr.Created {
+			return "", true, nil
+		}
+		for _, ev := range wr.Events {
+			if ev.Type == clientv3.EventTypeDelete {
+				return string(ev.Kv.Key), false, nil
+			}
+		}
+		return "", false, nil
+	}
+}
+
+// note records how a request went; it returns err unchanged, or nil.
+func (a *attempt) note(err error) error {
+	if err == nil {
+		a.answered = true
+		return nil
+	}
+	a.answered = false
+	a.lastErr = err
+	if permanent(err) {
+		return &sentinelError{
+			msg:       fmt.Sprintf("etcdslots: the cluster at %s refused: %v", a.p.endpoints(), err),
+			sentinels: []error{errRefused},
+			cause:     err,
+		}
+	}
+	if a.lease != nil {
+		select {
+		case <-a.lease.lost:
+			return a.leaseGone()
+		default:
+		}
+	}
+	return err
+}
+
+func (a *attempt) leaseGone() error {
+	err := a.lease.Err()
+	if err == nil {
+		err = fmt.Errorf("%w: lease %x of waiter %s ended", ErrLeaseLost, int64(a.lease.id), a.key)
+	}
+	return fmt.Errorf("etcdslots: waiting for a slot of %s lost the place in line: %w", a.p.Dir(), err)
+}
+
+// explain turns what ended the attempt into the error the caller gets.
+func (a *attempt) explain(callerCtx context.Context, err error) error {
+	if errors.Is(err, ErrLeaseLost) || errors.Is(err, errRefused) {
+		return err
+	}
+	unavailable := !a.answered || (a.lease != nil && time.Since(a.lease.lastAck()) > a.lease.ttl/2)
+	if unavailable {
+		cause := a.lastErr
+		if cause == nil {
+			cause = err
+		}
+		var ctxErr error
+		if callerCtx.Err() != nil {
+			ctxErr = callerCtx.Err()
+		} else if errors.Is(err, context.DeadlineExceeded) || errors.Is(cause, context.DeadlineExceeded) {
+			ctxErr = context.DeadlineExceeded
+		}
+		return &sentinelError{
+			msg:       fmt.Sprintf("etcdslots: the cluster at %s did not answer in time for pool %s (%v): %s", a.p.endpoints(), a.p.Dir(), cause, diagnose(a.p.cli.Endpoints())),
+			sentinels: []error{ErrUnavailable},
+			cause:     errors.Join(ctxErr, cause),
+		}
+	}
+	if callerCtx.Err() != nil {
+		// As the core's AcquireContext: the ctx's error, not ErrBusy.
+		return fmt.Errorf("etcdslots: gave up waiting for a slot of %s (max=%d; %s): %w", a.p.Dir(), a.max, a.holders(), callerCtx.Err())
+	}
+	if errors.Is(err, errBusy) || errors.Is(err, context.DeadlineExceeded) {
+		return &sentinelError{
+			msg:       fmt.Sprintf("etcdslots: no free slot in %s within %v (max=%d); %s", a.p.Dir(), a.wait, a.max, a.holders()),
+			sentinels: []error{llmslots.ErrBusy},
+		}
+	}
+	return fmt.Errorf("etcdslots: acquiring a slot of %s: %w", a.p.Dir(), err)
+}
+
+// holders names who held the slots, as their records say, for the busy
+// message; it asks the cluster briefly and says so when it cannot.
+func (a *attempt) holders() string {
+	ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
+	defer cancel()
+	resp, err := a.p.cli.Get(ctx, a.p.slotsPrefix(), clientv3.WithPrefix())
+	if err != nil {
+		return "holders unknown"
+	}
+	var hs []string
+	for _, kv := range resp.Kvs {
+		if id := a.p.slotID(string(kv.Key)); id >= 0 && id < a.max {
+			r := parseRecord(kv.Value)
+			hs = append(hs, fmt.Sprintf("%d@%s", r.PID, r.Host))
+		}
+	}
+	if len(hs) == 0 {
+		return "no holder now"
+	}
+	return "held by pid@host " + strings.Join(hs, ", ")
+}
+
+// diagnose says what a quick TCP dial to each endpoint finds, so that "did
+// not answer" comes with a reason: nothing listens, or something does and
+// the cluster has no quorum, or TLS or credentials fail.
+func diagnose(endpoints []string) string {
+	res := make([]string, len(endpoints))
+	var wg sync.WaitGroup
+	for i, ep := range endpoints {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			hostport := ep
+			if u, err := url.Parse(ep); err == nil && u.Host != "" {
+				hostport = u.Host
+			}
+			c, err := net.DialTimeout("tcp", hostport, 150*time.Millisecond)
+			if err != nil {
+				res[i] = fmt.Sprintf("%s: %v", ep, err)
+				return
+			}
+			c.Close()
+			res[i] = ep + ": accepts TCP connections"
+		}()
+	}
+	wg.Wait()
+	msg := strings.Join(res, "; ")
+	if strings.Contains(msg, "accepts TCP") {
+		msg += " (an endpoint that accepts connections but does not answer: no quorum, or a TLS or credentials mismatch)"
+	}
+	return msg
+}

@@ -1,0 +1,117 @@
+package etcdslots
+
+import (
+	"context"
+	"fmt"
+	"sort"
+	"time"
+
+	"github.com/llmslots/llmslots"
+	clientv3 "go.etcd.io/etcd/client/v3"
+)
+
+// ReadStatus reports slots 0..max-1 and any slot key beyond, with their
+// holders' records, and the waiters in the order they will be served, as
+// the core's Status does for a directory. Dir is etcd://<prefix>/<name>;
+// each entry's Path is its key. An entry whose lease has expired but whose
+// key the server has not yet deleted (it does so within about half a
+// second, or once a leader is elected) is reported stale, or as a dead
+// waiter. It changes nothing. The status is a snapshot of one revision.
+func (p *Pool) ReadStatus(ctx context.Context, max int) (llmslots.Status, error) {
+	if ctx == nil {
+		return llmslots.Status{}, invalidf("ReadStatus needs a non-nil context; use context.Background()")
+	}
+	if err := checkMax(max); err != nil {
+		return llmslots.Status{}, err
+	}
+	resp, err := p.cli.Txn(ctx).Then(
+		clientv3.OpGet(p.slotsPrefix(), clientv3.WithPrefix()),
+		clientv3.OpGet(p.waitersPrefix(), clientv3.WithPrefix(), clientv3.WithSort(clientv3.SortByCreateRevision, clientv3.SortAscend)),
+	).Commit()
+	if err != nil {
+		return llmslots.Status{}, fmt.Errorf("etcdslots: reading the status of %s from %s: %w", p.Dir(), p.endpoints(), err)
+	}
+	slotKVs := resp.Responses[0].GetResponseRange().Kvs
+	waiterKVs := resp.Responses[1].GetResponseRange().Kvs
+
+	// alive asks whether a lease still has time; one request per entry.
+	alive := func(id int64) (bool, error) {
+		ttl, err := p.cli.TimeToLive(ctx, clientv3.LeaseID(id))
+		if err != nil {
+			return false, fmt.Errorf("etcdslots: reading lease %x: %w", id, err)
+		}
+		return ttl.TTL > 0, nil
+	}
+
+	now := time.Now()
+	st := llmslots.Status{Dir: p.Dir(), Max: max, PIDs: []int{}, Slots: []llmslots.SlotStatus{}, Waiting: []llmslots.WaiterStatus{}, DeadWaiters: []llmslots.WaiterStatus{}}
+	held := map[int]llmslots.SlotStatus{}
+	var beyond []int
+	for _, kv := range slotKVs {
+		id := p.slotID(string(kv.Key))
+		if id < 0 {
+			continue
+		}
+		r := parseRecord(kv.Value)
+		s := llmslots.SlotStatus{SlotID: id, State: llmslots.StateHeld, PID: r.PID, Host: r.Host, Label: r.Label, Command: r.Command, Path: string(kv.Key)}
+		if !r.Since.IsZero() {
+			s.Since = r.Since
+			s.AgeSecs = now.Sub(r.Since).Seconds()
+		}
+		ok, err := alive(kv.Lease)
+		if err != nil {
+			return llmslots.Status{}, err
+		}
+		if !ok {
+			s.State = llmslots.StateStale
+			s.Detail = fmt.Sprintf("lease %x has expired; the server deletes the key shortly", kv.Lease)
+		}
+		held[id] = s
+		if id >= max {
+			beyond = append(beyond, id)
+		}
+	}
+	sort.Ints(beyond)
+	ids := make([]int, 0, max+len(beyond))
+	for id := range max {
+		ids = append(ids, id)
+	}
+	for _, id := range append(ids, beyond...) {
+		s, ok := held[id]
+		if !ok {
+			s = llmslots.SlotStatus{SlotID: id, State: llmslots.StateFree, Path: p.slotKey(id)}
+		}
+		switch s.State {
+		case llmslots.StateHeld:
+			st.Active++
+			if s.PID > 0 {
+				st.PIDs = append(st.PIDs, s.PID)
+			}
+		case llmslots.StateStale:
+			st.Stale++
+		}
+		if id < max && s.State != llmslots.StateHeld {
+			st.Free++
+		}
+		st.Slots = append(st.Slots, s)
+	}
+	for _, kv := range waiterKVs {
+		r := parseRecord(kv.Value)
+		w := llmslots.WaiterStatus{PID: r.PID, Host: r.Host, Label: r.Label, Command: r.Command, Path: string(kv.Key)}
+		if !r.Since.IsZero() {
+			w.Since = r.Since
+			w.WaitedSecs = now.Sub(r.Since).Seconds()
+		}
+		ok, err := alive(kv.Lease)
+		if err != nil {
+			return llmslots.Status{}, err
+		}
+		if ok {
+			w.Position = len(st.Waiting) + 1
+			st.Waiting = append(st.Waiting, w)
+		} else {
+			st.DeadWaiters = append(st.DeadWaiters, w)
+		}
+	}
+	return st, nil
+}
