@@ -18,6 +18,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/llmslots/llmslots/internal/watch"
 )
 
 // holdInterval is one time a process held a slot, as its own log says,
@@ -443,10 +445,14 @@ func TestChaos(t *testing.T) {
 		}
 	}
 
-	summary := fmt.Sprintf("chaos: %v on max %d, %d processes at a time: %d started, %d finished their %d cycles, "+
+	path := "events and spares"
+	if watch.ForcePortable {
+		path = "the portable path"
+	}
+	summary := fmt.Sprintf("chaos (%s): %v on max %d, %d processes at a time: %d started, %d finished their %d cycles, "+
 		"%d SIGKILLed (%d holding a slot, %d waiting, %d between); %d acquisitions, peak %d holders; "+
 		"waits ended: busy %v, cancelled %d; %d dead tickets left by killed waiters; violations %d, leaks %d; %v in all",
-		dur, limit, procs, c.started, c.finished, cycles,
+		path, dur, limit, procs, c.started, c.finished, cycles,
 		c.killed, c.killedHolders, c.killedWaiters, c.killed-c.killedHolders-c.killedWaiters,
 		c.acquisitions, c.peak, c.busy, c.cancelled, len(deadWaiters), c.violations, c.leaks, elapsed.Round(time.Millisecond))
 	t.Log(summary)
