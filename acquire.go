@@ -140,7 +140,12 @@ func (p *Pool) tryAcquireSoon(max int, s *spare) (g *Guard, soon bool, err error
 		g, fresh, err := p.reclaim(id, slotPath(p.dir, id), max, s, now)
 		var bad *badSlotError
 		if errors.As(err, &bad) {
-			p.log().Warn("llmslots: slot unusable", "slot", id, "err", err)
+			// Once per pool at Warn: a waiter meets it at every look.
+			if !p.unusableLogged.Swap(true) {
+				p.log().Warn("llmslots: slot unusable", "slot", id, "err", err)
+			} else {
+				p.log().Debug("llmslots: slot unusable", "slot", id, "err", err)
+			}
 			unusable++
 			continue
 		}

@@ -45,6 +45,8 @@ type Pool struct {
 	// resolved is the pool directory with symbolic links resolved, set by
 	// prepare: inotify watches a directory, never a link to one.
 	resolved atomic.Pointer[string]
+	// unusableLogged is set once an unusable slot has been logged at Warn.
+	unusableLogged atomic.Bool
 	// pollLogged is set once a waiter has logged that it polls because
 	// inotify failed.
 	pollLogged atomic.Bool
