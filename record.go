@@ -12,6 +12,7 @@ import (
 
 	"github.com/llmslots/llmslots/internal/filelock"
 	"github.com/llmslots/llmslots/internal/proc"
+	"github.com/llmslots/llmslots/internal/textsafe"
 )
 
 // A slot file holds its holder's record: the first line is "pid=<pid>", the
@@ -195,21 +196,8 @@ func cleanValue(s string, max int) string {
 	return strings.TrimSpace(s)
 }
 
-// isControl reports the characters no record field may hold: C0 (a
-// newline would split the record), DEL, C1, which some terminals take as
-// the start of an escape sequence (U+009B is CSI) when status prints the
-// field, and the bidirectional controls (U+061C, U+200E-U+200F,
-// U+202A-U+202E, U+2066-U+2069), which reorder what a terminal shows: a
-// label holding U+202E could make status say what it does not.
-func isControl(r rune) bool {
-	switch {
-	case r < 0x20, r >= 0x7f && r <= 0x9f:
-		return true
-	case r == 0x061c, r == 0x200e, r == 0x200f, r >= 0x202a && r <= 0x202e, r >= 0x2066 && r <= 0x2069:
-		return true
-	}
-	return false
-}
+// isControl: see textsafe.IsControl.
+func isControl(r rune) bool { return textsafe.IsControl(r) }
 
 // checkLabel validates a label given by the caller; unlike the command line,
 // which is cleaned silently, a bad label is the caller's to fix.

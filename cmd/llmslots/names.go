@@ -5,23 +5,12 @@ import (
 	"strings"
 	"unicode"
 	"unicode/utf8"
+
+	"github.com/llmslots/llmslots/internal/textsafe"
 )
 
-// isControl reports the characters the command never writes into a file,
-// a script or a line it draws on the terminal: C0 (a newline ends a shell
-// comment and starts a command), DEL, C1 (U+009B is CSI to some
-// terminals) and the bidirectional controls, which reorder what a
-// terminal shows (U+202E makes "slot 1 held" read backwards). The same
-// set as the library's records.
-func isControl(r rune) bool {
-	switch {
-	case r < 0x20, r >= 0x7f && r <= 0x9f:
-		return true
-	case r == 0x061c, r == 0x200e, r == 0x200f, r >= 0x202a && r <= 0x202e, r >= 0x2066 && r <= 0x2069:
-		return true
-	}
-	return false
-}
+// isControl: see textsafe.IsControl.
+func isControl(r rune) bool { return textsafe.IsControl(r) }
 
 // checkText returns why s, a name or path that reaches a file or a
 // script, is refused, or "" when it is fine: s must be UTF-8 without
