@@ -422,3 +422,36 @@ func TestUsage(t *testing.T) {
 		t.Errorf("run --help: exit %d, %q", r.code, r.stdout)
 	}
 }
+
+// "llmslots run --etcd" and "llmslots status --etcd", the core command
+// built here, find llmslots-etcd next to themselves (this test binary,
+// linked there) and hand it their arguments.
+func TestThroughLlmslots(t *testing.T) {
+	addr := etcdAddr(t)
+	dir := t.TempDir()
+	core := filepath.Join(dir, "llmslots")
+	start := time.Now()
+	build := exec.Command("go", "build", "-o", core, "github.com/llmslots/llmslots/cmd/llmslots")
+	if out, err := build.CombinedOutput(); err != nil {
+		t.Fatalf("building llmslots: %v\n%s", err, out)
+	}
+	t.Logf("llmslots built in %v", time.Since(start).Round(time.Millisecond))
+	if err := os.Symlink(self(t), filepath.Join(dir, "llmslots-etcd")); err != nil {
+		t.Fatal(err)
+	}
+	pool := poolName(t)
+	e := env(t)
+	cmd := exec.Command(core, "run", "--etcd", addr, "--pool", pool, "--max", "2", "--label", "via-core", "--", "sh", "-c", `echo "slot $LLMSLOTS_ETCD_SLOT"; exit 3`)
+	cmd.Env = e
+	out, err := cmd.Output()
+	if code := cmd.ProcessState.ExitCode(); code != 3 || string(out) != "slot 0\n" {
+		t.Errorf("llmslots run --etcd: exit %d (%v), %q; want 3 and \"slot 0\"", code, err, out)
+	}
+	cmd = exec.Command(core, "status", "--json", "--pool", pool, "--max", "2")
+	cmd.Env = append(e, "LLMSLOTS_ETCD="+addr)
+	out, err = cmd.Output()
+	var st llmslots.Status
+	if err != nil || json.Unmarshal(out, &st) != nil || st.Dir != "etcd://llmslots/"+pool || st.Free != 2 {
+		t.Errorf("llmslots status with LLMSLOTS_ETCD: %v, %s", err, out)
+	}
+}
