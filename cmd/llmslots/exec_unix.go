@@ -3,6 +3,7 @@
 package main
 
 import (
+	"os"
 	"syscall"
 
 	"github.com/llmslots/llmslots"
@@ -20,4 +21,10 @@ func execHolding(g *llmslots.Guard, path string, argv []string) error {
 		return err
 	}
 	return syscall.Exec(path, argv, env)
+}
+
+// execCluster replaces this process with llmslots-etcd; it returns only on
+// failure.
+func execCluster(path string, argv []string) (int, error) {
+	return 0, syscall.Exec(path, argv, os.Environ())
 }

@@ -94,11 +94,11 @@ func printMainUsage(w io.Writer) {
 	fmt.Fprint(w, `llmslots: at most N processes of this user run a command at once, host-wide.
 
 Usage:
-  llmslots run [--pool NAME | --dir DIR] [--max N] [--wait D] [--label TEXT] [--exec]
+  llmslots run [--pool NAME | --dir DIR | --etcd ENDPOINTS] [--max N] [--wait D] [--label TEXT] [--exec]
                [--throttled-on REGEX] [--throttled-exit CODE] -- CMD [ARGS...]
   llmslots shim NAME [--pool P] [--max N] [--wait D] [--bin-dir DIR] [--throttled-on REGEX] [--throttled-exit CODE]
   llmslots shim --remove NAME [--bin-dir DIR]
-  llmslots status [--json] [--max N] [--pool NAME | --dir DIR]
+  llmslots status [--json] [--max N] [--pool NAME | --dir DIR | --etcd ENDPOINTS]
   llmslots release --slot N [--kill] [--grace 10s] [--pool NAME | --dir DIR]
   llmslots cleanup [--dry-run] [--max N] [--pool NAME | --dir DIR]
   llmslots pause --for D [--reason TEXT] [--pool NAME | --dir DIR]
@@ -113,9 +113,11 @@ Subcommands:
 	fmt.Fprint(w, `
 Environment: LLMSLOTS_DIR (the default pool's directory), LLMSLOTS_MAX (the
 default max), LLMSLOTS_GROUP (share every pool with the members of this Unix
-group, a name or a gid). Exit status: run exits with its command's status (128+N if it
-dies of signal N); 75: no slot in time; 64: usage error; 126/127: the command
-cannot be run / was not found; 1: any other error.
+group, a name or a gid), LLMSLOTS_ETCD (run and status use the cluster pool
+in these etcd endpoints, through llmslots-etcd). Exit status: run exits with
+its command's status (128+N if it dies of signal N); 75: no slot in time;
+64: usage error; 126/127: the command cannot be run / was not found; 1: any
+other error.
 Run "llmslots SUBCOMMAND --help" for a subcommand's flags.
 `)
 }

@@ -16,7 +16,7 @@ import (
 	"github.com/llmslots/llmslots"
 )
 
-const runSynopsis = "llmslots run [--pool NAME | --dir DIR] [--max N] [--wait D] [--label TEXT] [--exec] [--throttled-on REGEX] [--throttled-exit CODE] -- CMD [ARGS...]"
+const runSynopsis = "llmslots run [--pool NAME | --dir DIR | --etcd ENDPOINTS] [--max N] [--wait D] [--label TEXT] [--exec] [--throttled-on REGEX] [--throttled-exit CODE] -- CMD [ARGS...]"
 
 const runAbout = `
 Takes a slot of the pool, runs CMD holding it, and exits with CMD's exit
@@ -45,13 +45,23 @@ process of the pool stops being granted slots for the hint the line gives
 ("try again in 20s", "Retry-After: 5"), or a backoff without one, and the
 pool's limit is lowered until work succeeds again. --throttled-exit CODE
 reports the same when CMD exits with status CODE. Neither goes with --exec.
-See llmslots pause, resume and status.`
+See llmslots pause, resume and status.
+
+With --etcd ENDPOINTS (or LLMSLOTS_ETCD set) the pool is the cluster pool
+--pool NAME in etcd, shared by every host: llmslots runs llmslots-etcd with
+the same arguments (see "llmslots-etcd run --help"; it has a few flags of
+its own). Install it with
+go install github.com/llmslots/llmslots/etcdslots/cmd/llmslots-etcd@latest`
 
 // runCmd is "llmslots run".
 func runCmd(args []string, stdout, stderr io.Writer) int {
+	if wantsCluster(args) {
+		return runCluster("run", args, stderr)
+	}
 	fs := newFlags("run", runSynopsis, runAbout)
 	var pf poolFlags
 	pf.register(fs, "at most `N` holders at once")
+	fs.String("etcd", "", etcdUsage)
 	wait := fs.Duration("wait", 0, "give up after `D` (e.g. 30s, 5m) with exit 75; 0: one attempt; default: wait until a slot frees")
 	label := fs.String("label", "", "record `TEXT` in the slot for status readers")
 	execFlag := fs.Bool("exec", false, "replace llmslots with CMD once the slot is held (Unix only)")

@@ -14,13 +14,18 @@ import (
 const statusAbout = `
 Shows each slot of the pool: its state (free, held, or stale: left by a
 holder that died), holder pid, age, label and command, decided by probing
-each slot's lock. --json prints the library's Status as is.`
+each slot's lock. --json prints the library's Status as is. With --etcd
+ENDPOINTS (or LLMSLOTS_ETCD set), llmslots-etcd shows the cluster pool.`
 
 // statusCmd is "llmslots status".
 func statusCmd(args []string, stdout, stderr io.Writer) int {
-	fs := newFlags("status", "llmslots status [--json] [--max N] [--pool NAME | --dir DIR]", statusAbout)
+	if wantsCluster(args) {
+		return runCluster("status", args, stderr)
+	}
+	fs := newFlags("status", "llmslots status [--json] [--max N] [--pool NAME | --dir DIR | --etcd ENDPOINTS]", statusAbout)
 	var pf poolFlags
 	pf.register(fs, "the pool size `N` to report on: slots 0..N-1 are listed, and free ones counted")
+	fs.String("etcd", "", etcdUsage)
 	asJSON := fs.Bool("json", false, "print the status as JSON")
 	_, st, code, done := poolStatus(fs, &pf, args, stdout, stderr)
 	if done {

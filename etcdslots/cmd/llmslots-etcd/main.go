@@ -1,0 +1,190 @@
+// Command llmslots-etcd is "llmslots run" and "llmslots status" on a
+// cluster-wide pool kept in etcd (package etcdslots): at most N processes
+// at once across every host that reaches the cluster.
+//
+//	llmslots-etcd run --etcd host1:2379,host2:2379 --pool codex --max 10 -- codex exec "review this diff"
+//	llmslots-etcd status --etcd host1:2379 --pool codex --max 10
+//
+// "llmslots run --etcd ..." and "llmslots status --etcd ..." (or either
+// with LLMSLOTS_ETCD set) run this command with the same arguments, so the
+// core command needs no etcd client. It lives in the etcdslots module:
+//
+//	go install github.com/llmslots/llmslots/etcdslots/cmd/llmslots-etcd@latest
+//
+// run takes a cluster slot (and with --local-max a slot of the host's file
+// pool too), runs the command holding it, and exits with the command's
+// status. When the slot may be lost (the holder could not renew its lease
+// in time: see etcdslots.Guard.Lost) it stops the command, SIGTERM then
+// SIGKILL after --grace, and exits 76.
+//
+// Exit status: the command's own for run (128+N when it dies of signal N),
+// 75 when no slot freed in time, 76 when run stopped the command because
+// the slot was lost, 69 when the cluster did not answer, 64 for a usage
+// error, 126 or 127 when the command cannot be run or found, 1 for any
+// other error.
+package main
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"regexp"
+	"strings"
+)
+
+// Exit statuses: the core command's, and two of the cluster's own.
+const (
+	exitOK          = 0
+	exitError       = 1
+	exitUsage       = 64  // EX_USAGE
+	exitUnavailable = 69  // EX_UNAVAILABLE: the cluster did not answer
+	exitBusy        = 75  // EX_TEMPFAIL: no slot freed in time
+	exitLost        = 76  // the slot was lost while the command ran; it was stopped
+	exitNoExec      = 126 // the command cannot be run
+	exitNotFound    = 127 // the command was not found
+)
+
+// name is how messages name this command.
+const name = "llmslots-etcd"
+
+func main() {
+	os.Exit(dispatch(os.Args[1:], os.Stdout, os.Stderr))
+}
+
+func dispatch(args []string, stdout, stderr io.Writer) int {
+	if len(args) == 0 {
+		printMainUsage(stderr)
+		return exitUsage
+	}
+	switch args[0] {
+	case "run":
+		return runCmd(args[1:], stdout, stderr)
+	case "status":
+		return statusCmd(args[1:], stdout, stderr)
+	case "help", "-h", "-help", "--help":
+		if len(args) > 1 {
+			return dispatch([]string{args[1], "--help"}, stdout, stderr)
+		}
+		printMainUsage(stdout)
+		return exitOK
+	}
+	fmt.Fprintf(stderr, "%s: unknown subcommand %q\n\n", name, args[0])
+	printMainUsage(stderr)
+	return exitUsage
+}
+
+func printMainUsage(w io.Writer) {
+	fmt.Fprintf(w, `%s: at most N processes at once across every host, with the slots in etcd.
+
+Usage:
+  %s
+  %s
+
+Subcommands:
+  run      take a cluster slot and run a command holding it
+  status   show each cluster slot's holder and the waiters in line
+
+Environment: LLMSLOTS_ETCD (the endpoints, when --etcd is not given),
+LLMSLOTS_ETCD_PASSWORD (the password for --user), LLMSLOTS_DIR (the host's
+pools, for --local-max). Exit status: run exits with its command's status
+(128+N if it dies of signal N); 76: the slot was lost and the command was
+stopped; 75: no slot in time; 69: the cluster did not answer; 64: usage
+error; 126/127: the command cannot be run / was not found; 1: any other
+error. "llmslots run --etcd ..." and "llmslots status --etcd ..." run this
+command. Run "%s SUBCOMMAND --help" for a subcommand's flags.
+`, name, runSynopsis, statusSynopsis, name)
+}
+
+// newFlags makes a subcommand's flag set; parseFlags reports its errors.
+func newFlags(sub string) *flag.FlagSet {
+	fs := flag.NewFlagSet(name+" "+sub, flag.ContinueOnError)
+	fs.SetOutput(io.Discard)
+	fs.Usage = func() {}
+	return fs
+}
+
+// printUsage writes the synopsis, the description when about is not "",
+// and the flags, written --flag.
+func printUsage(fs *flag.FlagSet, w io.Writer, synopsis, about string) {
+	fmt.Fprintf(w, "Usage: %s\n", synopsis)
+	if about != "" {
+		fmt.Fprintf(w, "\n%s\n", strings.TrimSpace(about))
+	}
+	fmt.Fprint(w, "\nFlags:\n")
+	fs.VisitAll(func(f *flag.Flag) {
+		arg, usage := flag.UnquoteUsage(f)
+		line := "  --" + f.Name
+		if arg != "" {
+			line += " " + arg
+		}
+		switch f.DefValue {
+		case "", "0", "false", "0s":
+		default:
+			usage += " (default " + f.DefValue + ")"
+		}
+		fmt.Fprintf(w, "%s\n    \t%s\n", line, usage)
+	})
+}
+
+// flagError writes a flag package error's flag as --flag.
+var flagError = regexp.MustCompile(`^(flag provided but not defined: |flag needs an argument: |invalid (?:boolean )?value "(?:[^"\\]|\\.)*" for (?:flag )?)-([^-])`)
+
+// notHere are core flags that have no meaning for a cluster pool, and why.
+var notHere = map[string]string{
+	"dir":            "--dir names a host's directory; a cluster pool is named by --pool (and --prefix)",
+	"exec":           "--exec cannot be used with a cluster slot: someone must stay behind to renew its lease",
+	"shim":           "shims run the host's pools; a cluster pool is not supported there yet",
+	"throttled-on":   "--throttled-on is not supported for a cluster pool yet",
+	"throttled-exit": "--throttled-exit is not supported for a cluster pool yet",
+}
+
+// parseFlags parses args; done is true when the caller should return code.
+func parseFlags(fs *flag.FlagSet, args []string, stdout, stderr io.Writer, synopsis, about string) (code int, done bool) {
+	err := fs.Parse(args)
+	switch {
+	case err == nil:
+		return 0, false
+	case errors.Is(err, flag.ErrHelp):
+		printUsage(fs, stdout, synopsis, about)
+		return exitOK, true
+	}
+	msg := flagError.ReplaceAllString(err.Error(), "$1--$2")
+	if rest, ok := strings.CutPrefix(msg, "flag provided but not defined: --"); ok {
+		if why, ok := notHere[rest]; ok {
+			msg = why
+		}
+	}
+	return usageError(fs, stderr, synopsis, "%s", msg), true
+}
+
+// usageError reports a usage error, with the synopsis and the flags.
+func usageError(fs *flag.FlagSet, stderr io.Writer, synopsis, format string, args ...any) int {
+	fmt.Fprintf(stderr, "%s: %s\n\n", fs.Name(), fmt.Sprintf(format, args...))
+	printUsage(fs, stderr, synopsis, "")
+	return exitUsage
+}
+
+// failure reports err on one line and returns code.
+func failure(stderr io.Writer, code int, err error) int {
+	msg := strings.Map(func(r rune) rune {
+		if r < ' ' || r == 0x7f {
+			return ' '
+		}
+		return r
+	}, err.Error())
+	fmt.Fprintf(stderr, "%s: %s\n", name, msg)
+	return code
+}
+
+// isSet reports whether the flag was given on the command line.
+func isSet(fs *flag.FlagSet, flagName string) bool {
+	set := false
+	fs.Visit(func(f *flag.Flag) {
+		if f.Name == flagName {
+			set = true
+		}
+	})
+	return set
+}

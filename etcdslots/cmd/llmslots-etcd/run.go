@@ -1,0 +1,337 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"os/signal"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/llmslots/llmslots"
+	"github.com/llmslots/llmslots/etcdslots"
+)
+
+const runSynopsis = name + " run [--etcd ENDPOINTS] --max N [--pool NAME] [--wait D] [--label TEXT] [--ttl D] [--grace D] [--local-max N] [--prefix P] [--cacert FILE] [--cert FILE --key FILE] [--user NAME] [--quiet] -- CMD [ARGS...]"
+
+const runAbout = `
+Takes a slot of the cluster pool (at most --max holders across every host
+that uses the pool), runs CMD holding it, and exits with CMD's exit status
+(128+N when CMD dies of signal N). CMD gets LLMSLOTS_ETCD_SLOT (the slot's
+id) and LLMSLOTS_ETCD_TOKEN (its fencing token) in its environment. SIGINT,
+SIGTERM and SIGHUP are forwarded to CMD (SIGINT only when stdin is not a
+terminal).
+
+The slot is a lease that this process renews. When it may be lost (no
+renewal acknowledged in time: the cluster is cut off or down, or this host
+was paused; or the slot's key was deleted), CMD is stopped, before any
+other host can be granted the slot: SIGTERM, then SIGKILL after --grace;
+run says why on stderr and exits 76. If this process is killed, on Linux
+CMD gets SIGTERM; elsewhere it runs on without a slot, which frees within
+--ttl.
+
+With --local-max N it also holds a slot of the host's pool of the same name
+(the one "llmslots run --pool NAME" uses, in LLMSLOTS_DIR): at most N on
+this host and --max across all hosts. The host's slot is taken first, so
+no cluster slot is held while waiting for this host; CMD inherits it.
+
+No slot within --wait: exit 75. The cluster not answering within --wait
+(at least a second): exit 69.`
+
+// runCmd is "llmslots-etcd run".
+func runCmd(args []string, stdout, stderr io.Writer) int {
+	fs := newFlags("run")
+	var cf clusterFlags
+	cf.register(fs, "at most `N` holders at once across all hosts")
+	wait := fs.Duration("wait", 0, "give up after `D` (e.g. 30s, 5m) with exit 75; 0: one attempt; default: wait until a slot frees")
+	label := fs.String("label", "", "record `TEXT` with the slot for status readers")
+	fs.DurationVar(&cf.ttl, "ttl", etcdslots.DefaultTTL, "the slot's lease TTL `D`: a dead or cut-off holder's slot frees this long after its last renewal (1s..1h; the server's minimum is about 2s)")
+	grace := fs.Duration("grace", 10*time.Second, "when the slot is lost, wait `D` after SIGTERM before sending CMD SIGKILL")
+	localMax := fs.Int("local-max", 0, "also hold a slot of this host's pool of the same name, at most `N` on this host")
+	quiet := fs.Bool("quiet", false, "say nothing while waiting")
+	if code, done := parseFlags(fs, args, stdout, stderr, runSynopsis, runAbout); done {
+		return code
+	}
+	if msg := cf.check(fs); msg != "" {
+		return usageError(fs, stderr, runSynopsis, "%s", msg)
+	}
+	waitFor := time.Duration(-1) // until a slot frees
+	if isSet(fs, "wait") {
+		if *wait < 0 {
+			return usageError(fs, stderr, runSynopsis, "--wait must be >= 0, got %v", *wait)
+		}
+		waitFor = *wait
+	}
+	if *grace < 0 {
+		return usageError(fs, stderr, runSynopsis, "--grace must be >= 0, got %v", *grace)
+	}
+	if isSet(fs, "local-max") && (*localMax < 1 || *localMax > llmslots.MaxSlots) {
+		return usageError(fs, stderr, runSynopsis, "--local-max must be 1..%d, got %d", llmslots.MaxSlots, *localMax)
+	}
+	argv := fs.Args()
+	if len(argv) == 0 {
+		return usageError(fs, stderr, runSynopsis, "no command given; put it after --")
+	}
+
+	// Find the command before waiting for a slot, so a typo fails at once.
+	path, err := exec.LookPath(argv[0])
+	if errors.Is(err, exec.ErrDot) {
+		err = nil // the user's PATH put "." there; honour it like a shell
+	}
+	if err != nil {
+		code := exitNotFound
+		if errors.Is(err, os.ErrPermission) {
+			code = exitNoExec
+		}
+		var ee *exec.Error
+		if errors.As(err, &ee) {
+			err = ee.Err
+		}
+		if errors.Is(err, exec.ErrNotFound) {
+			err = errors.New("command not found")
+		}
+		return failure(stderr, code, fmt.Errorf("%s: %w", argv[0], err))
+	}
+
+	var local *llmslots.Pool
+	if *localMax > 0 {
+		var opts []llmslots.Option
+		if *label != "" {
+			opts = append(opts, llmslots.WithLabel(*label))
+		}
+		local, err = llmslots.NamedPool(cf.pool, opts...)
+		var envErr *llmslots.EnvError
+		switch {
+		case errors.As(err, &envErr):
+			return failure(stderr, exitError, err)
+		case errors.Is(err, llmslots.ErrInvalid):
+			return usageError(fs, stderr, runSynopsis, "--local-max: %v", err)
+		case err != nil:
+			return failure(stderr, exitError, err)
+		}
+	}
+	cli, pool, err := cf.connect(dialFor(waitFor), *label)
+	switch {
+	case errors.Is(err, llmslots.ErrInvalid):
+		return usageError(fs, stderr, runSynopsis, "%v", err)
+	case err != nil:
+		return failure(stderr, errorCode(err), err)
+	}
+	defer cli.Close()
+
+	// Signals are caught from here on: while waiting they cancel the wait,
+	// once CMD runs they are forwarded to it.
+	sigs := make(chan os.Signal, 8)
+	signal.Notify(sigs, forwarded...)
+	defer signal.Stop(sigs)
+
+	h, sig, err := acquire(pool, cf.max, local, *localMax, waitFor, sigs, *quiet, stderr)
+	switch {
+	case sig != nil:
+		return 128 + signalNumber(sig)
+	case err != nil && waitFor >= 0 && errorCode(err) == exitBusy:
+		// "gave up waiting for a slot of POOL (max=N; held by ...): context
+		// deadline exceeded" says it the library's way; say it the
+		// command's.
+		msg := strings.TrimSuffix(strings.TrimPrefix(err.Error(), "etcdslots: "), ": "+context.DeadlineExceeded.Error())
+		return failure(stderr, exitBusy, fmt.Errorf("no slot within %v: %s", waitFor, msg))
+	case err != nil:
+		return failure(stderr, errorCode(err), err)
+	}
+	code, lost := runHolding(h, path, argv, sigs, *grace, stderr)
+	if err := h.release(lost); err != nil {
+		fmt.Fprintf(stderr, "%s: releasing slot %d of %s: %v\n", name, h.cluster.SlotID(), pool.Dir(), err)
+	}
+	return code
+}
+
+// errorCode is the exit status for an error taking a slot.
+func errorCode(err error) int {
+	switch {
+	case errors.Is(err, etcdslots.ErrUnavailable):
+		return exitUnavailable
+	case errors.Is(err, llmslots.ErrBusy), errors.Is(err, context.DeadlineExceeded):
+		return exitBusy
+	}
+	return exitError
+}
+
+// held is what run holds: a cluster slot, and a host slot with
+// --local-max.
+type held struct {
+	cluster *etcdslots.Guard
+	local   *llmslots.Guard // nil without --local-max
+	dir     string          // the cluster pool, for messages
+}
+
+// release gives the slots back. A lost cluster slot is not: its key is
+// gone, or goes with its lease within the loss margin, and revoking the
+// lease of a holder cut off from the cluster would only delay the exit
+// by a second.
+func (h *held) release(lost bool) error {
+	var err error
+	if !lost {
+		err = h.cluster.Release()
+	}
+	if h.local != nil {
+		err = errors.Join(err, h.local.Release())
+	}
+	return err
+}
+
+// acquire takes the slots, waiting up to wait (negative: without limit),
+// and gives up when one of sigs arrives, returning that signal. Unless
+// quiet, it says on stderr that it waits once a second has passed.
+func acquire(pool *etcdslots.Pool, max int, local *llmslots.Pool, localMax int, wait time.Duration, sigs <-chan os.Signal, quiet bool, stderr io.Writer) (*held, os.Signal, error) {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	if wait >= 0 {
+		ctx, cancel = context.WithTimeout(ctx, wait)
+		defer cancel()
+	}
+	caught := make(chan os.Signal, 1)
+	stop := make(chan struct{})
+	watcherDone := make(chan struct{})
+	go func() {
+		defer close(watcherDone)
+		var notice <-chan time.Time
+		if !quiet {
+			notice = time.After(time.Second)
+		}
+		for {
+			select {
+			case s := <-sigs:
+				caught <- s
+				cancel()
+				return
+			case <-notice:
+				what := fmt.Sprintf("a slot of %s (max %d)", pool.Dir(), max)
+				if local != nil {
+					what = fmt.Sprintf("a slot of %s (max %d) and then %s", local.Dir(), localMax, what)
+				}
+				fmt.Fprintf(stderr, "%s: waiting for %s\n", name, what)
+			case <-stop:
+				return
+			}
+		}
+	}()
+	h := &held{dir: pool.Dir()}
+	var err error
+	if local != nil {
+		var b *etcdslots.Both
+		if b, err = etcdslots.AcquireBoth(ctx, local, localMax, pool, max); err == nil {
+			h.cluster, h.local = b.Cluster, b.Local
+		}
+	} else {
+		h.cluster, err = pool.AcquireContext(ctx, max)
+	}
+	close(stop)
+	<-watcherDone
+	select {
+	case s := <-caught:
+		// The user wants out, and CMD has not started.
+		if err == nil {
+			h.release(false)
+		}
+		return nil, s, nil
+	default:
+	}
+	if err != nil {
+		return nil, nil, err
+	}
+	return h, nil, nil
+}
+
+// runHolding runs CMD holding h, forwards signals to it, and stops it when
+// the cluster slot is lost. It returns the exit status to report, and
+// whether the slot was lost.
+func runHolding(h *held, path string, argv []string, sigs <-chan os.Signal, grace time.Duration, stderr io.Writer) (int, bool) {
+	g := h.cluster
+	select {
+	case <-g.Lost():
+		// Lost before CMD began (this process was paused right after the
+		// grant): do not start it.
+		return failure(stderr, exitLost, fmt.Errorf("slot %d of %s was lost before %s started: %v", g.SlotID(), h.dir, argv[0], g.Err())), true
+	default:
+	}
+	cmd := &exec.Cmd{Path: path, Args: argv, Stdin: os.Stdin, Stdout: os.Stdout, Stderr: os.Stderr}
+	cmd.Env = append(os.Environ(),
+		"LLMSLOTS_ETCD_SLOT="+strconv.Itoa(g.SlotID()),
+		"LLMSLOTS_ETCD_TOKEN="+strconv.FormatInt(g.Token(), 10))
+	if h.local != nil {
+		if err := h.local.Inherit(cmd); err != nil && !errors.Is(err, errors.ErrUnsupported) {
+			return failure(stderr, exitError, err), false
+		}
+	}
+	stopWithParent(cmd)
+	if err := cmd.Start(); err != nil {
+		return failure(stderr, execFailureCode(err), fmt.Errorf("cannot run %s: %w", path, err)), false
+	}
+	waited := make(chan struct{})
+	var waitErr error
+	go func() {
+		waitErr = cmd.Wait()
+		close(waited)
+	}()
+	lost := g.Lost()
+	var kill <-chan time.Time
+	wasLost := false
+	for done := false; !done; {
+		select {
+		case s := <-sigs:
+			if forwardSignal(s) {
+				cmd.Process.Signal(s)
+			}
+		case <-lost:
+			lost, wasLost = nil, true
+			fmt.Fprintf(stderr, "%s: slot %d of %s may be lost (%v); stopping %s (pid %d): SIGTERM, SIGKILL after %v\n",
+				name, g.SlotID(), h.dir, g.Err(), argv[0], cmd.Process.Pid, grace)
+			if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
+				cmd.Process.Kill() // no SIGTERM here (Windows)
+			}
+			kill = time.After(grace)
+		case <-kill:
+			kill = nil
+			fmt.Fprintf(stderr, "%s: %s (pid %d) still runs %v after SIGTERM; sending SIGKILL\n", name, argv[0], cmd.Process.Pid, grace)
+			cmd.Process.Kill()
+		case <-waited:
+			done = true
+		}
+	}
+	if wasLost {
+		return exitLost, true
+	}
+	var exitErr *exec.ExitError
+	if waitErr != nil && !errors.As(waitErr, &exitErr) {
+		return failure(stderr, exitError, fmt.Errorf("waiting for %s: %w", path, waitErr)), false
+	}
+	return exitStatus(cmd.ProcessState), false
+}
+
+// exitStatus is the shell's view of how a process ended: its exit code, or
+// 128+N when signal N killed it.
+func exitStatus(ps *os.ProcessState) int {
+	if ws, ok := ps.Sys().(syscall.WaitStatus); ok && ws.Signaled() {
+		return 128 + int(ws.Signal())
+	}
+	if code := ps.ExitCode(); code >= 0 {
+		return code
+	}
+	return exitError
+}
+
+// execFailureCode maps a failure to start a command to the shell's codes.
+func execFailureCode(err error) int {
+	switch {
+	case errors.Is(err, os.ErrNotExist):
+		return exitNotFound
+	case errors.Is(err, os.ErrPermission):
+		return exitNoExec
+	}
+	return exitError
+}
