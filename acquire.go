@@ -122,10 +122,22 @@ func (p *Pool) tryAcquireSoon(max int, s *spare) (g *Guard, soon bool, err error
 		s.record(p.newRecord(now, max).marshal()) // once, whichever slot it gets
 	}
 	var existing []int
+	// In a large pool, one read of the directory tells which slot files
+	// exist: trying to take each held slot in turn costs a system call
+	// apiece (512 held slots: 1.4 ms). A name listed is not tried in the
+	// first pass but probed in the second, as one that failed to take is.
+	var listed map[int]bool
+	if max > listFrom {
+		listed = p.slotFiles()
+	}
 	for id := 0; id < max; id++ {
 		path := slotPath(p.dir, id)
 		if heldHere(path) {
 			continue // ours already; no need to ask the filesystem
+		}
+		if listed[id] {
+			existing = append(existing, id)
+			continue
 		}
 		g, exists, err := p.take(id, path, max, s, now)
 		if g != nil || err != nil {
@@ -184,6 +196,31 @@ func (p *Pool) take(id int, path string, max int, s *spare, now time.Time) (g *G
 	// the disk is full), create makes the file the classic way and
 	// reports what stops it; s, now broken, is discarded.
 	return p.create(id, path, max)
+}
+
+// listFrom is the pool size above which an acquire lists the directory
+// instead of trying every slot in turn.
+const listFrom = 32
+
+// slotFiles returns the ids of the slot files in the pool directory; nil
+// if it cannot be read (then every slot is tried).
+func (p *Pool) slotFiles() map[int]bool {
+	d, err := os.Open(p.dir)
+	if err != nil {
+		return nil
+	}
+	defer d.Close()
+	names, err := d.Readdirnames(-1)
+	if err != nil {
+		return nil
+	}
+	ids := make(map[int]bool, len(names))
+	for _, n := range names {
+		if id := parseSlotName(n); id >= 0 {
+			ids[id] = true
+		}
+	}
+	return ids
 }
 
 // errNoUsableSlot reports that every slot below max holds what no

@@ -32,7 +32,7 @@ var (
 	flagDir   = flag.String("dir", "", "directory for the pools (default: /dev/shm if it is tmpfs, else the temp dir)")
 	flagRuns  = flag.Int("runs", 3, "runs of each timed workload; medians are reported")
 	flagQuick = flag.Bool("quick", false, "one short run of each workload (for CI)")
-	flagOnly  = flag.String("only", "", "comma-separated workloads to run: uncontended,saturated,idle,scale,throttle")
+	flagOnly  = flag.String("only", "", "comma-separated workloads to run: uncontended,saturated,idle,scale,many,throttle")
 )
 
 func main() {
@@ -65,6 +65,7 @@ func main() {
 		{"saturated", saturated},
 		{"idle", idle},
 		{"scale", scale},
+		{"many", manyHolders},
 		{"throttle", throttle},
 	}
 	for _, s := range steps {
