@@ -205,6 +205,13 @@ func (p *Pool) prepare() error {
 	if old := p.waiters.Swap(f); old != nil {
 		old.Close()
 	}
+	// A throttle state this process has not seen written (by a process
+	// before it, or planted): look at it, once, so that a state that
+	// restricts grants, or one that cannot be read, is noticed even if
+	// the flag that stands for it is not set (see flagThrottle).
+	if _, err := os.Lstat(p.throttlePath()); err == nil {
+		p.throttleSeen.Store(true)
+	}
 	p.ready.Store(true)
 	return nil
 }

@@ -128,6 +128,14 @@ func TestThrottleCorruptState(t *testing.T) {
 			if err := os.WriteFile(filepath.Join(dir, throttleFileName), []byte(content), 0o600); err != nil {
 				t.Fatal(err)
 			}
+			// A process that starts now looks at the state it finds (one
+			// running already trusts the flag the state's writer sets; see
+			// flagThrottle).
+			log.Reset()
+			p, err = NewPool(dir, WithLogger(slog.New(slog.NewTextHandler(&log, nil))))
+			if err != nil {
+				t.Fatal(err)
+			}
 			for range 3 {
 				g, err := p.Acquire(1, 0)
 				if err != nil {
