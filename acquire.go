@@ -122,9 +122,9 @@ func (p *Pool) tryAcquireSoon(max int, s *spare) (g *Guard, soon bool, err error
 		s.record(p.newRecord(now, max).marshal()) // once, whichever slot it gets
 	}
 	var existing []int
-	// In a large pool, one read of the directory tells which slot files
-	// exist: trying to take each held slot in turn costs a system call
-	// apiece (512 held slots: 1.4 ms). A name listed is not tried in the
+	// In a very large pool, one read of the directory tells which slot
+	// files exist: trying to take each held slot in turn costs a system
+	// call apiece (512 held slots: 1.4 ms). A name listed is not tried in the
 	// first pass but probed in the second, as one that failed to take is.
 	var listed map[int]bool
 	if max > listFrom {
@@ -199,8 +199,10 @@ func (p *Pool) take(id int, path string, max int, s *spare, now time.Time) (g *G
 }
 
 // listFrom is the pool size above which an acquire lists the directory
-// instead of trying every slot in turn.
-const listFrom = 32
+// instead of trying every slot in turn. Listing costs an allocation per
+// name: in a pool of 256 with 64 holders it cost more than the 64 failed
+// links it saved (go run ./bench -only scale).
+const listFrom = 256
 
 // slotFiles returns the ids of the slot files in the pool directory; nil
 // if it cannot be read (then every slot is tried).

@@ -520,8 +520,18 @@ func (g *Guard) Throttled(retryAfter time.Duration) {
 		// the last decrease, else it is the same congestion reported again.
 		sameRound := !acquired.After(st.decreased)
 		if !sameRound {
-			st.wmax = st.effective(max)
-			st.limit = math.Max(1, st.limit*decreaseFactor)
+			eff, failedBefore := st.effective(max), st.wmax
+			st.wmax = eff
+			if failedBefore > 1 && eff >= failedBefore {
+				// A probe of the level that failed last time failed
+				// again: the level below it is known good, so step back
+				// to it rather than cut by decreaseFactor. At a steady
+				// provider limit the pool then loses one level for one
+				// round at each probe, not a third of its slots.
+				st.limit = float64(failedBefore - 1)
+			} else {
+				st.limit = math.Max(1, st.limit*decreaseFactor)
+			}
 			st.decreased = now
 		}
 		pause := retryAfter
