@@ -27,10 +27,10 @@
 // lock of a process that dies by any means, so a file whose lock can be
 // taken belonged to a dead holder and is reclaimed on the spot. After
 // locking, the holder checks that the file it locked is still the one at
-// the path (against the unlink race, which docs/design.md
-// explains), then writes its record: "pid=<pid>" and key=value lines
-// naming host, time, process start time, command line and label. Release deletes the file while still holding its
-// lock, then closes it.
+// the path (against the unlink race, which docs/design.md explains), then
+// writes its record: "pid=<pid>" and key=value lines naming host, time,
+// process start time, command line, label and max. Release deletes the
+// file while still holding its lock, then closes it.
 //
 // On Linux a process makes that file once per pool and keeps it: its spare,
 // .spare-<pid>-<random> in the pool directory, locked and recorded in
@@ -46,10 +46,21 @@
 // # Handing a slot on
 //
 // A slot covers a child process (codex, claude) only if the child is
-// handed the slot: Guard.Inherit before cmd.Start, or Guard.PrepareExec
-// before syscall.Exec. A child started with a plain exec.Command runs on
-// without a slot if its parent is killed. A handed-on slot is free only
-// once every process that shares its lock has exited.
+// handed the slot: Guard.Command or Guard.CommandContext, or Guard.Inherit
+// before cmd.Start, or Guard.PrepareExec before syscall.Exec. A child
+// started with a plain exec.Command runs on without a slot if its parent
+// is killed. A handed-on slot is free only once every process that shares
+// its lock has exited: Release hands it over rather than deleting it.
+//
+// # Waiting
+//
+// Waiters are served in arrival order through a queue of ticket files in
+// the pool's .queue directory. On Linux a waiter is woken by inotify;
+// elsewhere, and on Linux without inotify, by the locks themselves: it
+// blocks in a shared flock on the ticket ahead (the head of the line on
+// the held slots), which the kernel grants the instant the holder lets go
+// or dies. A head that does not take a free slot within a second (a
+// stopped process) is passed by the waiter behind it.
 //
 // The child learns what it holds from the environment variable
 // LLMSLOTS_INHERITED, "fd=N;slot=ID;dir=DIR": the descriptor that holds the
