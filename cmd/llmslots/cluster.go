@@ -10,6 +10,8 @@ import (
 	"path/filepath"
 	"runtime"
 	"strings"
+
+	"github.com/llmslots/llmslots/internal/cli"
 )
 
 // The cluster pool (etcd) is served by a command of its own, llmslots-etcd,
@@ -72,7 +74,7 @@ func runCluster(sub string, args []string, stderr io.Writer) int {
 	argv := append([]string{clusterCommand, sub}, args...)
 	code, err := execCluster(path, argv)
 	if err != nil {
-		return failure(stderr, execFailureCode(err), fmt.Errorf("llmslots: cannot run %s: %w", path, err))
+		return failure(stderr, cli.ExecFailureCode(err), fmt.Errorf("llmslots: cannot run %s: %w", path, err))
 	}
 	return code
 }

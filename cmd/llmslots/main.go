@@ -21,17 +21,18 @@ import (
 	"os"
 	"regexp"
 	"strings"
+
+	"github.com/llmslots/llmslots/internal/cli"
 )
 
-// Exit statuses, from sysexits.h where one fits, so shell scripts can tell
-// "try later" from "you called me wrong".
+// Exit statuses: see internal/cli.
 const (
-	exitOK       = 0
-	exitError    = 1   // any other failure; one line on stderr says what
-	exitUsage    = 64  // EX_USAGE: bad flags or arguments
-	exitBusy     = 75  // EX_TEMPFAIL: no slot freed in time
-	exitNoExec   = 126 // the command was found but cannot be run (shell convention)
-	exitNotFound = 127 // the command was not found (shell convention)
+	exitOK       = cli.ExitOK
+	exitError    = cli.ExitError
+	exitUsage    = cli.ExitUsage
+	exitBusy     = cli.ExitBusy
+	exitNoExec   = cli.ExitNoExec
+	exitNotFound = cli.ExitNotFound
 )
 
 // A command is one subcommand.

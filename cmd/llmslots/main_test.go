@@ -18,6 +18,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/llmslots/llmslots/internal/cli"
 )
 
 // The tests build llmslots once and run it as a user would: real
@@ -165,7 +167,7 @@ func (e *testEnv) runEnv(env []string, stdin string, args ...string) result {
 	switch {
 	case err == nil:
 	case errors.As(err, &exitErr):
-		r.code = exitStatus(exitErr.ProcessState)
+		r.code = cli.ExitStatus(exitErr.ProcessState)
 	default:
 		e.t.Fatalf("llmslots %q: %v", args, err)
 	}
@@ -227,7 +229,7 @@ func (e *testEnv) start(args ...string) *proc {
 		err := cmd.Wait()
 		var exitErr *exec.ExitError
 		if errors.As(err, &exitErr) {
-			p.code = exitStatus(exitErr.ProcessState)
+			p.code = cli.ExitStatus(exitErr.ProcessState)
 		}
 		close(p.done)
 	}()

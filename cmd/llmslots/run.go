@@ -10,10 +10,10 @@ import (
 	"os/signal"
 	"regexp"
 	"runtime"
-	"syscall"
 	"time"
 
 	"github.com/llmslots/llmslots"
+	"github.com/llmslots/llmslots/internal/cli"
 )
 
 const runSynopsis = "llmslots run [--pool NAME | --dir DIR | --etcd ENDPOINTS] [--max N] [--wait D] [--label TEXT] [--exec] [--throttled-on REGEX] [--throttled-exit CODE] -- CMD [ARGS...]"
@@ -135,7 +135,7 @@ func runCmd(args []string, stdout, stderr io.Writer) int {
 	}
 
 	waitOut := stderr
-	if f, ok := stderr.(*os.File); *quiet && (!ok || !isTerminal(f)) {
+	if f, ok := stderr.(*os.File); *quiet && (!ok || !cli.IsTerminal(f)) {
 		waitOut = io.Discard
 	}
 	max := pf.maxOrDefault(stderr)
@@ -152,13 +152,13 @@ func runCmd(args []string, stdout, stderr io.Writer) int {
 	// Signals are caught from here on: while waiting they cancel the wait,
 	// once CMD runs they are forwarded to it.
 	sigs := make(chan os.Signal, 8)
-	signal.Notify(sigs, forwarded...)
+	signal.Notify(sigs, cli.Forwarded...)
 	defer signal.Stop(sigs)
 
 	g, sig, err := acquireWhileWatching(pool, max, waitFor, sigs, show)
 	switch {
 	case sig != nil:
-		return 128 + signalNumber(sig)
+		return 128 + cli.SignalNumber(sig)
 	case errors.Is(err, llmslots.ErrBusy):
 		// Said even with --quiet: the command did not run, and why matters.
 		return failure(stderr, exitBusy, err)
@@ -171,7 +171,7 @@ func runCmd(args []string, stdout, stderr io.Writer) int {
 		err := execHolding(g, path, argv)
 		// Only a failed exec returns.
 		g.Release()
-		return failure(stderr, execFailureCode(err), fmt.Errorf("llmslots: cannot exec %s: %w", path, err))
+		return failure(stderr, cli.ExecFailureCode(err), fmt.Errorf("llmslots: cannot exec %s: %w", path, err))
 	}
 	watch.g = g
 	code = runHolding(g, path, argv, sigs, stderr, watch)
@@ -228,14 +228,14 @@ func runHolding(g *llmslots.Guard, path string, argv []string, sigs <-chan os.Si
 	err = cmd.Start()
 	started()
 	if err != nil {
-		return failure(stderr, execFailureCode(err), fmt.Errorf("llmslots: cannot run %s: %w", path, err))
+		return failure(stderr, cli.ExecFailureCode(err), fmt.Errorf("llmslots: cannot run %s: %w", path, err))
 	}
 	waited := make(chan struct{})
 	go func() {
 		for {
 			select {
 			case s := <-sigs:
-				if forwardSignal(s) {
+				if cli.ForwardSignal(s) {
 					cmd.Process.Signal(s)
 				}
 			case <-waited:
@@ -249,30 +249,7 @@ func runHolding(g *llmslots.Guard, path string, argv []string, sigs <-chan os.Si
 	if err != nil && !errors.As(err, &exitErr) {
 		return failure(stderr, exitError, fmt.Errorf("llmslots: waiting for %s: %w", path, err))
 	}
-	status := exitStatus(cmd.ProcessState)
+	status := cli.ExitStatus(cmd.ProcessState)
 	watch.finish(status)
 	return status
-}
-
-// exitStatus is the shell's view of how a process ended: its exit code, or
-// 128+N when signal N killed it.
-func exitStatus(ps *os.ProcessState) int {
-	if ws, ok := ps.Sys().(syscall.WaitStatus); ok && ws.Signaled() {
-		return 128 + int(ws.Signal())
-	}
-	if code := ps.ExitCode(); code >= 0 {
-		return code
-	}
-	return exitError
-}
-
-// execFailureCode maps a failure to start a command to the shell's codes.
-func execFailureCode(err error) int {
-	switch {
-	case errors.Is(err, os.ErrNotExist):
-		return exitNotFound
-	case errors.Is(err, os.ErrPermission):
-		return exitNoExec
-	}
-	return exitError
 }

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/llmslots/llmslots"
+	"github.com/llmslots/llmslots/internal/cli"
 )
 
 // liveLineEvery is how often the live waiting line is redrawn.
@@ -64,7 +65,7 @@ type waitDisplay struct {
 
 func newWaitDisplay(w io.Writer, max int, wait time.Duration) *waitDisplay {
 	d := &waitDisplay{w: w, max: max, wait: wait, width: func() int { return 0 }}
-	if f, ok := w.(*os.File); ok && isTerminal(f) {
+	if f, ok := w.(*os.File); ok && cli.IsTerminal(f) {
 		d.live = true
 		d.width = func() int { return terminalWidth(f) }
 	}

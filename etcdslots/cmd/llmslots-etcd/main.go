@@ -32,18 +32,21 @@ import (
 	"os"
 	"regexp"
 	"strings"
+
+	shared "github.com/llmslots/llmslots/internal/cli"
 )
 
-// Exit statuses: the core command's, and two of the cluster's own.
+// Exit statuses: the core command's (internal/cli), and two of the
+// cluster's own.
 const (
-	exitOK          = 0
-	exitError       = 1
-	exitUsage       = 64  // EX_USAGE
-	exitUnavailable = 69  // EX_UNAVAILABLE: the cluster did not answer
-	exitBusy        = 75  // EX_TEMPFAIL: no slot freed in time
-	exitLost        = 76  // the slot was lost while the command ran; it was stopped
-	exitNoExec      = 126 // the command cannot be run
-	exitNotFound    = 127 // the command was not found
+	exitOK          = shared.ExitOK
+	exitError       = shared.ExitError
+	exitUsage       = shared.ExitUsage
+	exitUnavailable = 69 // EX_UNAVAILABLE: the cluster did not answer
+	exitBusy        = shared.ExitBusy
+	exitLost        = 76 // the slot was lost while the command ran; it was stopped
+	exitNoExec      = shared.ExitNoExec
+	exitNotFound    = shared.ExitNotFound
 )
 
 // name is how messages name this command.

@@ -15,6 +15,7 @@ import (
 
 	"github.com/llmslots/llmslots"
 	"github.com/llmslots/llmslots/etcdslots"
+	shared "github.com/llmslots/llmslots/internal/cli"
 )
 
 const runSynopsis = name + " run [--etcd ENDPOINTS] --max N [--pool NAME] [--wait D] [--label TEXT] [--ttl D] [--grace D] [--local-max N] [--prefix P] [--cacert FILE] [--cert FILE --key FILE] [--user NAME] [--quiet] -- CMD [ARGS...]"
@@ -127,13 +128,13 @@ func runCmd(args []string, stdout, stderr io.Writer) int {
 	// Signals are caught from here on: while waiting they cancel the wait,
 	// once CMD runs they are forwarded to it.
 	sigs := make(chan os.Signal, 8)
-	signal.Notify(sigs, forwarded...)
+	signal.Notify(sigs, shared.Forwarded...)
 	defer signal.Stop(sigs)
 
 	h, sig, err := acquire(pool, cf.max, local, *localMax, waitFor, sigs, *quiet, stderr)
 	switch {
 	case sig != nil:
-		return 128 + signalNumber(sig)
+		return 128 + shared.SignalNumber(sig)
 	case err != nil && waitFor >= 0 && errorCode(err) == exitBusy:
 		// "gave up waiting for a slot of POOL (max=N; held by ...): context
 		// deadline exceeded" says it the library's way; say it the
@@ -270,7 +271,7 @@ func runHolding(h *held, path string, argv []string, sigs <-chan os.Signal, grac
 	}
 	stopWithParent(cmd)
 	if err := cmd.Start(); err != nil {
-		return failure(stderr, execFailureCode(err), fmt.Errorf("cannot run %s: %w", path, err)), false
+		return failure(stderr, shared.ExecFailureCode(err), fmt.Errorf("cannot run %s: %w", path, err)), false
 	}
 	waited := make(chan struct{})
 	var waitErr error
@@ -284,7 +285,7 @@ func runHolding(h *held, path string, argv []string, sigs <-chan os.Signal, grac
 	for done := false; !done; {
 		select {
 		case s := <-sigs:
-			if forwardSignal(s) {
+			if shared.ForwardSignal(s) {
 				cmd.Process.Signal(s)
 			}
 		case <-lost:
@@ -310,28 +311,5 @@ func runHolding(h *held, path string, argv []string, sigs <-chan os.Signal, grac
 	if waitErr != nil && !errors.As(waitErr, &exitErr) {
 		return failure(stderr, exitError, fmt.Errorf("waiting for %s: %w", path, waitErr)), false
 	}
-	return exitStatus(cmd.ProcessState), false
-}
-
-// exitStatus is the shell's view of how a process ended: its exit code, or
-// 128+N when signal N killed it.
-func exitStatus(ps *os.ProcessState) int {
-	if ws, ok := ps.Sys().(syscall.WaitStatus); ok && ws.Signaled() {
-		return 128 + int(ws.Signal())
-	}
-	if code := ps.ExitCode(); code >= 0 {
-		return code
-	}
-	return exitError
-}
-
-// execFailureCode maps a failure to start a command to the shell's codes.
-func execFailureCode(err error) int {
-	switch {
-	case errors.Is(err, os.ErrNotExist):
-		return exitNotFound
-	case errors.Is(err, os.ErrPermission):
-		return exitNoExec
-	}
-	return exitError
+	return shared.ExitStatus(cmd.ProcessState), false
 }
