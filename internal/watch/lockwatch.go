@@ -160,6 +160,12 @@ func (w *lockWatcher) watch(path string) error {
 func (lw *lockWait) run(f *os.File) {
 	err := filelock.WaitUnlocked(f)
 	f.Close()
+	if err != nil {
+		// The lock cannot be waited for here (ENOLCK on a network
+		// filesystem without a lock daemon, say): wake the waiters, who
+		// look again, but no faster than a poll would, or they would spin.
+		time.Sleep(pollMax / 2)
+	}
 	lockWaits.Lock()
 	defer lockWaits.Unlock()
 	if lockWaits.byPath[lw.path] == lw {
@@ -170,7 +176,6 @@ func (lw *lockWait) run(f *os.File) {
 		ring(ch)
 	}
 	lw.subs = nil
-	_ = err // a failed wait wakes its waiters as a release does: they look again
 }
 
 // pollToo makes the watcher poll as well as wait on locks.
