@@ -149,26 +149,8 @@ func printUsage(fs *flag.FlagSet, w io.Writer, full bool) {
 	fs.VisitAll(func(*flag.Flag) { hasFlags = true })
 	if hasFlags {
 		fmt.Fprint(w, "\nFlags:\n")
-		printFlags(fs, w)
+		cli.PrintFlags(fs, w)
 	}
-}
-
-// printFlags lists fs's flags as flag.PrintDefaults does, but written
-// --flag, as the synopses and the descriptions write them.
-func printFlags(fs *flag.FlagSet, w io.Writer) {
-	fs.VisitAll(func(f *flag.Flag) {
-		name, usage := flag.UnquoteUsage(f)
-		line := "  --" + f.Name
-		if name != "" {
-			line += " " + name
-		}
-		switch f.DefValue {
-		case "", "0", "false", "0s":
-		default:
-			usage += " (default " + f.DefValue + ")"
-		}
-		fmt.Fprintf(w, "%s\n    \t%s\n", line, strings.ReplaceAll(usage, "\n", "\n    \t"))
-	})
 }
 
 // flagError is a flag package error with the flag written --flag
@@ -211,15 +193,4 @@ func failure(stderr io.Writer, code int, err error) int {
 	}
 	fmt.Fprintln(stderr, msg)
 	return code
-}
-
-// isSet reports whether the flag name was given on the command line.
-func isSet(fs *flag.FlagSet, name string) bool {
-	set := false
-	fs.Visit(func(f *flag.Flag) {
-		if f.Name == name {
-			set = true
-		}
-	})
-	return set
 }

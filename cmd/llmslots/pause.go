@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/llmslots/llmslots"
+	"github.com/llmslots/llmslots/internal/cli"
 )
 
 const pauseAbout = `
@@ -31,7 +32,7 @@ func pauseCmd(args []string, stdout, stderr io.Writer) int {
 	if msg := pf.check(fs); msg != "" {
 		return usageError(fs, stderr, "%s", msg)
 	}
-	if !isSet(fs, "for") || *d <= 0 || *d > 24*time.Hour {
+	if !cli.IsSet(fs, "for") || *d <= 0 || *d > 24*time.Hour {
 		return usageError(fs, stderr, "--for must be a duration > 0 and at most 24h, got %v", *d)
 	}
 	if msg := checkText("--reason", *reason); msg != "" {

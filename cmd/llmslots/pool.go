@@ -9,6 +9,7 @@ import (
 	"strings"
 
 	"github.com/llmslots/llmslots"
+	"github.com/llmslots/llmslots/internal/cli"
 )
 
 // poolFlags are the flags that choose a pool and its size, shared by the
@@ -34,16 +35,16 @@ func (pf *poolFlags) check(fs *flag.FlagSet) string {
 	if pf.pool != "" && pf.dir != "" {
 		return "--pool and --dir choose a pool each; give one of them"
 	}
-	if isSet(fs, "pool") && pf.pool == "" {
+	if cli.IsSet(fs, "pool") && pf.pool == "" {
 		return "--pool needs a name"
 	}
-	if isSet(fs, "dir") && (pf.dir == "" || !filepath.IsAbs(pf.dir)) {
+	if cli.IsSet(fs, "dir") && (pf.dir == "" || !filepath.IsAbs(pf.dir)) {
 		return fmt.Sprintf("--dir must be an absolute path, got %q", pf.dir)
 	}
 	if msg := checkText("--dir", pf.dir); msg != "" {
 		return msg
 	}
-	if isSet(fs, "max") && (pf.max < 1 || pf.max > llmslots.MaxSlots) {
+	if cli.IsSet(fs, "max") && (pf.max < 1 || pf.max > llmslots.MaxSlots) {
 		return fmt.Sprintf("--max must be 1..%d, got %d", llmslots.MaxSlots, pf.max)
 	}
 	return ""

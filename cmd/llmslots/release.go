@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/llmslots/llmslots"
+	"github.com/llmslots/llmslots/internal/cli"
 )
 
 const releaseAbout = `
@@ -38,7 +39,7 @@ func releaseCmd(args []string, stdout, stderr io.Writer) int {
 	switch {
 	case fs.NArg() > 0:
 		return usageError(fs, stderr, "unexpected argument %q", fs.Arg(0))
-	case !isSet(fs, "slot"):
+	case !cli.IsSet(fs, "slot"):
 		return usageError(fs, stderr, "--slot is required")
 	case *slot < 0 || *slot >= llmslots.MaxSlots:
 		return usageError(fs, stderr, "--slot must be 0..%d, got %d", llmslots.MaxSlots-1, *slot)

@@ -76,7 +76,7 @@ func runCmd(args []string, stdout, stderr io.Writer) int {
 		return usageError(fs, stderr, "%s", msg)
 	}
 	waitFor := time.Duration(-1) // until a slot frees
-	if isSet(fs, "wait") {
+	if cli.IsSet(fs, "wait") {
 		if *wait < 0 {
 			return usageError(fs, stderr, "--wait must be >= 0, got %v", *wait)
 		}
@@ -96,7 +96,7 @@ func runCmd(args []string, stdout, stderr io.Writer) int {
 		}
 		watch.re = re
 	}
-	if isSet(fs, "throttled-exit") && (*throttledExit < 0 || *throttledExit > 255) {
+	if cli.IsSet(fs, "throttled-exit") && (*throttledExit < 0 || *throttledExit > 255) {
 		return usageError(fs, stderr, "--throttled-exit must be 0..255, got %d", *throttledExit)
 	}
 	if *execFlag && (watch.re != nil || watch.exitCode >= 0) {

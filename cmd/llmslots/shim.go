@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/llmslots/llmslots"
+	"github.com/llmslots/llmslots/internal/cli"
 )
 
 const shimSynopsis = `llmslots shim NAME [--pool P] [--max N] [--wait D] [--bin-dir DIR] [--throttled-on REGEX] [--throttled-exit CODE]
@@ -75,7 +76,7 @@ func shimCmd(args []string, stdout, stderr io.Writer) int {
 	if msg := checkText("--bin-dir", *binDir); msg != "" {
 		return usageError(fs, stderr, "%s", msg)
 	}
-	if isSet(fs, "max") && (*max < 1 || *max > llmslots.MaxSlots) {
+	if cli.IsSet(fs, "max") && (*max < 1 || *max > llmslots.MaxSlots) {
 		return usageError(fs, stderr, "--max must be 1..%d, got %d", llmslots.MaxSlots, *max)
 	}
 	if *wait < 0 {
@@ -89,10 +90,10 @@ func shimCmd(args []string, stdout, stderr io.Writer) int {
 			return usageError(fs, stderr, "%s", msg)
 		}
 	}
-	if isSet(fs, "throttled-exit") && (*throttledExit < 0 || *throttledExit > 255) {
+	if cli.IsSet(fs, "throttled-exit") && (*throttledExit < 0 || *throttledExit > 255) {
 		return usageError(fs, stderr, "--throttled-exit must be 0..255, got %d", *throttledExit)
 	}
-	if *remove && (isSet(fs, "pool") || isSet(fs, "max") || isSet(fs, "wait") || isSet(fs, "throttled-on") || isSet(fs, "throttled-exit")) {
+	if *remove && (cli.IsSet(fs, "pool") || cli.IsSet(fs, "max") || cli.IsSet(fs, "wait") || cli.IsSet(fs, "throttled-on") || cli.IsSet(fs, "throttled-exit")) {
 		return usageError(fs, stderr, "--remove takes only NAME and --bin-dir")
 	}
 	if runtime.GOOS == "windows" {
@@ -124,7 +125,7 @@ func shimCmd(args []string, stdout, stderr io.Writer) int {
 	if p == "" {
 		p = name
 	}
-	if _, err := llmslots.NamedPool(p); errors.Is(err, llmslots.ErrInvalid) && !isSet(fs, "pool") {
+	if _, err := llmslots.NamedPool(p); errors.Is(err, llmslots.ErrInvalid) && !cli.IsSet(fs, "pool") {
 		p = "" // NAME is no pool name (say, "Codex"): use the default pool
 	} else if errors.Is(err, llmslots.ErrInvalid) {
 		return usageError(fs, stderr, "%s", strings.TrimPrefix(err.Error(), "llmslots: "))
@@ -134,23 +135,23 @@ func shimCmd(args []string, stdout, stderr io.Writer) int {
 		return failure(stderr, exitError, fmt.Errorf("llmslots: cannot find the llmslots binary to call from the shim: %w", err))
 	}
 	runArgs := []string{"run", "--exec", "--quiet", "--shim", name}
-	if *throttledOn != "" || isSet(fs, "throttled-exit") {
+	if *throttledOn != "" || cli.IsSet(fs, "throttled-exit") {
 		// llmslots stays the program's parent, to watch it: no --exec.
 		runArgs = []string{"run", "--quiet", "--shim", name}
 		if *throttledOn != "" {
 			runArgs = append(runArgs, "--throttled-on", *throttledOn)
 		}
-		if isSet(fs, "throttled-exit") {
+		if cli.IsSet(fs, "throttled-exit") {
 			runArgs = append(runArgs, "--throttled-exit", strconv.Itoa(*throttledExit))
 		}
 	}
 	if p != "" {
 		runArgs = append(runArgs, "--pool", p)
 	}
-	if isSet(fs, "max") {
+	if cli.IsSet(fs, "max") {
 		runArgs = append(runArgs, "--max", strconv.Itoa(*max))
 	}
-	if isSet(fs, "wait") {
+	if cli.IsSet(fs, "wait") {
 		runArgs = append(runArgs, "--wait", wait.String())
 	}
 	if err := writeShim(path, shimScript(name, self, runArgs)); err != nil {

@@ -11,6 +11,8 @@ import (
 	"strings"
 	"time"
 
+	shared "github.com/llmslots/llmslots/internal/cli"
+
 	"github.com/llmslots/llmslots"
 	"github.com/llmslots/llmslots/etcdslots"
 	clientv3 "go.etcd.io/etcd/client/v3"
@@ -53,13 +55,13 @@ func (cf *clusterFlags) register(fs *flag.FlagSet, maxUsage string) {
 // check validates the flags and fills in the endpoints from the
 // environment; a non-empty answer is a usage error.
 func (cf *clusterFlags) check(fs *flag.FlagSet) string {
-	if !isSet(fs, "etcd") {
+	if !shared.IsSet(fs, "etcd") {
 		cf.endpoints = os.Getenv(envEndpoints)
 	}
 	if len(cf.list()) == 0 {
 		return "no cluster: give --etcd ENDPOINTS or set " + envEndpoints
 	}
-	if !isSet(fs, "max") {
+	if !shared.IsSet(fs, "max") {
 		return "--max N is required: every host of a cluster pool must use the same max"
 	}
 	if cf.max < 1 || cf.max > llmslots.MaxSlots {

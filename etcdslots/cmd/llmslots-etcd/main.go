@@ -116,19 +116,7 @@ func printUsage(fs *flag.FlagSet, w io.Writer, synopsis, about string) {
 		fmt.Fprintf(w, "\n%s\n", strings.TrimSpace(about))
 	}
 	fmt.Fprint(w, "\nFlags:\n")
-	fs.VisitAll(func(f *flag.Flag) {
-		arg, usage := flag.UnquoteUsage(f)
-		line := "  --" + f.Name
-		if arg != "" {
-			line += " " + arg
-		}
-		switch f.DefValue {
-		case "", "0", "false", "0s":
-		default:
-			usage += " (default " + f.DefValue + ")"
-		}
-		fmt.Fprintf(w, "%s\n    \t%s\n", line, usage)
-	})
+	shared.PrintFlags(fs, w)
 }
 
 // flagError writes a flag package error's flag as --flag.
@@ -179,15 +167,4 @@ func failure(stderr io.Writer, code int, err error) int {
 	}, err.Error())
 	fmt.Fprintf(stderr, "%s: %s\n", name, msg)
 	return code
-}
-
-// isSet reports whether the flag was given on the command line.
-func isSet(fs *flag.FlagSet, flagName string) bool {
-	set := false
-	fs.Visit(func(f *flag.Flag) {
-		if f.Name == flagName {
-			set = true
-		}
-	})
-	return set
 }

@@ -62,7 +62,7 @@ func runCmd(args []string, stdout, stderr io.Writer) int {
 		return usageError(fs, stderr, runSynopsis, "%s", msg)
 	}
 	waitFor := time.Duration(-1) // until a slot frees
-	if isSet(fs, "wait") {
+	if shared.IsSet(fs, "wait") {
 		if *wait < 0 {
 			return usageError(fs, stderr, runSynopsis, "--wait must be >= 0, got %v", *wait)
 		}
@@ -71,7 +71,7 @@ func runCmd(args []string, stdout, stderr io.Writer) int {
 	if *grace < 0 {
 		return usageError(fs, stderr, runSynopsis, "--grace must be >= 0, got %v", *grace)
 	}
-	if isSet(fs, "local-max") && (*localMax < 1 || *localMax > llmslots.MaxSlots) {
+	if shared.IsSet(fs, "local-max") && (*localMax < 1 || *localMax > llmslots.MaxSlots) {
 		return usageError(fs, stderr, runSynopsis, "--local-max must be 1..%d, got %d", llmslots.MaxSlots, *localMax)
 	}
 	argv := fs.Args()
