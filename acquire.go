@@ -121,6 +121,21 @@ func (p *Pool) tryAcquireSoon(max int, s *spare) (g *Guard, soon bool, err error
 	if s != nil && !s.broken {
 		s.record(p.newRecord(now, max).marshal()) // once, whichever slot it gets
 	}
+	if max > mapFrom {
+		if m := p.slotMap(); m != nil {
+			if g, err := p.tryMapped(m, max, s, now); g != nil || err != nil {
+				if g != nil {
+					p.markSlot(g.id, max, true)
+				}
+				return g, false, err
+			}
+		}
+	}
+	defer func() {
+		if g != nil {
+			p.markSlot(g.id, max, true)
+		}
+	}()
 	var existing []int
 	// In a very large pool, one read of the directory tells which slot
 	// files exist: trying to take each held slot in turn costs a system

@@ -307,7 +307,7 @@ func TestFullDisk(t *testing.T) {
 			if !errors.Is(err, syscall.ENOSPC) || !strings.Contains(err.Error(), "cannot take a ticket") {
 				t.Fatalf("Acquire: %v; want an error saying no space for a ticket", err)
 			}
-			if names, _ := queueNames(queueDir(p.Dir()), ""); len(names) != 1 || names[0] != waitersFileName {
+			if names := queueFiles(t, p); len(names) != 1 || names[0] != waitersFileName {
 				t.Fatalf("queue holds %v", names)
 			}
 			if st, err := p.ReadStatus(1); err != nil || st.Active != 1 || st.Slots[0].PID != os.Getpid() {

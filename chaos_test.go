@@ -456,6 +456,9 @@ func TestChaos(t *testing.T) {
 	if watch.ForcePortable {
 		path = "the portable path"
 	}
+	if mapFrom == 0 {
+		path += ", slot map on"
+	}
 	summary := fmt.Sprintf("chaos (%s): %v on max %d, %d processes at a time: %d started, %d finished their %d cycles, "+
 		"%d SIGKILLed (%d holding a slot, %d waiting, %d between); %d acquisitions, peak %d holders; "+
 		"waits ended: busy %v, cancelled %d; %d dead tickets left by killed waiters; violations %d, leaks %d; %v in all",

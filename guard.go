@@ -163,8 +163,10 @@ func (g *Guard) Release() error {
 	case g.passedOn:
 		err = g.handOver()
 	case g.spare != nil:
+		g.pool.markSlot(g.id, g.max, false) // while still held: see slotmap.go
 		err = g.spare.release(g.path)
 	default:
+		g.pool.markSlot(g.id, g.max, false)
 		err = filelock.RemoveAndClose(g.file, g.path, g.info)
 	}
 	g.file, g.spare = nil, nil

@@ -36,6 +36,7 @@ const noSparesEnv = "LLMSLOTS_TEST_NOSPARES"
 // helperCmd sets them), reports on stdout, and returns the exit status.
 var helperModes = map[string]func() int{
 	"hold":          holdHelper,         // take a slot, say "held N", hold it until stdin closes
+	"hold-many":     holdManyHelper,     // take HELPER_N slots, say "held A B ...", release those stdin names (slotmap_test.go)
 	"handon":        handonHelper,       // take a slot, hand it to a sleeping child, say "child PID", wait to be killed
 	"cycle":         cycleHelper,        // HELPER_CYCLES acquire/hold/release cycles, each said as "interval SLOT START END"
 	"alive":         aliveHelper,        // judge HELPER_PID from this process: "kill0 ERR alive BOOL"
@@ -51,6 +52,9 @@ var helperModes = map[string]func() int{
 func TestMain(m *testing.M) {
 	if os.Getenv(noSparesEnv) != "" {
 		testNoSpares = true // this helper takes slots the classic way
+	}
+	if os.Getenv(slotMapEnv) != "" {
+		mapFrom = 0 // every pool uses the slot map (slotmap_test.go)
 	}
 	if mode := os.Getenv(helperEnv); mode != "" {
 		run := helperModes[mode]

@@ -58,6 +58,11 @@ type Pool struct {
 	// start. throttleBad is set once an unusable state file was logged.
 	throttleSeen atomic.Bool
 	throttleBad  atomic.Bool
+	// slotmap is .queue/slotmap, opened at the first acquire with a max
+	// above mapFrom (slotmap.go); slotmapBad is set when it cannot be used.
+	slotmap    atomic.Pointer[os.File]
+	slotmapBad atomic.Bool
+	slotmapMu  sync.Mutex
 }
 
 // An Option configures a Pool.
@@ -205,6 +210,7 @@ func (p *Pool) prepare() error {
 	if old := p.waiters.Swap(f); old != nil {
 		old.Close()
 	}
+	p.dropSlotMap() // made again with the queue, if it was removed
 	// A throttle state this process has not seen written (by a process
 	// before it, or planted): look at it, once, so that a state that
 	// restricts grants, or one that cannot be read, is noticed even if

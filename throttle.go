@@ -701,6 +701,7 @@ func (g *Guard) giveBack() {
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	unregisterGuard(g)
+	g.pool.markSlot(g.id, g.max, false)
 	if g.spare != nil {
 		if cur, err := os.Lstat(g.path); err == nil && os.SameFile(g.spare.info, cur) {
 			os.Remove(g.path)
