@@ -4,6 +4,7 @@ import (
 	"errors"
 	"io"
 	"io/fs"
+	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"time"
@@ -124,28 +125,39 @@ func (p *Pool) dropSlotMap() {
 	p.slotmapBad.Store(false)
 }
 
-// tryMapped tries the slots the map shows free, lowest first, up to
-// mapTries of them: nil, nil when it took none (the caller then tries
-// every slot).
+// tryMapped tries the slots the map shows free, up to mapTries of them:
+// the lowest first, then, if another process took that one meanwhile,
+// from a random place on. Every acquirer that arrives at once reads the
+// same lowest free slot, and all but one fail to take it: going on from
+// the next one up would make them collide again slot after slot, and a
+// map byte can lag its slot (between a holder's link and its write, or a
+// releaser's write and its unlink, when it is descheduled there), which
+// costs each of them a failed attempt too. It returns nil, nil when it
+// took none (the caller then tries every slot).
 func (p *Pool) tryMapped(m *os.File, max int, s *spare, now time.Time) (*Guard, error) {
 	buf := make([]byte, max)
-	n, err := m.ReadAt(buf, 0)
+	_, err := m.ReadAt(buf, 0)
 	if err != nil && !errors.Is(err, io.EOF) {
 		return nil, nil
 	}
-	tries := 0
-	for id := 0; id < max && tries < mapTries; id++ {
-		if id < n && buf[id] == mapTaken {
-			continue
+	// Past the file's end (n) buf stays zero: never taken.
+	free := func(id int) bool { return buf[id] != mapTaken && !heldHere(slotPath(p.dir, id)) }
+	id, tries := 0, 0
+	for tries < mapTries {
+		for steps := 0; steps < max && !free(id); steps++ {
+			id = (id + 1) % max
 		}
-		path := slotPath(p.dir, id)
-		if heldHere(path) {
-			continue
+		if !free(id) {
+			return nil, nil // every slot shown taken, or ours
 		}
 		tries++
-		g, _, err := p.take(id, path, max, s, now)
+		g, _, err := p.take(id, slotPath(p.dir, id), max, s, now)
 		if g != nil || err != nil {
 			return g, err
+		}
+		buf[id] = mapTaken // held after all: not again
+		if tries == 1 {
+			id = rand.IntN(max)
 		}
 	}
 	return nil, nil
