@@ -98,6 +98,13 @@ func referenceSlot(dir string, max int, wait time.Duration) (func(), int, error)
 	}
 }
 
+// selfCPU is the CPU time this process has used, all threads.
+func selfCPU() time.Duration {
+	var ru unix.Rusage
+	unix.Getrusage(unix.RUSAGE_SELF, &ru)
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
 // monotonic is the machine-wide clock all processes share.
 func monotonic() int64 {
 	var ts unix.Timespec
@@ -143,6 +150,11 @@ func runWorker() int {
 		for monotonic() < start {
 			time.Sleep(time.Duration(start-monotonic()) + 1)
 		}
+		// The CPU this process spends between start and end, without its
+		// start-up and exit: with 256 processes those would add more to
+		// each acquisition than the acquisition itself.
+		cpu0 := selfCPU()
+		defer func() { fmt.Fprintln(out, "cpu", int64(selfCPU()-cpu0)) }()
 		for monotonic() < end {
 			if think > 0 {
 				time.Sleep(rand.N(think))
@@ -224,10 +236,10 @@ type cycle struct {
 
 // runCycles starts n cycle workers on a fresh pool and collects their
 // reports.
-func runCycles(root, strat string, n, max int, hold, think, length time.Duration) ([]cycle, int64, int64, error) {
+func runCycles(root, strat string, n, max int, hold, think, length time.Duration) ([]cycle, int64, int64, time.Duration, error) {
 	dir, err := os.MkdirTemp(root, strat+"-")
 	if err != nil {
-		return nil, 0, 0, err
+		return nil, 0, 0, 0, err
 	}
 	defer os.RemoveAll(dir)
 	os.Chmod(dir, 0o700)
@@ -238,14 +250,20 @@ func runCycles(root, strat string, n, max int, hold, think, length time.Duration
 		w, err := startWorker("cycle", strat, dir, max, "BENCH_HOLD="+hold.String(), "BENCH_THINK="+think.String(),
 			"BENCH_START="+strconv.FormatInt(start, 10), "BENCH_END="+strconv.FormatInt(end, 10))
 		if err != nil {
-			return nil, 0, 0, err
+			return nil, 0, 0, 0, err
 		}
 		ws = append(ws, w)
 	}
 	var cycles []cycle
 	var failure error
+	var cpu time.Duration // the workers' CPU between start and end
 	for i, w := range ws {
 		for w.out.Scan() {
+			var ns int64
+			if _, err := fmt.Sscanf(w.out.Text(), "cpu %d", &ns); err == nil {
+				cpu += time.Duration(ns)
+				continue
+			}
 			var c cycle
 			if _, err := fmt.Sscanf(w.out.Text(), "ev %d %d %d %d", &c.arrive, &c.acquired, &c.released, &c.slot); err != nil {
 				failure = fmt.Errorf("worker %d: %q", i, w.out.Text())
@@ -258,5 +276,5 @@ func runCycles(root, strat string, n, max int, hold, think, length time.Duration
 			failure = fmt.Errorf("worker %d: %v", i, err)
 		}
 	}
-	return cycles, start, end, failure
+	return cycles, start, end, cpu, failure
 }

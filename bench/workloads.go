@@ -106,7 +106,7 @@ func saturated(root string) error {
 	rows := map[string][]satResult{}
 	for range *flagRuns {
 		for _, name := range stratNames {
-			cycles, start, end, err := runCycles(root, name, procs, max, 10*time.Millisecond, 20*time.Millisecond, length)
+			cycles, start, end, _, err := runCycles(root, name, procs, max, 10*time.Millisecond, 20*time.Millisecond, length)
 			if err != nil {
 				return err
 			}
@@ -291,7 +291,8 @@ func usage(ws []*worker) (cpuMS, switches float64) {
 
 // scale: does the cost per acquire stay flat as waiters and slots grow?
 // Workers cycle with a 2 ms hold and no think time; CPU time is what the
-// kernel charged the workers (rusage), over the acquisitions they made.
+// kernel charged the workers (rusage) between the run's start and end, over
+// the acquisitions they made: their start-up and exit are left out.
 func scale(root string) error {
 	length := 3 * time.Second
 	if *flagQuick {
@@ -309,12 +310,10 @@ func scale(root string) error {
 		for _, name := range append([]string{"floor"}, stratNames...) {
 			var rate, cost, hand []float64
 			for range *flagRuns {
-				before := childCPU()
-				cycles, start, end, err := runCycles(root, name, sc.procs, sc.max, 2*time.Millisecond, 0, length)
+				cycles, start, end, cpu, err := runCycles(root, name, sc.procs, sc.max, 2*time.Millisecond, 0, length)
 				if err != nil {
 					return err
 				}
-				cpu := childCPU() - before
 				r := analyse(cycles, start, end, sc.max, sc.procs)
 				rate = append(rate, float64(len(cycles))/length.Seconds())
 				cost = append(cost, cpu.Seconds()*1e6/float64(len(cycles)))
@@ -382,13 +381,6 @@ func manyHolders(root string) error {
 		fmt.Printf("| %-10s | %12s | %12s | %9.1fx |\n", name, fmtNum(median(empty)), fmtNum(median(full)), median(full)/median(empty))
 	}
 	return nil
-}
-
-// childCPU is the CPU time of this process's waited-for children.
-func childCPU() time.Duration {
-	var ru unix.Rusage
-	unix.Getrusage(unix.RUSAGE_CHILDREN, &ru)
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
 
 func median(xs []float64) float64 { return percentile(xs, 50) }
