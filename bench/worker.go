@@ -98,11 +98,12 @@ func referenceSlot(dir string, max int, wait time.Duration) (func(), int, error)
 	}
 }
 
-// selfCPU is the CPU time this process has used, all threads.
-func selfCPU() time.Duration {
+// selfCPU is the CPU time this process has used, all threads, and the
+// context switches its threads made (voluntary and not).
+func selfCPU() (time.Duration, int64) {
 	var ru unix.Rusage
 	unix.Getrusage(unix.RUSAGE_SELF, &ru)
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano()), ru.Nvcsw + ru.Nivcsw
 }
 
 // monotonic is the machine-wide clock all processes share.
@@ -153,8 +154,11 @@ func runWorker() int {
 		// The CPU this process spends between start and end, without its
 		// start-up and exit: with 256 processes those would add more to
 		// each acquisition than the acquisition itself.
-		cpu0 := selfCPU()
-		defer func() { fmt.Fprintln(out, "cpu", int64(selfCPU()-cpu0)) }()
+		cpu0, sw0 := selfCPU()
+		defer func() {
+			cpu, sw := selfCPU()
+			fmt.Fprintln(out, "cpu", int64(cpu-cpu0), sw-sw0)
+		}()
 		for monotonic() < end {
 			if think > 0 {
 				time.Sleep(rand.N(think))
@@ -236,10 +240,10 @@ type cycle struct {
 
 // runCycles starts n cycle workers on a fresh pool and collects their
 // reports.
-func runCycles(root, strat string, n, max int, hold, think, length time.Duration) ([]cycle, int64, int64, time.Duration, error) {
+func runCycles(root, strat string, n, max int, hold, think, length time.Duration) ([]cycle, int64, int64, usageOf, error) {
 	dir, err := os.MkdirTemp(root, strat+"-")
 	if err != nil {
-		return nil, 0, 0, 0, err
+		return nil, 0, 0, usageOf{}, err
 	}
 	defer os.RemoveAll(dir)
 	os.Chmod(dir, 0o700)
@@ -250,18 +254,19 @@ func runCycles(root, strat string, n, max int, hold, think, length time.Duration
 		w, err := startWorker("cycle", strat, dir, max, "BENCH_HOLD="+hold.String(), "BENCH_THINK="+think.String(),
 			"BENCH_START="+strconv.FormatInt(start, 10), "BENCH_END="+strconv.FormatInt(end, 10))
 		if err != nil {
-			return nil, 0, 0, 0, err
+			return nil, 0, 0, usageOf{}, err
 		}
 		ws = append(ws, w)
 	}
 	var cycles []cycle
 	var failure error
-	var cpu time.Duration // the workers' CPU between start and end
+	var use usageOf // the workers' between start and end
 	for i, w := range ws {
 		for w.out.Scan() {
-			var ns int64
-			if _, err := fmt.Sscanf(w.out.Text(), "cpu %d", &ns); err == nil {
-				cpu += time.Duration(ns)
+			var ns, sw int64
+			if _, err := fmt.Sscanf(w.out.Text(), "cpu %d %d", &ns, &sw); err == nil {
+				use.cpu += time.Duration(ns)
+				use.switches += sw
 				continue
 			}
 			var c cycle
@@ -276,5 +281,11 @@ func runCycles(root, strat string, n, max int, hold, think, length time.Duration
 			failure = fmt.Errorf("worker %d: %v", i, err)
 		}
 	}
-	return cycles, start, end, cpu, failure
+	return cycles, start, end, use, failure
+}
+
+// usageOf is what workers used between a run's start and end.
+type usageOf struct {
+	cpu      time.Duration
+	switches int64 // context switches
 }

@@ -300,7 +300,7 @@ func scale(root string) error {
 	}
 	fmt.Printf("\n## scale: processes cycling with a 2 ms hold, %v a run (medians of %d runs)\n", length, *flagRuns)
 	fmt.Println("floor: one process blocked in flock woken by another, no queue (see floorSlot); x floor: CPU per acquisition over the floor's")
-	fmt.Printf("| %-24s | %-9s | %12s | %12s | %9s | %12s |\n|---|---|---|---|---|---|\n", "workload", "strategy", "acquires/s", "CPU µs/acq", "x floor", "handoff p50 ms")
+	fmt.Printf("| %-24s | %-9s | %12s | %12s | %9s | %12s | %12s |\n|---|---|---|---|---|---|---|\n", "workload", "strategy", "acquires/s", "CPU µs/acq", "x floor", "switches/acq", "handoff p50 ms")
 	rows := []struct{ procs, max int }{{8, 4}, {64, 4}, {64, 256}, {256, 4}}
 	if *flagQuick {
 		rows = rows[:3] // 256 processes take a while to start on a small machine
@@ -308,12 +308,14 @@ func scale(root string) error {
 	for _, sc := range rows {
 		var floorCost float64
 		for _, name := range append([]string{"floor"}, stratNames...) {
-			var rate, cost, hand []float64
+			var rate, cost, hand, switches []float64
 			for range *flagRuns {
-				cycles, start, end, cpu, err := runCycles(root, name, sc.procs, sc.max, 2*time.Millisecond, 0, length)
+				cycles, start, end, use, err := runCycles(root, name, sc.procs, sc.max, 2*time.Millisecond, 0, length)
 				if err != nil {
 					return err
 				}
+				cpu := use.cpu
+				switches = append(switches, float64(use.switches)/float64(len(cycles)))
 				r := analyse(cycles, start, end, sc.max, sc.procs)
 				rate = append(rate, float64(len(cycles))/length.Seconds())
 				cost = append(cost, cpu.Seconds()*1e6/float64(len(cycles)))
@@ -322,8 +324,8 @@ func scale(root string) error {
 			if name == "floor" {
 				floorCost = median(cost)
 			}
-			fmt.Printf("| %-24s | %-9s | %12s | %12s | %8.2fx | %12s |\n", fmt.Sprintf("%d processes, max %d", sc.procs, sc.max), name,
-				fmtNum(median(rate)), fmtNum(median(cost)), median(cost)/floorCost, fmtNum(median(hand)))
+			fmt.Printf("| %-24s | %-9s | %12s | %12s | %8.2fx | %12s | %12s |\n", fmt.Sprintf("%d processes, max %d", sc.procs, sc.max), name,
+				fmtNum(median(rate)), fmtNum(median(cost)), median(cost)/floorCost, fmtNum(median(switches)), fmtNum(median(hand)))
 		}
 	}
 	return nil
