@@ -219,17 +219,9 @@ func hasTickets(qdir string) bool {
 // queueNames lists the queue directory's names with any of prefixes,
 // sorted.
 func queueNames(qdir string, prefixes ...string) ([]string, error) {
-	d, err := os.Open(qdir)
+	all, err := filelock.Names(qdir)
 	if errors.Is(err, fs.ErrNotExist) {
-		return nil, nil
-	}
-	if err != nil {
-		return nil, fmt.Errorf("llmslots: %w", err)
-	}
-	all, err := d.Readdirnames(-1)
-	d.Close()
-	if errors.Is(err, fs.ErrNotExist) {
-		return nil, nil // removed between the open and the read
+		return nil, nil // gone, or removed between the open and the read
 	}
 	if err != nil {
 		return nil, fmt.Errorf("llmslots: %w", err)
