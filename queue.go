@@ -121,13 +121,13 @@ func (p *Pool) makeTicket(qdir, name string, max int) (*os.File, error) {
 	if err == nil && at != draft {
 		// The name holds this process's pid and sequence number: no
 		// other process makes it, so a plain rename cannot replace one.
-		err = os.Rename(at, draft)
+		err = filelock.Rename(at, draft)
 	}
 	if err == nil {
 		_, err = f.Write(p.newRecord(time.Now(), max).marshal())
 	}
 	if err == nil {
-		err = os.Rename(draft, filepath.Join(qdir, ticketPrefix+name))
+		err = filelock.Rename(draft, filepath.Join(qdir, ticketPrefix+name))
 	}
 	if err != nil {
 		if at != draft {
