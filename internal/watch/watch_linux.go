@@ -35,12 +35,13 @@ type inotifyWatcher struct {
 	pollWhy error
 }
 
-// New returns an inotify watcher for dir, or a polling one where
-// events cannot be trusted (a network filesystem, whose other hosts'
-// changes raise no events) or inotify is unavailable (its per-user limit
-// of instances reached, say).
-func New(dir string) Watcher {
-	if ForcePortable || NetworkFS(dir) {
+// New returns an inotify watcher, or one that waits on locks where events
+// cannot be trusted (netfs: the pool is on a network filesystem, whose
+// other hosts' changes raise no events; see NetworkFS, which the caller
+// asks once, not at every wait) or inotify is unavailable (its per-user
+// limit of instances reached, say).
+func New(netfs bool) Watcher {
+	if ForcePortable || netfs {
 		return newLockWatcher()
 	}
 	idleWatchers.Lock()
