@@ -46,11 +46,12 @@ func ticketName(arrived int64) string {
 
 // A ticket is one waiter's place in line.
 type ticket struct {
-	dir     string   // the queue directory
-	name    string   // its file name, with ticketPrefix
-	file    *os.File // the ticket, locked exclusively
-	waiters *os.File // .queue/waiters, locked shared
-	marked  bool     // the waiters file carries this waiter's mark
+	dir     string     // the queue directory
+	name    string     // its file name, with ticketPrefix
+	file    *os.File   // the ticket, locked exclusively
+	waiters *os.File   // .queue/waiters, locked shared
+	marked  bool       // the waiters file carries this waiter's mark
+	marks   *idleMarks // where waiters goes, unmarked, when the waiter leaves
 }
 
 func queueDir(poolDir string) string { return filepath.Join(poolDir, queueDirName) }
@@ -61,7 +62,7 @@ func queueDir(poolDir string) string { return filepath.Join(poolDir, queueDirNam
 // take it for a dead waiter's.
 func (p *Pool) enqueue(arrived int64, max int) (*ticket, error) {
 	qdir := queueDir(p.dir)
-	waiters, err := os.OpenFile(filepath.Join(qdir, waitersFileName), os.O_RDONLY|filelock.NoFollow, 0)
+	waiters, err := p.idleMarks.open(qdir)
 	if err != nil {
 		return nil, fmt.Errorf("llmslots: cannot join the queue: %w", err)
 	}
@@ -80,6 +81,7 @@ func (p *Pool) enqueue(arrived int64, max int) (*ticket, error) {
 		waiters.Close()
 		return nil, fmt.Errorf("llmslots: cannot join the queue: %w", err)
 	}
+	t := &ticket{dir: qdir, waiters: waiters, marked: marked, marks: &p.idleMarks}
 	name := ticketName(arrived)
 	f, err := p.makeTicket(qdir, name, max)
 	for try := 0; errors.Is(err, fs.ErrNotExist) && try < 3; try++ {
@@ -90,10 +92,11 @@ func (p *Pool) enqueue(arrived int64, max int) (*ticket, error) {
 		f, err = p.makeTicket(qdir, name, max)
 	}
 	if err != nil {
-		waiters.Close()
+		t.unmark()
 		return nil, fmt.Errorf("llmslots: cannot take a ticket: %w", err)
 	}
-	return &ticket{dir: qdir, name: ticketPrefix + name, file: f, waiters: waiters, marked: marked}, nil
+	t.name, t.file = ticketPrefix+name, f
+	return t, nil
 }
 
 // makeTicket makes the draft ticket, locks and records it, and renames it
@@ -147,7 +150,7 @@ func (t *ticket) path() string { return filepath.Join(t.dir, t.name) }
 // first: deleting the ticket wakes the next waiter, which may preempt this
 // process, so as little as possible is left to do after it.
 func (t *ticket) leave() {
-	t.waiters.Close()
+	t.unmark()
 	os.Remove(t.path())
 	t.file.Close()
 }
