@@ -414,7 +414,7 @@ func (p *Pool) waitInLine(ctx context.Context, max int, deadline time.Time, arri
 	stopProgress := p.watchProgress(max, started, t.name)
 	defer stopProgress()
 	p.warnOtherMax(max)
-	w := watch.New(p.dir)
+	w := watch.New(p.netfs.Load())
 	defer func() {
 		w.Close()
 		if g != nil {

@@ -36,6 +36,8 @@ type Pool struct {
 	ready atomic.Bool
 	// waiters is .queue/waiters, kept open for waitersPresent.
 	waiters atomic.Pointer[os.File]
+	// idleMarks keeps waiters' descriptors of it for the next (marks.go).
+	idleMarks idleMarks
 	// netfs is set for a network filesystem: no inotify events from
 	// other hosts, and deleted files that keep a name.
 	netfs atomic.Bool

@@ -9,7 +9,6 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/gofrs/flock"
 	"github.com/llmslots/llmslots/internal/filelock"
 	"github.com/llmslots/llmslots/internal/proc"
 )
@@ -107,19 +106,16 @@ func probeOnce(path string, mode probeMode) (res probeResult, changed bool, err 
 		return probeResult{state: StateHeld, detail: freshDetail}, false, nil
 	}
 
-	// gofrs/flock does the locking here: a path-based try-lock-and-release
-	// is exactly its job. (Taking a slot needs the descriptor it keeps to
-	// itself, to write the record, so take uses its own; both lock the
-	// same way, so they exclude each other.)
+	// A path-based try-lock-and-release (filelock.TryLockPath): a held
+	// file, the common case, costs an open, a flock and a close. It locks
+	// as TryLock does, so probes and takers exclude each other.
 	if testHookProbeBeforeLock != nil {
 		testHookProbeBeforeLock(path)
 	}
-	lk := flock.New(path, flock.SetFlag(os.O_RDONLY|filelock.NoFollow))
-	locked, err := lk.TryLock()
-	if errors.Is(err, syscall.EBADF) {
+	lk, locked, err := filelock.TryLockPath(path, os.O_RDONLY)
+	if errors.Is(err, syscall.EBADF) || errors.Is(err, syscall.EIO) {
 		// NFS emulates flock with write locks, which need a writable file.
-		lk = flock.New(path, flock.SetFlag(os.O_RDWR|filelock.NoFollow))
-		locked, err = lk.TryLock()
+		lk, locked, err = filelock.TryLockPath(path, os.O_RDWR)
 	}
 	if err != nil {
 		if errors.Is(err, fs.ErrNotExist) {

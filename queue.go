@@ -46,11 +46,12 @@ func ticketName(arrived int64) string {
 
 // A ticket is one waiter's place in line.
 type ticket struct {
-	dir     string   // the queue directory
-	name    string   // its file name, with ticketPrefix
-	file    *os.File // the ticket, locked exclusively
-	waiters *os.File // .queue/waiters, locked shared
-	marked  bool     // the waiters file carries this waiter's mark
+	dir     string     // the queue directory
+	name    string     // its file name, with ticketPrefix
+	file    *os.File   // the ticket, locked exclusively
+	waiters *os.File   // .queue/waiters, locked shared
+	marked  bool       // the waiters file carries this waiter's mark
+	marks   *idleMarks // where waiters goes, unmarked, when the waiter leaves
 }
 
 func queueDir(poolDir string) string { return filepath.Join(poolDir, queueDirName) }
@@ -61,7 +62,7 @@ func queueDir(poolDir string) string { return filepath.Join(poolDir, queueDirNam
 // take it for a dead waiter's.
 func (p *Pool) enqueue(arrived int64, max int) (*ticket, error) {
 	qdir := queueDir(p.dir)
-	waiters, err := os.OpenFile(filepath.Join(qdir, waitersFileName), os.O_RDONLY|filelock.NoFollow, 0)
+	waiters, err := p.idleMarks.open(qdir)
 	if err != nil {
 		return nil, fmt.Errorf("llmslots: cannot join the queue: %w", err)
 	}
@@ -80,6 +81,7 @@ func (p *Pool) enqueue(arrived int64, max int) (*ticket, error) {
 		waiters.Close()
 		return nil, fmt.Errorf("llmslots: cannot join the queue: %w", err)
 	}
+	t := &ticket{dir: qdir, waiters: waiters, marked: marked, marks: &p.idleMarks}
 	name := ticketName(arrived)
 	f, err := p.makeTicket(qdir, name, max)
 	for try := 0; errors.Is(err, fs.ErrNotExist) && try < 3; try++ {
@@ -90,10 +92,11 @@ func (p *Pool) enqueue(arrived int64, max int) (*ticket, error) {
 		f, err = p.makeTicket(qdir, name, max)
 	}
 	if err != nil {
-		waiters.Close()
+		t.unmark()
 		return nil, fmt.Errorf("llmslots: cannot take a ticket: %w", err)
 	}
-	return &ticket{dir: qdir, name: ticketPrefix + name, file: f, waiters: waiters, marked: marked}, nil
+	t.name, t.file = ticketPrefix+name, f
+	return t, nil
 }
 
 // makeTicket makes the draft ticket, locks and records it, and renames it
@@ -121,13 +124,13 @@ func (p *Pool) makeTicket(qdir, name string, max int) (*os.File, error) {
 	if err == nil && at != draft {
 		// The name holds this process's pid and sequence number: no
 		// other process makes it, so a plain rename cannot replace one.
-		err = os.Rename(at, draft)
+		err = filelock.Rename(at, draft)
 	}
 	if err == nil {
 		_, err = f.Write(p.newRecord(time.Now(), max).marshal())
 	}
 	if err == nil {
-		err = os.Rename(draft, filepath.Join(qdir, ticketPrefix+name))
+		err = filelock.Rename(draft, filepath.Join(qdir, ticketPrefix+name))
 	}
 	if err != nil {
 		if at != draft {
@@ -147,7 +150,7 @@ func (t *ticket) path() string { return filepath.Join(t.dir, t.name) }
 // first: deleting the ticket wakes the next waiter, which may preempt this
 // process, so as little as possible is left to do after it.
 func (t *ticket) leave() {
-	t.waiters.Close()
+	t.unmark()
 	os.Remove(t.path())
 	t.file.Close()
 }
@@ -219,17 +222,9 @@ func hasTickets(qdir string) bool {
 // queueNames lists the queue directory's names with any of prefixes,
 // sorted.
 func queueNames(qdir string, prefixes ...string) ([]string, error) {
-	d, err := os.Open(qdir)
+	all, err := filelock.Names(qdir)
 	if errors.Is(err, fs.ErrNotExist) {
-		return nil, nil
-	}
-	if err != nil {
-		return nil, fmt.Errorf("llmslots: %w", err)
-	}
-	all, err := d.Readdirnames(-1)
-	d.Close()
-	if errors.Is(err, fs.ErrNotExist) {
-		return nil, nil // removed between the open and the read
+		return nil, nil // gone, or removed between the open and the read
 	}
 	if err != nil {
 		return nil, fmt.Errorf("llmslots: %w", err)

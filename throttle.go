@@ -716,16 +716,29 @@ func (g *Guard) giveBack() {
 // waiting loop: when the state refuses a grant now, it takes nothing and
 // calls earlier with when to look again (the pause's end, the ramp's next
 // grant; a release wakes the waiter by itself).
+//
+// While the pool is not known to have a state, it reads none before the
+// take: as tryAcquireFast does, it takes, then recheck looks at the flag
+// (one fstat). Reading the state first cost a failed open of .throttle at
+// every try of the head of the line.
 func (p *Pool) tryAcquireGated(max int, s *spare, earlier func(time.Time)) (g *Guard, soon bool, err error) {
 	now := time.Now()
-	st := p.readThrottle()
-	p.throttleSeen.Store(st != nil)
+	var st *throttleState
+	seen := p.throttleSeen.Load()
+	if seen {
+		st = p.readThrottle()
+		p.throttleSeen.Store(st != nil)
+	}
 	if !st.restrictive(max, now) {
 		// Taken without the lock, then looked at again: a report may have
 		// come between the read and the take.
 		g, soon, err = p.tryAcquireSoon(max, s)
 		if g != nil {
-			g = p.recheck(g, max)
+			if g = p.recheck(g, max); g == nil && !seen {
+				// A state came since the last look and the gate gave
+				// the slot back: look again at once, through the gate.
+				earlier(time.Now())
+			}
 		}
 		return g, soon, err
 	}

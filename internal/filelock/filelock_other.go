@@ -6,8 +6,6 @@ import (
 	"errors"
 	"io/fs"
 	"os"
-
-	"github.com/gofrs/flock"
 )
 
 // This platform has no file locks the package can rely on; every
@@ -38,4 +36,4 @@ func tryLockShared(f *os.File) (bool, error) { return false, errors.ErrUnsupport
 func unlock(f *os.File) error { return errors.ErrUnsupported }
 
 // RemoveLocked fails with errors.ErrUnsupported.
-func RemoveLocked(path string, lk *flock.Flock) error { return errors.ErrUnsupported }
+func RemoveLocked(path string, lk *PathLock) error { return errors.ErrUnsupported }

@@ -8,7 +8,6 @@ import (
 	"os"
 	"syscall"
 
-	"github.com/gofrs/flock"
 	"golang.org/x/sys/unix"
 )
 
@@ -96,15 +95,4 @@ func RemoveAndClose(f *os.File, path string, fi fs.FileInfo) error {
 		return err
 	}
 	return rmErr
-}
-
-// RemoveLocked deletes path, whose lock lk holds, then drops the lock:
-// deleting first means nobody can lock the file between.
-func RemoveLocked(path string, lk *flock.Flock) error {
-	err := os.Remove(path)
-	lk.Unlock()
-	if errors.Is(err, fs.ErrNotExist) {
-		return nil
-	}
-	return err
 }

@@ -8,7 +8,6 @@ import (
 	"io/fs"
 	"os"
 
-	"github.com/gofrs/flock"
 	"golang.org/x/sys/windows"
 )
 
@@ -94,7 +93,7 @@ func unlock(f *os.File) error {
 // still the file lk held: Windows cannot delete an open file. As in
 // RemoveAndClose, a process that opened the file in between keeps it open
 // without delete sharing, so the delete then fails and its slot is safe.
-func RemoveLocked(path string, lk *flock.Flock) error {
+func RemoveLocked(path string, lk *PathLock) error {
 	fi, err := lk.Stat()
 	lk.Unlock()
 	if err == nil && StillAt(path, fi) {

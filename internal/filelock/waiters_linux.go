@@ -46,3 +46,11 @@ func fcntlLock(f *os.File, cmd int, lk *unix.Flock_t) error {
 	}
 	return nil
 }
+
+// UnmarkWaiting removes this waiter's mark from f, which stays open for
+// the next waiter to mark: a process's marks are told apart by their open
+// file descriptions, so f must not be shared by two waiters at once.
+func UnmarkWaiting(f *os.File) error {
+	lk := unix.Flock_t{Type: unix.F_UNLCK, Whence: 0, Start: 0, Len: 1}
+	return fcntlLock(f, unix.F_OFD_SETLK, &lk)
+}

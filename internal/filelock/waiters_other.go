@@ -26,3 +26,8 @@ func AnyWaiting(f *os.File) (waiting, sure bool) {
 	unlock(f)
 	return false, true
 }
+
+// UnmarkWaiting removes this waiter's mark from f, which stays open for
+// the next waiter to mark: a process's marks are told apart by their open
+// files, so f must not be shared by two waiters at once.
+func UnmarkWaiting(f *os.File) error { return unlock(f) }

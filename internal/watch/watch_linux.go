@@ -2,8 +2,10 @@ package watch
 
 import (
 	"context"
+	"encoding/binary"
 	"errors"
 	"os"
+	"slices"
 	"sync"
 	"time"
 
@@ -35,12 +37,13 @@ type inotifyWatcher struct {
 	pollWhy error
 }
 
-// New returns an inotify watcher for dir, or a polling one where
-// events cannot be trusted (a network filesystem, whose other hosts'
-// changes raise no events) or inotify is unavailable (its per-user limit
-// of instances reached, say).
-func New(dir string) Watcher {
-	if ForcePortable || NetworkFS(dir) {
+// New returns an inotify watcher, or one that waits on locks where events
+// cannot be trusted (netfs: the pool is on a network filesystem, whose
+// other hosts' changes raise no events; see NetworkFS, which the caller
+// asks once, not at every wait) or inotify is unavailable (its per-user
+// limit of instances reached, say).
+func New(netfs bool) Watcher {
+	if ForcePortable || netfs {
 		return newLockWatcher()
 	}
 	idleWatchers.Lock()
@@ -76,20 +79,62 @@ const maxIdleWatchers = 2
 // Reset removes the watches and discards queued events: removing a watch
 // queues an IN_IGNORED event, which would wake the next wait at once, and
 // the caller looks at the whole state afresh after every reset anyway.
+// A watch the kernel removed already, and whose IN_IGNORED the wake-up
+// read (its file was deleted and closed), is not asked for again: with no
+// watch left, nothing new is queued since the last read, which emptied
+// the queue.
 func (w *inotifyWatcher) Reset() {
+	if w.removeWatches() {
+		w.drain()
+	}
+}
+
+// removeWatches removes the watches still set. It reports whether that
+// queued events: an IN_IGNORED for each, from the removal or, where the
+// kernel removed the watch first (EINVAL here), from the kernel.
+func (w *inotifyWatcher) removeWatches() (queued bool) {
 	for _, wd := range w.wds {
 		unix.InotifyRmWatch(w.fd, uint32(wd))
 	}
+	queued = len(w.wds) > 0
 	w.wds = w.wds[:0]
-	w.drain()
+	return queued
 }
 
+// drain reads until a read shows the queue empty.
 func (w *inotifyWatcher) drain() {
 	for {
-		if _, err := unix.Read(w.fd, w.buf[:]); err != nil {
+		n, err := unix.Read(w.fd, w.buf[:])
+		if err != nil || !w.consume(n) {
 			return
 		}
 	}
+}
+
+// maxEvent is the size of the largest inotify event. A read returns as
+// many whole events as fit, so one that leaves at least this much of the
+// buffer unused found the queue empty, and no read is needed to learn
+// that (it would fail with EAGAIN).
+const maxEvent = unix.SizeofInotifyEvent + unix.NAME_MAX + 1
+
+// consume looks at the n bytes of events just read: a watch whose
+// IN_IGNORED is among them was removed by the kernel (its file deleted or
+// unmounted) and is forgotten, so that Reset does not ask to remove it
+// again (EINVAL). It reports whether more events may be queued.
+func (w *inotifyWatcher) consume(n int) (more bool) {
+	for off := 0; off+unix.SizeofInotifyEvent <= n; {
+		ev := w.buf[off:n]
+		wd := int(int32(binary.NativeEndian.Uint32(ev[0:4])))
+		mask := binary.NativeEndian.Uint32(ev[4:8])
+		nameLen := int(binary.NativeEndian.Uint32(ev[12:16]))
+		if mask&unix.IN_IGNORED != 0 {
+			if i := slices.Index(w.wds, wd); i >= 0 {
+				w.wds = slices.Delete(w.wds, i, i+1)
+			}
+		}
+		off += unix.SizeofInotifyEvent + nameLen
+	}
+	return n > len(w.buf)-maxEvent
 }
 
 func (w *inotifyWatcher) WatchSlots(dir string, _ []string) error {
@@ -133,9 +178,11 @@ func (w *inotifyWatcher) Wait(ctx context.Context, deadline time.Time) error {
 	w.f.SetReadDeadline(limit)
 	stop := context.AfterFunc(ctx, func() { w.f.SetReadDeadline(time.Unix(1, 0)) })
 	defer stop()
-	_, err := w.f.Read(w.buf[:])
+	n, err := w.f.Read(w.buf[:])
 	if err == nil {
-		w.drain()
+		if w.consume(n) {
+			w.drain()
+		}
 		return nil
 	}
 	if ctx.Err() != nil {
@@ -153,7 +200,10 @@ func (w *inotifyWatcher) Fallback() error { return w.pollWhy }
 // Close hands the watcher back for reuse, or closes it in the
 // background when enough are idle.
 func (w *inotifyWatcher) Close() {
-	w.Reset()
+	// Drained even with no watch left to remove: events queued since the
+	// last read would wake the next user of this watcher for nothing.
+	w.removeWatches()
+	w.drain()
 	w.poll, w.pollWhy = nil, nil
 	idleWatchers.Lock()
 	if len(idleWatchers.list) < maxIdleWatchers {
