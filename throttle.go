@@ -349,9 +349,13 @@ func (p *Pool) readThrottle() *throttleState {
 // and every grant made while the state is restrictive, is made under. It
 // is held for a few system calls; a process that holds it and stops
 // (SIGSTOP) or keeps it for no reason holds up grants, never forever: the
-// lock is tried, not waited for, for up to about 50 ms, and the caller
-// treats a failure as "not now" and looks again.
-func (p *Pool) lockThrottle() (unlock func(), err error) {
+// lock is tried, not waited for, for up to patience, and a caller on the
+// grant path (grantPatience) treats a failure as "not now" and looks again.
+// A change of the state (a report, Pause, Resume) waits longer
+// (changePatience): it happens once, after a failed call, and a report
+// dropped because a holder of the lock was descheduled for 50 ms on a busy
+// machine would leave every other process hammering the provider.
+func (p *Pool) lockThrottle(patience time.Duration) (unlock func(), err error) {
 	path := filepath.Join(p.dir, throttleLockName)
 	f, err := os.OpenFile(path, os.O_RDWR|filelock.NoFollow, 0)
 	if errors.Is(err, fs.ErrNotExist) {
@@ -372,6 +376,7 @@ func (p *Pool) lockThrottle() (unlock func(), err error) {
 		f.Close()
 		return nil, fmt.Errorf("llmslots: %s is not a regular file; remove it", path)
 	}
+	deadline := time.Now().Add(patience)
 	for try := 0; ; try++ {
 		ok, err := filelock.TryLock(f)
 		if err != nil {
@@ -381,13 +386,20 @@ func (p *Pool) lockThrottle() (unlock func(), err error) {
 		if ok {
 			return func() { f.Close() }, nil
 		}
-		if try == 10 {
+		if !time.Now().Before(deadline) {
 			f.Close()
 			return nil, errThrottleBusy
 		}
 		time.Sleep(time.Duration(100<<min(try, 5)) * time.Microsecond)
 	}
 }
+
+// How long lockThrottle tries the lock: on the grant path, and for a
+// change of the state.
+const (
+	grantPatience  = 50 * time.Millisecond
+	changePatience = 2 * time.Second
+)
 
 // errThrottleBusy: the throttle lock stayed taken; look again soon.
 var errThrottleBusy = errors.New("llmslots: the throttle lock is held by another process")
@@ -453,7 +465,7 @@ func (p *Pool) updateThrottle(change func(st *throttleState) *throttleState) err
 	if err := p.prepare(); err != nil {
 		return err
 	}
-	unlock, err := p.lockThrottle()
+	unlock, err := p.lockThrottle(changePatience)
 	if err != nil {
 		return err
 	}
@@ -606,7 +618,7 @@ func (p *Pool) Resume() error {
 	if exists, err := inspectDir(p.dir, p.group); err != nil || !exists {
 		return err
 	}
-	unlock, err := p.lockThrottle()
+	unlock, err := p.lockThrottle(changePatience)
 	if err != nil {
 		return err
 	}
@@ -623,7 +635,7 @@ func (p *Pool) Resume() error {
 // state no longer restricts grants of max: the uncontended acquire is
 // then as cheap as before any report. The state file stays, for status.
 func (p *Pool) unflagIfIdle(max int) {
-	unlock, err := p.lockThrottle()
+	unlock, err := p.lockThrottle(grantPatience)
 	if err != nil {
 		return
 	}
@@ -774,7 +786,7 @@ func (p *Pool) tryAcquireGated(max int, s *spare, earlier func(time.Time)) (g *G
 // held for a count of the slots (an lstat and, for an existing file, a
 // lock probe each) and one take: tens of microseconds.
 func (p *Pool) gateLocked(max int, have *Guard, s *spare) (g *Guard, retry time.Time, err error) {
-	unlock, err := p.lockThrottle()
+	unlock, err := p.lockThrottle(grantPatience)
 	if err != nil {
 		return nil, time.Time{}, err
 	}

@@ -9,6 +9,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/llmslots/llmslots/internal/filelock"
 )
 
 // TestThrottleNoReportNoFile: a pool that never had a report never gets a
@@ -208,4 +210,37 @@ func TestPauseResume(t *testing.T) {
 	}
 	var nilGuard *Guard
 	nilGuard.Throttled(time.Second) // no panic
+}
+
+// A report made while another process holds the throttle lock for longer
+// than a grant waits for it (a holder descheduled on a busy machine) is
+// recorded once the lock is free, not dropped: before, Throttled gave up
+// after about 50 ms and the other processes never paused.
+func TestReportWaitsOutABusyThrottleLock(t *testing.T) {
+	p := newTestPool(t)
+	g := mustAcquire(t, p, 4, 0)
+	if err := p.prepare(); err != nil {
+		t.Fatal(err)
+	}
+	lock, err := os.OpenFile(filepath.Join(p.Dir(), throttleLockName), os.O_RDWR|os.O_CREATE, 0o600)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ok, err := filelock.TryLock(lock); !ok || err != nil {
+		t.Fatalf("taking the throttle lock: %v %v", ok, err)
+	}
+	const held = 300 * time.Millisecond
+	time.AfterFunc(held, func() { lock.Close() })
+	start := time.Now()
+	g.Throttled(time.Second)
+	if took := time.Since(start); took < held {
+		t.Fatalf("Throttled returned after %v, while the lock was still held", took)
+	}
+	st, err := p.ReadStatus(4)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.Throttle == nil || st.Throttle.LastReport == nil {
+		t.Fatalf("the report was dropped: throttle %+v", st.Throttle)
+	}
 }
