@@ -143,6 +143,13 @@ func (p *Pool) makeTicket(qdir, name string, max int) (*os.File, error) {
 	return f, nil
 }
 
+// mark tries again to mark the waiters file, if enqueue could not.
+func (t *ticket) mark() {
+	if !t.marked {
+		t.marked, _ = filelock.MarkWaiting(t.waiters)
+	}
+}
+
 func (t *ticket) path() string { return filepath.Join(t.dir, t.name) }
 
 // leave deletes the ticket while still holding its lock (so the waiter
@@ -171,9 +178,7 @@ type aheadOf struct {
 // earlier but is still making its ticket (descheduled, on a busy machine)
 // is not overtaken by one that arrived later and was quicker.
 func (t *ticket) ahead(w watch.Watcher) (aheadOf, error) {
-	if !t.marked {
-		t.marked, _ = filelock.MarkWaiting(t.waiters)
-	}
+	t.mark()
 	// One line, ordered by arrival: the names without their prefix. One
 	// read of the directory: this runs at every wake-up of every waiter.
 	line, err := queueNames(t.dir, ticketPrefix, draftPrefix)

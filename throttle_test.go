@@ -217,8 +217,15 @@ func TestPauseResume(t *testing.T) {
 // recorded once the lock is free, not dropped: before, Throttled gave up
 // after about 50 ms and the other processes never paused.
 func TestReportWaitsOutABusyThrottleLock(t *testing.T) {
-	p := newTestPool(t)
-	g := mustAcquire(t, p, 4, 0)
+	p, err := NewPool(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	g, err := p.Acquire(4, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer g.Release()
 	if err := p.prepare(); err != nil {
 		t.Fatal(err)
 	}
