@@ -10,9 +10,10 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
+
+	"golang.org/x/sys/unix"
 )
 
 // slotMapEnv, set for a test run, makes every pool use the slot map, so
@@ -192,7 +193,7 @@ func TestPlantedSlotMapIsNotUsed(t *testing.T) {
 			case "symlink":
 				err = os.Symlink(target, path)
 			case "fifo":
-				err = syscall.Mkfifo(path, 0o600)
+				err = unix.Mkfifo(path, 0o600)
 			case "directory":
 				err = os.Mkdir(path, 0o700)
 			}

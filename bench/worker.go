@@ -103,7 +103,7 @@ func referenceSlot(dir string, max int, wait time.Duration) (func(), int, error)
 func selfCPU() (time.Duration, int64) {
 	var ru unix.Rusage
 	unix.Getrusage(unix.RUSAGE_SELF, &ru)
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano()), ru.Nvcsw + ru.Nivcsw
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano()), int64(ru.Nvcsw) + int64(ru.Nivcsw)
 }
 
 // monotonic is the machine-wide clock all processes share.
