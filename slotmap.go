@@ -18,8 +18,8 @@ import (
 // of the directory instead still about 0.4 ms. The map, .queue/slotmap,
 // holds a byte per slot: mapTaken while a process that took the slot with
 // max above mapFrom holds it, anything else when the slot is thought free.
-// An acquire reads the first max bytes (one pread) and tries the slots the
-// map shows free, lowest first.
+// An acquire reads the first max bytes (one pread) and tries the lowest
+// slot the map shows free, then others it shows free (see tryMapped).
 //
 // The map is a hint and never decides: the slot file and its lock do. Its
 // byte is written only by the slot's holder, while holding it (taken
@@ -140,7 +140,7 @@ func (p *Pool) tryMapped(m *os.File, max int, s *spare, now time.Time) (*Guard, 
 	if err != nil && !errors.Is(err, io.EOF) {
 		return nil, nil
 	}
-	// Past the file's end (n) buf stays zero: never taken.
+	// Past the file's end buf stays zero: a slot never taken.
 	free := func(id int) bool { return buf[id] != mapTaken && !heldHere(slotPath(p.dir, id)) }
 	id, tries := 0, 0
 	for tries < mapTries {
