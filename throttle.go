@@ -351,10 +351,11 @@ func (p *Pool) readThrottle() *throttleState {
 // (SIGSTOP) or keeps it for no reason holds up grants, never forever: the
 // lock is tried, not waited for, for up to patience, and a caller on the
 // grant path (grantPatience) treats a failure as "not now" and looks again.
-// A change of the state (a report, Pause, Resume) waits longer
-// (changePatience): it happens once, after a failed call, and a report
-// dropped because a holder of the lock was descheduled for 50 ms on a busy
-// machine would leave every other process hammering the provider.
+// A report, Pause and Resume wait longer (changePatience): each happens
+// once, after a failed call, and a report dropped because a holder of the
+// lock was descheduled for 50 ms on a busy machine would leave every other
+// process hammering the provider. Release's raise of the limit keeps the
+// grants' patience: Release must not block, and a raise lost is harmless.
 func (p *Pool) lockThrottle(patience time.Duration) (unlock func(), err error) {
 	path := filepath.Join(p.dir, throttleLockName)
 	f, err := os.OpenFile(path, os.O_RDWR|filelock.NoFollow, 0)
@@ -461,11 +462,11 @@ func (p *Pool) throttleFlagged() bool {
 
 // updateThrottle runs change on the state read afresh under the lock
 // (nil: no usable state) and writes what it returns, if not nil.
-func (p *Pool) updateThrottle(change func(st *throttleState) *throttleState) error {
+func (p *Pool) updateThrottle(patience time.Duration, change func(st *throttleState) *throttleState) error {
 	if err := p.prepare(); err != nil {
 		return err
 	}
-	unlock, err := p.lockThrottle(changePatience)
+	unlock, err := p.lockThrottle(patience)
 	if err != nil {
 		return err
 	}
@@ -522,7 +523,7 @@ func (g *Guard) Throttled(retryAfter time.Duration) {
 	}
 	p := g.pool
 	p.throttleSeen.Store(true)
-	err := p.updateThrottle(func(st *throttleState) *throttleState {
+	err := p.updateThrottle(changePatience, func(st *throttleState) *throttleState {
 		now := time.Now()
 		if st == nil {
 			st = &throttleState{limit: float64(max)}
@@ -594,7 +595,7 @@ func (p *Pool) Pause(d time.Duration, reason string) error {
 	if err := checkLabel(reason); err != nil {
 		return invalidf("reason must be at most %d bytes of text without control characters", maxLabelLen)
 	}
-	return p.updateThrottle(func(st *throttleState) *throttleState {
+	return p.updateThrottle(changePatience, func(st *throttleState) *throttleState {
 		now := time.Now()
 		if st == nil {
 			st = &throttleState{limit: MaxSlots}
@@ -869,7 +870,7 @@ func (g *Guard) afterRelease() {
 		}
 		return
 	}
-	err := p.updateThrottle(func(st *throttleState) *throttleState {
+	err := p.updateThrottle(grantPatience, func(st *throttleState) *throttleState {
 		if st == nil || st.limit >= float64(max) && st.backoff == 0 {
 			return nil
 		}

@@ -251,3 +251,37 @@ func TestReportWaitsOutABusyThrottleLock(t *testing.T) {
 		t.Fatalf("the report was dropped: throttle %+v", st.Throttle)
 	}
 }
+
+// Release in a throttled pool raises the limit under the throttle lock,
+// but does not wait for it longer than a grant would: a process holding
+// the lock (stopped, or a group member on purpose) cannot make Release
+// block.
+func TestReleaseDoesNotWaitForAHeldThrottleLock(t *testing.T) {
+	p, err := NewPool(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	g, err := p.Acquire(4, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	g.Throttled(0)
+	g.Release()
+	g, err = p.Acquire(4, 5*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	lock, err := os.OpenFile(filepath.Join(p.Dir(), throttleLockName), os.O_RDWR, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer lock.Close()
+	if ok, err := filelock.TryLock(lock); !ok || err != nil {
+		t.Fatalf("taking the throttle lock: %v %v", ok, err)
+	}
+	start := time.Now()
+	g.Release()
+	if took := time.Since(start); took > time.Second {
+		t.Fatalf("Release took %v while another holder kept the throttle lock", took)
+	}
+}
