@@ -43,7 +43,11 @@ func (m *idleMarks) open(qdir string) (*os.File, error) {
 		f := m.files[n-1]
 		m.files = m.files[:n-1]
 		m.mu.Unlock()
-		if fi, err := f.Stat(); err == nil && filelock.Linked(fi) {
+		// The file must still be the queue's: a queue removed (or renamed)
+		// and made again has a new waiters file, and a mark on the old one
+		// would be seen by nobody. Its link alone does not tell: an NFS
+		// file deleted while open is renamed and keeps one.
+		if fi, err := f.Stat(); err == nil && filelock.Linked(fi) && filelock.StillAt(filepath.Join(qdir, waitersFileName), fi) {
 			return f, nil
 		}
 		f.Close()

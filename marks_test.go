@@ -3,9 +3,11 @@
 package llmslots
 
 import (
+	"errors"
 	"os"
 	"path/filepath"
 	"testing"
+	"time"
 
 	"github.com/llmslots/llmslots/internal/clock"
 )
@@ -71,4 +73,52 @@ func TestMarksKeptDescriptors(t *testing.T) {
 	}
 	fourth.leave()
 	want(false)
+}
+
+// A queue renamed away and made again gets a new waiters file: a waiter
+// must mark that one, not the old file a kept descriptor still has open
+// (which keeps its link under the old name), or other processes see no
+// waiter and take free slots ahead of the line.
+func TestKeptMarkFollowsAQueueMadeAgain(t *testing.T) {
+	p := newTestPool(t)
+	g := mustAcquire(t, p, 1, 0)
+	q, err := NewPool(p.Dir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := q.Acquire(1, 20*time.Millisecond); !errors.Is(err, ErrBusy) {
+		t.Fatalf("Acquire while held: %v", err) // and q keeps its waiters descriptor
+	}
+	qdir := queueDir(p.Dir())
+	if err := os.Rename(qdir, qdir+"-old"); err != nil {
+		t.Fatal(err)
+	}
+	r, err := NewPool(p.Dir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := r.prepare(); err != nil { // makes .queue again
+		t.Fatal(err)
+	}
+	got := make(chan error, 1)
+	go func() {
+		h, err := q.Acquire(1, 10*time.Second)
+		if err == nil {
+			h.Release()
+		}
+		got <- err
+	}()
+	deadline := time.Now().Add(5 * time.Second)
+	for !r.waitersPresent() {
+		if time.Now().After(deadline) {
+			g.Release()
+			<-got
+			t.Fatal("a process waits in the new queue, but the pool shows no waiter")
+		}
+		time.Sleep(time.Millisecond)
+	}
+	g.Release()
+	if err := <-got; err != nil {
+		t.Fatal(err)
+	}
 }
