@@ -2,6 +2,7 @@ package llmslots
 
 import (
 	"errors"
+	"fmt"
 	"io"
 	"io/fs"
 	"math/rand/v2"
@@ -24,9 +25,10 @@ import (
 // The map is a hint and never decides: the slot file and its lock do. Its
 // byte is written only by the slot's holder, while holding it (taken
 // after the slot is taken, free before it is released), so it is wrong
-// only where a holder could not write it: one that died (its byte says
-// taken), one that handed the slot to a child, one that uses a smaller max
-// or another version (their slots' bytes say free), or a planted file. So
+// only where a holder could not write it: one that died, or handed the
+// slot to a child (Command, Inherit: the byte says taken until a full pass
+// takes the slot again), one that uses a smaller max or another version
+// (their slots' bytes say free), or a planted file. So
 // a slot the map calls free may be held (the link fails, the next is
 // tried) and one it calls taken may be free; when the first few slots it
 // calls free are all held, or none is, the acquire falls back to trying
@@ -109,6 +111,11 @@ func (p *Pool) openSlotMap(path string) (*os.File, error) {
 	fi, err := f.Stat()
 	if err == nil && !fi.Mode().IsRegular() {
 		err = &fs.PathError{Op: "open", Path: path, Err: errors.New("not a regular file")}
+	}
+	// A file with a second name is not the map llmslots made but one
+	// planted by a hard link, whose bytes the writes would change.
+	if n, ok := filelock.Links(fi); err == nil && ok && n != 1 {
+		err = &fs.PathError{Op: "open", Path: path, Err: fmt.Errorf("has %d names; the map has one", n)}
 	}
 	if err != nil {
 		f.Close()

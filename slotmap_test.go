@@ -207,3 +207,26 @@ func TestPlantedSlotMapIsNotUsed(t *testing.T) {
 		})
 	}
 }
+
+// A file hard-linked at the map's path is not written: its bytes would be
+// changed by every acquire and release.
+func TestHardLinkedSlotMapIsNotWritten(t *testing.T) {
+	const max = 40
+	p := newTestPool(t)
+	if err := p.prepare(); err != nil {
+		t.Fatal(err)
+	}
+	victim := filepath.Join(p.Dir(), "precious")
+	if err := os.WriteFile(victim, []byte("precious data"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Link(victim, slotMapPath(p.Dir())); err != nil {
+		t.Fatal(err)
+	}
+	for range 3 {
+		mustAcquire(t, p, max, 0).Release()
+	}
+	if b, _ := os.ReadFile(victim); string(b) != "precious data" {
+		t.Fatalf("the hard-linked file was written: %q", b)
+	}
+}
