@@ -435,7 +435,6 @@ func (p *Pool) waitInLine(ctx context.Context, max int, deadline time.Time, arri
 		t.leave()
 	}()
 	var freeSince time.Time // when the waiter second in line saw a free slot
-	atHead := false         // this waiter has found nobody ahead of it
 	slots := make([]string, max)
 	for id := range slots {
 		slots[id] = slotPath(p.dir, id)
@@ -448,19 +447,9 @@ func (p *Pool) waitInLine(ctx context.Context, max int, deadline time.Time, arri
 				wake = at
 			}
 		}
-		// Once at the head, a waiter stays there: whoever joins later is
-		// behind it, so the line need not be read again at each wake-up
-		// (with 256 waiters, 256 names). A waiter that arrived earlier but
-		// was still making its ticket when this one looked (descheduled
-		// in between) is overtaken, as it would have been a moment sooner.
-		ahead := aheadOf{}
-		if !atHead {
-			if ahead, err = t.ahead(w); err != nil {
-				return nil, err
-			}
-			atHead = ahead.path == ""
-		} else {
-			t.mark()
+		ahead, err := t.ahead(w)
+		if err != nil {
+			return nil, err
 		}
 		if ahead.fresh {
 			// No event comes if the draft's maker died before locking it:

@@ -164,8 +164,10 @@ func (w *inotifyWatcher) add(path string, mask uint32) error {
 }
 
 // Wait blocks until an event arrives, deadline passes (zero: none), or ctx
-// ends; it then drains every queued event, since the caller looks at the
-// whole state afresh. An overflowed event queue is just another wake-up.
+// ends; the caller then looks at the whole state afresh, so the events
+// read are not acted on one by one, and any left queued (a read that
+// filled the buffer) are drained by the next Reset. An overflowed event
+// queue is just another wake-up.
 // A safety timer wakes it every recheckEvery in case an event was missed.
 func (w *inotifyWatcher) Wait(ctx context.Context, deadline time.Time) error {
 	if w.poll != nil {
