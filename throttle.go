@@ -445,9 +445,30 @@ func (p *Pool) flagThrottle(on bool) {
 	if on {
 		size = 1
 	}
-	if err := os.Truncate(filepath.Join(queueDir(p.dir), waitersFileName), size); err != nil {
+	if err := truncateOwn(filepath.Join(queueDir(p.dir), waitersFileName), size); err != nil {
 		p.log().Warn("llmslots: throttle flag not set", "dir", p.dir, "on", on, "err", err)
 	}
+}
+
+// truncateOwn sets the size of the file at path, which must be a regular
+// file with that one name: truncating by path would follow a symbolic
+// link, and a hard link planted there (another member of a group's pool,
+// where hard links to others' files are allowed) would have this process
+// cut a file it can write but its planter cannot.
+func truncateOwn(path string, size int64) error {
+	f, err := os.OpenFile(path, os.O_WRONLY|filelock.NoFollow, 0)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil {
+		return err
+	}
+	if n, ok := filelock.Links(fi); !fi.Mode().IsRegular() || ok && n != 1 {
+		return fmt.Errorf("llmslots: %s is not the regular file with one name llmslots makes; remove it", path)
+	}
+	return f.Truncate(size)
 }
 
 // throttleFlagged reports whether the flag is set (or cannot be read).
