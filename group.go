@@ -254,19 +254,25 @@ func buildGroupDir(dir string, gid int, pool bool) error {
 }
 
 // openWaiters opens the queue's waiters file, making it if it is missing.
-// A group's pool has it from the start (makeGroupDir); one that lost it is
-// given a new one with its final mode (newFile), linked in unless another
-// member's came first.
+// A group's pool has it from the start (makeGroupDir).
 func (p *Pool) openWaiters(path string) (*os.File, error) {
+	return p.openPoolFile(path, "waiters", os.O_RDONLY)
+}
+
+// openPoolFile opens the pool's shared file path (the waiters file, the
+// slot map) with flag, making it if it is missing. In a group's pool a new
+// one is given its final mode (newFile) and linked in unless another
+// member's came first.
+func (p *Pool) openPoolFile(path, kind string, flag int) (*os.File, error) {
 	if !p.group.shared {
-		return os.OpenFile(path, os.O_RDONLY|os.O_CREATE|filelock.NoFollow, 0o600)
+		return os.OpenFile(path, flag|os.O_CREATE|filelock.NoFollow, 0o600)
 	}
 	for range 3 {
-		f, err := os.OpenFile(path, os.O_RDONLY|filelock.NoFollow, 0)
+		f, err := os.OpenFile(path, flag|filelock.NoFollow, 0)
 		if !errors.Is(err, fs.ErrNotExist) {
 			return f, err
 		}
-		nf, at, err := p.newFile(path, "waiters", !p.noLinks.Load())
+		nf, at, err := p.newFile(path, kind, !p.noLinks.Load())
 		if errors.Is(err, fs.ErrExist) {
 			continue
 		}
@@ -285,5 +291,18 @@ func (p *Pool) openWaiters(path string) (*os.File, error) {
 		}
 		nf.Close()
 	}
-	return os.OpenFile(path, os.O_RDONLY|filelock.NoFollow, 0)
+	return os.OpenFile(path, flag|filelock.NoFollow, 0)
+}
+
+// soleRegular refuses a pool file that llmslots did not make as it is: one
+// that is not a regular file, or has a second name (a hard link planted so
+// that this process writes or truncates a file its planter cannot).
+func soleRegular(path string, fi fs.FileInfo) error {
+	if !fi.Mode().IsRegular() {
+		return fmt.Errorf("llmslots: %s is %s, not the regular file llmslots makes; remove it", path, describe(fi))
+	}
+	if n, ok := filelock.Links(fi); ok && n != 1 {
+		return fmt.Errorf("llmslots: %s has %d names, not the one llmslots gives it; remove it", path, n)
+	}
+	return nil
 }

@@ -2,15 +2,11 @@ package llmslots
 
 import (
 	"errors"
-	"fmt"
 	"io"
-	"io/fs"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"time"
-
-	"github.com/llmslots/llmslots/internal/filelock"
 )
 
 // The slot map lets an acquire in a large pool go straight to a free slot.
@@ -80,42 +76,15 @@ func (p *Pool) slotMap() *os.File {
 }
 
 // openSlotMap opens the map for reading and writing, creating it if
-// missing: in a group's pool through newFile, so that it is born with the
-// mode every member needs. Anything but a regular file is refused.
+// missing; anything but a regular file with one name is refused.
 func (p *Pool) openSlotMap(path string) (*os.File, error) {
-	open := func() (*os.File, error) {
-		return os.OpenFile(path, os.O_RDWR|filelock.NoFollow, 0)
-	}
-	f, err := open()
-	if errors.Is(err, fs.ErrNotExist) {
-		var at string
-		if f, at, err = p.newFile(path, "slotmap", !p.noLinks.Load()); err == nil && at != path {
-			fi, serr := f.Stat()
-			if serr == nil {
-				serr = publishNew(at, path, fi)
-			}
-			os.Remove(at)
-			f.Close()
-			if serr != nil && !errors.Is(serr, fs.ErrExist) {
-				return nil, serr
-			}
-			f, err = open()
-		}
-		if errors.Is(err, fs.ErrExist) {
-			f, err = open() // made by another process meanwhile
-		}
-	}
+	f, err := p.openPoolFile(path, "slotmap", os.O_RDWR)
 	if err != nil {
 		return nil, err
 	}
 	fi, err := f.Stat()
-	if err == nil && !fi.Mode().IsRegular() {
-		err = &fs.PathError{Op: "open", Path: path, Err: errors.New("not a regular file")}
-	}
-	// A file with a second name is not the map llmslots made but one
-	// planted by a hard link, whose bytes the writes would change.
-	if n, ok := filelock.Links(fi); err == nil && ok && n != 1 {
-		err = &fs.PathError{Op: "open", Path: path, Err: fmt.Errorf("has %d names; the map has one", n)}
+	if err == nil {
+		err = soleRegular(path, fi)
 	}
 	if err != nil {
 		f.Close()

@@ -451,10 +451,8 @@ func (p *Pool) flagThrottle(on bool) {
 }
 
 // truncateOwn sets the size of the file at path, which must be a regular
-// file with that one name: truncating by path would follow a symbolic
-// link, and a hard link planted there (another member of a group's pool,
-// where hard links to others' files are allowed) would have this process
-// cut a file it can write but its planter cannot.
+// file with that one name (soleRegular): truncating by path would follow
+// a symbolic link, or cut a file hard-linked there.
 func truncateOwn(path string, size int64) error {
 	f, err := os.OpenFile(path, os.O_WRONLY|filelock.NoFollow, 0)
 	if err != nil {
@@ -465,8 +463,8 @@ func truncateOwn(path string, size int64) error {
 	if err != nil {
 		return err
 	}
-	if n, ok := filelock.Links(fi); !fi.Mode().IsRegular() || ok && n != 1 {
-		return fmt.Errorf("llmslots: %s is not the regular file with one name llmslots makes; remove it", path)
+	if err := soleRegular(path, fi); err != nil {
+		return err
 	}
 	return f.Truncate(size)
 }
