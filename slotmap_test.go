@@ -125,9 +125,13 @@ func TestSlotMapThatLiesCostsNoSlot(t *testing.T) {
 		h := startHelper(t, "hold-many", p.Dir(), max, "HELPER_N=30")
 		h.line()
 		plantMap(t, p, bytes.Repeat([]byte{mapFree}, max))
-		gs := takeAll(t, p, max, max-30)
-		if gs[0].SlotID() != 30 {
-			t.Errorf("first slot taken: %d; want 30", gs[0].SlotID())
+		// The lowest slot shown free is held, so the acquire goes on from
+		// a random one (tryMapped): any of the 10 free slots may come first,
+		// and takeAll checks that each comes once and none of the held.
+		for _, g := range takeAll(t, p, max, max-30) {
+			if g.SlotID() < 30 {
+				t.Errorf("took slot %d, which the helper holds", g.SlotID())
+			}
 		}
 	})
 	t.Run("garbage", func(t *testing.T) {
