@@ -400,21 +400,37 @@ func (p *Pool) busyError(max int, wait time.Duration) error {
 // whatever the outcome, so cancellation leaves the queue clean.
 func (p *Pool) waitInLine(ctx context.Context, max int, deadline time.Time, arrived int64, s *spare) (g *Guard, err error) {
 	started := time.Now()
-	t, err := p.enqueue(arrived, max)
+	w := watch.New(p.netfs.Load())
+	// A waiter that watches file events and has a spare takes a ticket a
+	// releaser may hand its slot to (serve.go).
+	ts := s
+	if !w.Events() {
+		ts = nil
+	}
+	t, err := p.enqueue(arrived, max, ts)
 	if errors.Is(err, fs.ErrNotExist) {
 		// The queue directory, or the whole pool directory, was removed
 		// while this Pool was in use: make it again, as create does.
 		if err = p.remake(); err == nil {
-			t, err = p.enqueue(arrived, max)
+			t, err = p.enqueue(arrived, max, ts)
 		}
 	}
 	if err != nil {
+		w.Close()
 		return nil, err
+	}
+	if t.spare != nil {
+		// For the whole wait: the rename that serves this waiter, and
+		// freed slots, since it may become first in line unwoken.
+		if err := w.Keep(p.watchDir(), t.path()); err != nil {
+			w.Close()
+			t.leave()
+			return nil, err
+		}
 	}
 	stopProgress := p.watchProgress(max, started, t.name)
 	defer stopProgress()
 	p.warnOtherMax(max)
-	w := watch.New(p.netfs.Load())
 	defer func() {
 		w.Close()
 		if g != nil {
@@ -441,6 +457,23 @@ func (p *Pool) waitInLine(ctx context.Context, max int, deadline time.Time, arri
 	}
 	for {
 		w.Reset()
+		if t.spare != nil {
+			if id := t.served(); id >= 0 {
+				g := p.servedGuard(id, max, t.spare)
+				// A freed slot this waiter saw since its last look was
+				// left to it, or to one ahead that is gone now: the
+				// waiter behind must look instead.
+				if w.SawSlots() {
+					t.spare.poke()
+				}
+				if g = p.recheck(g, max); g != nil {
+					return g, nil
+				}
+				t.rejoin() // the throttle gate gave it back: in line again
+				continue
+			}
+			w.SawSlots() // this look sees what they announced
+		}
 		wake := deadline // when to look again without an event
 		earlier := func(at time.Time) {
 			if wake.IsZero() || at.Before(wake) {
@@ -456,9 +489,9 @@ func (p *Pool) waitInLine(ctx context.Context, max int, deadline time.Time, arri
 			// look again when the draft is old enough to be judged.
 			earlier(time.Now().Add(freshFileAge))
 		}
-		if ahead.path == "" || ahead.head {
+		if (ahead.path == "" || ahead.head) && t.spare == nil {
 			// Watch before trying: a slot freed after the try still
-			// wakes us.
+			// wakes us. (A served ticket's waiter watches all along.)
 			if err := w.WatchSlots(p.watchDir(), slots); errors.Is(err, fs.ErrNotExist) {
 				// The pool directory was removed while we waited (our
 				// ticket with it): make it again and look afresh. The

@@ -292,7 +292,8 @@ func TestGroupFilesAreBornShared(t *testing.T) {
 		if id := holder.held(); id != 0 {
 			t.Fatalf("holder took slot %d", id)
 		}
-		staller := startMember(t, memberB, "hold", dir, 1, stallEnv+"=ticket")
+		// A ticket of its own: a served ticket is a spare's second name.
+		staller := startMember(t, memberB, "hold", dir, 1, stallEnv+"=ticket", noSparesEnv+"=1")
 		if l := staller.lineWithin(10 * time.Second); l != "stall ticket" {
 			t.Fatalf("staller said %q", l)
 		}

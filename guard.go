@@ -162,6 +162,10 @@ func (g *Guard) Release() error {
 		err = g.file.Close() // the outer guard keeps the lock
 	case g.passedOn:
 		err = g.handOver()
+	case g.spare != nil && g.serveNext():
+		// The first waiter's ticket is now the slot's file (serve.go):
+		// the spare kept only its own name, for the next acquire.
+		putSpare(g.spare)
 	case g.spare != nil:
 		g.pool.markSlot(g.id, g.max, false) // while still held: see slotmap.go
 		err = g.spare.release(g.path)

@@ -26,7 +26,7 @@ func TestMarksKeptDescriptors(t *testing.T) {
 	}
 	join := func() *ticket {
 		t.Helper()
-		tk, err := p.enqueue(clock.Monotonic(), 2)
+		tk, err := p.enqueue(clock.Monotonic(), 2, nil)
 		if err != nil {
 			t.Fatal(err)
 		}

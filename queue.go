@@ -46,9 +46,18 @@ func ticketName(arrived int64) string {
 
 // A ticket is one waiter's place in line.
 type ticket struct {
-	dir     string     // the queue directory
-	name    string     // its file name, with ticketPrefix
-	file    *os.File   // the ticket, locked exclusively
+	dir  string   // the queue directory
+	name string   // its file name, with ticketPrefix
+	file *os.File // the ticket, locked exclusively (nil: a served ticket's spare holds the lock)
+	// spare, for a ticket a releaser may hand its slot to, is the spare
+	// whose second name the ticket is (see serve.go); moved is set once
+	// the waiter found its ticket renamed into a slot.
+	spare   *spare
+	moved   bool
+	lost    bool  // its name was removed by another process
+	pool    *Pool // for a served ticket: its pool, max and O_PATH descriptor
+	max     int
+	pathFD  int
 	waiters *os.File   // .queue/waiters, locked shared
 	marked  bool       // the waiters file carries this waiter's mark
 	marks   *idleMarks // where waiters goes, unmarked, when the waiter leaves
@@ -60,7 +69,11 @@ func queueDir(poolDir string) string { return filepath.Join(poolDir, queueDirNam
 // nanoseconds). The ticket appears under its final name only once it is
 // locked and recorded, so no other process can ever see it unlocked and
 // take it for a dead waiter's.
-func (p *Pool) enqueue(arrived int64, max int) (*ticket, error) {
+//
+// With s, a spare of a waiter that watches for file events, the ticket is
+// a second name of s, which releasers may rename into their slot (see
+// serve.go); if that name cannot be made, the ticket is a file of its own.
+func (p *Pool) enqueue(arrived int64, max int, s *spare) (*ticket, error) {
 	qdir := queueDir(p.dir)
 	waiters, err := p.idleMarks.open(qdir)
 	if err != nil {
@@ -81,7 +94,10 @@ func (p *Pool) enqueue(arrived int64, max int) (*ticket, error) {
 		waiters.Close()
 		return nil, fmt.Errorf("llmslots: cannot join the queue: %w", err)
 	}
-	t := &ticket{dir: qdir, waiters: waiters, marked: marked, marks: &p.idleMarks}
+	t := &ticket{dir: qdir, waiters: waiters, marked: marked, marks: &p.idleMarks, pathFD: -1}
+	if s != nil && p.servedTicket(t, arrived, max, s) {
+		return t, nil
+	}
 	name := ticketName(arrived)
 	f, err := p.makeTicket(qdir, name, max)
 	for try := 0; errors.Is(err, fs.ErrNotExist) && try < 3; try++ {
@@ -158,6 +174,10 @@ func (t *ticket) path() string { return filepath.Join(t.dir, t.name) }
 // process, so as little as possible is left to do after it.
 func (t *ticket) leave() {
 	t.unmark()
+	if t.spare != nil {
+		t.leaveServed()
+		return
+	}
 	os.Remove(t.path())
 	t.file.Close()
 }
@@ -191,7 +211,7 @@ func (t *ticket) ahead(w watch.Watcher) (aheadOf, error) {
 	i := sort.Search(len(line), func(i int) bool { return key(line[i]) >= mine })
 	for i--; i >= 0; i-- {
 		path := filepath.Join(t.dir, line[i])
-		if err := w.WatchTicket(path); err != nil {
+		if err := w.WatchTicket(path, !servable(line[i])); err != nil {
 			if errors.Is(err, fs.ErrNotExist) {
 				continue // left already, or renamed into line: seen below
 			}

@@ -5,6 +5,8 @@ import (
 	"os"
 	"strconv"
 	"strings"
+
+	"golang.org/x/sys/unix"
 )
 
 // StartTime returns the process's start time in clock ticks after boot
@@ -41,4 +43,28 @@ func Namespace() string {
 	// "pid:[4026531836]"
 	link = strings.TrimPrefix(link, "pid:[")
 	return strings.TrimSuffix(link, "]")
+}
+
+// Stopped reports whether process pid is stopped (by SIGSTOP, Ctrl-Z, or
+// under a tracer): field 3 of /proc/<pid>/stat is T or t. False when it
+// cannot be read. Three bare system calls: releasers ask it at every
+// handoff (see llmslots's serve.go).
+func Stopped(pid int) bool {
+	fd, err := unix.Open("/proc/"+strconv.Itoa(pid)+"/stat", unix.O_RDONLY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return false
+	}
+	var buf [512]byte
+	n, err := unix.Read(fd, buf[:])
+	unix.Close(fd)
+	if err != nil || n <= 0 {
+		return false
+	}
+	// The command name in parentheses may hold spaces and ')'.
+	i := bytes.LastIndexByte(buf[:n], ')')
+	if i < 0 || i+2 >= n {
+		return false
+	}
+	state := buf[i+2]
+	return state == 'T' || state == 't'
 }

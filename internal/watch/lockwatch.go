@@ -86,7 +86,7 @@ func (w *lockWatcher) WatchSlots(dir string, slots []string) error {
 
 // WatchTicket waits on the ticket's lock: released when its waiter leaves
 // (it deletes the ticket, then closes it) or dies.
-func (w *lockWatcher) WatchTicket(path string) error {
+func (w *lockWatcher) WatchTicket(path string, _ bool) error {
 	err := w.watch(path)
 	if errors.Is(err, fs.ErrNotExist) {
 		return &os.PathError{Op: "open", Path: path, Err: err}
@@ -217,6 +217,14 @@ func (w *lockWatcher) Wait(ctx context.Context, deadline time.Time) error {
 }
 
 func (w *lockWatcher) Close() { w.Reset() }
+
+// Keep does nothing: a lock watcher waits for no file events, so its
+// waiter takes a ticket no releaser hands a slot to.
+func (w *lockWatcher) Keep(string, string) error { return nil }
+
+func (w *lockWatcher) SawSlots() bool { return true }
+
+func (w *lockWatcher) Events() bool { return false }
 
 func (w *lockWatcher) Fallback() error { return nil }
 

@@ -22,8 +22,23 @@ type Watcher interface {
 	// slots are the paths of the slot files the caller found held.
 	WatchSlots(dir string, slots []string) error
 	// WatchTicket asks for a wake-up when the ticket at path is deleted
-	// or its waiter dies.
-	WatchTicket(path string) error
+	// or its waiter dies; also when it is renamed, if moves is set. A
+	// ticket a releaser hands a slot to is renamed into the slot: the
+	// waiter behind it is not woken for that (see Keep), only when the
+	// slot is released again or its holder dies.
+	WatchTicket(path string, moves bool) error
+	// Keep watches, until Close and through every Reset, dir for slots
+	// that free (as WatchSlots does) and the waiter's own ticket own for
+	// its rename (a releaser handing it a slot). Only a watcher of file
+	// events can (see Events); others do nothing.
+	Keep(dir, own string) error
+	// SawSlots reports whether the kept watch of dir raised an event
+	// since the last call, events still queued included. Watchers that
+	// do not keep watches always report true.
+	SawSlots() bool
+	// Events reports whether the watcher waits for file events, and so
+	// can keep watches: false for one that waits on locks or polls.
+	Events() bool
 	// Wait blocks until a wake-up, deadline (zero: none) or ctx's end,
 	// returning ctx.Err() for the last.
 	Wait(ctx context.Context, deadline time.Time) error
@@ -66,7 +81,10 @@ func newPoller() *poller { return &poller{delay: pollMin} }
 
 func (p *poller) Reset()                            {}
 func (p *poller) WatchSlots(string, []string) error { return nil }
-func (p *poller) WatchTicket(string) error          { return nil }
+func (p *poller) WatchTicket(string, bool) error    { return nil }
+func (p *poller) Keep(string, string) error         { return nil }
+func (p *poller) SawSlots() bool                    { return true }
+func (p *poller) Events() bool                      { return false }
 func (p *poller) Close()                            {}
 func (p *poller) Fallback() error                   { return p.why }
 

@@ -20,6 +20,12 @@ import (
 const (
 	slotEvents   = unix.IN_DELETE | unix.IN_CLOSE_WRITE | unix.IN_MOVED_FROM | unix.IN_DELETE_SELF | unix.IN_MOVE_SELF
 	ticketEvents = unix.IN_ATTRIB | unix.IN_CLOSE_WRITE | unix.IN_DELETE_SELF | unix.IN_MOVE_SELF
+	// A ticket a releaser may hand its slot to is renamed into the slot:
+	// no reason to wake the waiter behind it. Its waiter leaving the line
+	// otherwise (deleting the name) changes its link count: IN_ATTRIB.
+	servedTicketEvents = ticketEvents &^ unix.IN_MOVE_SELF
+	// The waiter's own ticket: renamed means served.
+	ownEvents = unix.IN_MOVE_SELF
 )
 
 // inotifyWatcher wakes a waiter on filesystem events. One per waiter: the
@@ -28,8 +34,14 @@ const (
 type inotifyWatcher struct {
 	f   *os.File // the inotify descriptor, in Go's poller
 	fd  int
-	wds []int
-	buf [4096]byte
+	wds []int // removed at each Reset
+	// kept are the watches of a whole wait (Keep), removed at Close; dirWd
+	// is the pool directory's among them, and sawSlots is set when it
+	// raises an event (read by SawSlots).
+	kept     []int
+	dirWd    int
+	sawSlots bool
+	buf      [4096]byte
 	// poll, once set, is what the watcher does instead: a watch could not
 	// be added (the user's max_user_watches reached, a permission), so
 	// events cannot be trusted for this wait.
@@ -131,6 +143,11 @@ func (w *inotifyWatcher) consume(n int) (more bool) {
 			if i := slices.Index(w.wds, wd); i >= 0 {
 				w.wds = slices.Delete(w.wds, i, i+1)
 			}
+			if i := slices.Index(w.kept, wd); i >= 0 {
+				w.kept = slices.Delete(w.kept, i, i+1)
+			}
+		} else if wd == w.dirWd && wd != 0 {
+			w.sawSlots = true
 		}
 		off += unix.SizeofInotifyEvent + nameLen
 	}
@@ -141,7 +158,52 @@ func (w *inotifyWatcher) WatchSlots(dir string, _ []string) error {
 	return w.add(dir, slotEvents|unix.IN_ONLYDIR)
 }
 
-func (w *inotifyWatcher) WatchTicket(path string) error { return w.add(path, ticketEvents) }
+func (w *inotifyWatcher) WatchTicket(path string, moves bool) error {
+	if !moves {
+		return w.add(path, servedTicketEvents)
+	}
+	return w.add(path, ticketEvents)
+}
+
+// Keep sets the watches of a whole wait. A missing own ticket is no
+// error: it was renamed into a slot already, which the caller's look
+// finds.
+func (w *inotifyWatcher) Keep(dir, own string) error {
+	if err := w.add(dir, slotEvents|unix.IN_ONLYDIR); err != nil {
+		return err
+	}
+	w.keepLast()
+	if len(w.kept) > 0 {
+		w.dirWd = w.kept[len(w.kept)-1]
+	}
+	if err := w.add(own, ownEvents); err == nil {
+		w.keepLast()
+	}
+	return nil
+}
+
+// keepLast moves the watch add just set from those Reset removes to the
+// kept ones.
+func (w *inotifyWatcher) keepLast() {
+	if n := len(w.wds); n > 0 && w.poll == nil {
+		w.kept = append(w.kept, w.wds[n-1])
+		w.wds = w.wds[:n-1]
+	}
+}
+
+// SawSlots reads the events queued, then reports and forgets whether the
+// pool directory's kept watch raised one.
+func (w *inotifyWatcher) SawSlots() bool {
+	if w.poll != nil {
+		return true
+	}
+	w.drain()
+	saw := w.sawSlots
+	w.sawSlots = false
+	return saw
+}
+
+func (w *inotifyWatcher) Events() bool { return w.poll == nil }
 
 func (w *inotifyWatcher) add(path string, mask uint32) error {
 	if w.poll != nil {
@@ -204,8 +266,11 @@ func (w *inotifyWatcher) Fallback() error { return w.pollWhy }
 func (w *inotifyWatcher) Close() {
 	// Drained even with no watch left to remove: events queued since the
 	// last read would wake the next user of this watcher for nothing.
+	w.wds = append(w.wds, w.kept...)
+	w.kept, w.dirWd = w.kept[:0], 0
 	w.removeWatches()
 	w.drain()
+	w.sawSlots = false
 	w.poll, w.pollWhy = nil, nil
 	idleWatchers.Lock()
 	if len(idleWatchers.list) < maxIdleWatchers {

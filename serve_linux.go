@@ -1,0 +1,229 @@
+package llmslots
+
+import (
+	"errors"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/llmslots/llmslots/internal/filelock"
+	"github.com/llmslots/llmslots/internal/proc"
+	"golang.org/x/sys/unix"
+)
+
+// servedTicket makes t a second name of the spare s, recorded for this
+// wait: a ticket a releaser may rename into its slot (see serve.go). It
+// also opens the ticket's name (O_PATH): once renamed, /proc/self/fd tells
+// the slot's name in one system call. False when no such name could be
+// made; the caller then makes a ticket of its own.
+func (p *Pool) servedTicket(t *ticket, arrived int64, max int, s *spare) bool {
+	suffix := servedSuffix(max, self().PidNS)
+	if suffix == "" || s.broken {
+		return false
+	}
+	s.record(p.newRecord(time.Now(), max).marshal())
+	if s.broken {
+		return false
+	}
+	for range 3 {
+		name := ticketPrefix + ticketName(arrived) + suffix
+		path := filepath.Join(t.dir, name)
+		err := linkFile(s.path, path)
+		if errors.Is(err, fs.ErrExist) {
+			continue // a stray file of a sequence number reused: another one
+		}
+		if err != nil {
+			return false
+		}
+		fd, err := unix.Open(path, unix.O_PATH|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
+		if err != nil {
+			fd = -1 // renamed already; servedSlot looks at every slot instead
+		}
+		t.name, t.spare, t.pool, t.max, t.pathFD = name, s, p, max, fd
+		return true
+	}
+	return false
+}
+
+// spareAt reports whether path names t's spare.
+func (t *ticket) spareAt(path string) bool {
+	fi, err := os.Lstat(path)
+	return err == nil && os.SameFile(fi, t.spare.info)
+}
+
+// served returns the slot a releaser handed t's waiter by renaming its
+// ticket, or -1: one lstat while the ticket is in place. A ticket name
+// gone but found at no slot was removed by another process (the queue
+// directory removed, say): the waiter goes on waiting by its arrival, as
+// one whose ticket of its own was removed does, and no release can serve
+// it any more.
+func (t *ticket) served() int {
+	if t.lost || t.spareAt(t.path()) {
+		return -1
+	}
+	if id := t.servedSlot(); id >= 0 {
+		t.moved = true
+		return id
+	}
+	t.lost = true
+	return -1
+}
+
+// servedSlot finds the slot whose name t's spare has now that its ticket
+// was renamed; -1 if none.
+func (t *ticket) servedSlot() int {
+	if t.pathFD >= 0 {
+		var buf [unix.PathMax]byte
+		if n, err := unix.Readlink("/proc/self/fd/"+strconv.Itoa(t.pathFD), buf[:]); err == nil {
+			if id := parseSlotName(filepath.Base(string(buf[:n]))); id >= 0 && t.spareAt(slotPath(t.pool.dir, id)) {
+				return id
+			}
+		}
+	}
+	for id := range t.max {
+		if t.spareAt(slotPath(t.pool.dir, id)) {
+			return id
+		}
+	}
+	return -1
+}
+
+// leaveServed removes the ticket's name, unless it was renamed into a
+// slot; if it was renamed just now, as the waiter gave up or took another
+// slot, that slot is passed on, as a release would.
+func (t *ticket) leaveServed() {
+	defer func() {
+		if t.pathFD >= 0 {
+			unix.Close(t.pathFD)
+			t.pathFD = -1
+		}
+	}()
+	if t.moved || t.lost {
+		return
+	}
+	err := os.Remove(t.path())
+	if !errors.Is(err, fs.ErrNotExist) {
+		return
+	}
+	if id := t.servedSlot(); id >= 0 && !heldHere(slotPath(t.pool.dir, id)) {
+		t.pool.log().Debug("llmslots: passing on a slot handed over as the wait ended", "slot", id, "dir", t.pool.dir)
+		t.pool.dropName(id, t.max, t.spare)
+	}
+}
+
+// servedGuard is the guard of slot id, handed to this waiter through its
+// spare s: the record's time becomes the grant's.
+func (p *Pool) servedGuard(id, max int, s *spare) *Guard {
+	now := time.Now()
+	s.record(p.newRecord(now, max).marshal())
+	g := newGuard(p, id, s.f, s.info, now)
+	g.spare, g.max = s, max
+	registerGuard(g)
+	p.markSlot(id, max, true)
+	return g
+}
+
+// rejoin gives t's spare its ticket's name again, after a slot handed to
+// it was given back (the throttle gate refused it): the same arrival, so
+// the same place in line.
+func (t *ticket) rejoin() {
+	t.moved = false
+	linkFile(t.spare.path, t.path())
+}
+
+// poke wakes the waiter behind this one, which watches this spare while
+// it is a ticket: a change of its times raises IN_ATTRIB.
+func (s *spare) poke() {
+	unix.Futimes(int(s.f.Fd()), nil)
+}
+
+// serveNext hands g's slot to the first waiter in line, if a release may
+// (see serve.go). On true the slot's name is the waiter's file, and g's
+// spare has only its own name.
+func (g *Guard) serveNext() bool {
+	if g.th.seen {
+		return false
+	}
+	return g.pool.serve(g.id, g.path, g.spare)
+}
+
+// serve renames the first ticket in line over path, slot id's name, which
+// must name the spare s: see serve.go for when it may.
+func (p *Pool) serve(id int, path string, s *spare) bool {
+	if p.throttleSeen.Load() || !p.waitersPresent() {
+		return false
+	}
+	// Releasers that release at once all see the same first ticket: the
+	// one that loses the race (its rename finds the ticket gone) serves
+	// the next, rather than delete its slot file, which would wake every
+	// waiter.
+	for range 4 {
+		served, again := p.serveFirst(id, path, s)
+		if !again {
+			if os.Getenv("DEBUG_SERVE") != "" {
+				println("serve", served)
+			}
+			return served
+		}
+	}
+	return false
+}
+
+// serveFirst serves the first ticket in line with slot id; again reports
+// that the ticket left meanwhile, and the next may be served.
+func (p *Pool) serveFirst(id int, path string, s *spare) (served, again bool) {
+	qdir := queueDir(p.dir)
+	names, err := filelock.Names(qdir)
+	if err != nil {
+		return false, false
+	}
+	first, firstKey := "", ""
+	for _, n := range names {
+		if !strings.HasPrefix(n, ticketPrefix) && !strings.HasPrefix(n, draftPrefix) {
+			continue
+		}
+		if key := n[len(ticketPrefix):]; first == "" || key < firstKey {
+			first, firstKey = n, key
+		}
+	}
+	if !strings.HasPrefix(first, ticketPrefix) {
+		return false, false // nobody, or a ticket still being made comes first
+	}
+	max, ns := servedMax(first)
+	if id >= max || ns != self().PidNS || proc.Stopped(ticketPID(first)) {
+		if os.Getenv("DEBUG_SERVE") != "" {
+			println("serve cond", id, max, ns, self().PidNS, ticketPID(first), first)
+		}
+		return false, false
+	}
+	ticket := filepath.Join(qdir, first)
+	lk, free, err := filelock.TryLockPath(ticket, unix.O_RDONLY|unix.O_NONBLOCK)
+	if err != nil {
+		return false, errors.Is(err, fs.ErrNotExist)
+	}
+	if free {
+		lk.Unlock()
+		return false, false // its waiter died: the line removes the ticket
+	}
+	if cur, err := os.Lstat(path); err != nil || !os.SameFile(s.info, cur) {
+		return false, false
+	}
+	err = unix.Rename(ticket, path)
+	return err == nil, err == unix.ENOENT
+}
+
+// dropName releases slot id, held through s: served to the next waiter,
+// or its name removed.
+func (p *Pool) dropName(id, max int, s *spare) {
+	path := slotPath(p.dir, id)
+	if p.serve(id, path, s) {
+		return
+	}
+	p.markSlot(id, max, false)
+	if cur, err := os.Lstat(path); err == nil && os.SameFile(s.info, cur) {
+		os.Remove(path)
+	}
+}
