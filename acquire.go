@@ -458,12 +458,17 @@ func (p *Pool) waitInLine(ctx context.Context, max int, deadline time.Time, arri
 	for {
 		w.Reset()
 		if t.spare != nil {
-			if id := t.served(); id >= 0 {
+			// Events read from here on are read before the look at the
+			// ticket: a rename after it stays queued for the next wait.
+			sawSlots := w.SawSlots()
+			w.OnlySlots()
+			id := t.served()
+			if id >= 0 {
 				g := p.servedGuard(id, max, t.spare)
 				// A freed slot this waiter saw since its last look was
 				// left to it, or to one ahead that is gone now: the
 				// waiter behind must look instead.
-				if w.SawSlots() {
+				if sawSlots || w.SawSlots() {
 					t.spare.poke()
 				}
 				if g = p.recheck(g, max); g != nil {
@@ -472,7 +477,6 @@ func (p *Pool) waitInLine(ctx context.Context, max int, deadline time.Time, arri
 				t.rejoin() // the throttle gate gave it back: in line again
 				continue
 			}
-			w.SawSlots() // this look sees what they announced
 		}
 		wake := deadline // when to look again without an event
 		earlier := func(at time.Time) {
@@ -489,9 +493,11 @@ func (p *Pool) waitInLine(ctx context.Context, max int, deadline time.Time, arri
 			// look again when the draft is old enough to be judged.
 			earlier(time.Now().Add(freshFileAge))
 		}
-		if (ahead.path == "" || ahead.head) && t.spare == nil {
+		if ahead.path == "" || ahead.head {
 			// Watch before trying: a slot freed after the try still
-			// wakes us. (A served ticket's waiter watches all along.)
+			// wakes us. (A servable waiter's kept watch of the pool
+			// directory, which sees only holders that die, now sees
+			// every freed slot until it leaves.)
 			if err := w.WatchSlots(p.watchDir(), slots); errors.Is(err, fs.ErrNotExist) {
 				// The pool directory was removed while we waited (our
 				// ticket with it): make it again and look afresh. The
@@ -550,10 +556,33 @@ func (p *Pool) waitInLine(ctx context.Context, max int, deadline time.Time, arri
 		if why := w.Fallback(); why != nil && !p.pollLogged.Swap(true) {
 			p.log().Warn("llmslots: waiting by polling, as on platforms without inotify", "dir", p.dir, "err", why)
 		}
-		if err := w.Wait(ctx, wake); err != nil {
-			return nil, err
+		for {
+			if err := w.Wait(ctx, wake); err != nil {
+				return nil, err
+			}
+			if !nothingNew(t, w, ahead, wake) {
+				break
+			}
 		}
 	}
+}
+
+// nothingNew reports a wake-up with nothing for this waiter to look at: it
+// is behind others and served tickets, whose waiters all watch the pool
+// directory for holders that die, and was woken by that alone, while the
+// ticket ahead is still in line. The first in line sees to the freed
+// slot; this one waits on, at the cost of one lstat, so a death does not
+// make every waiter read the whole line.
+func nothingNew(t *ticket, w watch.Watcher, ahead aheadOf, wake time.Time) bool {
+	if t.spare == nil || ahead.path == "" || ahead.head || !wake.IsZero() && !time.Now().Before(wake) {
+		return false
+	}
+	w.SawSlots() // the first in line's to see to, not this waiter's
+	if !w.OnlySlots() {
+		return false
+	}
+	_, err := os.Lstat(ahead.path)
+	return err == nil
 }
 
 // stallAfter is how long a free slot may stay untaken by the head of the

@@ -31,12 +31,18 @@ func (p *Pool) servedTicket(t *ticket, arrived int64, max int, s *spare) bool {
 	for range 3 {
 		name := ticketPrefix + ticketName(arrived) + suffix
 		path := filepath.Join(t.dir, name)
+		if !lockInLine(s, name) {
+			return false
+		}
 		err := linkFile(s.path, path)
+		if err != nil {
+			filelock.UnlockInLine(s.f, name)
+		}
 		if errors.Is(err, fs.ErrExist) {
 			continue // a stray file of a sequence number reused: another one
 		}
 		if err != nil {
-			return false
+			break
 		}
 		fd, err := unix.Open(path, unix.O_PATH|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
 		if err != nil {
@@ -44,6 +50,19 @@ func (p *Pool) servedTicket(t *ticket, arrived int64, max int, s *spare) bool {
 		}
 		t.name, t.spare, t.pool, t.max, t.pathFD = name, s, p, max, fd
 		return true
+	}
+	return false
+}
+
+// lockInLine takes s's in-line lock for the ticket name (see
+// filelock.LockInLine): tried, a few times, never waited for; a lock held
+// by another process makes the ticket the classic way.
+func lockInLine(s *spare, name string) bool {
+	for try := range 4 {
+		if filelock.LockInLine(s.f, name) {
+			return true
+		}
+		time.Sleep(time.Duration(50<<try) * time.Microsecond)
 	}
 	return false
 }
@@ -96,6 +115,8 @@ func (t *ticket) servedSlot() int {
 // slot, that slot is passed on, as a release would.
 func (t *ticket) leaveServed() {
 	defer func() {
+		// Out of line: a waiter behind that waits on locks wakes.
+		filelock.UnlockInLine(t.spare.f, t.name)
 		if t.pathFD >= 0 {
 			unix.Close(t.pathFD)
 			t.pathFD = -1
@@ -163,9 +184,6 @@ func (p *Pool) serve(id int, path string, s *spare) bool {
 	for range 4 {
 		served, again := p.serveFirst(id, path, s)
 		if !again {
-			if os.Getenv("DEBUG_SERVE") != "" {
-				println("serve", served)
-			}
 			return served
 		}
 	}
@@ -194,9 +212,6 @@ func (p *Pool) serveFirst(id int, path string, s *spare) (served, again bool) {
 	}
 	max, ns := servedMax(first)
 	if id >= max || ns != self().PidNS || proc.Stopped(ticketPID(first)) {
-		if os.Getenv("DEBUG_SERVE") != "" {
-			println("serve cond", id, max, ns, self().PidNS, ticketPID(first), first)
-		}
 		return false, false
 	}
 	ticket := filepath.Join(qdir, first)

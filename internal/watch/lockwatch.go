@@ -5,6 +5,7 @@ import (
 	"errors"
 	"io/fs"
 	"os"
+	"path/filepath"
 	"sync"
 	"time"
 
@@ -53,10 +54,11 @@ var lockWaits struct {
 // A lockWait is one goroutine blocked on one file's lock, and the
 // watchers to wake when it returns.
 type lockWait struct {
-	path string
-	fi   fs.FileInfo // the file waited on: a new file at path needs a new wait
-	done bool
-	subs map[chan struct{}]bool
+	path   string
+	fi     fs.FileInfo // the file waited on: a new file at path needs a new wait
+	inLine bool        // waits on the in-line lock (see filelock.LockInLine)
+	done   bool
+	subs   map[chan struct{}]bool
 }
 
 func (w *lockWatcher) Reset() {
@@ -77,7 +79,7 @@ func (w *lockWatcher) Reset() {
 // found held; a missing one wakes the waiter at once.
 func (w *lockWatcher) WatchSlots(dir string, slots []string) error {
 	for _, path := range slots {
-		if err := w.watch(path); errors.Is(err, fs.ErrNotExist) {
+		if err := w.watch(path, false); errors.Is(err, fs.ErrNotExist) {
 			ring(w.wake) // freed since the caller looked
 		}
 	}
@@ -87,7 +89,7 @@ func (w *lockWatcher) WatchSlots(dir string, slots []string) error {
 // WatchTicket waits on the ticket's lock: released when its waiter leaves
 // (it deletes the ticket, then closes it) or dies.
 func (w *lockWatcher) WatchTicket(path string, _ bool) error {
-	err := w.watch(path)
+	err := w.watch(path, true)
 	if errors.Is(err, fs.ErrNotExist) {
 		return &os.PathError{Op: "open", Path: path, Err: err}
 	}
@@ -95,8 +97,10 @@ func (w *lockWatcher) WatchTicket(path string, _ bool) error {
 }
 
 // watch subscribes w to the wait on path's lock, starting one if the
-// process has none for that very file.
-func (w *lockWatcher) watch(path string) error {
+// process has none for that very file. A ticket that is a spare's second
+// name (a served ticket: llmslots's serve.go) is waited on by its in-line
+// lock instead, which its waiter drops when it leaves the line.
+func (w *lockWatcher) watch(path string, ticket bool) error {
 	if len(w.waiting) >= maxLockWaits {
 		w.pollToo()
 		return nil
@@ -126,19 +130,24 @@ func (w *lockWatcher) watch(path string) error {
 		w.pollToo()
 		return nil
 	}
+	inLine := false
 	if n, ok := filelock.Links(fi); ok && n > 1 {
-		// A slot held through a spare (Linux): its lock outlives the
-		// slot's name, since the holder keeps the spare. Its release
-		// deletes the name, which only file events or a look can see.
-		f.Close()
-		w.pollToo()
-		return nil
+		if !ticket {
+			// A slot held through a spare (Linux): its lock outlives the
+			// slot's name, since the holder keeps the spare. Its release
+			// deletes the name, which only file events or a look can see.
+			f.Close()
+			w.pollToo()
+			return nil
+		}
+		// A served ticket: its in-line lock goes when it leaves the line.
+		inLine = true
 	}
 	lockWaits.Lock()
 	defer lockWaits.Unlock()
 	lw := lockWaits.byPath[path]
-	if lw == nil || !os.SameFile(lw.fi, fi) {
-		lw = &lockWait{path: path, fi: fi, subs: map[chan struct{}]bool{}}
+	if lw == nil || !os.SameFile(lw.fi, fi) || lw.inLine != inLine {
+		lw = &lockWait{path: path, fi: fi, inLine: inLine, subs: map[chan struct{}]bool{}}
 		if lockWaits.byPath == nil {
 			lockWaits.byPath = map[string]*lockWait{}
 		}
@@ -158,7 +167,12 @@ func (w *lockWatcher) watch(path string) error {
 
 // run waits for f's lock to be free, then wakes every subscriber.
 func (lw *lockWait) run(f *os.File) {
-	err := filelock.WaitUnlocked(f)
+	var err error
+	if lw.inLine {
+		err = filelock.WaitNotInLine(f, filepath.Base(lw.path))
+	} else {
+		err = filelock.WaitUnlocked(f)
+	}
 	f.Close()
 	if err != nil {
 		// The lock cannot be waited for here (ENOLCK on a network
@@ -225,6 +239,8 @@ func (w *lockWatcher) Keep(string, string) error { return nil }
 func (w *lockWatcher) SawSlots() bool { return true }
 
 func (w *lockWatcher) Events() bool { return false }
+
+func (w *lockWatcher) OnlySlots() bool { return false }
 
 func (w *lockWatcher) Fallback() error { return nil }
 

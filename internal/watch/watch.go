@@ -39,6 +39,10 @@ type Watcher interface {
 	// Events reports whether the watcher waits for file events, and so
 	// can keep watches: false for one that waits on locks or polls.
 	Events() bool
+	// OnlySlots reports whether every wake-up since the last call came
+	// from the kept watch of the pool directory alone. Watchers that do
+	// not keep watches always report false.
+	OnlySlots() bool
 	// Wait blocks until a wake-up, deadline (zero: none) or ctx's end,
 	// returning ctx.Err() for the last.
 	Wait(ctx context.Context, deadline time.Time) error
@@ -85,6 +89,7 @@ func (p *poller) WatchTicket(string, bool) error    { return nil }
 func (p *poller) Keep(string, string) error         { return nil }
 func (p *poller) SawSlots() bool                    { return true }
 func (p *poller) Events() bool                      { return false }
+func (p *poller) OnlySlots() bool                   { return false }
 func (p *poller) Close()                            {}
 func (p *poller) Fallback() error                   { return p.why }
 

@@ -26,6 +26,13 @@ const (
 	servedTicketEvents = ticketEvents &^ unix.IN_MOVE_SELF
 	// The waiter's own ticket: renamed means served.
 	ownEvents = unix.IN_MOVE_SELF
+	// The pool directory, kept by every servable waiter: only a holder's
+	// death (the kernel's close) or the directory's removal. A release
+	// that deletes its slot file (not one that serves the line) wakes
+	// only the waiters that watch slots, the first two in line: a head
+	// that became first unwoken (the one ahead was served) sees it when
+	// the holder ahead, whose file it still watches, releases.
+	keptDirEvents = unix.IN_CLOSE_WRITE | unix.IN_DELETE_SELF | unix.IN_MOVE_SELF
 )
 
 // inotifyWatcher wakes a waiter on filesystem events. One per waiter: the
@@ -41,6 +48,12 @@ type inotifyWatcher struct {
 	kept     []int
 	dirWd    int
 	sawSlots bool
+	sawOther bool // an event of another watch since the last OnlySlots
+	// pending is set when an event of a kept watch was read: a Reset in
+	// the middle of a look reads them too, and a wait must not then
+	// sleep through them. SawSlots, which reads them just before the
+	// waiter looks, clears it.
+	pending bool
 	buf      [4096]byte
 	// poll, once set, is what the watcher does instead: a watch could not
 	// be added (the user's max_user_watches reached, a permission), so
@@ -146,8 +159,15 @@ func (w *inotifyWatcher) consume(n int) (more bool) {
 			if i := slices.Index(w.kept, wd); i >= 0 {
 				w.kept = slices.Delete(w.kept, i, i+1)
 			}
-		} else if wd == w.dirWd && wd != 0 {
-			w.sawSlots = true
+		} else {
+			if wd == w.dirWd && wd != 0 {
+				w.sawSlots = true
+			} else {
+				w.sawOther = true
+			}
+			if slices.Contains(w.kept, wd) {
+				w.pending = true
+			}
 		}
 		off += unix.SizeofInotifyEvent + nameLen
 	}
@@ -169,7 +189,7 @@ func (w *inotifyWatcher) WatchTicket(path string, moves bool) error {
 // error: it was renamed into a slot already, which the caller's look
 // finds.
 func (w *inotifyWatcher) Keep(dir, own string) error {
-	if err := w.add(dir, slotEvents|unix.IN_ONLYDIR); err != nil {
+	if err := w.add(dir, keptDirEvents|unix.IN_ONLYDIR); err != nil {
 		return err
 	}
 	w.keepLast()
@@ -199,11 +219,23 @@ func (w *inotifyWatcher) SawSlots() bool {
 	}
 	w.drain()
 	saw := w.sawSlots
-	w.sawSlots = false
+	w.sawSlots, w.pending = false, false
 	return saw
 }
 
 func (w *inotifyWatcher) Events() bool { return w.poll == nil }
+
+// OnlySlots reports whether every event since the last call came from the
+// kept watch of the pool directory (none from the waiter's own ticket or
+// the one ahead), and forgets.
+func (w *inotifyWatcher) OnlySlots() bool {
+	if w.poll != nil {
+		return false
+	}
+	only := !w.sawOther
+	w.sawOther = false
+	return only
+}
 
 func (w *inotifyWatcher) add(path string, mask uint32) error {
 	if w.poll != nil {
@@ -221,7 +253,12 @@ func (w *inotifyWatcher) add(path string, mask uint32) error {
 		w.pollWhy = &os.PathError{Op: "inotify_add_watch", Path: path, Err: err}
 		return nil
 	}
-	w.wds = append(w.wds, wd)
+	// A file watched already (the pool directory, kept: WatchSlots asks
+	// for more of it) has one watch, whose mask was just replaced: it
+	// stays kept.
+	if !slices.Contains(w.kept, wd) {
+		w.wds = append(w.wds, wd)
+	}
 	return nil
 }
 
@@ -234,6 +271,10 @@ func (w *inotifyWatcher) add(path string, mask uint32) error {
 func (w *inotifyWatcher) Wait(ctx context.Context, deadline time.Time) error {
 	if w.poll != nil {
 		return w.poll.Wait(ctx, deadline)
+	}
+	if w.pending {
+		w.pending = false
+		return nil
 	}
 	limit := time.Now().Add(recheckEvery)
 	if !deadline.IsZero() && deadline.Before(limit) {
@@ -270,7 +311,7 @@ func (w *inotifyWatcher) Close() {
 	w.kept, w.dirWd = w.kept[:0], 0
 	w.removeWatches()
 	w.drain()
-	w.sawSlots = false
+	w.sawSlots, w.sawOther, w.pending = false, false, false
 	w.poll, w.pollWhy = nil, nil
 	idleWatchers.Lock()
 	if len(idleWatchers.list) < maxIdleWatchers {
