@@ -448,6 +448,9 @@ func (p *Pool) waitInLine(ctx context.Context, max int, deadline time.Time, arri
 			}()
 			return
 		}
+		if testHookWaitEnded != nil {
+			testHookWaitEnded()
+		}
 		t.leave()
 	}()
 	var freeSince time.Time // when the waiter second in line saw a free slot
@@ -584,6 +587,11 @@ func nothingNew(t *ticket, w watch.Watcher, ahead aheadOf, wake time.Time) bool 
 	_, err := os.Lstat(ahead.path)
 	return err == nil
 }
+
+// testHookWaitEnded, when set by a test, runs when a wait ends without a
+// slot, just before the waiter leaves the line: the instant a release may
+// still serve it.
+var testHookWaitEnded func()
 
 // stallAfter is how long a free slot may stay untaken by the head of the
 // line before the waiter behind it takes it.

@@ -1,0 +1,168 @@
+//go:build linux
+
+package llmslots
+
+import (
+	"errors"
+	"testing"
+	"time"
+)
+
+// servingOn skips a test of serving where releases cannot serve: without
+// spares or file events every release deletes its slot file.
+func servingOn(t *testing.T) {
+	t.Helper()
+	if sparesOff() {
+		t.Skip("releases serve the line only with spares and file events")
+	}
+}
+
+// A release with waiters hands the slot to the first of them: the slot's
+// file is that waiter's as Release returns, before the waiter even runs,
+// so no other process can take it between; the waiter behind stays in
+// line.
+func TestReleaseServesTheFirstWaiter(t *testing.T) {
+	servingOn(t)
+	p := newTestPool(t)
+	g := mustAcquire(t, p, 1, 0)
+	first := startHelper(t, "hold", p.Dir(), 1)
+	waitForWaiters(t, p, 1, 1)
+	second := startHelper(t, "hold", p.Dir(), 1)
+	waitForWaiters(t, p, 1, 2)
+	if err := g.Release(); err != nil {
+		t.Fatal(err)
+	}
+	rec, err := readRecord(slotPath(p.Dir(), 0))
+	if err != nil {
+		t.Fatalf("slot 0 as Release returned: %v; want the first waiter's file", err)
+	}
+	if rec.PID != first.pid() {
+		t.Fatalf("slot 0 as Release returned is pid %d's; want the first waiter's, %d", rec.PID, first.pid())
+	}
+	if id := first.held(); id != 0 {
+		t.Fatalf("first waiter took slot %d", id)
+	}
+	st := waitForWaiters(t, p, 1, 1)
+	if st.Waiting[0].PID != second.pid() {
+		t.Fatalf("waiting: %+v; want the second waiter", st.Waiting)
+	}
+	first.stdin.Close()
+	if id := second.held(); id != 0 {
+		t.Fatalf("second waiter took slot %d", id)
+	}
+	second.stdin.Close()
+	settledQueue(t, p)
+}
+
+// A waiter whose wait ends (its deadline) just as a release renames its
+// ticket into the slot does not keep the slot: it passes it on to the next
+// waiter, and holds nothing.
+func TestServedAsTheWaitEndsPassesTheSlotOn(t *testing.T) {
+	servingOn(t)
+	for _, behind := range []bool{false, true} {
+		name := "nobody_behind"
+		if behind {
+			name = "a_waiter_behind"
+		}
+		t.Run(name, func(t *testing.T) {
+			p := newTestPool(t)
+			g := mustAcquire(t, p, 1, 0)
+			served := false
+			testHookWaitEnded = func() {
+				testHookWaitEnded = nil
+				if err := g.Release(); err != nil {
+					t.Error(err)
+				}
+				rec, err := readRecord(slotPath(p.Dir(), 0))
+				served = err == nil && rec.PID == self().PID
+			}
+			defer func() { testHookWaitEnded = nil }()
+			var next *helper
+			done := make(chan error, 1)
+			go func() {
+				_, err := p.Acquire(1, 300*time.Millisecond)
+				done <- err
+			}()
+			waitForWaiters(t, p, 1, 1)
+			if behind {
+				next = startHelper(t, "hold", p.Dir(), 1)
+				waitForWaiters(t, p, 1, 2)
+			}
+			if err := <-done; !errors.Is(err, ErrBusy) {
+				t.Fatalf("the wait that ended: %v; want ErrBusy", err)
+			}
+			if !served {
+				t.Fatal("the release at the wait's end did not serve it: nothing was tested")
+			}
+			if behind {
+				if id := next.held(); id != 0 {
+					t.Fatalf("the waiter behind took slot %d", id)
+				}
+				next.stdin.Close()
+				if l := next.line(); l != "released" {
+					t.Fatalf("waiter behind: %q", l)
+				}
+			}
+			g2, err := p.Acquire(1, 0)
+			if err != nil {
+				t.Fatalf("the slot was kept by the wait that ended: %v", err)
+			}
+			g2.Release()
+			settledQueue(t, p)
+		})
+	}
+}
+
+// A waiter killed just after a release served it leaves its slot to the
+// line as any dead holder does: the next waiter reclaims it at once.
+func TestServedWaiterKilledFreesTheSlot(t *testing.T) {
+	servingOn(t)
+	p := newTestPool(t)
+	g := mustAcquire(t, p, 1, 0)
+	first := startHelper(t, "hold", p.Dir(), 1)
+	waitForWaiters(t, p, 1, 1)
+	second := startHelper(t, "hold", p.Dir(), 1)
+	waitForWaiters(t, p, 1, 2)
+	if err := g.Release(); err != nil {
+		t.Fatal(err)
+	}
+	first.kill()
+	start := time.Now()
+	if id := second.held(); id != 0 {
+		t.Fatalf("second waiter took slot %d", id)
+	}
+	t.Logf("the next waiter took the slot %v after the served waiter was killed", time.Since(start))
+	if time.Since(start) > 2*time.Second {
+		t.Errorf("the slot of a served waiter killed stayed idle %v", time.Since(start))
+	}
+	second.stdin.Close()
+}
+
+// Ticket names: only a name with a well-formed suffix says its waiter can
+// be served, and with which max.
+func TestServedTicketNames(t *testing.T) {
+	base := ticketName(1234)
+	for _, c := range []struct {
+		name string
+		max  int
+	}{
+		{ticketPrefix + base + servedSuffix(4, "4026531836"), 4},
+		{ticketPrefix + base + servedSuffix(1024, "1"), 1024},
+		{ticketPrefix + base, 0},
+		{ticketPrefix + base + servedSuffix(4, ""), 0},
+		{ticketPrefix + base + "-s", 0},
+		{ticketPrefix + base + "-s4", 0},
+		{ticketPrefix + base + "-s0-1", 0},
+		{ticketPrefix + base + "-s-3-1", 0},
+		{ticketPrefix + base + "-sx-1", 0},
+		{ticketPrefix + "short-s4-1", 0},
+		{"", 0},
+	} {
+		if got, _ := servedMax(c.name); got != c.max {
+			t.Errorf("servedMax(%q) = %d; want %d", c.name, got, c.max)
+		}
+	}
+	if pid := ticketPID(ticketPrefix + base + servedSuffix(4, "1")); pid != self().PID {
+		t.Errorf("ticketPID = %d; want %d", pid, self().PID)
+	}
+}
