@@ -54,7 +54,7 @@ type inotifyWatcher struct {
 	// sleep through them. SawSlots, which reads them just before the
 	// waiter looks, clears it.
 	pending bool
-	buf      [4096]byte
+	buf     [4096]byte
 	// poll, once set, is what the watcher does instead: a watch could not
 	// be added (the user's max_user_watches reached, a permission), so
 	// events cannot be trusted for this wait.
