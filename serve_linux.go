@@ -165,24 +165,29 @@ func (s *spare) poke() {
 // (see serve.go). On true the slot's name is the waiter's file, and g's
 // spare has only its own name.
 func (g *Guard) serveNext() bool {
-	if g.th.seen {
-		return false
-	}
-	return g.pool.serve(g.id, g.path, g.spare)
+	return g.pool.serve(g.id, g.path, g.spare, g.th.seen)
 }
 
 // serve renames the first ticket in line over path, slot id's name, which
-// must name the spare s: see serve.go for when it may.
-func (p *Pool) serve(id int, path string, s *spare) bool {
-	if p.throttleSeen.Load() || !p.waitersPresent() {
+// must name the spare s: see serve.go for when it may. With throttled
+// set (the releaser's grant saw a throttle state), or a pool that has
+// one, it serves nobody.
+//
+// When it does not serve a servable first ticket (the throttle, a max too
+// small for the slot, its process stopped), it pokes that ticket: its
+// waiter may be first in line without knowing it (it became first when
+// the one ahead was served), and so not watching for the delete that
+// follows; poked, it looks, and watches from then on.
+func (p *Pool) serve(id int, path string, s *spare, throttled bool) bool {
+	if !p.waitersPresent() {
 		return false
 	}
+	throttled = throttled || p.throttleSeen.Load()
 	// Releasers that release at once all see the same first ticket: the
 	// one that loses the race (its rename finds the ticket gone) serves
-	// the next, rather than delete its slot file, which would wake every
-	// waiter.
+	// the next, rather than delete its slot file.
 	for range 4 {
-		served, again := p.serveFirst(id, path, s)
+		served, again := p.serveFirst(id, path, s, throttled)
 		if !again {
 			return served
 		}
@@ -192,29 +197,37 @@ func (p *Pool) serve(id int, path string, s *spare) bool {
 
 // serveFirst serves the first ticket in line with slot id; again reports
 // that the ticket left meanwhile, and the next may be served.
-func (p *Pool) serveFirst(id int, path string, s *spare) (served, again bool) {
+func (p *Pool) serveFirst(id int, path string, s *spare, throttled bool) (served, again bool) {
 	qdir := queueDir(p.dir)
 	names, err := filelock.Names(qdir)
 	if err != nil {
 		return false, false
 	}
-	first, firstKey := "", ""
+	// The first two in arrival order: drafts stand in line too.
+	var first, second string
 	for _, n := range names {
 		if !strings.HasPrefix(n, ticketPrefix) && !strings.HasPrefix(n, draftPrefix) {
 			continue
 		}
-		if key := n[len(ticketPrefix):]; first == "" || key < firstKey {
-			first, firstKey = n, key
+		switch key := n[len(ticketPrefix):]; {
+		case first == "" || key < first[len(ticketPrefix):]:
+			first, second = n, first
+		case second == "" || key < second[len(ticketPrefix):]:
+			second = n
 		}
 	}
 	if !strings.HasPrefix(first, ticketPrefix) {
 		return false, false // nobody, or a ticket still being made comes first
 	}
+	ticket := filepath.Join(qdir, first)
 	max, ns := servedMax(first)
-	if id >= max || ns != self().PidNS || proc.Stopped(ticketPID(first)) {
+	if max == 0 || ns != self().PidNS {
+		return false, false // its waiter watches the slots itself
+	}
+	if throttled || id >= max || proc.Stopped(ticketPID(first)) {
+		poke(ticket)
 		return false, false
 	}
-	ticket := filepath.Join(qdir, first)
 	lk, free, err := filelock.TryLockPath(ticket, unix.O_RDONLY|unix.O_NONBLOCK)
 	if err != nil {
 		return false, errors.Is(err, fs.ErrNotExist)
@@ -226,15 +239,30 @@ func (p *Pool) serveFirst(id int, path string, s *spare) (served, again bool) {
 	if cur, err := os.Lstat(path); err != nil || !os.SameFile(s.info, cur) {
 		return false, false
 	}
-	err = unix.Rename(ticket, path)
-	return err == nil, err == unix.ENOENT
+	if err := unix.Rename(ticket, path); err != nil {
+		return false, err == unix.ENOENT
+	}
+	// The waiter behind is now first in line, unwoken. If it may use
+	// slots the one served could not (a larger max), some may be free
+	// that nobody looks at: wake it (it watches the served waiter's
+	// file, now at path).
+	if next, _ := servedMax(second); next > max {
+		poke(path)
+	}
+	return true, false
+}
+
+// poke changes the times of the file at path (a ticket, or a slot held
+// through a served ticket): IN_ATTRIB wakes the waiters that watch it.
+func poke(path string) {
+	unix.UtimesNanoAt(unix.AT_FDCWD, path, nil, unix.AT_SYMLINK_NOFOLLOW)
 }
 
 // dropName releases slot id, held through s: served to the next waiter,
 // or its name removed.
 func (p *Pool) dropName(id, max int, s *spare) {
 	path := slotPath(p.dir, id)
-	if p.serve(id, path, s) {
+	if p.serve(id, path, s, false) {
 		return
 	}
 	p.markSlot(id, max, false)

@@ -166,3 +166,36 @@ func TestServedTicketNames(t *testing.T) {
 		t.Errorf("ticketPID = %d; want %d", pid, self().PID)
 	}
 }
+
+// A waiter that becomes first in line because the one ahead was served is
+// not woken for it, and so does not look at the slots. If it may use
+// slots the served one could not (a larger max), the release wakes it:
+// here slot 1 is free all along, the first waiter (max 1) cannot take it,
+// and the one behind (max 2) must take it as soon as the first is
+// served, not at the stall rule's second.
+func TestServingWakesAWaiterWithALargerMax(t *testing.T) {
+	servingOn(t)
+	p := newTestPool(t)
+	g := mustAcquire(t, p, 1, 0)
+	first := startHelper(t, "hold", p.Dir(), 1)
+	waitForWaiters(t, p, 1, 1)
+	second := startHelper(t, "hold", p.Dir(), 2)
+	waitForWaiters(t, p, 2, 2)
+	start := time.Now()
+	if err := g.Release(); err != nil {
+		t.Fatal(err)
+	}
+	if id := first.held(); id != 0 {
+		t.Fatalf("first waiter took slot %d", id)
+	}
+	if id := second.held(); id != 1 {
+		t.Fatalf("second waiter took slot %d", id)
+	}
+	took := time.Since(start)
+	t.Logf("the waiter with the larger max took the free slot %v after the first was served", took)
+	if took >= stallAfter*3/4 {
+		t.Errorf("it took %v: it was not woken, only the stall rule (%v) let it in", took, stallAfter)
+	}
+	first.stdin.Close()
+	second.stdin.Close()
+}

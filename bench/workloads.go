@@ -354,7 +354,7 @@ func inotifyInstances(procs int) (restore func(), note string) {
 		return func() {}, ""
 	}
 	limit, err := strconv.Atoi(strings.TrimSpace(string(data)))
-	want := 2*procs + 64 // the bench's own and any other process's besides
+	want := procs + 64 // room for the bench's own and other processes besides
 	if err != nil || limit >= want {
 		return func() {}, ""
 	}

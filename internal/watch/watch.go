@@ -27,10 +27,11 @@ type Watcher interface {
 	// waiter behind it is not woken for that (see Keep), only when the
 	// slot is released again or its holder dies.
 	WatchTicket(path string, moves bool) error
-	// Keep watches, until Close and through every Reset, dir for slots
-	// that free (as WatchSlots does) and the waiter's own ticket own for
-	// its rename (a releaser handing it a slot). Only a watcher of file
-	// events can (see Events); others do nothing.
+	// Keep watches, until Close and through every Reset, dir for holders
+	// that die (a later WatchSlots of dir adds releases, and that stays
+	// until Close too) and the waiter's own ticket own for its rename (a
+	// releaser handing it a slot). Only a watcher of file events can
+	// (see Events); others do nothing.
 	Keep(dir, own string) error
 	// SawSlots reports whether the kept watch of dir raised an event
 	// since the last call, events still queued included. Watchers that

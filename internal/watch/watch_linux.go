@@ -24,8 +24,9 @@ const (
 	// no reason to wake the waiter behind it. Its waiter leaving the line
 	// otherwise (deleting the name) changes its link count: IN_ATTRIB.
 	servedTicketEvents = ticketEvents &^ unix.IN_MOVE_SELF
-	// The waiter's own ticket: renamed means served.
-	ownEvents = unix.IN_MOVE_SELF
+	// The waiter's own ticket: renamed means served; its times changed,
+	// poked (a release that could not serve it, see llmslots's serve.go).
+	ownEvents = unix.IN_MOVE_SELF | unix.IN_ATTRIB
 	// The pool directory, kept by every servable waiter: only a holder's
 	// death (the kernel's close) or the directory's removal. A release
 	// that deletes its slot file (not one that serves the line) wakes
