@@ -421,12 +421,10 @@ func (p *Pool) waitInLine(ctx context.Context, max int, deadline time.Time, arri
 	}
 	if t.spare != nil {
 		// For the whole wait: the rename that serves this waiter, and
-		// freed slots, since it may become first in line unwoken.
-		if err := w.Keep(p.watchDir(), t.path()); err != nil {
-			w.Close()
-			t.leave()
-			return nil, err
-		}
+		// holders that die, since it may become first in line unwoken.
+		// A pool directory removed meanwhile is made again by the loop,
+		// as for any waiter; this one's ticket is then lost with it.
+		w.Keep(p.watchDir(), t.path())
 	}
 	stopProgress := p.watchProgress(max, started, t.name)
 	defer stopProgress()
