@@ -50,14 +50,10 @@ type ticket struct {
 	name string   // its file name, with ticketPrefix
 	file *os.File // the ticket, locked exclusively (nil: a served ticket's spare holds the lock)
 	// spare, for a ticket a releaser may hand its slot to, is the spare
-	// whose second name the ticket is (see serve.go); moved is set once
-	// the waiter found its ticket renamed into a slot.
-	spare   *spare
-	moved   bool
-	lost    bool  // its name was removed by another process
-	pool    *Pool // for a served ticket: its pool, max and O_PATH descriptor
-	max     int
-	pathFD  int
+	// whose second name the ticket is (see serve.go); serving is what
+	// such a ticket's waiter keeps (serve_linux.go).
+	spare *spare
+	serving
 	waiters *os.File   // .queue/waiters, locked shared
 	marked  bool       // the waiters file carries this waiter's mark
 	marks   *idleMarks // where waiters goes, unmarked, when the waiter leaves
@@ -94,7 +90,7 @@ func (p *Pool) enqueue(arrived int64, max int, s *spare) (*ticket, error) {
 		waiters.Close()
 		return nil, fmt.Errorf("llmslots: cannot join the queue: %w", err)
 	}
-	t := &ticket{dir: qdir, waiters: waiters, marked: marked, marks: &p.idleMarks, pathFD: -1}
+	t := &ticket{dir: qdir, waiters: waiters, marked: marked, marks: &p.idleMarks}
 	if s != nil && p.servedTicket(t, arrived, max, s) {
 		return t, nil
 	}

@@ -47,15 +47,6 @@ const servedMark = "-s"
 // ticketNameLen is the length of ticketName's part of a ticket's name.
 const ticketNameLen = 20 + 1 + 10 + 1 + 6
 
-// servedSuffix is the suffix of a servable ticket of a waiter asking for
-// max, in pid namespace ns; "" when ns is unknown.
-func servedSuffix(max int, ns string) string {
-	if ns == "" {
-		return ""
-	}
-	return servedMark + strconv.Itoa(max) + "-" + ns
-}
-
 // servedMax returns the max a servable ticket's waiter asked for, and its
 // pid namespace; 0 for any other name.
 func servedMax(name string) (int, string) {
@@ -69,19 +60,6 @@ func servedMax(name string) (int, string) {
 		return 0, ""
 	}
 	return max, ns
-}
-
-// ticketPID returns the pid in a ticket's name; 0 if there is none.
-func ticketPID(name string) int {
-	name = strings.TrimPrefix(name, ticketPrefix)
-	if len(name) < ticketNameLen {
-		return 0
-	}
-	pid, err := strconv.Atoi(name[21:31])
-	if err != nil {
-		return 0
-	}
-	return pid
 }
 
 // servable reports whether a ticket's name says a releaser may serve it.

@@ -14,6 +14,37 @@ import (
 	"golang.org/x/sys/unix"
 )
 
+// serving is what the waiter of a servable ticket keeps.
+type serving struct {
+	moved  bool  // its ticket was found renamed into a slot
+	lost   bool  // its ticket's name was removed by another process
+	pool   *Pool // its pool, its max, and the O_PATH descriptor of its name
+	max    int
+	pathFD int
+}
+
+// servedSuffix is the suffix of a servable ticket of a waiter asking for
+// max, in pid namespace ns; "" when ns is unknown.
+func servedSuffix(max int, ns string) string {
+	if ns == "" {
+		return ""
+	}
+	return servedMark + strconv.Itoa(max) + "-" + ns
+}
+
+// ticketPID returns the pid in a ticket's name; 0 if there is none.
+func ticketPID(name string) int {
+	name = strings.TrimPrefix(name, ticketPrefix)
+	if len(name) < ticketNameLen {
+		return 0
+	}
+	pid, err := strconv.Atoi(name[21:31])
+	if err != nil {
+		return 0
+	}
+	return pid
+}
+
 // servedTicket makes t a second name of the spare s, recorded for this
 // wait: a ticket a releaser may rename into its slot (see serve.go). It
 // also opens the ticket's name (O_PATH): once renamed, /proc/self/fd tells

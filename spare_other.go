@@ -29,9 +29,11 @@ func sweepSpares(dir string) int           { return 0 }
 
 // Serving the line (serve.go) needs spares: elsewhere every ticket is a
 // file of its own, and every release deletes its slot file.
+type serving struct{}
+
 func (p *Pool) servedTicket(*ticket, int64, int, *spare) bool { return false }
 func (t *ticket) served() int                                 { return -1 }
-func (t *ticket) leaveServed()                                {}
+func (t *ticket) leaveServed()                                { t.serving = serving{} }
 func (t *ticket) rejoin()                                     {}
 func (p *Pool) servedGuard(int, int, *spare) *Guard           { return nil }
 func (s *spare) poke()                                        {}
