@@ -475,7 +475,11 @@ func (p *Pool) waitInLine(ctx context.Context, max int, deadline time.Time, arri
 				if g = p.recheck(g, max); g != nil {
 					return g, nil
 				}
-				t.rejoin() // the throttle gate gave it back: in line again
+				// The throttle gate gave it back: in line again, watched
+				// again (the watch of its own ticket may never have been
+				// set, if it was served before Keep).
+				t.rejoin()
+				w.Keep(p.watchDir(), t.path())
 				continue
 			}
 		}
@@ -578,8 +582,9 @@ func nothingNew(t *ticket, w watch.Watcher, ahead aheadOf, wake time.Time) bool 
 	if t.spare == nil || ahead.path == "" || ahead.head || !wake.IsZero() && !time.Now().Before(wake) {
 		return false
 	}
-	w.SawSlots() // the first in line's to see to, not this waiter's
-	if !w.OnlySlots() {
+	// No event at all (the safety re-check) is a reason to look.
+	// Events of the pool directory are the first in line's to see to.
+	if !w.SawSlots() || !w.OnlySlots() {
 		return false
 	}
 	_, err := os.Lstat(ahead.path)

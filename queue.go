@@ -207,7 +207,11 @@ func (t *ticket) ahead(w watch.Watcher) (aheadOf, error) {
 	i := sort.Search(len(line), func(i int) bool { return key(line[i]) >= mine })
 	for i--; i >= 0; i-- {
 		path := filepath.Join(t.dir, line[i])
-		if err := w.WatchTicket(path, !servable(line[i])); err != nil {
+		// A served ticket is renamed into a slot: a servable waiter behind
+		// it is not woken for that (serve.go), but one with a ticket of
+		// its own must be, as it watches nothing else that would tell it
+		// it is first.
+		if err := w.WatchTicket(path, t.spare == nil || !servable(line[i])); err != nil {
 			if errors.Is(err, fs.ErrNotExist) {
 				continue // left already, or renamed into line: seen below
 			}

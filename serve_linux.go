@@ -134,7 +134,9 @@ func (t *ticket) servedSlot() int {
 		}
 	}
 	for id := range t.max {
-		if t.spareAt(slotPath(t.pool.dir, id)) {
+		// A slot this process holds through the same spare (its waiter
+		// took it as the ticket was renamed) is not the one served.
+		if path := slotPath(t.pool.dir, id); !heldHere(path) && t.spareAt(path) {
 			return id
 		}
 	}
@@ -163,6 +165,12 @@ func (t *ticket) leaveServed() {
 	if id := t.servedSlot(); id >= 0 && !heldHere(slotPath(t.pool.dir, id)) {
 		t.pool.log().Debug("llmslots: passing on a slot handed over as the wait ended", "slot", id, "dir", t.pool.dir)
 		t.pool.dropName(id, t.max, t.spare)
+		if t.spareAt(slotPath(t.pool.dir, id)) {
+			// Its name could not be removed: a spare kept now would hold
+			// the slot for good. Closed instead, the slot is a dead
+			// holder's, which the next acquirer reclaims.
+			t.spare.broken = true
+		}
 	}
 }
 
@@ -183,7 +191,19 @@ func (p *Pool) servedGuard(id, max int, s *spare) *Guard {
 // the same place in line.
 func (t *ticket) rejoin() {
 	t.moved = false
-	linkFile(t.spare.path, t.path())
+	if linkFile(t.spare.path, t.path()) != nil {
+		t.lost = true
+		return
+	}
+	// The old descriptor names the slot given back: a new one, for the
+	// next serve.
+	if t.pathFD >= 0 {
+		unix.Close(t.pathFD)
+	}
+	t.pathFD, _ = unix.Open(t.path(), unix.O_PATH|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
+	if t.pathFD < 0 {
+		t.pathFD = -1
+	}
 }
 
 // poke wakes the waiter behind this one, which watches this spare while
@@ -252,26 +272,37 @@ func (p *Pool) serveFirst(id int, path string, s *spare, throttled bool) (served
 	}
 	ticket := filepath.Join(qdir, first)
 	max, ns := servedMax(first)
-	if max == 0 || ns != self().PidNS {
+	if max == 0 {
 		return false, false // its waiter watches the slots itself
 	}
-	if throttled || id >= max || proc.Stopped(ticketPID(first)) {
+	// From here on, a ticket not served is poked: its waiter may be
+	// first in line without knowing it, watching no delete.
+	if throttled || id >= max || ns != self().PidNS || proc.Stopped(ticketPID(first)) {
 		poke(ticket)
 		return false, false
 	}
 	lk, free, err := filelock.TryLockPath(ticket, unix.O_RDONLY|unix.O_NONBLOCK)
 	if err != nil {
-		return false, errors.Is(err, fs.ErrNotExist)
+		if errors.Is(err, fs.ErrNotExist) {
+			return false, true
+		}
+		poke(ticket)
+		return false, false
 	}
 	if free {
 		lk.Unlock()
 		return false, false // its waiter died: the line removes the ticket
 	}
 	if cur, err := os.Lstat(path); err != nil || !os.SameFile(s.info, cur) {
+		poke(ticket)
 		return false, false
 	}
 	if err := unix.Rename(ticket, path); err != nil {
-		return false, err == unix.ENOENT
+		if err == unix.ENOENT {
+			return false, true
+		}
+		poke(ticket)
+		return false, false
 	}
 	// The waiter behind is now first in line, unwoken. If it may use
 	// slots the one served could not (a larger max), some may be free

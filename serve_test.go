@@ -4,6 +4,8 @@ package llmslots
 
 import (
 	"errors"
+	"os"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -198,4 +200,60 @@ func TestServingWakesAWaiterWithALargerMax(t *testing.T) {
 	}
 	first.stdin.Close()
 	second.stdin.Close()
+}
+
+// silentHeadSeesARelease lines up b and c (servable) and then x behind
+// three held slots; serving b and c makes x first in line without waking
+// it. The release of the last slot, which cannot serve x, must still let
+// x in at once (not at its deadline).
+func silentHeadSeesARelease(t *testing.T, p *Pool, x func() *helper) {
+	t.Helper()
+	g0, g1, g2 := mustAcquire(t, p, 3, 0), mustAcquire(t, p, 3, 0), mustAcquire(t, p, 3, 0)
+	b := startHelper(t, "hold", p.Dir(), 3)
+	waitForWaiters(t, p, 3, 1)
+	c := startHelper(t, "hold", p.Dir(), 3)
+	waitForWaiters(t, p, 3, 2)
+	last := x()
+	waitForWaiters(t, p, 3, 3)
+	g0.Release()
+	if id := b.held(); id != g0.SlotID() {
+		t.Fatalf("b took slot %d", id)
+	}
+	g1.Release()
+	if id := c.held(); id != g1.SlotID() {
+		t.Fatalf("c took slot %d", id)
+	}
+	start := time.Now()
+	g2.Release()
+	if id := last.held(); id != g2.SlotID() {
+		t.Fatalf("x took slot %d", id)
+	}
+	t.Logf("x took the slot %v after its release", time.Since(start))
+	if took := time.Since(start); took > 2*time.Second {
+		t.Errorf("slot %d stayed free %v while x, first in line, waited", g2.SlotID(), took)
+	}
+}
+
+// A waiter with a ticket of its own (no spare) behind served tickets: it
+// watches the ticket ahead for its rename, as nothing else would tell it
+// it is first. (Found by review: it waited until its deadline.)
+func TestTicketOfItsOwnBehindServedTickets(t *testing.T) {
+	servingOn(t)
+	p := newTestPool(t)
+	silentHeadSeesARelease(t, p, func() *helper { return startHelper(t, "hold", p.Dir(), 3, noSparesEnv+"=1") })
+}
+
+// A servable waiter of another pid namespace (a container sharing the
+// pool) is not served from this one, but poked. (Found by review.)
+func TestWaiterOfAnotherPidNamespaceIsPoked(t *testing.T) {
+	servingOn(t)
+	if os.Geteuid() != 0 {
+		t.Skip("needs root for CLONE_NEWPID")
+	}
+	p := newTestPool(t)
+	silentHeadSeesARelease(t, p, func() *helper {
+		cmd := helperCmd(os.Args[0], "hold", p.Dir(), 3)
+		cmd.SysProcAttr = &syscall.SysProcAttr{Cloneflags: syscall.CLONE_NEWPID}
+		return launchHelper(t, cmd)
+	})
 }

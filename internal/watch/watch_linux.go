@@ -189,26 +189,31 @@ func (w *inotifyWatcher) WatchTicket(path string, moves bool) error {
 // Keep sets the watches of a whole wait. A missing own ticket is no
 // error: it was renamed into a slot already, which the caller's look
 // finds.
+//
+// Called again (the waiter took its place in line again), it sets what is
+// missing; a kept watch of dir keeps what WatchSlots added to it.
 func (w *inotifyWatcher) Keep(dir, own string) error {
-	if err := w.add(dir, keptDirEvents|unix.IN_ONLYDIR); err != nil {
-		return err
+	if w.dirWd == 0 {
+		wd, err := w.watch(dir, keptDirEvents|unix.IN_ONLYDIR)
+		if err != nil || wd < 0 {
+			return err
+		}
+		w.keep(wd)
+		w.dirWd = wd
 	}
-	w.keepLast()
-	if len(w.kept) > 0 {
-		w.dirWd = w.kept[len(w.kept)-1]
-	}
-	if err := w.add(own, ownEvents); err == nil {
-		w.keepLast()
+	if wd, err := w.watch(own, ownEvents); err == nil && wd >= 0 {
+		w.keep(wd)
 	}
 	return nil
 }
 
-// keepLast moves the watch add just set from those Reset removes to the
-// kept ones.
-func (w *inotifyWatcher) keepLast() {
-	if n := len(w.wds); n > 0 && w.poll == nil {
-		w.kept = append(w.kept, w.wds[n-1])
-		w.wds = w.wds[:n-1]
+// keep makes wd a kept watch, once.
+func (w *inotifyWatcher) keep(wd int) {
+	if !slices.Contains(w.kept, wd) {
+		w.kept = append(w.kept, wd)
+	}
+	if i := slices.Index(w.wds, wd); i >= 0 {
+		w.wds = slices.Delete(w.wds, i, i+1)
 	}
 }
 
@@ -239,20 +244,9 @@ func (w *inotifyWatcher) OnlySlots() bool {
 }
 
 func (w *inotifyWatcher) add(path string, mask uint32) error {
-	if w.poll != nil {
-		return nil
-	}
-	wd, err := unix.InotifyAddWatch(w.fd, path, mask|unix.IN_DONT_FOLLOW)
-	if errors.Is(err, unix.ENOENT) {
-		return &os.PathError{Op: "inotify_add_watch", Path: path, Err: err}
-	}
-	if err != nil {
-		// Any other failure (ENOSPC: max_user_watches; EACCES; ENOTDIR
-		// for a path that changed kind) is no reason to fail the wait:
-		// poll for the rest of it, as other platforms do.
-		w.poll = newPoller()
-		w.pollWhy = &os.PathError{Op: "inotify_add_watch", Path: path, Err: err}
-		return nil
+	wd, err := w.watch(path, mask)
+	if err != nil || wd < 0 {
+		return err
 	}
 	// A file watched already (the pool directory, kept: WatchSlots asks
 	// for more of it) has one watch, whose mask was just replaced: it
@@ -261,6 +255,27 @@ func (w *inotifyWatcher) add(path string, mask uint32) error {
 		w.wds = append(w.wds, wd)
 	}
 	return nil
+}
+
+// watch adds a watch of path and returns its descriptor; -1 when the
+// watcher polls instead.
+func (w *inotifyWatcher) watch(path string, mask uint32) (int, error) {
+	if w.poll != nil {
+		return -1, nil
+	}
+	wd, err := unix.InotifyAddWatch(w.fd, path, mask|unix.IN_DONT_FOLLOW)
+	if errors.Is(err, unix.ENOENT) {
+		return -1, &os.PathError{Op: "inotify_add_watch", Path: path, Err: err}
+	}
+	if err != nil {
+		// Any other failure (ENOSPC: max_user_watches; EACCES; ENOTDIR
+		// for a path that changed kind) is no reason to fail the wait:
+		// poll for the rest of it, as other platforms do.
+		w.poll = newPoller()
+		w.pollWhy = &os.PathError{Op: "inotify_add_watch", Path: path, Err: err}
+		return -1, nil
+	}
+	return wd, nil
 }
 
 // Wait blocks until an event arrives, deadline passes (zero: none), or ctx
