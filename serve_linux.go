@@ -38,6 +38,7 @@ func ticketPID(name string) int {
 	if len(name) < ticketNameLen {
 		return 0
 	}
+	// After the arrival's 20 digits and a dash come the pid's 10.
 	pid, err := strconv.Atoi(name[21:31])
 	if err != nil {
 		return 0
