@@ -99,12 +99,6 @@ func lockInLine(s *spare, name string) bool {
 	return false
 }
 
-// spareAt reports whether path names t's spare.
-func (t *ticket) spareAt(path string) bool {
-	fi, err := os.Lstat(path)
-	return err == nil && os.SameFile(fi, t.spare.info)
-}
-
 // served returns the slot a releaser handed t's waiter by renaming its
 // ticket, or -1: one lstat while the ticket is in place. A ticket name
 // gone but found at no slot was removed by another process (the queue
@@ -112,7 +106,7 @@ func (t *ticket) spareAt(path string) bool {
 // one whose ticket of its own was removed does, and no release can serve
 // it any more.
 func (t *ticket) served() int {
-	if t.lost || t.spareAt(t.path()) {
+	if t.lost || filelock.StillAt(t.path(), t.spare.info) {
 		return -1
 	}
 	if id := t.servedSlot(); id >= 0 {
@@ -129,7 +123,7 @@ func (t *ticket) servedSlot() int {
 	if t.pathFD >= 0 {
 		var buf [unix.PathMax]byte
 		if n, err := unix.Readlink("/proc/self/fd/"+strconv.Itoa(t.pathFD), buf[:]); err == nil {
-			if id := parseSlotName(filepath.Base(string(buf[:n]))); id >= 0 && t.spareAt(slotPath(t.pool.dir, id)) {
+			if id := parseSlotName(filepath.Base(string(buf[:n]))); id >= 0 && filelock.StillAt(slotPath(t.pool.dir, id), t.spare.info) {
 				return id
 			}
 		}
@@ -137,7 +131,7 @@ func (t *ticket) servedSlot() int {
 	for id := range t.max {
 		// A slot this process holds through the same spare (its waiter
 		// took it as the ticket was renamed) is not the one served.
-		if path := slotPath(t.pool.dir, id); !heldHere(path) && t.spareAt(path) {
+		if path := slotPath(t.pool.dir, id); !heldHere(path) && filelock.StillAt(path, t.spare.info) {
 			return id
 		}
 	}
@@ -166,7 +160,7 @@ func (t *ticket) leaveServed() {
 	if id := t.servedSlot(); id >= 0 && !heldHere(slotPath(t.pool.dir, id)) {
 		t.pool.log().Debug("llmslots: passing on a slot handed over as the wait ended", "slot", id, "dir", t.pool.dir)
 		t.pool.dropName(id, t.max, t.spare)
-		if t.spareAt(slotPath(t.pool.dir, id)) {
+		if filelock.StillAt(slotPath(t.pool.dir, id), t.spare.info) {
 			// Its name could not be removed: a spare kept now would hold
 			// the slot for good. Closed instead, the slot is a dead
 			// holder's, which the next acquirer reclaims.
@@ -278,32 +272,32 @@ func (p *Pool) serveFirst(id int, path string, s *spare, throttled bool) (served
 	}
 	// From here on, a ticket not served is poked: its waiter may be
 	// first in line without knowing it, watching no delete.
-	if throttled || id >= max || ns != self().PidNS || proc.Stopped(ticketPID(first)) {
+	notServed := func() (bool, bool) {
 		poke(ticket)
 		return false, false
+	}
+	if throttled || id >= max || ns != self().PidNS || proc.Stopped(ticketPID(first)) {
+		return notServed()
 	}
 	lk, free, err := filelock.TryLockPath(ticket, unix.O_RDONLY|unix.O_NONBLOCK)
 	if err != nil {
 		if errors.Is(err, fs.ErrNotExist) {
 			return false, true
 		}
-		poke(ticket)
-		return false, false
+		return notServed()
 	}
 	if free {
 		lk.Unlock()
 		return false, false // its waiter died: the line removes the ticket
 	}
-	if cur, err := os.Lstat(path); err != nil || !os.SameFile(s.info, cur) {
-		poke(ticket)
-		return false, false
+	if !filelock.StillAt(path, s.info) {
+		return notServed()
 	}
 	if err := unix.Rename(ticket, path); err != nil {
 		if err == unix.ENOENT {
 			return false, true
 		}
-		poke(ticket)
-		return false, false
+		return notServed()
 	}
 	// The waiter behind is now first in line, unwoken. If it may use
 	// slots the one served could not (a larger max), some may be free
@@ -329,7 +323,7 @@ func (p *Pool) dropName(id, max int, s *spare) {
 		return
 	}
 	p.markSlot(id, max, false)
-	if cur, err := os.Lstat(path); err == nil && os.SameFile(s.info, cur) {
+	if filelock.StillAt(path, s.info) {
 		os.Remove(path)
 	}
 }

@@ -19,21 +19,29 @@ func servingOn(t *testing.T) {
 	}
 }
 
+// servedFromALineOfTwo releases slot 0 of a pool of 1 while two helpers
+// wait for it, in that order; the release serves the first.
+func servedFromALineOfTwo(t *testing.T) (p *Pool, first, second *helper) {
+	t.Helper()
+	servingOn(t)
+	p = newTestPool(t)
+	g := mustAcquire(t, p, 1, 0)
+	first = startHelper(t, "hold", p.Dir(), 1)
+	waitForWaiters(t, p, 1, 1)
+	second = startHelper(t, "hold", p.Dir(), 1)
+	waitForWaiters(t, p, 1, 2)
+	if err := g.Release(); err != nil {
+		t.Fatal(err)
+	}
+	return p, first, second
+}
+
 // A release with waiters hands the slot to the first of them: the slot's
 // file is that waiter's as Release returns, before the waiter even runs,
 // so no other process can take it between; the waiter behind stays in
 // line.
 func TestReleaseServesTheFirstWaiter(t *testing.T) {
-	servingOn(t)
-	p := newTestPool(t)
-	g := mustAcquire(t, p, 1, 0)
-	first := startHelper(t, "hold", p.Dir(), 1)
-	waitForWaiters(t, p, 1, 1)
-	second := startHelper(t, "hold", p.Dir(), 1)
-	waitForWaiters(t, p, 1, 2)
-	if err := g.Release(); err != nil {
-		t.Fatal(err)
-	}
+	p, first, second := servedFromALineOfTwo(t)
 	rec, err := readRecord(slotPath(p.Dir(), 0))
 	if err != nil {
 		t.Fatalf("slot 0 as Release returned: %v; want the first waiter's file", err)
@@ -118,16 +126,7 @@ func TestServedAsTheWaitEndsPassesTheSlotOn(t *testing.T) {
 // A waiter killed just after a release served it leaves its slot to the
 // line as any dead holder does: the next waiter reclaims it at once.
 func TestServedWaiterKilledFreesTheSlot(t *testing.T) {
-	servingOn(t)
-	p := newTestPool(t)
-	g := mustAcquire(t, p, 1, 0)
-	first := startHelper(t, "hold", p.Dir(), 1)
-	waitForWaiters(t, p, 1, 1)
-	second := startHelper(t, "hold", p.Dir(), 1)
-	waitForWaiters(t, p, 1, 2)
-	if err := g.Release(); err != nil {
-		t.Fatal(err)
-	}
+	_, first, second := servedFromALineOfTwo(t)
 	first.kill()
 	start := time.Now()
 	if id := second.held(); id != 0 {
