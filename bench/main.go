@@ -33,6 +33,7 @@ var (
 	flagRuns  = flag.Int("runs", 3, "runs of each timed workload; medians are reported")
 	flagQuick = flag.Bool("quick", false, "one short run of each workload (for CI)")
 	flagOnly  = flag.String("only", "", "comma-separated workloads to run: uncontended,saturated,idle,scale,many,throttle")
+	flagStrat = flag.String("strategies", "", "comma-separated strategies the scale workload runs (default all: floor,fairfloor,llmslots,portable,reference); bench/ab.sh runs llmslots alone")
 )
 
 func main() {

@@ -32,6 +32,7 @@ var strategies = map[string]strategy{
 	"portable":  librarySlot, // with watch.ForcePortable: see runWorker
 	"reference": referenceSlot,
 	"floor":     floorSlot,
+	"fairfloor": fairFloorSlot,
 }
 
 // floorSlot is the least a cross-process handoff can cost here: one
@@ -50,6 +51,68 @@ func floorSlot(dir string, max int, wait time.Duration) (func(), int, error) {
 		return nil, 0, err
 	}
 	return func() { f.Close() }, id, nil
+}
+
+// fairFloorSlot is the least a fair handoff can cost here: the workers
+// form a ring of named pipes round which max tokens go, each worker
+// handing its token to the one max places on, which is the order a
+// first-in, first-out line gives workers that all hold for the same time.
+// A handoff wakes exactly one blocked process, as floorSlot's does, but
+// flock there wakes every process blocked on the file, and here nobody
+// waits on anybody but the one before. No file is made, no line read,
+// and a token dies with its holder: a floor, not a semaphore.
+func fairFloorSlot(dir string, max int, wait time.Duration) (func(), int, error) {
+	if ring.own == nil {
+		i, n := envInt("BENCH_INDEX"), envInt("BENCH_PROCS")
+		if n <= 0 || i < 0 || i >= n {
+			return nil, 0, fmt.Errorf("fairfloor: BENCH_INDEX %d of BENCH_PROCS %d", i, n)
+		}
+		var err error
+		if ring.own, err = openFIFO(dir, i); err != nil {
+			return nil, 0, err
+		}
+		if ring.next, err = openFIFO(dir, (i+max)%n); err != nil {
+			return nil, 0, err
+		}
+		if i < max {
+			ring.own.Write([]byte{1}) // the tokens start with the first max workers
+		}
+		// A worker whose predecessor has stopped gets no more tokens:
+		// it stops too, just after the run's end.
+		ring.stop = time.Now().Add(time.Duration(int64(envInt("BENCH_END"))-monotonic()) + 200*time.Millisecond)
+		ring.slot = i % max
+	}
+	ring.own.SetReadDeadline(ring.stop)
+	if _, err := ring.own.Read(make([]byte, 1)); err != nil {
+		if errors.Is(err, os.ErrDeadlineExceeded) {
+			return nil, 0, errRunOver
+		}
+		return nil, 0, err
+	}
+	return func() { ring.next.Write([]byte{1}) }, ring.slot, nil
+}
+
+// ring is a fairfloor worker's two pipes: the one it waits on and the one
+// it hands its token to.
+var ring struct {
+	own, next *os.File
+	stop      time.Time
+	slot      int
+}
+
+// errRunOver ends a fairfloor worker left without tokens after the run.
+var errRunOver = errors.New("run over")
+
+// openFIFO opens the ring's named pipe i, made by whichever worker comes
+// first. Read-write, so that the open never waits for the other end; and
+// Go's poller, not a blocked thread, waits for its reads, as it waits for
+// the library's inotify events.
+func openFIFO(dir string, i int) (*os.File, error) {
+	path := filepath.Join(dir, "fifo-"+strconv.Itoa(i))
+	if err := unix.Mkfifo(path, 0o600); err != nil && err != unix.EEXIST {
+		return nil, &os.PathError{Op: "mkfifo", Path: path, Err: err}
+	}
+	return os.OpenFile(path, os.O_RDWR, 0)
 }
 
 // pools caches one Pool per directory, as a real program keeps its pool.
@@ -154,10 +217,18 @@ func runWorker() int {
 		// The CPU this process spends between start and end, without its
 		// start-up and exit: with 256 processes those would add more to
 		// each acquisition than the acquisition itself.
+		// It is taken at the end time, not when the loop ends: a worker
+		// still waiting then waits on among others that exit, whose
+		// exits are no cost of the acquisitions made in the run.
 		cpu0, sw0 := selfCPU()
-		defer func() {
+		atEnd := make(chan [2]int64, 1)
+		time.AfterFunc(time.Duration(end-monotonic()), func() {
 			cpu, sw := selfCPU()
-			fmt.Fprintln(out, "cpu", int64(cpu-cpu0), sw-sw0)
+			atEnd <- [2]int64{int64(cpu - cpu0), sw - sw0}
+		})
+		defer func() {
+			use := <-atEnd
+			fmt.Fprintln(out, "cpu", use[0], use[1])
 		}()
 		for monotonic() < end {
 			if think > 0 {
@@ -165,6 +236,9 @@ func runWorker() int {
 			}
 			arrive := monotonic()
 			release, slot, err := take(dir, max, time.Minute)
+			if errors.Is(err, errRunOver) {
+				break
+			}
 			if err != nil {
 				fmt.Fprintln(out, "error", err)
 				return 1
@@ -250,9 +324,10 @@ func runCycles(root, strat string, n, max int, hold, think, length time.Duration
 	start := monotonic() + int64(300*time.Millisecond+time.Duration(n)*10*time.Millisecond) // time for every worker to start
 	end := start + int64(length)
 	var ws []*worker
-	for range n {
+	for i := range n {
 		w, err := startWorker("cycle", strat, dir, max, "BENCH_HOLD="+hold.String(), "BENCH_THINK="+think.String(),
-			"BENCH_START="+strconv.FormatInt(start, 10), "BENCH_END="+strconv.FormatInt(end, 10))
+			"BENCH_START="+strconv.FormatInt(start, 10), "BENCH_END="+strconv.FormatInt(end, 10),
+			"BENCH_INDEX="+strconv.Itoa(i), "BENCH_PROCS="+strconv.Itoa(n))
 		if err != nil {
 			return nil, 0, 0, usageOf{}, err
 		}
