@@ -195,23 +195,33 @@ type aheadOf struct {
 // is not overtaken by one that arrived later and was quicker.
 func (t *ticket) ahead(w watch.Watcher) (aheadOf, error) {
 	t.mark()
-	// One line, ordered by arrival: the names without their prefix. One
-	// read of the directory: this runs at every wake-up of every waiter.
-	line, err := queueNames(t.dir, ticketPrefix, draftPrefix)
+	// One read of the directory, which runs at every wake-up of every
+	// waiter: the few tickets right ahead, nearest first. Only if every
+	// one of those is gone or dead is the line read again, from there.
+	near, first, more, err := lineAhead(t.dir, t.name[len(ticketPrefix):])
 	if err != nil {
 		return aheadOf{}, err
 	}
-	key := func(name string) string { return name[len(ticketPrefix):] }
-	sort.Slice(line, func(i, j int) bool { return key(line[i]) < key(line[j]) })
-	mine := key(t.name)
-	i := sort.Search(len(line), func(i int) bool { return key(line[i]) >= mine })
-	for i--; i >= 0; i-- {
-		path := filepath.Join(t.dir, line[i])
+	for i := 0; ; i++ {
+		if i == len(near) {
+			if !more {
+				return aheadOf{}, nil
+			}
+			from := near[len(near)-1][len(ticketPrefix):]
+			if near, first, more, err = lineAhead(t.dir, from); err != nil {
+				return aheadOf{}, err
+			}
+			if i = 0; len(near) == 0 {
+				return aheadOf{}, nil
+			}
+		}
+		name := near[i]
+		path := filepath.Join(t.dir, name)
 		// A served ticket is renamed into a slot: a servable waiter behind
 		// it is not woken for that (serve.go), but one with a ticket of
 		// its own must be, as it watches nothing else that would tell it
 		// it is first.
-		if err := w.WatchTicket(path, t.spare == nil || !servable(line[i])); err != nil {
+		if err := w.WatchTicket(path, t.spare == nil || !servable(name)); err != nil {
 			if errors.Is(err, fs.ErrNotExist) {
 				continue // left already, or renamed into line: seen below
 			}
@@ -231,11 +241,10 @@ func (t *ticket) ahead(w watch.Watcher) (aheadOf, error) {
 			return aheadOf{}, err
 		}
 		if res.state == StateHeld {
-			return aheadOf{path: path, head: i == 0, fresh: res.detail == freshDetail}, nil
+			return aheadOf{path: path, head: name == first, fresh: res.detail == freshDetail}, nil
 		}
 		w.Reset() // gone, or dead and now removed: look further ahead
 	}
-	return aheadOf{}, nil
 }
 
 // hasTickets reports whether the queue holds any ticket, live or not.

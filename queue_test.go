@@ -162,6 +162,41 @@ func TestKilledWaiterNeverBlocksTheQueue(t *testing.T) {
 	}
 }
 
+// A waiter behind more dead tickets than one read of the line keeps
+// (aheadKept) reads on past them, removes them all, and is served.
+func TestWaiterMovesUpPastManyDeadTickets(t *testing.T) {
+	p := newTestPool(t)
+	holder := mustAcquire(t, p, 1, 0)
+	var dead []*helper
+	for i := range aheadKept + 2 {
+		h := startHelper(t, "hold", p.Dir(), 1)
+		waitForWaiters(t, p, 1, i+1)
+		dead = append(dead, h)
+	}
+	// The last first: a waiter behind one that dies removes its ticket.
+	for i := len(dead) - 1; i >= 0; i-- {
+		dead[i].kill()
+	}
+	if st := waitForWaiters(t, p, 1, 0); len(st.DeadWaiters) != aheadKept+2 {
+		t.Fatalf("dead tickets: %v, want %d", st.DeadWaiters, aheadKept+2)
+	}
+	last := startHelper(t, "hold", p.Dir(), 1)
+	st := waitForWaiters(t, p, 1, 1)
+	for deadline := time.Now().Add(10 * time.Second); len(st.DeadWaiters) > 0; st = waitForWaiters(t, p, 1, 1) {
+		if time.Now().After(deadline) {
+			t.Fatalf("dead tickets left ahead of the waiter: %v", st.DeadWaiters)
+		}
+		time.Sleep(time.Millisecond)
+	}
+	if st.Waiting[0].PID != last.pid() || st.Waiting[0].Position != 1 {
+		t.Fatalf("waiting: %+v", st.Waiting)
+	}
+	holder.Release()
+	last.held()
+	last.stdin.Close()
+	settledQueue(t, p)
+}
+
 // Cancelling or timing out a queued wait leaves the queue clean and
 // lets the waiter behind move up.
 func TestCancelledAndTimedOutWaitersLeaveTheQueue(t *testing.T) {

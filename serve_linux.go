@@ -117,6 +117,10 @@ func (t *ticket) served() int {
 	return -1
 }
 
+// renamed reports that t's ticket was renamed into a slot this waiter now
+// holds.
+func (t *ticket) renamed() bool { return t.moved }
+
 // servedSlot finds the slot whose name t's spare has now that its ticket
 // was renamed; -1 if none.
 func (t *ticket) servedSlot() int {
@@ -245,22 +249,10 @@ func (p *Pool) serve(id int, path string, s *spare, throttled bool) bool {
 // that the ticket left meanwhile, and the next may be served.
 func (p *Pool) serveFirst(id int, path string, s *spare, throttled bool) (served, again bool) {
 	qdir := queueDir(p.dir)
-	names, err := filelock.Names(qdir)
+	// The first two in arrival order: drafts stand in line too.
+	first, second, err := lineFirst(qdir)
 	if err != nil {
 		return false, false
-	}
-	// The first two in arrival order: drafts stand in line too.
-	var first, second string
-	for _, n := range names {
-		if !strings.HasPrefix(n, ticketPrefix) && !strings.HasPrefix(n, draftPrefix) {
-			continue
-		}
-		switch key := n[len(ticketPrefix):]; {
-		case first == "" || key < first[len(ticketPrefix):]:
-			first, second = n, first
-		case second == "" || key < second[len(ticketPrefix):]:
-			second = n
-		}
 	}
 	if !strings.HasPrefix(first, ticketPrefix) {
 		return false, false // nobody, or a ticket still being made comes first

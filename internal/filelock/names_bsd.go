@@ -1,4 +1,4 @@
-//go:build linux || freebsd || openbsd || netbsd || dragonfly
+//go:build freebsd || openbsd || netbsd || dragonfly
 
 package filelock
 

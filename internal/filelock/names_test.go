@@ -35,3 +35,30 @@ func TestNamesListsEveryEntry(t *testing.T) {
 		t.Fatalf("a missing directory: %v, want fs.ErrNotExist", err)
 	}
 }
+
+// EachName sees the names Names returns, each once, past what one read of
+// the directory returns.
+func TestEachNameSeesEveryEntry(t *testing.T) {
+	dir := t.TempDir()
+	var want []string
+	for i := range 1000 { // about 70 KiB of entries: more than one buffer
+		name := "t-" + strconv.Itoa(i) + "-000000000000000000000000000000000000000"
+		want = append(want, name)
+		if err := os.WriteFile(filepath.Join(dir, name), nil, 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var got []string
+	if err := EachName(dir, func(name []byte) { got = append(got, string(name)) }); err != nil {
+		t.Fatal(err)
+	}
+	slices.Sort(got)
+	slices.Sort(want)
+	if !slices.Equal(got, want) {
+		t.Fatalf("got %d names, want %d", len(got), len(want))
+	}
+	err := EachName(filepath.Join(dir, "missing"), func([]byte) { t.Fatal("a name in a missing directory") })
+	if !errors.Is(err, fs.ErrNotExist) {
+		t.Fatalf("a missing directory: %v, want fs.ErrNotExist", err)
+	}
+}
