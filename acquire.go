@@ -431,8 +431,8 @@ func (p *Pool) waitInLine(ctx context.Context, max int, deadline time.Time, arri
 	p.warnOtherMax(max)
 	defer func() {
 		w.Close()
-		if g != nil {
-			// Served: hand the slot to the caller first and wake the next
+		if g != nil && !t.renamed() {
+			// Took a slot itself: hand the slot to the caller first and wake the next
 			// waiter just after. Deleting the ticket wakes it, and on a busy
 			// machine it may preempt this process before the caller even
 			// sees its slot. Until then the ticket stays locked; Release
@@ -446,7 +446,11 @@ func (p *Pool) waitInLine(ctx context.Context, max int, deadline time.Time, arri
 			}()
 			return
 		}
-		if testHookWaitEnded != nil {
+		// A ticket renamed into a slot has no name left to remove, and
+		// the waiter behind does not watch for the rename: leaving is a
+		// lock released, done here rather than by a goroutine whose
+		// start wakes another thread at every handoff.
+		if testHookWaitEnded != nil && g == nil {
 			testHookWaitEnded()
 		}
 		t.leave()
