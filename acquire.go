@@ -432,8 +432,8 @@ func (p *Pool) waitInLine(ctx context.Context, max int, deadline time.Time, arri
 	defer func() {
 		w.Close()
 		if g != nil && !t.renamed() {
-			// Took a slot itself: hand the slot to the caller first and wake the next
-			// waiter just after. Deleting the ticket wakes it, and on a busy
+			// Took a slot itself: hand the slot to the caller first and
+			// wake the next waiter just after. Deleting the ticket wakes it, and on a busy
 			// machine it may preempt this process before the caller even
 			// sees its slot. Until then the ticket stays locked; Release
 			// waits for it, and if the process dies first the kernel's
@@ -467,7 +467,13 @@ func (p *Pool) waitInLine(ctx context.Context, max int, deadline time.Time, arri
 			// ticket: a rename after it stays queued for the next wait.
 			sawSlots := w.SawSlots()
 			w.OnlySlots()
-			id := t.served()
+			// Its own ticket is looked at only when its watch says it may
+			// have moved (always, the first time): a waiter woken for
+			// anything else saves the lstat.
+			id := -1
+			if w.OwnMoved() {
+				id = t.served()
+			}
 			if id >= 0 {
 				g := p.servedGuard(id, max, t.spare)
 				// A freed slot this waiter saw since its last look was

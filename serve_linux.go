@@ -127,8 +127,15 @@ func (t *ticket) servedSlot() int {
 	if t.pathFD >= 0 {
 		var buf [unix.PathMax]byte
 		if n, err := unix.Readlink("/proc/self/fd/"+strconv.Itoa(t.pathFD), buf[:]); err == nil {
-			if id := parseSlotName(filepath.Base(string(buf[:n]))); id >= 0 && filelock.StillAt(slotPath(t.pool.dir, id), t.spare.info) {
-				return id
+			// The name the ticket's own entry has now: when it is the
+			// slot's, as the pool names it, nothing more to check (a
+			// pool named through a symbolic link, or a name the kernel
+			// marks deleted, is checked by looking at the slot instead).
+			at := string(buf[:n])
+			if id := parseSlotName(filepath.Base(at)); id >= 0 {
+				if path := slotPath(t.pool.dir, id); at == path || filelock.StillAt(path, t.spare.info) {
+					return id
+				}
 			}
 		}
 	}

@@ -242,6 +242,8 @@ func (w *lockWatcher) Events() bool { return false }
 
 func (w *lockWatcher) OnlySlots() bool { return false }
 
+func (w *lockWatcher) OwnMoved() bool { return true }
+
 func (w *lockWatcher) Fallback() error { return nil }
 
 // ring wakes the watcher that owns ch, once, without blocking.

@@ -37,6 +37,12 @@ type Watcher interface {
 	// since the last call, events still queued included. Watchers that
 	// do not keep watches always report true.
 	SawSlots() bool
+	// OwnMoved reports whether the waiter's own ticket (see Keep) may
+	// have been renamed since the last call: false only when its kept
+	// watch is set and raised no rename since, so a look at the ticket
+	// would find it in place. Watchers that do not keep watches always
+	// report true.
+	OwnMoved() bool
 	// Events reports whether the watcher waits for file events, and so
 	// can keep watches: false for one that waits on locks or polls.
 	Events() bool
@@ -91,6 +97,7 @@ func (p *poller) Keep(string, string) error         { return nil }
 func (p *poller) SawSlots() bool                    { return true }
 func (p *poller) Events() bool                      { return false }
 func (p *poller) OnlySlots() bool                   { return false }
+func (p *poller) OwnMoved() bool                    { return true }
 func (p *poller) Close()                            {}
 func (p *poller) Fallback() error                   { return p.why }
 

@@ -55,7 +55,13 @@ type inotifyWatcher struct {
 	// sleep through them. SawSlots, which reads them just before the
 	// waiter looks, clears it.
 	pending bool
-	buf     [4096]byte
+	// ownWd is the kept watch of the waiter's own ticket (0: none), and
+	// ownMoved is set when it may have been renamed since OwnMoved last
+	// asked: any event of that watch, an overflowed queue, or a watch
+	// (re)set, before which a rename raised nothing.
+	ownWd    int
+	ownMoved bool
+	buf      [4096]byte
 	// poll, once set, is what the watcher does instead: a watch could not
 	// be added (the user's max_user_watches reached, a permission), so
 	// events cannot be trusted for this wait.
@@ -153,7 +159,15 @@ func (w *inotifyWatcher) consume(n int) (more bool) {
 		wd := int(int32(binary.NativeEndian.Uint32(ev[0:4])))
 		mask := binary.NativeEndian.Uint32(ev[4:8])
 		nameLen := int(binary.NativeEndian.Uint32(ev[12:16]))
+		if mask&unix.IN_Q_OVERFLOW != 0 || wd == w.ownWd {
+			// Renamed, or its name removed or poked (IN_ATTRIB): any of
+			// them is worth a look at the ticket.
+			w.ownMoved = true
+		}
 		if mask&unix.IN_IGNORED != 0 {
+			if wd == w.ownWd {
+				w.ownWd = 0 // no watch any more: OwnMoved reports true
+			}
 			if i := slices.Index(w.wds, wd); i >= 0 {
 				w.wds = slices.Delete(w.wds, i, i+1)
 			}
@@ -201,8 +215,14 @@ func (w *inotifyWatcher) Keep(dir, own string) error {
 		w.keep(wd)
 		w.dirWd = wd
 	}
+	// Whether or not the watch is set, the ticket may have been renamed
+	// before it: the next look must see for itself.
+	w.ownMoved = true
 	if wd, err := w.watch(own, ownEvents); err == nil && wd >= 0 {
 		w.keep(wd)
+		w.ownWd = wd
+	} else {
+		w.ownWd = 0
 	}
 	return nil
 }
@@ -230,6 +250,18 @@ func (w *inotifyWatcher) SawSlots() bool {
 }
 
 func (w *inotifyWatcher) Events() bool { return w.poll == nil }
+
+// OwnMoved reports and forgets whether the own ticket's kept watch may
+// have seen a rename; events still queued are read first.
+func (w *inotifyWatcher) OwnMoved() bool {
+	if w.poll != nil || w.ownWd == 0 {
+		return true
+	}
+	w.drain()
+	moved := w.ownMoved
+	w.ownMoved = false
+	return moved
+}
 
 // OnlySlots reports whether every event since the last call came from the
 // kept watch of the pool directory (none from the waiter's own ticket or
@@ -324,7 +356,7 @@ func (w *inotifyWatcher) Close() {
 	// Drained even with no watch left to remove: events queued since the
 	// last read would wake the next user of this watcher for nothing.
 	w.wds = append(w.wds, w.kept...)
-	w.kept, w.dirWd = w.kept[:0], 0
+	w.kept, w.dirWd, w.ownWd, w.ownMoved = w.kept[:0], 0, 0, false
 	w.removeWatches()
 	w.drain()
 	w.sawSlots, w.sawOther, w.pending = false, false, false
