@@ -431,6 +431,9 @@ func (p *Pool) waitInLine(ctx context.Context, max int, deadline time.Time, arri
 	p.warnOtherMax(max)
 	defer func() {
 		w.Close()
+		if g != nil {
+			t.waitAheadLeft() // returns in the order slots were given
+		}
 		if g != nil && !t.renamed() {
 			// Took a slot itself: hand the slot to the caller first and
 			// wake the next waiter just after. Deleting the ticket wakes it, and on a busy

@@ -241,6 +241,9 @@ func (t *ticket) ahead(w watch.Watcher) (aheadOf, error) {
 			return aheadOf{}, err
 		}
 		if res.state == StateHeld {
+			if t.spare != nil && servable(name) {
+				t.keepAhead(path)
+			}
 			return aheadOf{path: path, head: name == first, fresh: res.detail == freshDetail}, nil
 		}
 		w.Reset() // gone, or dead and now removed: look further ahead

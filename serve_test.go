@@ -4,10 +4,17 @@ package llmslots
 
 import (
 	"errors"
+	"fmt"
+	"io"
 	"os"
+	"path/filepath"
+	"slices"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
+
+	"golang.org/x/sys/unix"
 )
 
 // servingOn skips a test of serving where releases cannot serve: without
@@ -255,4 +262,94 @@ func TestWaiterOfAnotherPidNamespaceIsPoked(t *testing.T) {
 		cmd.SysProcAttr = &syscall.SysProcAttr{Cloneflags: syscall.CLONE_NEWPID}
 		return launchHelper(t, cmd)
 	})
+}
+
+func init() {
+	// take a slot and say "held N T" (T: CLOCK_MONOTONIC ns as Acquire
+	// returned), then hold it until stdin closes; LEAVE_DELAY delays
+	// leaving the line once served, AHEAD_WAIT sets aheadLeaveWait
+	helperModes["hold-timed"] = holdTimedHelper
+}
+
+func holdTimedHelper() int {
+	if d, err := time.ParseDuration(os.Getenv("LEAVE_DELAY")); err == nil {
+		testHookLeaveServed = func() { time.Sleep(d) }
+	}
+	if d, err := time.ParseDuration(os.Getenv("AHEAD_WAIT")); err == nil {
+		aheadLeaveWait = d
+	}
+	p, max, ok := helperPool("hold-timed")
+	if !ok {
+		return 1
+	}
+	g, err := p.Acquire(max, 10*time.Second)
+	if err != nil {
+		fmt.Println("error", err)
+		return 3
+	}
+	var ts unix.Timespec
+	unix.ClockGettime(unix.CLOCK_MONOTONIC, &ts)
+	fmt.Println("held", g.SlotID(), ts.Nano())
+	io.Copy(io.Discard, os.Stdin)
+	g.Release()
+	return 0
+}
+
+// heldAt waits for a "hold-timed" helper's slot and returns when its
+// Acquire returned.
+func (h *helper) heldAt() time.Duration {
+	h.t.Helper()
+	var id int
+	var ns int64
+	if l := h.line(); func() bool { _, err := fmt.Sscanf(l, "held %d %d", &id, &ns); return err != nil }() {
+		h.t.Fatalf("helper %d: want \"held N T\", got %q", h.pid(), l)
+	}
+	return time.Duration(ns)
+}
+
+// Two releases an instant apart serve the first two waiters in order, and
+// their Acquires return in that order too: the second waits for the first
+// to leave the line, here slowed by 50 ms once served. Without that wait
+// the second returns about 50 ms before the first (checked).
+func TestServedWaitersReturnInTheOrderServed(t *testing.T) {
+	servingOn(t)
+	p := newTestPool(t)
+	g0, g1 := mustAcquire(t, p, 2, 0), mustAcquire(t, p, 2, 0)
+	first := startHelper(t, "hold-timed", p.Dir(), 2, "LEAVE_DELAY=50ms")
+	waitForWaiters(t, p, 2, 1)
+	second := startHelper(t, "hold-timed", p.Dir(), 2, "AHEAD_WAIT=5s")
+	waitForWaiters(t, p, 2, 2)
+	// Released before the second has looked at the line, the first slot
+	// would leave it first in line, with nobody ahead to wait for: wait
+	// for its look, which opens the first's ticket.
+	firstsTicket := fmt.Sprintf("-%010d-", first.pid())
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(time.Millisecond) {
+		fds, _ := filepath.Glob(fmt.Sprintf("/proc/%d/fd/*", second.pid()))
+		if slices.ContainsFunc(fds, func(fd string) bool {
+			to, _ := os.Readlink(fd)
+			return strings.Contains(to, queueDirName) && strings.Contains(to, firstsTicket)
+		}) {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the second waiter never opened the first's ticket")
+		}
+	}
+	if err := g0.Release(); err != nil {
+		t.Fatal(err)
+	}
+	if err := g1.Release(); err != nil {
+		t.Fatal(err)
+	}
+	a, b := first.heldAt(), second.heldAt()
+	t.Logf("second returned %v after the first", b-a)
+	// The second wakes as the first drops its in-line lock, a few
+	// microseconds before the first's Acquire returns: either may print
+	// first, but not 50 ms apart.
+	if b < a-5*time.Millisecond {
+		t.Fatalf("the second waiter returned %v before the first", a-b)
+	}
+	first.stdin.Close()
+	second.stdin.Close()
+	settledQueue(t, p)
 }

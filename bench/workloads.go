@@ -4,6 +4,7 @@ package main
 
 import (
 	"fmt"
+	"math"
 	"os"
 	"path/filepath"
 	"sort"
@@ -123,6 +124,12 @@ func saturated(root string) error {
 		{"handoff p50", func(r satResult) float64 { return r.handoffP50 }, "ms"},
 		{"handoff p99", func(r satResult) float64 { return r.handoffP99 }, "ms"},
 		{"FIFO inversions", func(r satResult) float64 { return 100 * r.inversions }, "% of pairs"},
+		// Two waiters served a few microseconds apart may return in the
+		// other order (the scheduler runs the second first): how far
+		// apart the returns of inverted pairs were tells that from a
+		// waiter served out of turn.
+		{"  of which > 1 ms apart", func(r satResult) float64 { return 100 * r.farInversions }, "% of pairs"},
+		{"  largest inversion", func(r satResult) float64 { return r.largestInversion }, "ms"},
 		{"total wait, max/min process", func(r satResult) float64 { return r.spread }, "x"},
 		{"cycles", func(r satResult) float64 { return float64(r.cycles) }, ""},
 	}
@@ -143,6 +150,7 @@ func unitSuffix(u string) string {
 
 type satResult struct {
 	utilization, handoffP50, handoffP99, inversions, spread float64
+	farInversions, largestInversion                         float64 // inversions more than 1 ms apart; the largest gap (ms)
 	cycles                                                  int
 }
 
@@ -180,7 +188,7 @@ func analyse(cycles []cycle, start, end int64, max, procs int) satResult {
 	// FIFO inversions: pairs of waits that overlapped, served out of the
 	// order they arrived in.
 	sort.Slice(waited, func(i, j int) bool { return waited[i].arrive < waited[j].arrive })
-	var pairs, inv int
+	var pairs, inv, far int
 	for i, a := range waited {
 		for _, b := range waited[i+1:] {
 			if b.arrive >= a.acquired {
@@ -192,11 +200,17 @@ func analyse(cycles []cycle, start, end int64, max, procs int) satResult {
 			pairs++
 			if b.acquired < a.acquired {
 				inv++
+				gap := float64(a.acquired-b.acquired) / 1e6
+				if gap > 1 {
+					far++
+				}
+				r.largestInversion = math.Max(r.largestInversion, gap)
 			}
 		}
 	}
 	if pairs > 0 {
 		r.inversions = float64(inv) / float64(pairs)
+		r.farInversions = float64(far) / float64(pairs)
 	}
 
 	// Spread: total time each process spent waiting, largest over

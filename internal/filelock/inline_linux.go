@@ -1,7 +1,6 @@
 package filelock
 
 import (
-	"errors"
 	"hash/fnv"
 	"io/fs"
 	"os"
@@ -46,17 +45,38 @@ func UnlockInLine(f *os.File, name string) {
 // (its ticket left the line, or its waiter died), then returns holding
 // nothing. Like WaitUnlocked it cannot be cancelled.
 func WaitNotInLine(f *os.File, name string) error {
+	err := onFd(f, func(fd int) error { return AwaitNotInLine(fd, name) })
+	if err != nil {
+		return &fs.PathError{Op: "fcntl", Path: f.Name(), Err: err}
+	}
+	return nil
+}
+
+// AwaitNotInLine is WaitNotInLine on the descriptor fd.
+func AwaitNotInLine(fd int, name string) error {
 	lk := unix.Flock_t{Type: unix.F_RDLCK, Whence: 0, Start: inLineByte(name), Len: 1}
 	for {
-		err := onFd(f, func(fd int) error { return unix.FcntlFlock(uintptr(fd), unix.F_OFD_SETLKW, &lk) })
-		if errors.Is(err, unix.EINTR) {
+		err := unix.FcntlFlock(uintptr(fd), unix.F_OFD_SETLKW, &lk)
+		if err == unix.EINTR {
 			continue
 		}
 		if err != nil {
-			return &fs.PathError{Op: "fcntl", Path: f.Name(), Err: err}
+			return err
 		}
 		break
 	}
 	lk.Type = unix.F_UNLCK
-	return fcntlLock(f, unix.F_OFD_SETLK, &lk)
+	return unix.FcntlFlock(uintptr(fd), unix.F_OFD_SETLK, &lk)
+}
+
+// InLine reports whether another open file description holds the in-line
+// lock for name on the file open at fd: its ticket is still in line, or,
+// once served, its waiter has not yet left the line. One F_OFD_GETLK,
+// which takes nothing, so it never holds up the lock's owner.
+func InLine(fd int, name string) bool {
+	lk := unix.Flock_t{Type: unix.F_RDLCK, Whence: 0, Start: inLineByte(name), Len: 1}
+	if err := unix.FcntlFlock(uintptr(fd), unix.F_OFD_GETLK, &lk); err != nil {
+		return false
+	}
+	return lk.Type != unix.F_UNLCK
 }

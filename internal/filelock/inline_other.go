@@ -18,3 +18,9 @@ func UnlockInLine(f *os.File, name string) {}
 
 // WaitNotInLine cannot wait: errors.ErrUnsupported.
 func WaitNotInLine(f *os.File, name string) error { return errors.ErrUnsupported }
+
+// InLine reports nothing held: false.
+func InLine(fd int, name string) bool { return false }
+
+// AwaitNotInLine cannot wait: errors.ErrUnsupported.
+func AwaitNotInLine(fd int, name string) error { return errors.ErrUnsupported }
