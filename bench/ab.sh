@@ -1,11 +1,12 @@
 #!/bin/bash
-# ab.sh OLD NEW [ROUNDS]: the scale workload of two commits, interleaved
-# (OLD, NEW, OLD, NEW, ...), one run each per round, so that both see the
-# same machine. Run as root, it raises the user's inotify instance limit
-# for the whole comparison (each waiting process needs one) and puts it
-# back; otherwise the 256-process row of a commit whose bench does not
-# raise it measures processes waiting on locks too.
-#   bash bench/ab.sh 49941ec 7192853
+# ab.sh OLD NEW [ROUNDS]: the library of two commits on the scale
+# workload, interleaved (OLD, NEW, OLD, NEW, ...), one run each per round,
+# so that both see the same machine. Both are measured by NEW's bench (its
+# bench/*.go built against each commit's library, which the bench uses
+# through its public API), with -strategies llmslots when NEW's bench has
+# it. Run as root, it raises the user's inotify instance limit for the
+# whole comparison (each waiting process needs one) and puts it back.
+#   bash bench/ab.sh 3f60b16 847b7e9 3
 set -euo pipefail
 old=${1:?old commit} new=${2:?new commit} rounds=${3:-2}
 repo=$(git -C "$(dirname "$0")" rev-parse --show-toplevel)
@@ -20,12 +21,19 @@ cleanup() {
 trap cleanup EXIT
 for c in "$old" "$new"; do
 	git -C "$repo" worktree add --detach "$tmp/$c" "$c" >/dev/null
+done
+for c in "$old" "$new"; do
+	cp "$tmp/$new"/bench/*.go "$tmp/$c/bench/"
 	(cd "$tmp/$c" && go build -o "$tmp/bench-$c" ./bench)
 done
+only=()
+if grep -q '"strategies"' "$tmp/$new/bench/main.go"; then
+	only=(-strategies llmslots)
+fi
 echo 400 >"$limit" 2>/dev/null || echo "(cannot raise $limit: the 256-process rows mix in waiters on locks)"
 for round in $(seq "$rounds"); do
 	for c in "$old" "$new"; do
 		echo "== $c, round $round"
-		"$tmp/bench-$c" -only scale -runs 1 | grep -E '^\| [0-9]'
+		"$tmp/bench-$c" -only scale -runs 1 "${only[@]}" | grep -E '^\| [0-9]'
 	done
 done
