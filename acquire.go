@@ -471,8 +471,9 @@ func (p *Pool) waitInLine(ctx context.Context, max int, deadline time.Time, arri
 			sawSlots := w.SawSlots()
 			w.OnlySlots()
 			// Its own ticket is looked at only when its watch says it may
-			// have moved (always, the first time): a waiter woken for
-			// anything else saves the lstat.
+			// have moved (or could not be set): a waiter woken for
+			// anything else, and one that has just joined the line, saves
+			// the lstat.
 			id := -1
 			if w.OwnMoved() {
 				id = t.served()

@@ -20,10 +20,10 @@ cleanup() {
 }
 trap cleanup EXIT
 for c in "$old" "$new"; do
-	git -C "$repo" worktree add --detach "$tmp/$c" "$c" >/dev/null
+	git -C "$repo" worktree add --quiet --detach "$tmp/$c" "$c"
 done
+cp "$tmp/$new"/bench/*.go "$tmp/$old/bench/"
 for c in "$old" "$new"; do
-	cp "$tmp/$new"/bench/*.go "$tmp/$c/bench/"
 	(cd "$tmp/$c" && go build -o "$tmp/bench-$c" ./bench)
 done
 only=()

@@ -57,8 +57,7 @@ type inotifyWatcher struct {
 	pending bool
 	// ownWd is the kept watch of the waiter's own ticket (0: none), and
 	// ownMoved is set when it may have been renamed since OwnMoved last
-	// asked: any event of that watch, an overflowed queue, or a watch
-	// (re)set, before which a rename raised nothing.
+	// asked: any event of that watch, or an overflowed queue.
 	ownWd    int
 	ownMoved bool
 	buf      [4096]byte
@@ -215,14 +214,14 @@ func (w *inotifyWatcher) Keep(dir, own string) error {
 		w.keep(wd)
 		w.dirWd = wd
 	}
-	// Whether or not the watch is set, the ticket may have been renamed
-	// before it: the next look must see for itself.
-	w.ownMoved = true
+	// A watch set on own was set while own still named the ticket: a
+	// rename since raises IN_MOVE_SELF. If the ticket was renamed before
+	// (or the watch could not be set), the look must see for itself.
 	if wd, err := w.watch(own, ownEvents); err == nil && wd >= 0 {
 		w.keep(wd)
-		w.ownWd = wd
+		w.ownWd, w.ownMoved = wd, false
 	} else {
-		w.ownWd = 0
+		w.ownWd, w.ownMoved = 0, true
 	}
 	return nil
 }
