@@ -431,7 +431,7 @@ func (p *Pool) waitInLine(ctx context.Context, max int, deadline time.Time, arri
 	p.warnOtherMax(max)
 	defer func() {
 		w.Close()
-		if g != nil {
+		if g != nil && t.renamed() {
 			t.waitAheadLeft() // returns in the order slots were given
 		}
 		if g != nil && !t.renamed() {
@@ -471,9 +471,8 @@ func (p *Pool) waitInLine(ctx context.Context, max int, deadline time.Time, arri
 			sawSlots := w.SawSlots()
 			w.OnlySlots()
 			// Its own ticket is looked at only when its watch says it may
-			// have moved (or could not be set): a waiter woken for
-			// anything else, and one that has just joined the line, saves
-			// the lstat.
+			// have moved (always, the first time, and at the safety
+			// re-check): a waiter woken for anything else saves the lstat.
 			id := -1
 			if w.OwnMoved() {
 				id = t.served()

@@ -18,7 +18,7 @@ import (
 
 // lineName is a name of the queue directory, kept by a scan.
 type lineName struct {
-	b [255]byte // NAME_MAX
+	b [255]byte // Linux's NAME_MAX; a longer name is no ticket (inLine)
 	n int
 }
 
@@ -33,6 +33,9 @@ func (l *lineName) String() string { return string(l.b[:l.n]) }
 // inLine reports whether name stands in line (a ticket or a draft), and
 // returns its arrival key.
 func inLine(name []byte) ([]byte, bool) {
+	if len(name) > len(lineName{}.b) {
+		return nil, false // no ticket is that long: not one this package made
+	}
 	if !bytes.HasPrefix(name, []byte(ticketPrefix)) && !bytes.HasPrefix(name, []byte(draftPrefix)) {
 		return nil, false
 	}

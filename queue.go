@@ -205,6 +205,7 @@ func (t *ticket) ahead(w watch.Watcher) (aheadOf, error) {
 	for i := 0; ; i++ {
 		if i == len(near) {
 			if !more {
+				t.dropAhead()
 				return aheadOf{}, nil
 			}
 			from := near[len(near)-1][len(ticketPrefix):]
@@ -212,6 +213,7 @@ func (t *ticket) ahead(w watch.Watcher) (aheadOf, error) {
 				return aheadOf{}, err
 			}
 			if i = 0; len(near) == 0 {
+				t.dropAhead()
 				return aheadOf{}, nil
 			}
 		}
@@ -243,6 +245,8 @@ func (t *ticket) ahead(w watch.Watcher) (aheadOf, error) {
 		if res.state == StateHeld {
 			if t.spare != nil && servable(name) {
 				t.keepAhead(path)
+			} else {
+				t.dropAhead()
 			}
 			return aheadOf{path: path, head: name == first, fresh: res.detail == freshDetail}, nil
 		}

@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/llmslots/llmslots/internal/filelock"
@@ -256,23 +257,29 @@ func (t *ticket) dropAhead() {
 // descheduled, and this one's slot must not idle for it.
 var aheadLeaveWait = 2 * time.Millisecond
 
-// waitAheadLeft returns once the waiter right ahead of t (its last look's)
-// has left the line, or after aheadLeaveWait. Two releases a few
-// microseconds apart serve the first two waiters in order; without this
-// the second's Acquire may return first, as its process happens to run
-// first (1-1.5 % of waits in bench's saturated workload, every one less
-// than a millisecond apart). It costs one F_OFD_GETLK when the one ahead
-// has left already; otherwise a goroutine blocks on its in-line lock,
-// which wakes it the moment that waiter lets go (or dies). A waiter ahead
-// that never lets go (stopped as it was served) keeps that goroutine, and
-// a thread, until it does.
+// waitAheadLeft, for a waiter just served, returns once the waiter right
+// ahead of it (its last look's) has left the line, or after
+// aheadLeaveWait. Two releases a few microseconds apart serve the first
+// two waiters in order; without this the second's Acquire may return
+// first, as its process happens to run first (1-1.5 % of waits in bench's
+// saturated workload, every one less than a millisecond apart). Served
+// itself, this waiter was first in line, so the one ahead was served
+// before it, or has left.
+//
+// It costs one F_OFD_GETLK when the one ahead has left already;
+// otherwise a goroutine blocks on that one's in-line lock, which wakes it
+// the moment the lock is let go (or its holder dies). A blocked lock
+// cannot be cancelled: if the one ahead was stopped just as it was
+// served, the goroutine and its thread stay until it runs again, so a
+// process keeps at most one such goroutine, and while it is blocked the
+// check is skipped.
 func (t *ticket) waitAheadLeft() {
 	if t.aheadFD == 0 {
 		return
 	}
 	fd, name := t.aheadFD-1, t.aheadName
 	t.aheadFD, t.aheadName = 0, ""
-	if !filelock.InLine(fd, name) {
+	if !filelock.InLine(fd, name) || !aheadWaiting.CompareAndSwap(false, true) {
 		unix.Close(fd)
 		return
 	}
@@ -280,6 +287,7 @@ func (t *ticket) waitAheadLeft() {
 	go func() {
 		filelock.AwaitNotInLine(fd, name)
 		unix.Close(fd)
+		aheadWaiting.Store(false)
 		close(left)
 	}()
 	timer := time.NewTimer(aheadLeaveWait)
@@ -289,6 +297,9 @@ func (t *ticket) waitAheadLeft() {
 	case <-timer.C:
 	}
 }
+
+// aheadWaiting is set while a goroutine of waitAheadLeft is blocked.
+var aheadWaiting atomic.Bool
 
 // poke wakes the waiter behind this one, which watches this spare while
 // it is a ticket: a change of its times raises IN_ATTRIB.

@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/llmslots/llmslots/internal/watch"
 	"golang.org/x/sys/unix"
 )
 
@@ -351,5 +352,100 @@ func TestServedWaitersReturnInTheOrderServed(t *testing.T) {
 	}
 	first.stdin.Close()
 	second.stdin.Close()
+	settledQueue(t, p)
+}
+
+// A waiter served while it sets the watch of its own ticket (inside
+// inotify_add_watch: the path looked up, the watch not yet attached, so
+// the rename raises no event, yet the watch is set, on the file now
+// named as the slot) still finds its slot: the look after Keep checks the
+// ticket whatever the watch says. The test widens the kernel's window by
+// setting the watch through a descriptor opened before the release.
+func TestServedWhileItsOwnWatchIsSet(t *testing.T) {
+	servingOn(t)
+	p := newTestPool(t)
+	g := mustAcquire(t, p, 1, 0)
+	paused, resume := make(chan struct{}), make(chan struct{})
+	watch.TestOwnWatchPath = func(own string) (string, func()) {
+		watch.TestOwnWatchPath = nil
+		fd, err := unix.Open(own, unix.O_PATH|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
+		close(paused)
+		<-resume
+		if err != nil {
+			return own, func() {}
+		}
+		return fmt.Sprintf("/proc/self/fd/%d", fd), func() { unix.Close(fd) }
+	}
+	t.Cleanup(func() { watch.TestOwnWatchPath = nil })
+	got := make(chan *Guard, 1)
+	go func() {
+		w, err := p.Acquire(1, 3*time.Second)
+		if err != nil {
+			t.Error(err)
+		}
+		got <- w
+	}()
+	<-paused
+	if err := g.Release(); err != nil { // serves the waiter: its ticket becomes slot-0
+		t.Fatal(err)
+	}
+	if rec, err := readRecord(slotPath(p.Dir(), 0)); err != nil || rec.PID != os.Getpid() {
+		t.Fatalf("slot 0 after the release: %+v, %v; want this process's spare", rec, err)
+	}
+	close(resume)
+	start := time.Now()
+	select {
+	case w := <-got:
+		if w == nil {
+			t.Fatal("no slot")
+		}
+		took := time.Since(start)
+		t.Logf("served waiter returned %v after its watch was set", took)
+		w.Release()
+		if took > time.Second {
+			t.Fatalf("the served waiter found its slot only as its wait ended (%v)", took)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("Acquire did not return")
+	}
+}
+
+// A waiter that takes a slot itself (here by the stall rule, past a head
+// that asked for a smaller max and cannot use the slot freed) was not
+// served: it does not wait for the head, which is still in line, and
+// leaves no goroutine blocked on the head's in-line lock. Each such take
+// used to leave one, and a thread with it, until the head left the line.
+func TestSlotTakenPastTheHeadWaitsForNobody(t *testing.T) {
+	servingOn(t)
+	p := newTestPool(t)
+	g0, g1 := mustAcquire(t, p, 2, 0), mustAcquire(t, p, 2, 0)
+	if g1.SlotID() != 1 {
+		g0, g1 = g1, g0
+	}
+	head := startHelper(t, "hold", p.Dir(), 1) // slot 0 only
+	waitForWaiters(t, p, 2, 1)
+	held := g1
+	for range 2 {
+		done := make(chan *Guard, 1)
+		go func() {
+			g, err := p.Acquire(2, 10*time.Second)
+			if err != nil {
+				t.Error(err)
+			}
+			done <- g
+		}()
+		waitForWaiters(t, p, 2, 2)
+		held.Release() // slot 1: the head cannot use it; the second takes it after stallAfter
+		if held = <-done; held == nil {
+			t.FailNow()
+		}
+		if aheadWaiting.Load() {
+			t.Fatal("a goroutine is left blocked on the head's in-line lock")
+		}
+	}
+	g0.Release()
+	head.held()
+	held.Release()
+	head.stdin.Close()
 	settledQueue(t, p)
 }

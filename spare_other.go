@@ -35,6 +35,7 @@ func (p *Pool) servedTicket(*ticket, int64, int, *spare) bool { return false }
 func (t *ticket) served() int                                 { return -1 }
 func (t *ticket) renamed() bool                               { return false }
 func (t *ticket) keepAhead(string)                            {}
+func (t *ticket) dropAhead()                                  {}
 func (t *ticket) waitAheadLeft()                              {}
 func (t *ticket) leaveServed()                                { t.serving = serving{} }
 func (t *ticket) rejoin()                                     {}

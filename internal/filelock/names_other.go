@@ -5,7 +5,7 @@ package filelock
 import "os"
 
 // Names returns the names in the directory dir, in no particular order,
-// through os.File's Readdirnames (see names_getdents.go for why macOS is
+// through os.File's Readdirnames (see names_bsd.go for why macOS is
 // here).
 func Names(dir string) ([]string, error) {
 	d, err := os.Open(dir)

@@ -57,7 +57,8 @@ type inotifyWatcher struct {
 	pending bool
 	// ownWd is the kept watch of the waiter's own ticket (0: none), and
 	// ownMoved is set when it may have been renamed since OwnMoved last
-	// asked: any event of that watch, or an overflowed queue.
+	// asked: any event of that watch, an overflowed queue, the watch
+	// just set, or a wake-up by the safety timer.
 	ownWd    int
 	ownMoved bool
 	buf      [4096]byte
@@ -214,17 +215,33 @@ func (w *inotifyWatcher) Keep(dir, own string) error {
 		w.keep(wd)
 		w.dirWd = wd
 	}
-	// A watch set on own was set while own still named the ticket: a
-	// rename since raises IN_MOVE_SELF. If the ticket was renamed before
-	// (or the watch could not be set), the look must see for itself.
-	if wd, err := w.watch(own, ownEvents); err == nil && wd >= 0 {
+	// The next look sees for itself whether the ticket moved: a rename
+	// in the middle of inotify_add_watch (after its lookup of the path,
+	// before the watch is attached) raises no event, yet the add
+	// succeeds, on the file now named as a slot.
+	w.ownMoved = true
+	at := own
+	if TestOwnWatchPath != nil {
+		var done func()
+		at, done = TestOwnWatchPath(own)
+		defer done()
+	}
+	if wd, err := w.watch(at, ownEvents); err == nil && wd >= 0 {
 		w.keep(wd)
-		w.ownWd, w.ownMoved = wd, false
+		w.ownWd = wd
 	} else {
-		w.ownWd, w.ownMoved = 0, true
+		w.ownWd = 0
 	}
 	return nil
 }
+
+// TestOwnWatchPath, set by llmslots's tests, gives the path Keep sets the
+// watch of the waiter's own ticket on, in place of own, and what to do
+// after: a /proc/self/fd name of a descriptor the test opened on own
+// before renaming it, to make the kernel's window inside
+// inotify_add_watch (the path looked up, the watch not yet attached) as
+// wide as a test needs.
+var TestOwnWatchPath func(own string) (at string, done func())
 
 // keep makes wd a kept watch, once.
 func (w *inotifyWatcher) keep(wd int) {
@@ -341,7 +358,10 @@ func (w *inotifyWatcher) Wait(ctx context.Context, deadline time.Time) error {
 		return ctx.Err()
 	}
 	if errors.Is(err, os.ErrDeadlineExceeded) {
-		return nil // the deadline or the safety timer: look again
+		// The deadline or the safety timer: look again, at the own
+		// ticket too, in case an event was missed.
+		w.ownMoved = true
+		return nil
 	}
 	return err
 }
