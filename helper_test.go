@@ -99,7 +99,13 @@ func helperPool(mode string) (p *Pool, max int, ok bool) {
 
 // holdHelper takes a slot, says which, and holds it until stdin closes.
 func holdHelper() int {
-	p, max, ok := helperPool("hold")
+	return hold("hold", func(g *Guard) string { return fmt.Sprint("held ", g.SlotID()) })
+}
+
+// hold takes a slot, says so in said's words, holds it until stdin
+// closes, and says "released".
+func hold(mode string, said func(*Guard) string) int {
+	p, max, ok := helperPool(mode)
 	if !ok {
 		return 1
 	}
@@ -108,7 +114,7 @@ func holdHelper() int {
 		fmt.Println("error", err)
 		return 3
 	}
-	fmt.Println("held", g.SlotID())
+	fmt.Println(said(g))
 	io.Copy(io.Discard, os.Stdin)
 	if err := g.Release(); err != nil {
 		fmt.Println("error", err)

@@ -5,7 +5,6 @@ package llmslots
 import (
 	"errors"
 	"fmt"
-	"io"
 	"os"
 	"path/filepath"
 	"slices"
@@ -279,21 +278,11 @@ func holdTimedHelper() int {
 	if d, err := time.ParseDuration(os.Getenv("AHEAD_WAIT")); err == nil {
 		aheadLeaveWait = d
 	}
-	p, max, ok := helperPool("hold-timed")
-	if !ok {
-		return 1
-	}
-	g, err := p.Acquire(max, 10*time.Second)
-	if err != nil {
-		fmt.Println("error", err)
-		return 3
-	}
-	var ts unix.Timespec
-	unix.ClockGettime(unix.CLOCK_MONOTONIC, &ts)
-	fmt.Println("held", g.SlotID(), ts.Nano())
-	io.Copy(io.Discard, os.Stdin)
-	g.Release()
-	return 0
+	return hold("hold-timed", func(g *Guard) string {
+		var ts unix.Timespec
+		unix.ClockGettime(unix.CLOCK_MONOTONIC, &ts)
+		return fmt.Sprint("held ", g.SlotID(), " ", ts.Nano())
+	})
 }
 
 // heldAt waits for a "hold-timed" helper's slot and returns when its

@@ -20,16 +20,9 @@ import (
 // entries to skip, which misses or repeats names when the directory
 // changes between two reads (as .queue does all the time).
 func Names(dir string) ([]string, error) {
-	var fd int
-	var err error
-	for {
-		fd, err = unix.Open(dir, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
-		if err != unix.EINTR {
-			break
-		}
-	}
+	fd, err := openDir(dir)
 	if err != nil {
-		return nil, &fs.PathError{Op: "open", Path: dir, Err: err}
+		return nil, err
 	}
 	defer unix.Close(fd)
 	buf := direntBufs.Get().(*[8192]byte)

@@ -15,16 +15,9 @@ import (
 // enqueue, and with hundreds of waiters a string for each name was most
 // of the cost (see bench/README.md).
 func EachName(dir string, fn func(name []byte)) error {
-	var fd int
-	var err error
-	for {
-		fd, err = unix.Open(dir, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
-		if err != unix.EINTR {
-			break
-		}
-	}
+	fd, err := openDir(dir)
 	if err != nil {
-		return &fs.PathError{Op: "open", Path: dir, Err: err}
+		return err
 	}
 	defer unix.Close(fd)
 	buf := direntBufs.Get().(*[direntBufSize]byte)
