@@ -17,6 +17,7 @@ import (
 
 	"github.com/llmslots/llmslots/internal/filelock"
 	"github.com/llmslots/llmslots/internal/proc"
+	"github.com/llmslots/llmslots/internal/slotfile"
 )
 
 func TestAcquireTakesLowestFreeSlotAndReleaseFreesIt(t *testing.T) {
@@ -49,7 +50,7 @@ func TestSlotFileRecordsHolder(t *testing.T) {
 	if !strings.HasPrefix(string(data), wantFirst) {
 		t.Fatalf("record starts %q; want first line %q", data, wantFirst)
 	}
-	rec := parseRecord(data)
+	rec := slotfile.ParseRecord(data)
 	host, _ := os.Hostname()
 	if rec.Host != host || rec.Label != "review bot" || rec.Command == "" || rec.Since.Before(before.Add(-time.Second)) {
 		t.Fatalf("record %+v", rec)
@@ -223,31 +224,30 @@ func TestDroppedGuardSurvivesGC(t *testing.T) {
 // lock, a prober takes the fresh, unlocked file for a dead holder's and
 // deletes it, and a third process may create and lock a new one. Either
 // way exactly one holder may result. (A prober leaves a young empty file
-// alone, so the creator is made to look stalled past freshFileAge, as a
+// alone, so the creator is made to look stalled past slotfile.FreshAge, as a
 // SIGSTOPped one would be.)
 func TestUnlinkRaceNeverGivesTwoHolders(t *testing.T) {
 	for _, thirdTakes := range []bool{true, false} {
 		t.Run(fmt.Sprintf("third_takes=%v", thirdTakes), func(t *testing.T) {
-			withoutSpares(t) // the race is the classic create's; a spare is locked before it has the slot's name
 			p := newTestPool(t)
 			var third *Guard
-			testHookBeforeLock = func(path string) {
-				testHookBeforeLock = nil // only the racing acquirer's first create
-				old := time.Now().Add(-2 * freshFileAge)
+			slotfile.TestHooks.BeforeLock = func(path string) {
+				slotfile.TestHooks.BeforeLock = nil // only the racing acquirer's first create
+				old := time.Now().Add(-2 * slotfile.FreshAge)
 				os.Chtimes(path, old, old)
-				res, err := probe(path, probeReclaim)
-				if err != nil || !res.removed {
+				res, err := slotfile.Probe(path, slotfile.Reclaim)
+				if err != nil || !res.Removed {
 					t.Errorf("prober: %+v %v; want the unlocked file removed", res, err)
 				}
 				if thirdTakes {
 					// Another acquirer, through its own file description.
-					if third, _, err = p.create(0, path, 1); third == nil || err != nil {
+					if third, _, err = p.tryAcquire(1); third == nil || err != nil {
 						t.Errorf("third party: %v %v", third, err)
 					}
 				}
 			}
-			defer func() { testHookBeforeLock = nil }()
-			g, err := p.tryAcquire(1, nil)
+			defer func() { slotfile.TestHooks.BeforeLock = nil }()
+			g, _, err := p.tryAcquire(1)
 			if thirdTakes {
 				defer third.Release()
 				if g != nil || err != nil {

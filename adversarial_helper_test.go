@@ -15,6 +15,8 @@ import (
 	"sync/atomic"
 	"syscall"
 	"time"
+
+	"github.com/llmslots/llmslots/internal/slotfile"
 )
 
 // The adversarial tests' helper modes (see helperModes). They report on
@@ -85,8 +87,8 @@ func runOps() int {
 		case "force":
 			err = p.ForceRelease(n)
 		case "fallback":
-			res := fallbackProbe(arg, syscall.EACCES)
-			r.State, r.Detail = string(res.state), res.detail
+			res := slotfile.FallbackProbe(arg, syscall.EACCES)
+			r.State, r.Detail = string(res.State), res.Detail
 		default:
 			err = fmt.Errorf("unknown op %q", op)
 		}

@@ -7,22 +7,13 @@ import (
 	"path/filepath"
 	"testing"
 
+	"github.com/llmslots/llmslots/internal/slotfile"
 	"golang.org/x/sys/unix"
 )
 
 // BenchmarkAcquireRelease is the uncontended path: one Acquire(4, 0) and
 // one Release on a pool nobody else uses, through this process's spare.
 func BenchmarkAcquireRelease(b *testing.B) { benchAcquireRelease(b) }
-
-// BenchmarkAcquireReleaseClassic is BenchmarkAcquireRelease without
-// spares: each acquire creates, locks, checks and records a new file, and
-// each release deletes and closes it (as on network filesystems and
-// Windows).
-func BenchmarkAcquireReleaseClassic(b *testing.B) {
-	testNoSpares = true
-	defer func() { testNoSpares = false }()
-	benchAcquireRelease(b)
-}
 
 func benchAcquireRelease(b *testing.B) {
 	p, err := NewPool(b.TempDir())
@@ -62,7 +53,7 @@ func BenchmarkFloor(b *testing.B) {
 // cost.
 func BenchmarkFloorWithRecord(b *testing.B) {
 	path := filepath.Join(b.TempDir(), "slot-0.lock")
-	rec := self().marshal()
+	rec := slotfile.Self().Marshal()
 	for b.Loop() {
 		fd, err := unix.Open(path, unix.O_RDWR|unix.O_CREAT|unix.O_EXCL|unix.O_CLOEXEC, 0o600)
 		if err != nil {
@@ -75,8 +66,8 @@ func BenchmarkFloorWithRecord(b *testing.B) {
 	}
 }
 
-// BenchmarkWaitersPresent is what the queue adds to the uncontended path.
-func BenchmarkWaitersPresent(b *testing.B) {
+// BenchmarkLineEmpty is what the queue adds to the uncontended path.
+func BenchmarkLineEmpty(b *testing.B) {
 	p, err := NewPool(b.TempDir())
 	if err != nil {
 		b.Fatal(err)
@@ -85,7 +76,7 @@ func BenchmarkWaitersPresent(b *testing.B) {
 		b.Fatal(err)
 	}
 	for b.Loop() {
-		if p.waitersPresent() {
+		if !p.line().Empty() {
 			b.Fatal("waiters in an empty pool")
 		}
 	}

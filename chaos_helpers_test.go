@@ -13,6 +13,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/llmslots/llmslots/internal/slotfile"
 	"golang.org/x/sys/unix"
 )
 
@@ -115,7 +116,7 @@ func refAcquire(dir string, max int, wait time.Duration, beforeLock func(id int)
 	deadline := time.Now().Add(wait)
 	for {
 		for id := range max {
-			f, err := os.OpenFile(slotPath(dir, id), os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o644)
+			f, err := os.OpenFile(slotfile.SlotPath(dir, id), os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o644)
 			if err != nil {
 				continue // the reference ignores the reason
 			}
@@ -139,7 +140,7 @@ func refAcquire(dir string, max int, wait time.Duration, beforeLock func(id int)
 // refRelease is the reference's LlmSlotGuard::drop: delete the file by
 // its path, then close it (which drops the lock).
 func refRelease(dir string, id int, f *os.File) {
-	os.Remove(slotPath(dir, id))
+	os.Remove(slotfile.SlotPath(dir, id))
 	f.Close()
 }
 

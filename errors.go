@@ -6,6 +6,10 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode/utf8"
+
+	"github.com/llmslots/llmslots/internal/slotfile"
+	"github.com/llmslots/llmslots/internal/textsafe"
 )
 
 // ErrBusy is matched (errors.Is) by the error Acquire returns when no slot
@@ -26,7 +30,7 @@ var ErrHeld = errors.New("llmslots: slot is held")
 // ErrUnsafeDir is matched (errors.Is) by the error returned when the slot
 // directory cannot be trusted: it is not a directory, it belongs to another
 // user, or others may write to it (and so could plant or delete slot files).
-var ErrUnsafeDir = errors.New("llmslots: unsafe slot directory")
+var ErrUnsafeDir = slotfile.ErrUnsafeDir
 
 // An EnvError reports an environment variable whose value cannot be used.
 // It matches ErrInvalid; callers that tell the user's settings from a bad
@@ -164,6 +168,18 @@ func checkMax(max int) error {
 func checkSlotID(id int) error {
 	if id < 0 || id >= MaxSlots {
 		return invalidf("slot id must be 0..%d, got %d", MaxSlots-1, id)
+	}
+	return nil
+}
+
+// checkLabel validates a label given by the caller; unlike the command line,
+// which is cleaned silently, a bad label is the caller's to fix.
+func checkLabel(label string) error {
+	if len(label) > slotfile.MaxLabelLen {
+		return invalidf("label must be at most %d bytes, got %d", slotfile.MaxLabelLen, len(label))
+	}
+	if !utf8.ValidString(label) || strings.ContainsFunc(label, textsafe.IsControl) {
+		return invalidf("label must be UTF-8 text without control characters, got %q", label)
 	}
 	return nil
 }

@@ -10,6 +10,8 @@ import (
 	"time"
 	"unicode"
 	"unicode/utf8"
+
+	"github.com/llmslots/llmslots/internal/slotfile"
 )
 
 // The fuzzers check the parsers and argument checks against rules written
@@ -28,7 +30,7 @@ func isControlRule(c rune) bool {
 // checkRecordFields fails t unless every text field of r could sit on one
 // line of a record: valid UTF-8, no control characters, no surrounding
 // space, no longer than a reader keeps.
-func checkRecordFields(t *testing.T, r record) {
+func checkRecordFields(t *testing.T, r slotfile.Record) {
 	t.Helper()
 	if r.PID < 0 {
 		t.Fatalf("negative pid %d", r.PID)
@@ -40,8 +42,8 @@ func checkRecordFields(t *testing.T, r record) {
 		if strings.ContainsFunc(v, isControlRule) {
 			t.Errorf("%s %q holds a control character", name, v)
 		}
-		if len(v) > maxCommandLen {
-			t.Errorf("%s is %d bytes, more than %d", name, len(v), maxCommandLen)
+		if len(v) > slotfile.MaxCommandLen {
+			t.Errorf("%s is %d bytes, more than %d", name, len(v), slotfile.MaxCommandLen)
 		}
 		if strings.TrimSpace(v) != v {
 			t.Errorf("%s %q has surrounding space", name, v)
@@ -50,7 +52,7 @@ func checkRecordFields(t *testing.T, r record) {
 }
 
 // sameRecord compares records field by field, times by instant.
-func sameRecord(a, b record) bool {
+func sameRecord(a, b slotfile.Record) bool {
 	return a.PID == b.PID && a.Host == b.Host && a.Since.Equal(b.Since) && a.Start == b.Start &&
 		a.Command == b.Command && a.Label == b.Label
 }
@@ -67,7 +69,7 @@ func FuzzParseRecord(f *testing.F) {
 	f.Add([]byte("pid=-5\nhost=\x1b[31mred\r\nlabel=a\x7fb"))
 	f.Add([]byte("pid=9\nlabel=job \u202e24\ncommand=\u2066x\u2069 \u061c"))
 	f.Fuzz(func(t *testing.T, data []byte) {
-		r := parseRecord(data)
+		r := slotfile.ParseRecord(data)
 		checkRecordFields(t, r)
 		// A time a reader accepts must be one a writer can write. Known
 		// exception, left to record.go: parseRecord accepts an offset that
@@ -76,25 +78,25 @@ func FuzzParseRecord(f *testing.F) {
 		// and no reader parses. Harmless (the record is informational);
 		// the fix is to drop such a time in parseRecord.
 		if y := r.Since.UTC().Year(); !r.Since.IsZero() && y >= 0 && y <= 9999 {
-			if again := parseRecord(record{Since: r.Since}.marshal()); !again.Since.Equal(r.Since) {
+			if again := slotfile.ParseRecord(slotfile.Record{Since: r.Since}.Marshal()); !again.Since.Equal(r.Since) {
 				t.Errorf("since %v reads back as %v", r.Since, again.Since)
 			}
 		}
 		r.Since = time.Time{}
-		if again := parseRecord(r.marshal()); !sameRecord(again, r) {
+		if again := slotfile.ParseRecord(r.Marshal()); !sameRecord(again, r) {
 			t.Errorf("record %+v reads back as %+v", r, again)
 		}
 
-		// The file reader sees only the first maxRecordRead bytes.
+		// The file reader sees only the first slotfile.MaxRecordRead bytes.
 		path := filepath.Join(t.TempDir(), "slot-0.lock")
 		if err := os.WriteFile(path, data, 0o600); err != nil {
 			t.Fatal(err)
 		}
-		fromFile, err := readRecord(path)
+		fromFile, err := slotfile.ReadRecord(path)
 		if err != nil {
 			t.Fatal(err)
 		}
-		if want := parseRecord(data[:min(len(data), maxRecordRead)]); !sameRecord(fromFile, want) {
+		if want := slotfile.ParseRecord(data[:min(len(data), slotfile.MaxRecordRead)]); !sameRecord(fromFile, want) {
 			t.Errorf("readRecord gave %+v; want %+v, the prefix's record", fromFile, want)
 		}
 	})
@@ -111,12 +113,12 @@ func FuzzRecordRoundTrip(f *testing.F) {
 		if pid < 0 {
 			pid = -(pid + 1)
 		}
-		r := record{
+		r := slotfile.Record{
 			PID:     pid,
-			Host:    cleanValue(host, 255),
+			Host:    slotfile.CleanValue(host, 255),
 			Since:   time.Unix(0, since),
-			Start:   cleanValue(start, 64),
-			Command: cleanValue(command, maxCommandLen),
+			Start:   slotfile.CleanValue(start, 64),
+			Command: slotfile.CleanValue(command, slotfile.MaxCommandLen),
 		}
 		if checkLabel(label) == nil {
 			// A checked label is written as given; surrounding space is
@@ -124,14 +126,14 @@ func FuzzRecordRoundTrip(f *testing.F) {
 			r.Label = strings.TrimSpace(label)
 		}
 		checkRecordFields(t, r)
-		data := r.marshal()
-		if len(data) > maxRecordRead {
-			t.Fatalf("a record of %d bytes does not fit a reader's %d", len(data), maxRecordRead)
+		data := r.Marshal()
+		if len(data) > slotfile.MaxRecordRead {
+			t.Fatalf("a record of %d bytes does not fit a reader's %d", len(data), slotfile.MaxRecordRead)
 		}
 		if !strings.HasPrefix(string(data), "pid="+strconv.Itoa(pid)+"\n") {
 			t.Fatalf("first line of %q is not the reference's pid=N", data)
 		}
-		if got := parseRecord(data); !sameRecord(got, r) {
+		if got := slotfile.ParseRecord(data); !sameRecord(got, r) {
 			t.Errorf("wrote %+v, read %+v", r, got)
 		}
 	})
@@ -178,11 +180,11 @@ func FuzzArguments(f *testing.F) {
 		}
 
 		id, isSlot := isSlotName(s)
-		if got := parseSlotName(s); !isSlot && got != -1 || isSlot && got != id {
-			t.Errorf("parseSlotName(%q) = %d", s, got)
+		if got := slotfile.ParseSlotName(s); !isSlot && got != -1 || isSlot && got != id {
+			t.Errorf("slotfile.ParseSlotName(%q) = %d", s, got)
 		}
-		if n >= 0 && n < MaxSlots && parseSlotName(slotName(n)) != n {
-			t.Errorf("slotName(%d) = %q does not parse back", n, slotName(n))
+		if n >= 0 && n < MaxSlots && slotfile.ParseSlotName(slotfile.SlotName(n)) != n {
+			t.Errorf("slotfile.SlotName(%d) = %q does not parse back", n, slotfile.SlotName(n))
 		}
 
 		nameOK := len(s) >= 1 && len(s) <= 64 && s[0] != '.' && !isSlot &&
@@ -196,13 +198,13 @@ func FuzzArguments(f *testing.F) {
 			// the root itself, its parent, a hidden entry or a slot.
 			root := "/run/user/1000/llmslots"
 			dir := filepath.Join(root, s)
-			if strings.Contains(s, "/") || strings.HasPrefix(s, ".") || parseSlotName(s) >= 0 ||
+			if strings.Contains(s, "/") || strings.HasPrefix(s, ".") || slotfile.ParseSlotName(s) >= 0 ||
 				filepath.Dir(dir) != root || filepath.Base(dir) != s {
 				t.Errorf("pool name %q accepted, but lands at %s", s, dir)
 			}
 		}
 
-		labelOK := len(s) <= maxLabelLen && utf8.ValidString(s) &&
+		labelOK := len(s) <= slotfile.MaxLabelLen && utf8.ValidString(s) &&
 			!strings.ContainsFunc(s, isControlRule)
 		if err := checkLabel(s); (err == nil) != labelOK || err != nil && !is(err) {
 			t.Errorf("checkLabel(%q) = %v", s, err)

@@ -4,7 +4,6 @@ package llmslots
 
 import (
 	"fmt"
-	"io"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -14,7 +13,7 @@ import (
 	"testing"
 	"time"
 
-	"golang.org/x/sys/unix"
+	"github.com/llmslots/llmslots/internal/slotfile"
 )
 
 // Tests of group-shared pools between two real, unprivileged users of one
@@ -30,14 +29,13 @@ const (
 
 // stallEnv, set for a helper to a kind of file ("ticket", "slot",
 // "spare"), makes it say "stall KIND" and sleep right after creating such a
-// file, before the file has its final mode (see testHookBirth).
+// file, before the file has its final mode (see slotfile.TestHooks.Birth).
 const stallEnv = "LLMSLOTS_TEST_STALL_BIRTH"
 
 func init() {
 	helperModes["group-cycles"] = groupCyclesHelper // rounds of acquire/release cycles, counting errors
-	helperModes["lock-waiters"] = lockWaitersHelper // a write lock on .queue/waiters, held until stdin closes
 	if kind := os.Getenv(stallEnv); kind != "" && os.Getenv(helperEnv) != "" {
-		testHookBirth = func(k, path string) {
+		slotfile.TestHooks.Birth = func(k, path string) {
 			if k == kind {
 				emit("stall %s", k)
 				time.Sleep(30 * time.Second)
@@ -139,25 +137,6 @@ func groupCyclesHelper() int {
 		}
 		emit("round %d ok %d errors %d %s", r, okN, errN, first)
 	}
-	return 0
-}
-
-// lockWaitersHelper takes an OFD write lock on the pool's waiters file, as
-// a member may (it is group-writable), says "locked", and keeps it until
-// stdin closes.
-func lockWaitersHelper() int {
-	f, err := os.OpenFile(filepath.Join(os.Getenv(EnvDir), queueDirName, waitersFileName), os.O_RDWR, 0)
-	if err != nil {
-		fmt.Println("error", err)
-		return 1
-	}
-	lk := unix.Flock_t{Type: unix.F_WRLCK, Whence: 0, Start: 0, Len: 0}
-	if err := unix.FcntlFlock(f.Fd(), unix.F_OFD_SETLK, &lk); err != nil {
-		fmt.Println("error", err)
-		return 1
-	}
-	fmt.Println("locked")
-	io.Copy(io.Discard, os.Stdin)
 	return 0
 }
 
@@ -322,26 +301,12 @@ func TestGroupFilesAreBornShared(t *testing.T) {
 		staller.kill()
 		// The member's slot file of the dead staller, if it shows, must be
 		// reclaimable by the other member once it is old enough.
-		time.Sleep(freshFileAge + 200*time.Millisecond)
+		time.Sleep(slotfile.FreshAge + 200*time.Millisecond)
 		h := startMember(t, memberA, "hold", dir, 1)
 		if l := h.lineWithin(15 * time.Second); l != "held 0" {
 			t.Fatalf("after a member died making a slot file, the other member said %q; want \"held 0\"", l)
 		}
 		h.stdin.Close()
-		checkGroupModes(t, dir)
-	})
-	t.Run("spare", func(t *testing.T) {
-		needSpares(t)
-		dir := filepath.Join(groupParent(t), "pool")
-		first := startMember(t, memberA, "hold", dir, 1)
-		first.held()
-		first.stdin.Close()
-		first.line()
-		staller := startMember(t, memberB, "hold", dir, 1, stallEnv+"=spare")
-		if l := staller.lineWithin(10 * time.Second); l != "stall spare" {
-			t.Fatalf("staller said %q", l)
-		}
-		staller.kill()
 		checkGroupModes(t, dir)
 	})
 }
@@ -350,59 +315,22 @@ func TestGroupFilesAreBornShared(t *testing.T) {
 // the waiters file of the group pool in dir does not have mode 0660.
 func checkGroupModes(t *testing.T, dir string) {
 	t.Helper()
-	for _, d := range []string{dir, queueDir(dir)} {
+	for _, d := range []string{dir, filepath.Join(dir, slotfile.QueueDir)} {
 		entries, err := os.ReadDir(d)
 		if err != nil {
 			t.Fatal(err)
 		}
 		for _, e := range entries {
 			n := e.Name()
-			if !(parseSlotName(n) >= 0 || strings.HasPrefix(n, sparePrefix) || strings.HasPrefix(n, ticketPrefix) ||
-				strings.HasPrefix(n, draftPrefix) || n == waitersFileName) {
+			if !(slotfile.ParseSlotName(n) >= 0 || strings.HasPrefix(n, slotfile.TicketPrefix) ||
+				strings.HasPrefix(n, slotfile.DraftPrefix)) {
 				continue
 			}
 			fi, err := os.Lstat(filepath.Join(d, n))
-			if err == nil && fi.Mode().Perm() != groupFileMode {
-				t.Errorf("%s has mode %v; want %v, the group's", filepath.Join(d, n), fi.Mode().Perm(), os.FileMode(groupFileMode))
+			if err == nil && fi.Mode().Perm() != 0o660 {
+				t.Errorf("%s has mode %v; want %v, the group's", filepath.Join(d, n), fi.Mode().Perm(), os.FileMode(0o660))
 			}
 		}
-	}
-}
-
-// Item 7 of issue 11: a member that write-locks .queue/waiters (it is
-// group-writable) cannot make another member's Acquire block past its
-// wait.
-func TestGroupMemberCannotHangOthers(t *testing.T) {
-	if os.Geteuid() != 0 {
-		t.Skip("needs root to act as two users")
-	}
-	dir := filepath.Join(groupParent(t), "pool")
-	first := startMember(t, memberA, "hold", dir, 1)
-	first.held()
-	first.stdin.Close()
-	first.line()
-	locker := startMember(t, memberB, "lock-waiters", dir, 0)
-	if l := locker.lineWithin(10 * time.Second); l != "locked" {
-		t.Fatalf("locker said %q", l)
-	}
-	// An empty pool: a slot at once.
-	start := time.Now()
-	h := startMember(t, memberA, "group-cycles", dir, 2, "HELPER_CYCLES=1", "HELPER_WAIT=1000")
-	l := h.lineWithin(10 * time.Second)
-	t.Logf("Acquire(2, 1s) on an empty pool, waiters file write-locked by the other member: %q in %v", l, time.Since(start).Round(time.Millisecond))
-	if l != "round 1 ok 1 errors 0 " {
-		t.Fatalf("got %q", l)
-	}
-	// A full pool: busy once the wait is over, not later.
-	holder := startMember(t, memberA, "hold", dir, 1)
-	holder.held()
-	start = time.Now()
-	h = startMember(t, memberA, "group-cycles", dir, 1, "HELPER_CYCLES=1", "HELPER_WAIT=1000")
-	l = h.lineWithin(10 * time.Second)
-	took := time.Since(start)
-	t.Logf("Acquire(1, 1s) on a full pool: %q in %v", l, took.Round(time.Millisecond))
-	if !strings.Contains(l, "errors 1") || !strings.Contains(l, "no free slot") || took > 5*time.Second {
-		t.Fatalf("got %q after %v; want busy after about 1s", l, took)
 	}
 }
 

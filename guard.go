@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/llmslots/llmslots/internal/filelock"
+	"github.com/llmslots/llmslots/internal/slotfile"
 )
 
 // A Guard is one held slot. The slot stays held until Release, or until
@@ -28,21 +29,12 @@ type Guard struct {
 	info     fs.FileInfo // the locked file's identity, checked before deleting
 	acquired time.Time
 	max      int // the max the slot was taken with; 0 if unknown
-	// spare is the spare file that holds the slot (nil for a slot file
-	// made the classic way): this guard's own, which Release keeps for the
-	// next acquire, or, for a nested guard, its outer guard's, whose
-	// descriptor its file shares. Handing either on to another process
-	// marks the spare spent, never to be reused.
-	spare *spare
 	// outer, for a nested guard, is the guard whose slot it shares.
 	outer *Guard
 	// passedOn is set once another process shares the slot's lock
 	// (Inherit, PrepareExec, Command, also through a nested guard): Release
 	// then hands the slot over instead of deleting its file.
 	passedOn bool
-	// leftQueue, for a guard served from the queue, is closed once its
-	// ticket is gone (see waitInLine).
-	leftQueue chan struct{}
 	// th is what the guard knows of the pool's throttling (throttle.go).
 	th guardThrottle
 }
@@ -57,10 +49,10 @@ var heldGuards struct {
 
 // newGuard is the one constructor of a Guard: slot id of p, held through
 // f, whose identity fi is checked before the slot file is deleted (nil for
-// a nested guard, which never deletes it). The caller sets spare and outer
+// a nested guard, which never deletes it). The caller sets outer
 // where they apply, and registers a guard it took itself.
 func newGuard(p *Pool, id int, f *os.File, fi fs.FileInfo, acquired time.Time) *Guard {
-	return &Guard{pool: p, id: id, path: slotPath(p.dir, id), file: f, info: fi, acquired: acquired}
+	return &Guard{pool: p, id: id, path: slotfile.SlotPath(p.dir, id), file: f, info: fi, acquired: acquired}
 }
 
 func registerGuard(g *Guard) {
@@ -125,9 +117,8 @@ func (g *Guard) Held() bool {
 
 // Release frees the slot: it deletes the slot's name, but only while still
 // holding its lock and only if the path still names this guard's file.
-// A slot file made for this acquire is then closed, which drops the lock;
-// a spare (see the package documentation) stays open and locked under its
-// own name for the next acquire. The slot is free when Release returns,
+// The file is then closed, which drops the lock and wakes the first
+// waiter, blocked on that lock. The slot is free when Release returns,
 // even if it returns an error (which reports a failed delete or close: the
 // file is then closed and its lock gone, so the slot is reclaimable).
 //
@@ -150,9 +141,6 @@ func (g *Guard) Release() error {
 	if g.file == nil {
 		return nil
 	}
-	if g.leftQueue != nil {
-		<-g.leftQueue // the ticket goes before the slot
-	}
 	// Unregister first: the delete below wakes waiters, and a waiter in
 	// this process must not skip the slot as still ours.
 	unregisterGuard(g)
@@ -162,18 +150,10 @@ func (g *Guard) Release() error {
 		err = g.file.Close() // the outer guard keeps the lock
 	case g.passedOn:
 		err = g.handOver()
-	case g.spare != nil && g.serveNext():
-		// The first waiter's ticket is now the slot's file (serve.go):
-		// the spare kept only its own name, for the next acquire.
-		putSpare(g.spare)
-	case g.spare != nil:
-		g.pool.markSlot(g.id, g.max, false) // while still held: see slotmap.go
-		err = g.spare.release(g.path)
 	default:
-		g.pool.markSlot(g.id, g.max, false)
 		err = filelock.RemoveAndClose(g.file, g.path, g.info)
 	}
-	g.file, g.spare = nil, nil
+	g.file = nil
 	g.afterRelease() // raises a throttled pool's limit (throttle.go)
 	if l := g.pool.log(); l.Enabled(context.Background(), slog.LevelDebug) {
 		l.Debug("llmslots: slot released", "slot", g.id, "dir", g.pool.dir,
@@ -189,13 +169,8 @@ func (g *Guard) Release() error {
 // the file if, and only if, its lock can now be taken: under that lock, as
 // ForceRelease does, so a child that still holds it keeps its slot.
 func (g *Guard) handOver() error {
-	var err error
-	if g.spare != nil {
-		err = g.spare.handOver()
-	} else {
-		err = g.file.Close()
-	}
-	if _, perr := probe(g.path, probeRemove); err == nil {
+	err := g.file.Close()
+	if _, perr := slotfile.Probe(g.path, slotfile.Remove); err == nil {
 		err = perr
 	}
 	return err

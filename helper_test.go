@@ -36,7 +36,6 @@ const noSparesEnv = "LLMSLOTS_TEST_NOSPARES"
 // helperCmd sets them), reports on stdout, and returns the exit status.
 var helperModes = map[string]func() int{
 	"hold":          holdHelper,         // take a slot, say "held N", hold it until stdin closes
-	"hold-many":     holdManyHelper,     // take HELPER_N slots, say "held A B ...", release those stdin names (slotmap_test.go)
 	"handon":        handonHelper,       // take a slot, hand it to a sleeping child, say "child PID", wait to be killed
 	"cycle":         cycleHelper,        // HELPER_CYCLES acquire/hold/release cycles, each said as "interval SLOT START END"
 	"alive":         aliveHelper,        // judge HELPER_PID from this process: "kill0 ERR alive BOOL"
@@ -50,12 +49,6 @@ var helperModes = map[string]func() int{
 }
 
 func TestMain(m *testing.M) {
-	if os.Getenv(noSparesEnv) != "" {
-		testNoSpares = true // this helper takes slots the classic way
-	}
-	if os.Getenv(slotMapEnv) != "" {
-		mapFrom = 0 // every pool uses the slot map (slotmap_test.go)
-	}
 	if mode := os.Getenv(helperEnv); mode != "" {
 		run := helperModes[mode]
 		if run == nil {
@@ -285,30 +278,6 @@ func (h *helper) kill() {
 }
 
 func (h *helper) pid() int { return h.cmd.Process.Pid }
-
-// withoutSpares makes the test's acquires create their slot files the
-// classic way.
-func withoutSpares(t *testing.T) {
-	t.Helper()
-	testNoSpares = true
-	t.Cleanup(func() { testNoSpares = false })
-}
-
-// spareNames lists the spare files in dir.
-func spareNames(t *testing.T, dir string) []string {
-	t.Helper()
-	entries, err := os.ReadDir(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var names []string
-	for _, e := range entries {
-		if strings.HasPrefix(e.Name(), sparePrefix) {
-			names = append(names, e.Name())
-		}
-	}
-	return names
-}
 
 // Shared by the tests and the helpers.
 

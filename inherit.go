@@ -15,6 +15,7 @@ import (
 
 	"github.com/llmslots/llmslots/internal/fdpass"
 	"github.com/llmslots/llmslots/internal/proc"
+	"github.com/llmslots/llmslots/internal/slotfile"
 )
 
 // envInherited is the environment variable through which a process
@@ -218,9 +219,6 @@ func (g *Guard) PrepareExec(argv, env []string) ([]string, error) {
 		return nil, err
 	}
 	defer g.unlockOuter()
-	if g.leftQueue != nil {
-		<-g.leftQueue // leave the queue before the process is replaced
-	}
 	g.markPassedOn() // the program after exec will hold the lock
 	_, ins, err := g.handedOn(func(_ int, f *os.File) (int, error) { return fdpass.KeepOnExec(f) })
 	if errors.Is(err, errors.ErrUnsupported) {
@@ -232,10 +230,10 @@ func (g *Guard) PrepareExec(argv, env []string) ([]string, error) {
 	// A nested guard's record is its outer holder's, which outlives it.
 	if !g.nested() {
 		rec := g.pool.newRecord(g.acquired, g.max)
-		rec.Command = cleanValue(strings.Join(argv, " "), maxCommandLen)
+		rec.Command = slotfile.CleanValue(strings.Join(argv, " "), slotfile.MaxCommandLen)
 		err := g.file.Truncate(0)
 		if err == nil {
-			_, err = g.file.WriteAt(rec.marshal(), 0)
+			_, err = g.file.WriteAt(rec.Marshal(), 0)
 		}
 		if err != nil {
 			g.pool.log().Warn("llmslots: slot kept across exec, but its record was not rewritten", "slot", g.id, "path", g.path, "err", err)
@@ -271,7 +269,6 @@ func (g *Guard) markPassedOn() {
 		owner = g.outer
 	}
 	owner.passedOn = true
-	g.spare.markSpent()
 }
 
 func (g *Guard) unlockOuter() {
@@ -331,7 +328,7 @@ func adoptInherited() []*Guard {
 		if inheritedIn(guards, p.dir) {
 			continue // one slot per pool: the first one named
 		}
-		path := slotPath(p.dir, in.slot)
+		path := slotfile.SlotPath(p.dir, in.slot)
 		f, fi, err := fdpass.Adopt(in.fd, path)
 		if err != nil && proc.HeldByAncestor(path) {
 			// The descriptor is gone (a Python layer, a shell or a sandbox
@@ -350,7 +347,7 @@ func adoptInherited() []*Guard {
 			continue
 		}
 		since := time.Now()
-		if rec, err := readRecordFrom(f); err == nil && !rec.Since.IsZero() {
+		if rec, err := slotfile.ReadRecordFrom(f); err == nil && !rec.Since.IsZero() {
 			since = rec.Since
 		}
 		guards = append(guards, newGuard(p, in.slot, f, fi, since))

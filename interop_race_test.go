@@ -13,7 +13,7 @@ import (
 // dead holder's (its lock is free), deletes it and creates its own. Here
 // the reference helper stops in that window until told to go on; the
 // outcome must be one holder of slot 0, not two. (The library leaves a young
-// empty file alone: see freshFileAge.)
+// empty file alone: see slotfile.FreshAge.)
 func TestInteropReclaimBetweenReferenceCreateAndLock(t *testing.T) {
 	p := newTestPool(t)
 	h := startHelper(t, "ref-hold", p.Dir(), 1, "HELPER_PAUSE=1")

@@ -69,7 +69,7 @@ func (p *Pool) nestIn(outer *Guard) (*Guard, error) {
 	p.log().Debug("llmslots: nested in a held slot", "slot", outer.id, "dir", p.dir)
 	// No file identity: a nested guard never deletes the slot file.
 	g := newGuard(p, outer.id, f, nil, time.Now())
-	g.spare, g.outer = outer.spare, outer
+	g.outer = outer
 	return g, nil
 }
 

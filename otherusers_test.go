@@ -13,6 +13,8 @@ import (
 	"strings"
 	"syscall"
 	"testing"
+
+	"github.com/llmslots/llmslots/internal/slotfile"
 )
 
 // Tests with another user's files and processes. Run as root, they start
@@ -39,7 +41,7 @@ func TestUnreadableSlotFile(t *testing.T) {
 	bin := binaryForOthers(t)
 	dir := othersPoolDir(t, 0o700)
 	path := filepath.Join(dir, "slot-0.lock")
-	writeOwned(t, path, record{PID: deadPid(t)}.marshal(), otherUID, 0)
+	writeOwned(t, path, slotfile.Record{PID: deadPid(t)}.Marshal(), otherUID, 0)
 	res := runOpsAs(t, bin, otherUID, dir, "status:2", "stale:2", "force:0", "acquire:1", "acquire:2")
 	st := res[0].Status
 	if st != nil {
@@ -81,7 +83,7 @@ func TestReadOnlyPoolDirectory(t *testing.T) {
 				// Made by an earlier, writable life of the pool.
 				runOpsAs(t, bin, otherUID, dir, "acquire:1")
 			}
-			writeOwned(t, filepath.Join(dir, "slot-0.lock"), record{PID: deadPid(t)}.marshal(), otherUID, 0o600)
+			writeOwned(t, filepath.Join(dir, "slot-0.lock"), slotfile.Record{PID: deadPid(t)}.Marshal(), otherUID, 0o600)
 			if err := os.Chmod(dir, 0o500); err != nil {
 				t.Fatal(err)
 			}
@@ -134,12 +136,12 @@ func TestAnotherUsersDirectoryIsRefused(t *testing.T) {
 func TestAnotherUsersLiveHolderIsNeverDead(t *testing.T) {
 	bin := binaryForOthers(t)
 	dir := othersPoolDir(t, 0o700)
-	me := self()
+	me := slotfile.Self()
 	me.Since = me.Since.Add(1)
-	holdForeign(t, filepath.Join(dir, "slot-0.lock"), me.marshal()) // root's, 0600
+	holdForeign(t, filepath.Join(dir, "slot-0.lock"), me.Marshal()) // root's, 0600
 	// The same record where nobody may read it but not lock it.
 	readable := filepath.Join(filepath.Dir(dir), "slot-9.lock")
-	writeOwned(t, readable, me.marshal(), 0, 0o644)
+	writeOwned(t, readable, me.Marshal(), 0, 0o644)
 
 	res := runOpsAs(t, bin, otherUID, dir, "status:2", "stale:2", "force:0", "acquire:1", "acquire:2", "fallback:"+readable)
 	if st := res[0].Status; st == nil || st.Slots[0].State != StateHeld || st.Active != 1 || st.Free != 1 {
@@ -173,17 +175,17 @@ func TestForeignPidsInASharedPool(t *testing.T) {
 	gone := deadPid(t)
 	cases := []struct {
 		name string
-		rec  record
+		rec  slotfile.Record
 	}{
-		{"another host, a pid absent here", record{PID: gone, Host: "container-7.invalid", Start: "12345"}},
-		{"this host, a pid absent here", record{PID: gone, Host: self().Host, Start: "12345"}},
-		{"this host, a pid of another process here", record{PID: 1, Host: self().Host, Start: "1"}},
+		{"another host, a pid absent here", slotfile.Record{PID: gone, Host: "container-7.invalid", Start: "12345"}},
+		{"this host, a pid absent here", slotfile.Record{PID: gone, Host: slotfile.Self().Host, Start: "12345"}},
+		{"this host, a pid of another process here", slotfile.Record{PID: 1, Host: slotfile.Self().Host, Start: "1"}},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
 			p := newTestPool(t)
 			mustAcquire(t, p, 1, 0).Release()
-			holdForeign(t, p.SlotPath(0), c.rec.marshal())
+			holdForeign(t, p.SlotPath(0), c.rec.Marshal())
 			st, err := p.ReadStatus(1)
 			if err != nil || st.Slots[0].State != StateHeld || st.Slots[0].PID != c.rec.PID || st.Active != 1 {
 				t.Fatalf("status %+v %v", st, err)

@@ -1,15 +1,11 @@
 package llmslots
 
 import (
-	"errors"
 	"fmt"
-	"io/fs"
 	"os"
 	"path/filepath"
-	"strconv"
-	"strings"
 
-	"github.com/llmslots/llmslots/internal/perm"
+	"github.com/llmslots/llmslots/internal/slotfile"
 )
 
 // Environment variables the package reads.
@@ -23,7 +19,7 @@ const (
 )
 
 // MaxSlots is the largest max any pool accepts.
-const MaxSlots = 1024
+const MaxSlots = slotfile.MaxSlots
 
 // Dir returns the default pool's directory: $LLMSLOTS_DIR if set and
 // non-empty; else $XDG_RUNTIME_DIR/llmslots when XDG_RUNTIME_DIR is an
@@ -40,7 +36,7 @@ func Dir() string {
 // SlotPath returns the path of slot id's file in the default pool. It does
 // not check id; the operations that take a slot id do.
 func SlotPath(id int) string {
-	return slotPath(Dir(), id)
+	return slotfile.SlotPath(Dir(), id)
 }
 
 // defaultDir resolves the default pool's directory and reports why it
@@ -66,60 +62,6 @@ func defaultDir() (string, error) {
 	return filepath.Join(cache, "llmslots"), nil
 }
 
-// sparePrefix starts every spare's name; a dot hides it from ls, and no
-// pool name may start with one (checkPoolName), so no named pool's
-// directory can clash.
-const sparePrefix = ".spare-"
-
-// pidInName reads the pid of its maker from a ticket's or draft's name
-// (t-<arrived>-<pid>-<seq>) or a spare's (.spare-<pid>-<random>); 0 if
-// there is none.
-func pidInName(name string) int {
-	var field string
-	switch {
-	case strings.HasPrefix(name, sparePrefix):
-		field, _, _ = strings.Cut(name[len(sparePrefix):], "-")
-	case strings.HasPrefix(name, ticketPrefix), strings.HasPrefix(name, draftPrefix):
-		parts := strings.Split(name, "-")
-		if len(parts) != 4 {
-			return 0
-		}
-		field = parts[2]
-	}
-	pid, err := strconv.Atoi(field)
-	if err != nil || pid < 0 {
-		return 0
-	}
-	return pid
-}
-
-// slotName and parseSlotName define the one file name a slot has.
-func slotName(id int) string {
-	return "slot-" + strconv.Itoa(id) + ".lock"
-}
-
-// parseSlotName returns the id of a canonical slot file name, or -1. Names
-// like "slot-01.lock" are not slots: no process would ever take them.
-func parseSlotName(name string) int {
-	s, ok := strings.CutPrefix(name, "slot-")
-	if !ok {
-		return -1
-	}
-	s, ok = strings.CutSuffix(s, ".lock")
-	if !ok {
-		return -1
-	}
-	id, err := strconv.Atoi(s)
-	if err != nil || id < 0 || id >= MaxSlots || strconv.Itoa(id) != s {
-		return -1
-	}
-	return id
-}
-
-func slotPath(dir string, id int) string {
-	return filepath.Join(dir, slotName(id))
-}
-
 // checkPoolName enforces the pool name alphabet. A leading dot is refused so
 // that "." and ".." cannot escape the root, and slot file names are refused
 // so that a pool directory never sits where the default pool's slot would.
@@ -136,73 +78,8 @@ func checkPoolName(name string) error {
 	if name[0] == '.' {
 		return invalidf("pool name must not start with a dot, got %q", name)
 	}
-	if parseSlotName(name) >= 0 {
+	if slotfile.ParseSlotName(name) >= 0 {
 		return invalidf("pool name %q is a slot file name; choose another", name)
-	}
-	return nil
-}
-
-// prepareDir creates dir if it is missing and checks that it can be
-// trusted with slot files. A private directory is created 0700, with its
-// parents; a group's (see WithGroup) 2770 with that group, and its parent
-// must exist already: the group has to be able to reach it, which only
-// whoever sets up the shared place can arrange.
-func prepareDir(dir string, g group) error {
-	fi, err := os.Stat(dir)
-	if errors.Is(err, fs.ErrNotExist) {
-		if err := makeDir(dir, g); err != nil {
-			return fmt.Errorf("llmslots: cannot create slot directory: %w", err)
-		}
-		fi, err = os.Stat(dir)
-	}
-	if err != nil {
-		return fmt.Errorf("llmslots: slot directory: %w", err)
-	}
-	return checkDir(dir, fi, g)
-}
-
-// makeDir creates a pool's directory (or its queue directory) as g wants.
-// A group's is built complete under a hidden name beside it (see
-// makeGroupDir), so members that make it at the same instant never see
-// each other's half-made one.
-func makeDir(dir string, g group) error {
-	if !g.shared {
-		return os.MkdirAll(dir, 0o700)
-	}
-	return makeGroupDir(dir, g.gid, true)
-}
-
-// inspectDir checks an existing dir without creating anything; exists is
-// false when there is no directory (and so no slot is held).
-func inspectDir(dir string, g group) (exists bool, err error) {
-	fi, err := os.Stat(dir)
-	if errors.Is(err, fs.ErrNotExist) {
-		return false, nil
-	}
-	if err != nil {
-		return false, fmt.Errorf("llmslots: slot directory: %w", err)
-	}
-	return true, checkDir(dir, fi, g)
-}
-
-// checkDir refuses directories that would let someone else forge, delete or
-// swap slot files: another user's, or one that group or others may write.
-func checkDir(dir string, fi fs.FileInfo, g group) error {
-	if !fi.IsDir() {
-		return &wrapped{
-			msg:      fmt.Sprintf("llmslots: slot directory %s is not a directory; remove it or set %s to a directory of your own", dir, EnvDir),
-			sentinel: ErrUnsafeDir,
-		}
-	}
-	gid := -1
-	if g.shared {
-		gid = g.gid
-	}
-	if err := perm.CheckDir(dir, fi, gid); err != nil {
-		return &wrapped{msg: "llmslots: " + err.Error(), sentinel: ErrUnsafeDir}
-	}
-	if err := perm.CheckParents(dir, gid); err != nil {
-		return &wrapped{msg: "llmslots: " + err.Error(), sentinel: ErrUnsafeDir}
 	}
 	return nil
 }

@@ -16,6 +16,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/llmslots/llmslots/internal/slotfile"
 	"golang.org/x/sys/unix"
 )
 
@@ -118,7 +119,7 @@ func TestEmptyAndGarbageSlotFiles(t *testing.T) {
 		"binary":       {0x00, 0xff, 0xfe, '\n', 0x1b, '[', '2', 'J', 0x7f},
 		"no pid value": []byte("pid=\nhost=\nsince=yesterday\n"),
 		"bad pid":      []byte("pid=-42\npid=0x10\npid=99999999999999999999999\n"),
-		"zeros":        make([]byte, maxRecordRead),
+		"zeros":        make([]byte, slotfile.MaxRecordRead),
 		"no newline":   bytes.Repeat([]byte("label=x"), 2000),
 	}
 	for name, content := range contents {
@@ -136,7 +137,7 @@ func TestEmptyAndGarbageSlotFiles(t *testing.T) {
 				t.Fatalf("status %+v %v", st, err)
 			}
 			g := mustAcquire(t, p, 1, 0)
-			if rec, _ := readRecord(p.SlotPath(0)); g.SlotID() != 0 || rec.PID != os.Getpid() {
+			if rec, _ := slotfile.ReadRecord(p.SlotPath(0)); g.SlotID() != 0 || rec.PID != os.Getpid() {
 				t.Fatalf("slot %d; record %+v; want slot 0 reclaimed and ours", g.SlotID(), rec)
 			}
 		})
@@ -183,14 +184,14 @@ func bytesRead(t *testing.T) int64 {
 	return 0
 }
 
-// A huge slot file costs a reader no more than its first maxRecordRead
+// A huge slot file costs a reader no more than its first slotfile.MaxRecordRead
 // bytes: status, the stale scan, the busy error and reclaiming read a
 // bounded prefix (measured as bytes read by this process, not as time),
 // and a record beyond the prefix is not seen.
 func TestHugeSlotFilesAreReadByABoundedPrefix(t *testing.T) {
 	linuxOnly(t)
 	const budget = 256 << 10 // far below any of the files
-	rec := record{PID: os.Getpid(), Host: "h", Label: "first"}.marshal()
+	rec := slotfile.Record{PID: os.Getpid(), Host: "h", Label: "first"}.Marshal()
 	cases := []struct {
 		name    string
 		make    func(path string) error
@@ -205,7 +206,7 @@ func TestHugeSlotFilesAreReadByABoundedPrefix(t *testing.T) {
 		}, os.Getpid(), "first"},
 		{"10 MB real, a second record beyond the prefix", func(path string) error {
 			junk := bytes.Repeat([]byte("x"), 10<<20)
-			later := record{PID: 1, Label: "later"}.marshal()
+			later := slotfile.Record{PID: 1, Label: "later"}.Marshal()
 			return os.WriteFile(path, slices.Concat(rec, junk, []byte("\n"), later), 0o600)
 		}, os.Getpid(), "first"},
 		{"10 MB, the record beyond the prefix", func(path string) error {
@@ -256,7 +257,7 @@ func TestHugeSlotFilesAreReadByABoundedPrefix(t *testing.T) {
 			if n := bytesRead(t) - before; n > budget {
 				t.Fatalf("reclaiming read %d bytes", n)
 			}
-			if fi, err := os.Stat(p.SlotPath(0)); err != nil || fi.Size() > maxRecordRead || g.SlotID() != 0 {
+			if fi, err := os.Stat(p.SlotPath(0)); err != nil || fi.Size() > slotfile.MaxRecordRead || g.SlotID() != 0 {
 				t.Fatalf("after reclaiming: %v, %v", fi, err)
 			}
 		})
@@ -317,14 +318,6 @@ func TestReplacedQueueGivesAClearError(t *testing.T) {
 		{".queue a file", func(t *testing.T, qdir, _ string) { os.WriteFile(qdir, nil, 0o600) }},
 		{".queue a dangling link", func(t *testing.T, qdir, _ string) { os.Symlink("/nonexistent", qdir) }},
 		{".queue a link to a directory", func(t *testing.T, qdir, elsewhere string) { os.Symlink(elsewhere, qdir) }},
-		{"waiters a directory", func(t *testing.T, qdir, _ string) {
-			os.Mkdir(qdir, 0o700)
-			os.Mkdir(filepath.Join(qdir, waitersFileName), 0o700)
-		}},
-		{"waiters a dangling link", func(t *testing.T, qdir, _ string) {
-			os.Mkdir(qdir, 0o700)
-			os.Symlink("/nonexistent", filepath.Join(qdir, waitersFileName))
-		}},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			dir, elsewhere := t.TempDir(), t.TempDir()
@@ -332,41 +325,14 @@ func TestReplacedQueueGivesAClearError(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			c.plant(t, filepath.Join(dir, queueDirName), elsewhere)
+			c.plant(t, filepath.Join(dir, slotfile.QueueDir), elsewhere)
 			_, err = p.Acquire(1, 0)
-			if err == nil || !strings.Contains(err.Error(), "llmslots never makes") || !strings.Contains(err.Error(), "rm -r "+filepath.Join(dir, queueDirName)) {
+			if err == nil || !strings.Contains(err.Error(), "llmslots never makes") || !strings.Contains(err.Error(), "rm -r "+filepath.Join(dir, slotfile.QueueDir)) {
 				t.Fatalf("got %v; want an error naming the path and the fix", err)
 			}
 			if entries, _ := os.ReadDir(elsewhere); len(entries) > 0 {
 				t.Errorf("the link was followed: %s holds %d files", elsewhere, len(entries))
 			}
 		})
-	}
-}
-
-// The throttle flag (the waiters file's size) is not set through a hard
-// link planted at the waiters file's path: the linked file keeps its
-// bytes.
-func TestThrottleFlagIsNotSetThroughAHardLink(t *testing.T) {
-	p := newTestPool(t)
-	if err := p.prepare(); err != nil {
-		t.Fatal(err)
-	}
-	victim := filepath.Join(p.Dir(), "precious")
-	if err := os.WriteFile(victim, []byte("precious data"), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	waiters := filepath.Join(queueDir(p.Dir()), waitersFileName)
-	if err := os.Remove(waiters); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.Link(victim, waiters); err != nil {
-		t.Fatal(err)
-	}
-	g := mustAcquire(t, p, 2, 0)
-	g.Throttled(time.Millisecond) // sets the flag
-	g.Release()
-	if b, _ := os.ReadFile(victim); string(b) != "precious data" {
-		t.Fatalf("the hard-linked file was cut: %q", b)
 	}
 }

@@ -6,6 +6,8 @@ import (
 	"os"
 	"testing"
 	"time"
+
+	"github.com/llmslots/llmslots/internal/slotfile"
 )
 
 // A reference-protocol slot file replaced between probe's look and its
@@ -27,7 +29,7 @@ func TestProbeJudgesTheFileItLocked(t *testing.T) {
 	old := time.Now().Add(-time.Minute)
 	os.Chtimes(path, old, old)
 	replaced := false
-	testHookProbeBeforeLock = func(path string) {
+	slotfile.TestHooks.ProbeBeforeLock = func(path string) {
 		if replaced {
 			return
 		}
@@ -35,7 +37,7 @@ func TestProbeJudgesTheFileItLocked(t *testing.T) {
 		os.Remove(path)                // the holder releases
 		os.WriteFile(path, nil, 0o600) // a reference acquirer creates, not yet locked
 	}
-	defer func() { testHookProbeBeforeLock = nil }()
+	defer func() { slotfile.TestHooks.ProbeBeforeLock = nil }()
 	g, err := p.Acquire(1, 0)
 	if err == nil {
 		g.Release()

@@ -5,6 +5,8 @@ import (
 	"slices"
 	"sync"
 	"time"
+
+	"github.com/llmslots/llmslots/internal/slotfile"
 )
 
 // progressEvery is how often a waiting acquire looks whether its
@@ -92,14 +94,7 @@ func (p *Pool) readProgress(max int, ticket string) Progress {
 	if pr.Throttle = p.throttleStatus(max); pr.Throttle != nil {
 		pr.Limit, pr.PausedUntil = pr.Throttle.Limit, pr.Throttle.PausedUntil
 	}
-	line, _ := queueNames(queueDir(p.dir), ticketPrefix, draftPrefix)
-	key := func(name string) string { return name[len(ticketPrefix):] }
-	mine := key(ticket)
-	for _, n := range line {
-		if key(n) < mine {
-			pr.Ahead++
-		}
-	}
+	pr.Ahead = p.line().Ahead(ticket)
 	return pr
 }
 
@@ -107,16 +102,16 @@ func (p *Pool) readProgress(max int, ticket string) Progress {
 // their records say, and which slot paths hold what no llmslots process
 // makes. It takes no lock, so it cannot disturb anyone.
 func (p *Pool) recordedHolders(max int) (holders []Holder, unusable []UnusableSlot) {
-	me := self()
+	me := slotfile.Self()
 	for id := range max {
-		path := slotPath(p.dir, id)
+		path := slotfile.SlotPath(p.dir, id)
 		fi, err := os.Lstat(path)
 		switch {
 		case err != nil:
 		case !fi.Mode().IsRegular():
-			unusable = append(unusable, UnusableSlot{SlotID: id, Path: path, What: describe(fi)})
+			unusable = append(unusable, UnusableSlot{SlotID: id, Path: path, What: slotfile.Describe(fi)})
 		default:
-			if rec, err := readRecord(path); err == nil && rec.PID > 0 {
+			if rec, err := slotfile.ReadRecord(path); err == nil && rec.PID > 0 {
 				holders = append(holders, Holder{
 					SlotID: id, PID: rec.PID, Host: rec.Host, Label: rec.Label, Command: rec.Command,
 					Self: rec.PID == me.PID && rec.Host == me.Host && rec.PidNS == me.PidNS,

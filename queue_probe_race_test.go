@@ -18,7 +18,7 @@ import (
 // instant makes the lock fail ("draft ticket locked by another process"),
 // and a cleanup that finds the draft not yet locked deletes it, so the
 // rename that follows failed. (Probes now leave a young empty file alone:
-// see freshFileAge.) Either way Acquire returned an error that is
+// see slotfile.FreshAge.) Either way Acquire returned an error that is
 // neither ErrBusy nor the context's. (Found through the queue tests, which
 // poll ReadStatus every millisecond while helpers join: they fail now and
 // then with "0 waiting, want 1" because the helper's Acquire failed so.)

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/llmslots/llmslots/internal/clock"
+	"github.com/llmslots/llmslots/internal/slotfile"
 )
 
 // waitForWaiters polls status until n processes wait, in order.
@@ -41,7 +42,7 @@ func settledQueue(t *testing.T, p *Pool) {
 	deadline := time.Now().Add(10 * time.Second)
 	for {
 		files := queueFiles(t, p)
-		if len(files) == 1 && files[0] == waitersFileName {
+		if len(files) == 0 {
 			return
 		}
 		if time.Now().After(deadline) {
@@ -51,17 +52,14 @@ func settledQueue(t *testing.T, p *Pool) {
 	}
 }
 
-// queueFiles lists what is in the pool's queue directory but the slot map.
+// queueFiles lists what is in the pool's queue directory.
 func queueFiles(t *testing.T, p *Pool) []string {
-	entries, err := os.ReadDir(filepath.Join(p.Dir(), queueDirName))
+	entries, err := os.ReadDir(filepath.Join(p.Dir(), slotfile.QueueDir))
 	if err != nil {
 		t.Fatal(err)
 	}
 	var names []string
 	for _, e := range entries {
-		if e.Name() == slotMapName {
-			continue // the slot map, where the pool uses it (slotmap.go), stays
-		}
 		names = append(names, e.Name())
 	}
 	return names
@@ -163,12 +161,12 @@ func TestKilledWaiterNeverBlocksTheQueue(t *testing.T) {
 }
 
 // A waiter behind more dead tickets than one read of the line keeps
-// (aheadKept) reads on past them, removes them all, and is served.
+// (4) reads on past them, removes them all, and is served.
 func TestWaiterMovesUpPastManyDeadTickets(t *testing.T) {
 	p := newTestPool(t)
 	holder := mustAcquire(t, p, 1, 0)
 	var dead []*helper
-	for i := range aheadKept + 2 {
+	for i := range 4 + 2 {
 		h := startHelper(t, "hold", p.Dir(), 1)
 		waitForWaiters(t, p, 1, i+1)
 		dead = append(dead, h)
@@ -177,8 +175,8 @@ func TestWaiterMovesUpPastManyDeadTickets(t *testing.T) {
 	for i := len(dead) - 1; i >= 0; i-- {
 		dead[i].kill()
 	}
-	if st := waitForWaiters(t, p, 1, 0); len(st.DeadWaiters) != aheadKept+2 {
-		t.Fatalf("dead tickets: %v, want %d", st.DeadWaiters, aheadKept+2)
+	if st := waitForWaiters(t, p, 1, 0); len(st.DeadWaiters) != 4+2 {
+		t.Fatalf("dead tickets: %v, want %d", st.DeadWaiters, 4+2)
 	}
 	last := startHelper(t, "hold", p.Dir(), 1)
 	st := waitForWaiters(t, p, 1, 1)
@@ -229,27 +227,24 @@ func TestCancelledAndTimedOutWaitersLeaveTheQueue(t *testing.T) {
 	settledQueue(t, p)
 }
 
-// The uncontended path takes no ticket; waitersPresent sees a waiter, and
-// stops seeing it once the waiter dies.
+// The uncontended path takes no ticket; the line's look sees a waiter, and
+// stops seeing it once its dead ticket is removed.
 func TestUncontendedPathTakesNoTicket(t *testing.T) {
 	p := newTestPool(t)
 	g := mustAcquire(t, p, 2, 0)
-	if files := queueFiles(t, p); len(files) != 1 {
+	if files := queueFiles(t, p); len(files) != 0 {
 		t.Fatalf("queue holds %v after an uncontended acquire", files)
 	}
-	if p.waitersPresent() {
+	if !p.line().Empty() {
 		t.Fatal("waiters present in an empty queue")
 	}
 	mustAcquire(t, p, 2, 0)
 	w := startHelper(t, "hold", p.Dir(), 2)
 	waitForWaiters(t, p, 2, 1)
-	if !p.waitersPresent() {
+	if p.line().Empty() {
 		t.Fatal("a waiter is not seen")
 	}
 	w.kill()
-	if p.waitersPresent() {
-		t.Fatal("a dead waiter is still seen")
-	}
 	st, _ := p.ReadStatus(2)
 	if len(st.Waiting) != 0 || len(st.DeadWaiters) != 1 || st.DeadWaiters[0].PID != w.pid() {
 		t.Fatalf("status after the waiter died: %+v", st)
@@ -257,6 +252,9 @@ func TestUncontendedPathTakesNoTicket(t *testing.T) {
 	pids, err := p.RemoveDeadWaiters()
 	if err != nil || len(pids) != 1 || pids[0] != w.pid() {
 		t.Fatalf("RemoveDeadWaiters: %v %v", pids, err)
+	}
+	if !p.line().Empty() {
+		t.Fatal("a removed dead waiter is still seen")
 	}
 	g.Release()
 }
@@ -296,12 +294,12 @@ func TestWaiterReclaimsAnAbandonedEmptyFileWhenItAges(t *testing.T) {
 	mustAcquire(t, p, 1, 0).Release() // make the directory
 	os.WriteFile(p.SlotPath(0), nil, 0o600)
 	start := time.Now()
-	g, err := p.Acquire(1, 3*freshFileAge)
+	g, err := p.Acquire(1, 3*slotfile.FreshAge)
 	if err != nil {
 		t.Fatalf("waiter behind an abandoned empty file: %v", err)
 	}
 	g.Release()
-	if took := time.Since(start); took < freshFileAge/2 {
+	if took := time.Since(start); took < slotfile.FreshAge/2 {
 		t.Fatalf("reclaimed a young empty file after %v", took)
 	}
 }
@@ -314,15 +312,15 @@ func TestCleanupRemovesAnOrphanedDraft(t *testing.T) {
 	dead := startHelper(t, "hold", t.TempDir(), 1)
 	dead.held()
 	dead.kill()
-	name := draftPrefix + fmt.Sprintf("%020d-%010d-%06d", clock.Monotonic(), dead.pid(), 1)
-	os.WriteFile(filepath.Join(p.Dir(), queueDirName, name), nil, 0o600)
-	live := draftPrefix + fmt.Sprintf("%020d-%010d-%06d", clock.Monotonic(), os.Getpid(), 999999)
-	os.WriteFile(filepath.Join(p.Dir(), queueDirName, live), nil, 0o600)
+	name := slotfile.DraftPrefix + fmt.Sprintf("%020d-%010d-%06d", clock.Monotonic(), dead.pid(), 1)
+	os.WriteFile(filepath.Join(p.Dir(), slotfile.QueueDir, name), nil, 0o600)
+	live := slotfile.DraftPrefix + fmt.Sprintf("%020d-%010d-%06d", clock.Monotonic(), os.Getpid(), 999999)
+	os.WriteFile(filepath.Join(p.Dir(), slotfile.QueueDir, live), nil, 0o600)
 	if _, err := p.RemoveDeadWaiters(); err != nil {
 		t.Fatal(err)
 	}
 	files := queueFiles(t, p)
-	if len(files) != 2 || files[0] != live || files[1] != waitersFileName {
-		t.Fatalf("queue after cleanup: %v; want the live draft and waiters", files)
+	if len(files) != 1 || files[0] != live {
+		t.Fatalf("queue after cleanup: %v; want the live draft", files)
 	}
 }

@@ -5,16 +5,18 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/llmslots/llmslots/internal/slotfile"
 )
 
 func TestRecordRoundTrip(t *testing.T) {
-	in := record{PID: 4242, Host: "build-7", Since: time.Date(2026, 11, 26, 11, 28, 40, 123456789, time.UTC),
+	in := slotfile.Record{PID: 4242, Host: "build-7", Since: time.Date(2026, 11, 26, 11, 28, 40, 123456789, time.UTC),
 		Start: "1234567", PidNS: "4026531836", Command: "/usr/bin/agent --task review", Label: "codex review"}
-	data := in.marshal()
+	data := in.Marshal()
 	if !strings.HasPrefix(string(data), "pid=4242\n") || strings.Count(string(data), "\n") != 7 {
 		t.Fatalf("marshal: %q", data)
 	}
-	if out := parseRecord(data); out != in {
+	if out := slotfile.ParseRecord(data); out != in {
 		t.Fatalf("round trip: %+v != %+v", out, in)
 	}
 }
@@ -41,8 +43,8 @@ func TestParseRecordToleratesGarbage(t *testing.T) {
 		{strings.Repeat("x", 10000), 0},
 	}
 	for _, c := range cases {
-		if got := parseRecord([]byte(c.in)); got.PID != c.wantPID {
-			t.Errorf("parseRecord(%q).PID = %d; want %d", c.in, got.PID, c.wantPID)
+		if got := slotfile.ParseRecord([]byte(c.in)); got.PID != c.wantPID {
+			t.Errorf("slotfile.ParseRecord(%q).PID = %d; want %d", c.in, got.PID, c.wantPID)
 		}
 	}
 }
@@ -64,8 +66,8 @@ func TestCleanValue(t *testing.T) {
 		{"\u2066a\u2069\u200e\u200f\u061cb\u202a\u202b\u202d\u2067\u2068", 40, "a    b"},
 	}
 	for _, c := range cases {
-		if got := cleanValue(c.in, c.max); got != c.want {
-			t.Errorf("cleanValue(%q, %d) = %q; want %q", c.in, c.max, got, c.want)
+		if got := slotfile.CleanValue(c.in, c.max); got != c.want {
+			t.Errorf("slotfile.CleanValue(%q, %d) = %q; want %q", c.in, c.max, got, c.want)
 		}
 	}
 }
@@ -77,8 +79,8 @@ func TestParseSlotName(t *testing.T) {
 		"slot-1.lock.tmp": -1, "codex": -1, "slot-+1.lock": -1,
 	}
 	for name, want := range cases {
-		if got := parseSlotName(name); got != want {
-			t.Errorf("parseSlotName(%q) = %d; want %d", name, got, want)
+		if got := slotfile.ParseSlotName(name); got != want {
+			t.Errorf("slotfile.ParseSlotName(%q) = %d; want %d", name, got, want)
 		}
 	}
 }

@@ -9,6 +9,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/llmslots/llmslots/internal/slotfile"
 )
 
 // The pool directory, or its queue directory, removed under a pool in
@@ -30,7 +32,7 @@ func TestDirectoryRemovedWhileInUseIsRecreated(t *testing.T) {
 func TestQueueDirectoryRemovedIsMadeAgain(t *testing.T) {
 	p := newTestPool(t)
 	holder := mustAcquire(t, p, 1, 0)
-	if err := os.RemoveAll(filepath.Join(p.Dir(), queueDirName)); err != nil {
+	if err := os.RemoveAll(filepath.Join(p.Dir(), slotfile.QueueDir)); err != nil {
 		t.Fatal(err)
 	}
 	got := make(chan error, 1)
@@ -82,7 +84,7 @@ func TestDirectoryRemovedWhileWaitersWait(t *testing.T) {
 				// (ENOTEMPTY): remove again, as a user would.
 				var err error
 				for range 100 {
-					if err = os.RemoveAll(queueDir(p.Dir())); err == nil {
+					if err = os.RemoveAll(filepath.Join(p.Dir(), slotfile.QueueDir)); err == nil {
 						break
 					}
 				}

@@ -3,6 +3,8 @@ package llmslots
 import (
 	"fmt"
 	"strconv"
+
+	"github.com/llmslots/llmslots/internal/slotfile"
 )
 
 // FindStale returns the ids of stale slots, below max or beyond it: slot
@@ -39,36 +41,36 @@ func (p *Pool) ForceRelease(slotID int) error {
 	if err := checkSlotID(slotID); err != nil {
 		return err
 	}
-	exists, err := inspectDir(p.dir, p.group)
+	exists, err := p.group.maker().Inspect(p.dir, EnvDir)
 	if err != nil || !exists {
 		return err
 	}
-	path := slotPath(p.dir, slotID)
-	res, err := probe(path, probeRemove)
+	path := slotfile.SlotPath(p.dir, slotID)
+	res, err := slotfile.Probe(path, slotfile.Remove)
 	if err != nil {
 		return err
 	}
-	if res.state == StateInvalid {
-		return fmt.Errorf("llmslots: slot file %s is %s", path, res.detail)
+	if res.State == slotfile.Invalid {
+		return fmt.Errorf("llmslots: slot file %s is %s", path, res.Detail)
 	}
-	if res.state == StateHeld {
+	if res.State == slotfile.Held {
 		holder := "an unknown process"
-		if res.rec.PID > 0 {
-			holder = "pid " + strconv.Itoa(res.rec.PID)
+		if res.Rec.PID > 0 {
+			holder = "pid " + strconv.Itoa(res.Rec.PID)
 		}
-		if res.detail != "" {
-			holder += " (" + res.detail + ")"
+		if res.Detail != "" {
+			holder += " (" + res.Detail + ")"
 		}
 		return &wrapped{
 			msg:      fmt.Sprintf("llmslots: slot %d of %s is held by %s; refusing to delete a held slot's file, which would let a second process in: stop the holder instead", slotID, p.dir, holder),
 			sentinel: ErrHeld,
 		}
 	}
-	if res.state == StateStale && !res.removed {
-		return fmt.Errorf("llmslots: slot %d of %s looks stale (%s) but its lock cannot be taken, so it is not removed", slotID, p.dir, res.detail)
+	if res.State == slotfile.Stale && !res.Removed {
+		return fmt.Errorf("llmslots: slot %d of %s looks stale (%s) but its lock cannot be taken, so it is not removed", slotID, p.dir, res.Detail)
 	}
-	if res.state == StateStale {
-		p.log().Debug("llmslots: removed stale slot", "slot", slotID, "dir", p.dir, "dead_pid", res.rec.PID)
+	if res.State == slotfile.Stale {
+		p.log().Debug("llmslots: removed stale slot", "slot", slotID, "dir", p.dir, "dead_pid", res.Rec.PID)
 	}
 	return nil
 }

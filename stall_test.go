@@ -56,8 +56,8 @@ func TestStoppedHeadDoesNotHoldUpTheLine(t *testing.T) {
 			}
 			idle := time.Since(freed)
 			t.Logf("a free slot stayed idle %v behind the stopped head", idle.Round(time.Millisecond))
-			if idle > 3*stallAfter {
-				t.Errorf("the slot stayed idle %v behind a stopped waiter; want about %v", idle, stallAfter)
+			if idle > 3*time.Second {
+				t.Errorf("the slot stayed idle %v behind a stopped waiter; want about 1s", idle)
 			}
 
 			// The stopped waiter, continued, is served when the slot frees.

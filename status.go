@@ -5,6 +5,8 @@ import (
 	"os"
 	"sort"
 	"time"
+
+	"github.com/llmslots/llmslots/internal/slotfile"
 )
 
 // SlotState is what a slot's lock says about it.
@@ -128,7 +130,7 @@ func (p *Pool) ReadStatus(max int) (Status, error) {
 // scan probes every slot file below max and beyond it, and the queue.
 func (p *Pool) scan(max int) (Status, error) {
 	st := Status{Dir: p.dir, Max: max, PIDs: []int{}, Slots: []SlotStatus{}, Waiting: []WaiterStatus{}, DeadWaiters: []WaiterStatus{}, OtherMaxes: []int{}}
-	exists, err := inspectDir(p.dir, p.group)
+	exists, err := p.group.maker().Inspect(p.dir, EnvDir)
 	if err != nil {
 		return Status{}, err
 	}
@@ -139,7 +141,7 @@ func (p *Pool) scan(max int) (Status, error) {
 			return Status{}, fmt.Errorf("llmslots: %w", err)
 		}
 		for _, e := range entries {
-			if id := parseSlotName(e.Name()); id >= 0 {
+			if id := slotfile.ParseSlotName(e.Name()); id >= 0 {
 				present[id] = true
 			}
 		}
@@ -159,20 +161,20 @@ func (p *Pool) scan(max int) (Status, error) {
 
 	now := time.Now()
 	for _, id := range ids {
-		s := SlotStatus{SlotID: id, State: StateFree, Path: slotPath(p.dir, id)}
+		s := SlotStatus{SlotID: id, State: StateFree, Path: slotfile.SlotPath(p.dir, id)}
 		if present[id] {
-			res, err := probe(s.Path, probeLook)
+			res, err := slotfile.Probe(s.Path, slotfile.Look)
 			if err != nil {
 				return Status{}, err
 			}
-			s.State, s.Detail = res.state, res.detail
-			if res.state == StateHeld && res.detail == "" && res.rec.PID > 0 && !holderAlive(res.rec) {
+			s.State, s.Detail = SlotState(res.State), res.Detail
+			if res.State == slotfile.Held && res.Detail == "" && res.Rec.PID > 0 && !slotfile.HolderAlive(res.Rec) {
 				s.Detail = handedOnDetail
 			}
-			if res.state != StateFree {
-				r := res.rec
+			if res.State != slotfile.Free {
+				r := res.Rec
 				s.PID, s.Host, s.Label, s.Command, s.Max = r.PID, r.Host, r.Label, r.Command, r.Max
-				s.Here = res.state == StateHeld && holderHere(r)
+				s.Here = res.State == slotfile.Held && slotfile.HolderHere(r)
 				s.Self = s.Here && r.PID == os.Getpid()
 				if !r.Since.IsZero() {
 					s.Since = r.Since
@@ -195,16 +197,11 @@ func (p *Pool) scan(max int) (Status, error) {
 		st.Slots = append(st.Slots, s)
 	}
 	if exists {
-		live, dead, err := readQueue(p.dir, false)
+		live, dead, err := p.waiters(false)
 		if err != nil {
 			return Status{}, err
 		}
-		if live != nil {
-			st.Waiting = live
-		}
-		if dead != nil {
-			st.DeadWaiters = dead
-		}
+		st.Waiting, st.DeadWaiters = live, dead
 	}
 	st.OtherMaxes = otherMaxes(st)
 	st.Limit = max
@@ -236,4 +233,70 @@ func otherMaxes(st Status) []int {
 	}
 	sort.Ints(out)
 	return out
+}
+
+// WaiterStatus describes one waiting process, in queue order.
+type WaiterStatus struct {
+	// Position is 1 for the head of the queue.
+	Position int    `json:"position"`
+	PID      int    `json:"pid"`
+	Host     string `json:"host"`
+	// Since is when the waiter joined the queue.
+	Since      time.Time `json:"since,omitzero"`
+	WaitedSecs float64   `json:"waited_secs"`
+	Label      string    `json:"label"`
+	Command    string    `json:"command"`
+	Path       string    `json:"path"`
+	// Max is the max the waiter asked with; 0 when unknown.
+	Max int `json:"max,omitempty"`
+}
+
+// waiters lists the live waiters in order, and the dead tickets, removing
+// those when remove is set.
+func (p *Pool) waiters(remove bool) (live, dead []WaiterStatus, err error) {
+	all, err := p.line().Waiters(remove)
+	if err != nil {
+		return nil, nil, err
+	}
+	live, dead = []WaiterStatus{}, []WaiterStatus{}
+	now := time.Now()
+	for _, w := range all {
+		r := w.Rec
+		ws := WaiterStatus{PID: r.PID, Host: r.Host, Label: r.Label, Command: r.Command, Path: w.Path, Max: r.Max}
+		if !r.Since.IsZero() {
+			ws.Since, ws.WaitedSecs = r.Since, now.Sub(r.Since).Seconds()
+		}
+		if w.Live {
+			ws.Position = len(live) + 1
+			live = append(live, ws)
+		} else {
+			dead = append(dead, ws)
+		}
+	}
+	return live, dead, nil
+}
+
+// RemoveDeadWaiters removes the tickets of waiters that died while
+// waiting and returns their pids (0 where none was recorded). The line
+// never needs it (the waiter behind a dead ticket removes it); it is for
+// tidy directories. It also removes what a group member that died while
+// making a file left behind.
+func (p *Pool) RemoveDeadWaiters() ([]int, error) {
+	if err := p.usable(); err != nil {
+		return nil, err
+	}
+	if exists, err := p.group.maker().Inspect(p.dir, EnvDir); err != nil || !exists {
+		return []int{}, err
+	}
+	_, dead, err := p.waiters(true)
+	if err != nil {
+		return nil, err
+	}
+	slotfile.Sweep(p.dir)
+	slotfile.Sweep(p.line().Dir)
+	pids := []int{}
+	for _, d := range dead {
+		pids = append(pids, d.PID)
+	}
+	return pids, nil
 }

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/llmslots/llmslots/internal/proc"
+	"github.com/llmslots/llmslots/internal/slotfile"
 )
 
 // A pool with a free, a held, a stale and a garbage slot, as status sees it.
@@ -28,7 +29,7 @@ func TestStatusTellsFreeHeldAndStale(t *testing.T) {
 	// holder that died between create and write); nobody locks either.
 	os.WriteFile(p.SlotPath(3), []byte("\x00\xffpid=banana\nnot a record"), 0o600)
 	os.WriteFile(p.SlotPath(4), nil, 0o600)
-	old := time.Now().Add(-2 * freshFileAge)
+	old := time.Now().Add(-2 * slotfile.FreshAge)
 	os.Chtimes(p.SlotPath(4), old, old)
 
 	st, err := p.ReadStatus(5)
@@ -125,7 +126,7 @@ func TestYoungEmptySlotFileCountsAsHeld(t *testing.T) {
 	if err := p.ForceRelease(0); !errors.Is(err, ErrHeld) {
 		t.Fatalf("ForceRelease: %v", err)
 	}
-	old := time.Now().Add(-2 * freshFileAge)
+	old := time.Now().Add(-2 * slotfile.FreshAge)
 	os.Chtimes(p.SlotPath(0), old, old)
 	if g := mustAcquire(t, p, 1, 0); g.SlotID() != 0 {
 		t.Fatal("an old empty file was not reclaimed")
@@ -176,16 +177,16 @@ func TestFallbackJudgesByPid(t *testing.T) {
 	dead.kill()
 	cases := []struct {
 		name string
-		rec  record
+		rec  slotfile.Record
 		want SlotState
 	}{
-		{"live pid", record{PID: os.Getpid(), Start: proc.StartTime(os.Getpid())}, StateHeld},
-		{"dead pid", record{PID: dead.pid()}, StateStale},
-		{"reused pid", record{PID: os.Getpid(), Start: "1"}, StateStale},
-		{"no pid", record{}, StateHeld},
-		{"other host", record{PID: dead.pid(), Host: "elsewhere.invalid"}, StateHeld},
-		{"other pid namespace", record{PID: dead.pid(), Host: self().Host, PidNS: "1"}, StateHeld},
-		{"same pid namespace", record{PID: dead.pid(), Host: self().Host, PidNS: self().PidNS}, StateStale},
+		{"live pid", slotfile.Record{PID: os.Getpid(), Start: proc.StartTime(os.Getpid())}, StateHeld},
+		{"dead pid", slotfile.Record{PID: dead.pid()}, StateStale},
+		{"reused pid", slotfile.Record{PID: os.Getpid(), Start: "1"}, StateStale},
+		{"no pid", slotfile.Record{}, StateHeld},
+		{"other host", slotfile.Record{PID: dead.pid(), Host: "elsewhere.invalid"}, StateHeld},
+		{"other pid namespace", slotfile.Record{PID: dead.pid(), Host: slotfile.Self().Host, PidNS: "1"}, StateHeld},
+		{"same pid namespace", slotfile.Record{PID: dead.pid(), Host: slotfile.Self().Host, PidNS: slotfile.Self().PidNS}, StateStale},
 	}
 	if proc.StartTime(os.Getpid()) == "" {
 		cases = cases[:2]
@@ -193,10 +194,10 @@ func TestFallbackJudgesByPid(t *testing.T) {
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
 			path := filepath.Join(t.TempDir(), "slot-0.lock")
-			os.WriteFile(path, c.rec.marshal(), 0o600)
-			res := fallbackProbe(path, syscall.EACCES)
-			if res.state != c.want || res.detail == "" {
-				t.Fatalf("got %s (%s); want %s", res.state, res.detail, c.want)
+			os.WriteFile(path, c.rec.Marshal(), 0o600)
+			res := slotfile.FallbackProbe(path, syscall.EACCES)
+			if SlotState(res.State) != c.want || res.Detail == "" {
+				t.Fatalf("got %s (%s); want %s", res.State, res.Detail, c.want)
 			}
 		})
 	}

@@ -15,6 +15,8 @@ import (
 	"time"
 
 	"github.com/llmslots/llmslots/internal/filelock"
+	"github.com/llmslots/llmslots/internal/slotfile"
+	"github.com/llmslots/llmslots/internal/textsafe"
 )
 
 // Throttling: one process's 429 slows every process of the pool.
@@ -168,7 +170,7 @@ func (st *throttleState) marshal() []byte {
 	if !r.At.IsZero() {
 		fmt.Fprintf(&b, "report_at=%d\nreport_pid=%d\nreport_host=%s\nreport_hint=%s\nreport_kind=%s\nreport_reason=%s\nreport_command=%s\nreport_label=%s\n",
 			r.At.UnixNano(), r.PID, oneLine(r.Host, 256), r.Hint, oneLine(r.Kind, 16), oneLine(r.Reason, 256),
-			oneLine(r.Command, 256), oneLine(r.Label, maxLabelLen))
+			oneLine(r.Command, 256), oneLine(r.Label, slotfile.MaxLabelLen))
 	}
 	return b.Bytes()
 }
@@ -177,7 +179,7 @@ func (st *throttleState) marshal() []byte {
 // become spaces, and it is cut to n bytes on a rune boundary.
 func oneLine(s string, n int) string {
 	s = strings.TrimSpace(strings.Map(func(r rune) rune {
-		if isControl(r) {
+		if textsafe.IsControl(r) {
 			return ' '
 		}
 		return r
@@ -310,13 +312,13 @@ func (p *Pool) loadThrottle() (*throttleState, error) {
 	}
 	if err != nil {
 		if fi, lerr := os.Lstat(path); lerr == nil && !fi.Mode().IsRegular() {
-			return nil, fmt.Errorf("llmslots: %s is %s, which llmslots never makes; ignored (remove it, or run llmslots resume)", path, describe(fi))
+			return nil, fmt.Errorf("llmslots: %s is %s, which llmslots never makes; ignored (remove it, or run llmslots resume)", path, slotfile.Describe(fi))
 		}
 		return nil, fmt.Errorf("llmslots: cannot read %s: %w; ignored", path, err)
 	}
 	defer f.Close()
 	if fi, err := f.Stat(); err == nil && !fi.Mode().IsRegular() {
-		return nil, fmt.Errorf("llmslots: %s is %s, which llmslots never makes; ignored (remove it, or run llmslots resume)", path, describe(fi))
+		return nil, fmt.Errorf("llmslots: %s is %s, which llmslots never makes; ignored (remove it, or run llmslots resume)", path, slotfile.Describe(fi))
 	}
 	data, err := io.ReadAll(io.LimitReader(f, maxThrottleRead))
 	if err != nil {
@@ -360,14 +362,9 @@ func (p *Pool) lockThrottle(patience time.Duration) (unlock func(), err error) {
 	path := filepath.Join(p.dir, throttleLockName)
 	f, err := os.OpenFile(path, os.O_RDWR|filelock.NoFollow, 0)
 	if errors.Is(err, fs.ErrNotExist) {
-		var at string
-		f, at, err = p.newFile(path, "throttle lock", false)
+		f, err = p.group.maker().Create(path)
 		if errors.Is(err, fs.ErrExist) {
 			f, err = os.OpenFile(path, os.O_RDWR|filelock.NoFollow, 0)
-		} else if err == nil && at != path {
-			f.Close()
-			os.Remove(at)
-			return nil, fmt.Errorf("llmslots: cannot make %s", path)
 		}
 	}
 	if err != nil {
@@ -408,8 +405,8 @@ var errThrottleBusy = errors.New("llmslots: the throttle lock is held by another
 // writeThrottle replaces the state file with st, atomically: readers see
 // the old content or the new, never a part. Called under lockThrottle.
 func (p *Pool) writeThrottle(st *throttleState) error {
-	tmp := filepath.Join(p.dir, fmt.Sprintf("%sthrottle-%d-%016x", newbornPrefix, os.Getpid(), rand.Uint64()))
-	f, at, err := p.newFile(tmp, "throttle", false)
+	at := filepath.Join(p.dir, fmt.Sprintf("%sthrottle-%d-%016x", slotfile.NewbornPrefix, os.Getpid(), rand.Uint64()))
+	f, err := p.group.maker().Create(at)
 	if err != nil {
 		return fmt.Errorf("llmslots: cannot write the throttle state: %w", err)
 	}
@@ -424,59 +421,7 @@ func (p *Pool) writeThrottle(st *throttleState) error {
 		os.Remove(at)
 		return fmt.Errorf("llmslots: cannot write the throttle state: %w", err)
 	}
-	// After the state, never before: a process that sees the flag finds
-	// the state it stands for.
-	p.flagThrottle(true)
 	return nil
-}
-
-// The throttle flag tells the uncontended acquire, in one fstat of a file
-// it keeps open, whether a throttle state may refuse it: the waiters
-// file's size, 1 with a state that may restrict grants, 0 without. An
-// lstat of the state file's path cost the uncontended acquire 2 µs (a
-// quarter of it). The flag is set after every write of the state and
-// cleared, under the state's lock, when the state removed or no longer
-// restricts anything; a flag wrongly left set costs a look at the state,
-// never a wrong grant.
-
-// flagThrottle sets or clears the flag; called under lockThrottle.
-func (p *Pool) flagThrottle(on bool) {
-	size := int64(0)
-	if on {
-		size = 1
-	}
-	if err := truncateOwn(filepath.Join(queueDir(p.dir), waitersFileName), size); err != nil {
-		p.log().Warn("llmslots: throttle flag not set", "dir", p.dir, "on", on, "err", err)
-	}
-}
-
-// truncateOwn sets the size of the file at path, which must be a regular
-// file with that one name (soleRegular): truncating by path would follow
-// a symbolic link, or cut a file hard-linked there.
-func truncateOwn(path string, size int64) error {
-	f, err := os.OpenFile(path, os.O_WRONLY|filelock.NoFollow, 0)
-	if err != nil {
-		return err
-	}
-	defer f.Close()
-	fi, err := f.Stat()
-	if err != nil {
-		return err
-	}
-	if err := soleRegular(path, fi); err != nil {
-		return err
-	}
-	return f.Truncate(size)
-}
-
-// throttleFlagged reports whether the flag is set (or cannot be read).
-func (p *Pool) throttleFlagged() bool {
-	f := p.waiters.Load()
-	if f == nil {
-		return true
-	}
-	fi, err := f.Stat()
-	return err != nil || fi.Size() > 0
 }
 
 // updateThrottle runs change on the state read afresh under the lock
@@ -596,7 +541,7 @@ func (st *throttleState) extendPause(now time.Time, d time.Duration) {
 }
 
 func (r *ThrottleReport) fillSelf(p *Pool) {
-	me := self()
+	me := slotfile.Self()
 	r.PID, r.Host, r.Command, r.Label = me.PID, me.Host, me.Command, p.label
 }
 
@@ -612,7 +557,7 @@ func (p *Pool) Pause(d time.Duration, reason string) error {
 		return invalidf("pause must be > 0 and at most %v, got %v", maxPause, d)
 	}
 	if err := checkLabel(reason); err != nil {
-		return invalidf("reason must be at most %d bytes of text without control characters", maxLabelLen)
+		return invalidf("reason must be at most %d bytes of text without control characters", slotfile.MaxLabelLen)
 	}
 	return p.updateThrottle(changePatience, func(st *throttleState) *throttleState {
 		now := time.Now()
@@ -635,7 +580,7 @@ func (p *Pool) Resume() error {
 	if err := p.usable(); err != nil {
 		return err
 	}
-	if exists, err := inspectDir(p.dir, p.group); err != nil || !exists {
+	if exists, err := p.group.maker().Inspect(p.dir, EnvDir); err != nil || !exists {
 		return err
 	}
 	unlock, err := p.lockThrottle(changePatience)
@@ -646,24 +591,8 @@ func (p *Pool) Resume() error {
 	if err := os.Remove(p.throttlePath()); err != nil && !errors.Is(err, fs.ErrNotExist) {
 		return fmt.Errorf("llmslots: %w", err)
 	}
-	p.flagThrottle(false)
 	p.throttleBad.Store(false)
 	return nil
-}
-
-// unflagIfIdle clears the throttle flag, under the state's lock, if the
-// state no longer restricts grants of max: the uncontended acquire is
-// then as cheap as before any report. The state file stays, for status.
-func (p *Pool) unflagIfIdle(max int) {
-	unlock, err := p.lockThrottle(grantPatience)
-	if err != nil {
-		return
-	}
-	defer unlock()
-	if st, err := p.loadThrottle(); err == nil && !st.restrictive(max, time.Now()) {
-		p.flagThrottle(false)
-		p.throttleSeen.Store(false)
-	}
 }
 
 // guardThrottle is what a guard knows of the pool's throttling.
@@ -683,12 +612,12 @@ type guardThrottle struct {
 // again under the throttle lock (gateLocked): refused, the slot is given
 // back and the caller waits in line (grant, re-check, back off). A pool
 // known to have a state goes through the gate from the start.
-func (p *Pool) tryAcquireFast(max int, s *spare) (*Guard, error) {
+func (p *Pool) tryAcquireFast(max int) (*Guard, error) {
 	if p.throttleSeen.Load() {
-		g, _, err := p.tryAcquireGated(max, s, func(time.Time) {})
+		g, _, err := p.tryAcquireGated(max)
 		return g, err
 	}
-	g, err := p.tryAcquire(max, s)
+	g, _, err := p.tryAcquire(max)
 	if g == nil || err != nil {
 		return g, err
 	}
@@ -704,7 +633,7 @@ func (p *Pool) tryAcquireFast(max int, s *spare) (*Guard, error) {
 func (p *Pool) recheck(g *Guard, max int) *Guard {
 	now := time.Now()
 	if !p.throttleSeen.Load() {
-		if !p.throttleFlagged() {
+		if _, err := os.Lstat(p.throttlePath()); err != nil {
 			g.th.decided = now
 			return g
 		}
@@ -719,7 +648,7 @@ func (p *Pool) recheck(g *Guard, max int) *Guard {
 		g.th.decided = now
 		return g
 	}
-	if kept, _, err := p.gateLocked(max, g, nil); err == nil && kept != nil {
+	if kept, _, err := p.gateLocked(max, g); err == nil && kept != nil {
 		return g
 	}
 	g.giveBack()
@@ -733,15 +662,10 @@ func (g *Guard) giveBack() {
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	unregisterGuard(g)
-	g.pool.markSlot(g.id, g.max, false)
-	if g.spare != nil {
-		if cur, err := os.Lstat(g.path); err == nil && os.SameFile(g.spare.info, cur) {
-			os.Remove(g.path)
-		}
-	} else if g.file != nil {
+	if g.file != nil {
 		filelock.RemoveAndClose(g.file, g.path, g.info)
 	}
-	g.file, g.spare = nil, nil
+	g.file = nil
 }
 
 // tryAcquireGated is tryAcquireSoon behind the throttle gate, for the
@@ -753,7 +677,7 @@ func (g *Guard) giveBack() {
 // take: as tryAcquireFast does, it takes, then recheck looks at the flag
 // (one fstat). Reading the state first cost a failed open of .throttle at
 // every try of the head of the line.
-func (p *Pool) tryAcquireGated(max int, s *spare, earlier func(time.Time)) (g *Guard, soon bool, err error) {
+func (p *Pool) tryAcquireGated(max int) (g *Guard, retry time.Time, err error) {
 	now := time.Now()
 	var st *throttleState
 	seen := p.throttleSeen.Load()
@@ -764,29 +688,29 @@ func (p *Pool) tryAcquireGated(max int, s *spare, earlier func(time.Time)) (g *G
 	if !st.restrictive(max, now) {
 		// Taken without the lock, then looked at again: a report may have
 		// come between the read and the take.
-		g, soon, err = p.tryAcquireSoon(max, s)
+		g, soon, err := p.tryAcquire(max)
+		if soon {
+			// No event comes when a young empty file grows old enough
+			// to reclaim: look again then.
+			retry = time.Now().Add(slotfile.FreshAge)
+		}
 		if g != nil {
 			if g = p.recheck(g, max); g == nil && !seen {
 				// A state came since the last look and the gate gave
 				// the slot back: look again at once, through the gate.
-				earlier(time.Now())
+				retry = time.Now()
 			}
 		}
-		return g, soon, err
+		return g, retry, err
 	}
 	if now.Before(st.pauseUntil) {
-		earlier(st.pauseUntil) // no event marks a pause's end
-		return nil, false, nil
+		return nil, st.pauseUntil, nil // no event marks a pause's end
 	}
-	g, retry, err := p.gateLocked(max, nil, s)
+	g, retry, err = p.gateLocked(max, nil)
 	if errors.Is(err, errThrottleBusy) {
-		earlier(time.Now().Add(10 * time.Millisecond))
-		return nil, false, nil
+		return nil, time.Now().Add(10 * time.Millisecond), nil
 	}
-	if !retry.IsZero() {
-		earlier(retry)
-	}
-	return g, false, err
+	return g, retry, err
 }
 
 // gateLocked decides a grant under the throttle lock, counting the slots
@@ -805,7 +729,7 @@ func (p *Pool) tryAcquireGated(max int, s *spare, earlier func(time.Time)) (g *G
 // report existed; from then on every grant goes through here. The lock is
 // held for a count of the slots (an lstat and, for an existing file, a
 // lock probe each) and one take: tens of microseconds.
-func (p *Pool) gateLocked(max int, have *Guard, s *spare) (g *Guard, retry time.Time, err error) {
+func (p *Pool) gateLocked(max int, have *Guard) (g *Guard, retry time.Time, err error) {
 	unlock, err := p.lockThrottle(grantPatience)
 	if err != nil {
 		return nil, time.Time{}, err
@@ -831,7 +755,7 @@ func (p *Pool) gateLocked(max int, have *Guard, s *spare) (g *Guard, retry time.
 	decided := time.Now()
 	g = have
 	if g == nil {
-		g, _, err = p.tryAcquireSoon(max, s)
+		g, _, err = p.tryAcquire(max)
 		if g == nil || err != nil {
 			return nil, time.Time{}, err
 		}
@@ -851,7 +775,7 @@ func (p *Pool) gateLocked(max int, have *Guard, s *spare) (g *Guard, retry time.
 func (p *Pool) countHolders(max int, except *Guard) int {
 	n := 0
 	for id := range max {
-		path := slotPath(p.dir, id)
+		path := slotfile.SlotPath(p.dir, id)
 		if except != nil && except.path == path {
 			continue
 		}
@@ -862,7 +786,7 @@ func (p *Pool) countHolders(max int, except *Guard) int {
 		if _, err := os.Lstat(path); err != nil {
 			continue
 		}
-		if res, err := probe(path, probeLook); err == nil && res.state == StateHeld {
+		if res, err := slotfile.Probe(path, slotfile.Look); err == nil && res.State == slotfile.Held {
 			n++
 		}
 	}
@@ -884,9 +808,6 @@ func (g *Guard) afterRelease() {
 	}
 	st := p.readThrottle()
 	if st == nil || st.limit >= float64(max) && st.backoff == 0 {
-		if !st.restrictive(max, time.Now()) && p.throttleFlagged() {
-			p.unflagIfIdle(max)
-		}
 		return
 	}
 	err := p.updateThrottle(grantPatience, func(st *throttleState) *throttleState {

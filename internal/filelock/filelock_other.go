@@ -31,9 +31,5 @@ func Links(fs.FileInfo) (uint64, bool) { return 0, false }
 // RemoveAndClose only closes f.
 func RemoveAndClose(f *os.File, path string, fi fs.FileInfo) error { return f.Close() }
 
-func tryLockShared(f *os.File) (bool, error) { return false, errors.ErrUnsupported }
-
-func unlock(f *os.File) error { return errors.ErrUnsupported }
-
 // RemoveLocked fails with errors.ErrUnsupported.
 func RemoveLocked(path string, lk *PathLock) error { return errors.ErrUnsupported }

@@ -66,20 +66,6 @@ func RemoveAndClose(f *os.File, path string, fi fs.FileInfo) error {
 	return nil
 }
 
-// tryLockShared takes a shared lock on byte 0 of f without waiting;
-// false when an exclusive one is in the way.
-func tryLockShared(f *os.File) (bool, error) {
-	var ol windows.Overlapped
-	err := windows.LockFileEx(windows.Handle(f.Fd()), windows.LOCKFILE_FAIL_IMMEDIATELY, 0, 1, 0, &ol)
-	switch {
-	case err == nil:
-		return true, nil
-	case errors.Is(err, windows.ERROR_LOCK_VIOLATION), errors.Is(err, windows.ERROR_IO_PENDING):
-		return false, nil
-	}
-	return false, &fs.PathError{Op: "LockFileEx", Path: f.Name(), Err: err}
-}
-
 // unlock drops f's lock on byte 0.
 func unlock(f *os.File) error {
 	var ol windows.Overlapped

@@ -1,4 +1,4 @@
-package llmslots
+package slotfile
 
 import (
 	"errors"
@@ -13,40 +13,51 @@ import (
 	"github.com/llmslots/llmslots/internal/proc"
 )
 
-// probeMode says what probe may do besides looking.
-type probeMode int
+// Mode says what probe may do besides looking.
+type Mode int
 
 const (
-	// probeLook changes nothing (status).
-	probeLook probeMode = iota
-	// probeReclaim deletes a dead holder's file so the slot can be taken
+	// Look changes nothing (status).
+	Look Mode = iota
+	// Reclaim deletes a dead holder's file so the slot can be taken
 	// anew (acquire), and looks twice before calling a slot held whose
 	// recorded holder is gone.
-	probeReclaim
-	// probeRemove deletes a dead holder's file (ForceRelease, cleanup).
+	Reclaim
+	// Remove deletes a dead holder's file (ForceRelease, cleanup).
 	// Nothing but regular files is ever deleted: a symlink or FIFO could be
 	// swapped for a live holder's file between the look and the delete.
-	probeRemove
-	// probeRemoveOrphan is probeRemove for a file whose creator is known
+	Remove
+	// RemoveOrphan is Remove for a file whose creator is known
 	// to be gone (a queue file names its creator's pid): even a young
 	// empty one is removed if nobody holds its lock.
-	probeRemoveOrphan
+	RemoveOrphan
 )
 
-// freshDetail marks a slot held only because its file is young and empty.
-const freshDetail = "just created; its creator may not have locked it yet"
+// FreshDetail marks a slot held only because its file is young and empty.
+const FreshDetail = "just created; its creator may not have locked it yet"
 
-// freshFileAge is how long an empty slot file is given to be locked and
+// FreshAge is how long an empty slot file is given to be locked and
 // recorded by its creator before a free lock on it means a dead holder.
-const freshFileAge = 2 * time.Second
+const FreshAge = 2 * time.Second
 
-// probeResult is what a look at one slot or ticket file found.
-type probeResult struct {
-	state   SlotState
-	rec     record
-	detail  string // set when the state was not decided by the lock alone
-	removed bool   // the stale file is gone
+// Result is what a look at one slot or ticket file found.
+type Result struct {
+	State   State
+	Rec     Record
+	Detail  string // set when the state was not decided by the lock alone
+	Removed bool   // the stale file is gone
 }
+
+// State is a slot's (or ticket's) state as its lock tells it.
+type State string
+
+// The states Probe reports.
+const (
+	Free    State = "free"    // no file
+	Held    State = "held"    // its lock is taken
+	Stale   State = "stale"   // a file whose lock is free: its holder died
+	Invalid State = "invalid" // not a regular file: nothing llmslots makes
+)
 
 // probe decides a slot's (or a ticket's) state by its lock: a file whose
 // lock is taken is held; a file whose lock is free belonged to a dead
@@ -56,13 +67,13 @@ type probeResult struct {
 // live holder's slot stale would invite a forced release and a second
 // holder.
 //
-// With a mode other than probeLook, a stale file is deleted while probe
+// With a mode other than Look, a stale file is deleted while probe
 // holds its lock: nobody can have taken it in between.
 //
 // The lock is tried through a read-only descriptor: closing it raises no
 // IN_CLOSE_WRITE, the event that tells waiters a holder died, so looking at
 // a busy slot never wakes anyone.
-func probe(path string, mode probeMode) (probeResult, error) {
+func Probe(path string, mode Mode) (Result, error) {
 	// The file at path may be replaced between the look (lstat) and the
 	// lock: a reference holder deletes its file and a reference acquirer
 	// creates a new, empty one it has not locked yet. Judging the new file
@@ -75,25 +86,21 @@ func probe(path string, mode probeMode) (probeResult, error) {
 			return res, err
 		}
 	}
-	return probeResult{state: StateHeld, detail: "replaced again and again while probed; counted as held"}, nil
+	return Result{State: Held, Detail: "replaced again and again while probed; counted as held"}, nil
 }
-
-// testHookProbeBeforeLock, when set by a test, runs in probe between the
-// look at the file and the lock: the window in which it may be replaced.
-var testHookProbeBeforeLock func(path string)
 
 // probeOnce is one look and one lock; changed reports that the file
 // locked was not the one looked at, and nothing was decided.
-func probeOnce(path string, mode probeMode) (res probeResult, changed bool, err error) {
+func probeOnce(path string, mode Mode) (res Result, changed bool, err error) {
 	fi, err := os.Lstat(path)
 	if errors.Is(err, fs.ErrNotExist) {
-		return probeResult{state: StateFree}, false, nil
+		return Result{State: Free}, false, nil
 	}
 	if err != nil {
-		return probeResult{state: StateHeld, detail: "cannot stat: " + err.Error()}, false, nil
+		return Result{State: Held, Detail: "cannot stat: " + err.Error()}, false, nil
 	}
 	if !fi.Mode().IsRegular() {
-		return probeResult{state: StateInvalid, detail: describe(fi) + ", which llmslots never makes: remove it by hand"}, false, nil
+		return Result{State: Invalid, Detail: Describe(fi) + ", which llmslots never makes: remove it by hand"}, false, nil
 	}
 	// Every holder writes its record right after locking, this package
 	// and the reference alike. So an empty file whose lock is free is
@@ -102,15 +109,15 @@ func probeOnce(path string, mode probeMode) (res probeResult, changed bool, err 
 	// not check, after locking, that its file still has a name: deleting
 	// it then would give the slot two holders. A young empty file is
 	// therefore counted as held until it is old enough to be a dead one's.
-	if fi.Size() == 0 && time.Since(fi.ModTime()) < freshFileAge && mode != probeRemoveOrphan {
-		return probeResult{state: StateHeld, detail: freshDetail}, false, nil
+	if fi.Size() == 0 && time.Since(fi.ModTime()) < FreshAge && mode != RemoveOrphan {
+		return Result{State: Held, Detail: FreshDetail}, false, nil
 	}
 
 	// A path-based try-lock-and-release (filelock.TryLockPath): a held
 	// file, the common case, costs an open, a flock and a close. It locks
 	// as TryLock does, so probes and takers exclude each other.
-	if testHookProbeBeforeLock != nil {
-		testHookProbeBeforeLock(path)
+	if TestHooks.ProbeBeforeLock != nil {
+		TestHooks.ProbeBeforeLock(path)
 	}
 	lk, locked, err := filelock.TryLockPath(path, os.O_RDONLY)
 	if errors.Is(err, syscall.EBADF) || errors.Is(err, syscall.EIO) {
@@ -119,31 +126,31 @@ func probeOnce(path string, mode probeMode) (res probeResult, changed bool, err 
 	}
 	if err != nil {
 		if errors.Is(err, fs.ErrNotExist) {
-			return probeResult{state: StateFree}, false, nil
+			return Result{State: Free}, false, nil
 		}
-		return fallbackProbe(path, err), false, nil
+		return FallbackProbe(path, err), false, nil
 	}
 	if !locked {
-		res := probeResult{state: StateHeld}
-		if mode == probeLook || mode == probeRemove || mode == probeRemoveOrphan {
-			res.rec, _ = readRecord(path)
+		res := Result{State: Held}
+		if mode == Look || mode == Remove || mode == RemoveOrphan {
+			res.Rec, _ = ReadRecord(path)
 		}
 		return res, false, nil
 	}
 	cur, err := lk.Stat()
 	if err != nil || !filelock.Linked(cur) || !filelock.StillAt(path, cur) {
 		lk.Unlock()
-		return probeResult{state: StateFree}, false, nil // released while we looked
+		return Result{State: Free}, false, nil // released while we looked
 	}
 	// The same inode number is not enough: a new file may get the one
 	// just freed. A file nobody holds does not change, so any change in
 	// size or time means another file, or a living one: look again.
 	if !os.SameFile(fi, cur) || fi.Size() != cur.Size() || !fi.ModTime().Equal(cur.ModTime()) {
 		lk.Unlock()
-		return probeResult{}, true, nil
+		return Result{}, true, nil
 	}
-	res = probeResult{state: StateStale}
-	if mode == probeLook {
+	res = Result{State: Stale}
+	if mode == Look {
 		// Hold the lock no longer than needed: an acquirer or waiter that
 		// met it took the slot (or ticket) for held and may now wait for
 		// an event. Give it one: opening the file for writing and closing
@@ -152,14 +159,14 @@ func probeOnce(path string, mode probeMode) (res probeResult, changed bool, err 
 		if f, err := os.OpenFile(path, os.O_WRONLY|filelock.NoFollow, 0); err == nil {
 			f.Close()
 		}
-		res.rec, _ = readRecord(path)
+		res.Rec, _ = ReadRecord(path)
 		return res, false, nil
 	}
-	res.rec, _ = readRecord(path)
+	res.Rec, _ = ReadRecord(path)
 	if err := filelock.RemoveLocked(path, lk); err != nil {
-		return probeResult{}, false, fmt.Errorf("llmslots: %w", err)
+		return Result{}, false, fmt.Errorf("llmslots: %w", err)
 	}
-	res.removed = true
+	res.Removed = true
 	return res, false, nil
 }
 
@@ -173,43 +180,26 @@ func probeOnce(path string, mode probeMode) (res probeResult, changed bool, err 
 // costs a retry, never a second holder: a maker whose draft is gone makes
 // it again (enqueue), and a spare deleted before it was locked has no name
 // to link, so its maker creates the slot file the classic way (take).
-func probeNamed(path string, mode probeMode) (probeResult, error) {
-	res, err := probe(path, mode)
-	if err == nil && mode != probeLook && res.detail == freshDetail && !proc.Alive(pidInName(filepath.Base(path))) {
-		res, err = probe(path, probeRemoveOrphan)
+func ProbeNamed(path string, mode Mode) (Result, error) {
+	res, err := Probe(path, mode)
+	if err == nil && mode != Look && res.Detail == FreshDetail && !proc.Alive(PidInName(filepath.Base(path))) {
+		res, err = Probe(path, RemoveOrphan)
 	}
 	return res, err
 }
 
-// describe names a kind of file for messages.
-func describe(fi fs.FileInfo) string {
-	switch t := fi.Mode().Type(); {
-	case t&fs.ModeSymlink != 0:
-		return "a symbolic link"
-	case t&fs.ModeDir != 0:
-		return "a directory"
-	case t&fs.ModeNamedPipe != 0:
-		return "a named pipe"
-	case t&fs.ModeSocket != 0:
-		return "a socket"
-	case t&fs.ModeDevice != 0:
-		return "a device"
-	}
-	return "not a regular file"
-}
-
-// fallbackProbe judges a slot whose lock could not be tried by its record.
-func fallbackProbe(path string, lockErr error) probeResult {
-	rec, err := readRecord(path)
-	res := probeResult{state: StateHeld, rec: rec}
+// FallbackProbe judges a slot whose lock could not be tried by its record.
+func FallbackProbe(path string, lockErr error) Result {
+	rec, err := ReadRecord(path)
+	res := Result{State: Held, Rec: rec}
 	switch {
 	case err != nil || rec.PID == 0:
-		res.detail = "lock not probed (" + lockErr.Error() + ") and no pid recorded; counted as held"
-	case holderAlive(rec):
-		res.detail = "lock not probed (" + lockErr.Error() + "); pid is alive"
+		res.Detail = "lock not probed (" + lockErr.Error() + ") and no pid recorded; counted as held"
+	case HolderAlive(rec):
+		res.Detail = "lock not probed (" + lockErr.Error() + "); pid is alive"
 	default:
-		res.state = StateStale
-		res.detail = "lock not probed (" + lockErr.Error() + "); pid is dead"
+		res.State = Stale
+		res.Detail = "lock not probed (" + lockErr.Error() + "); pid is dead"
 	}
 	return res
 }
@@ -218,8 +208,8 @@ func fallbackProbe(path string, lockErr error) probeResult {
 // pid namespace, a live process started when the record says: one that
 // may be signalled as the holder. Unlike holderAlive, which answers
 // "alive" when it cannot tell, it answers false then.
-func holderHere(rec record) bool {
-	me := self()
+func HolderHere(rec Record) bool {
+	me := Self()
 	if rec.PID <= 0 || rec.Host != me.Host || rec.PidNS != me.PidNS || !proc.Alive(rec.PID) {
 		return false
 	}
@@ -230,8 +220,8 @@ func holderHere(rec record) bool {
 // alive unless its start time shows it is another process that reused the
 // pid. A holder on another host, or in another pid namespace (another
 // container sharing the pool), cannot be judged and counts as alive.
-func holderAlive(rec record) bool {
-	me := self()
+func HolderAlive(rec Record) bool {
+	me := Self()
 	if rec.Host != "" && me.Host != "" && rec.Host != me.Host ||
 		rec.PidNS != "" && me.PidNS != "" && rec.PidNS != me.PidNS {
 		return true

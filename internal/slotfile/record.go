@@ -1,4 +1,4 @@
-package llmslots
+package slotfile
 
 import (
 	"bytes"
@@ -28,7 +28,7 @@ import (
 //	command=/usr/bin/agent --task review
 //	label=codex review
 //	max=4
-type record struct {
+type Record struct {
 	PID     int
 	Host    string
 	Since   time.Time
@@ -42,47 +42,34 @@ type record struct {
 }
 
 const (
-	// maxRecordRead bounds what readers take from a slot file, so a huge
+	// MaxRecordRead bounds what readers take from a slot file, so a huge
 	// or hostile file costs status no more than one small read.
-	maxRecordRead = 4096
-	// maxCommandLen and maxLabelLen bound the free-text fields, keeping
-	// every record well inside maxRecordRead.
-	maxCommandLen = 512
-	maxLabelLen   = 256
+	MaxRecordRead = 4096
+	// MaxCommandLen and MaxLabelLen bound the free-text fields, keeping
+	// every record well inside MaxRecordRead.
+	MaxCommandLen = 512
+	MaxLabelLen   = 256
 )
 
-// self holds the parts of this process's record that never change.
-var self = sync.OnceValue(func() record {
+// Self holds the parts of this process's record that never change.
+var Self = sync.OnceValue(func() Record {
 	host, _ := os.Hostname()
-	return record{
+	return Record{
 		PID:     os.Getpid(),
-		Host:    cleanValue(host, 255),
+		Host:    CleanValue(host, 255),
 		Start:   proc.StartTime(os.Getpid()),
 		PidNS:   proc.Namespace(),
-		Command: cleanValue(strings.Join(os.Args, " "), maxCommandLen),
+		Command: CleanValue(strings.Join(os.Args, " "), MaxCommandLen),
 	}
 })
 
-// newRecord is this process's record for a slot (or ticket) of p taken at
-// since by a caller that asked with max (0: unknown): the one place a
-// record is made.
-func (p *Pool) newRecord(since time.Time, max int) record {
-	rec := self()
-	rec.Since = since
-	rec.Label = p.label
-	rec.Max = max
-	return rec
-}
-
-// sinceLayout is RFC 3339 with all nine digits of the fraction, so that
-// every record a process writes for a pool has the same length and a
-// spare's record is rewritten in place (see spare_unix.go). Readers parse
+// sinceLayout writes since with fixed-width nanoseconds; ParseRecord reads
 // it, and the reference's trimmed form, as time.RFC3339Nano.
 const sinceLayout = "2006-01-02T15:04:05.000000000Z07:00"
 
-// marshal renders the record in the file format, in one buffer so that it
+// Marshal renders the record in the file format, in one buffer so that it
 // reaches the file in one write.
-func (r record) marshal() []byte {
+func (r Record) Marshal() []byte {
 	b := make([]byte, 0, 128+len(r.Command)+len(r.Label))
 	b = append(b, "pid="...)
 	b = strconv.AppendInt(b, int64(r.PID), 10)
@@ -112,12 +99,12 @@ func appendField(b []byte, key, value string) []byte {
 	return append(b, value...)
 }
 
-// parseRecord reads what it can from a slot file's content. Empty, partial
+// ParseRecord reads what it can from a slot file's content. Empty, partial
 // and garbage content give a zero or partial record, never an error: a
 // holder may die between creating and writing its file, and other tools may
 // share the directory.
-func parseRecord(data []byte) record {
-	var r record
+func ParseRecord(data []byte) Record {
+	var r Record
 	for len(data) > 0 {
 		var line []byte
 		line, data, _ = bytes.Cut(data, []byte{'\n'})
@@ -125,7 +112,7 @@ func parseRecord(data []byte) record {
 		if !ok {
 			continue
 		}
-		v := cleanValue(string(value), maxCommandLen)
+		v := CleanValue(string(value), MaxCommandLen)
 		switch string(bytes.TrimSpace(key)) {
 		case "pid":
 			if pid, err := strconv.Atoi(strings.TrimSpace(v)); err == nil && pid > 0 {
@@ -156,32 +143,35 @@ func parseRecord(data []byte) record {
 	return r
 }
 
-// readRecord reads at most maxRecordRead bytes of the slot file at path. It
+// ReadRecord reads at most MaxRecordRead bytes of the slot file at path. It
 // never follows a symlink and never blocks on a FIFO planted there.
-func readRecord(path string) (record, error) {
+func ReadRecord(path string) (Record, error) {
 	f, err := os.OpenFile(path, os.O_RDONLY|filelock.NoFollow, 0)
 	if err != nil {
-		return record{}, err
+		return Record{}, err
 	}
 	defer f.Close()
-	return readRecordFrom(f)
+	return ReadRecordFrom(f)
 }
 
-func readRecordFrom(f *os.File) (record, error) {
-	buf := make([]byte, maxRecordRead)
+// ReadRecordFrom reads the record at the start of f, at most MaxRecordRead
+// bytes of it.
+func ReadRecordFrom(f *os.File) (Record, error) {
+	buf := make([]byte, MaxRecordRead)
 	n, err := f.ReadAt(buf, 0)
 	if err != nil && err != io.EOF {
-		return record{}, err
+		return Record{}, err
 	}
-	return parseRecord(buf[:n]), nil
+	return ParseRecord(buf[:n]), nil
 }
 
-// cleanValue makes s safe for one line of a record: valid UTF-8, control
-// characters (isControl's, bidirectional ones included) turned to spaces, at most max bytes, cut on a rune boundary.
-func cleanValue(s string, max int) string {
+// CleanValue makes s safe for one line of a record: valid UTF-8, control
+// characters (textsafe.IsControl's) turned to spaces, at most max bytes, cut
+// on a rune boundary.
+func CleanValue(s string, max int) string {
 	s = strings.ToValidUTF8(s, "?")
 	s = strings.Map(func(r rune) rune {
-		if isControl(r) {
+		if textsafe.IsControl(r) {
 			return ' '
 		}
 		return r
@@ -194,19 +184,4 @@ func cleanValue(s string, max int) string {
 		s = s[:cut]
 	}
 	return strings.TrimSpace(s)
-}
-
-// isControl: see textsafe.IsControl.
-func isControl(r rune) bool { return textsafe.IsControl(r) }
-
-// checkLabel validates a label given by the caller; unlike the command line,
-// which is cleaned silently, a bad label is the caller's to fix.
-func checkLabel(label string) error {
-	if len(label) > maxLabelLen {
-		return invalidf("label must be at most %d bytes, got %d", maxLabelLen, len(label))
-	}
-	if !utf8.ValidString(label) || strings.ContainsFunc(label, isControl) {
-		return invalidf("label must be UTF-8 text without control characters, got %q", label)
-	}
-	return nil
 }

@@ -1,0 +1,108 @@
+package line
+
+import (
+	"context"
+	"errors"
+	"io/fs"
+	"time"
+)
+
+// Slots is what a waiter needs of the pool it waits for.
+type Slots interface {
+	// Try takes a free slot, if the pool allows a grant now. ok reports a
+	// slot taken; retry, if not zero, is when to try again though nothing
+	// wakes the waiter (a pause's end, a young file old enough to judge).
+	Try() (ok bool, retry time.Time, err error)
+	// Paths are the slot files whose release may let the waiter in.
+	Paths() []string
+	// Free reports whether some slot looks free now (a dead holder's is
+	// reclaimed by the look).
+	Free() bool
+}
+
+// stallAfter is how long a free slot may stay untaken by the first in line
+// (stopped by SIGSTOP or Ctrl-Z, or starved of CPU) before the waiter
+// behind it takes it. The first, once it runs again, is served as usual.
+const stallAfter = time.Second
+
+// recheckEvery is how often a waiter looks again with no wake-up, in case
+// one was lost. Rare: each timer wake-up of an idle process costs.
+const recheckEvery = 15 * time.Second
+
+// Wait waits for t's turn and a slot: first in line, it tries the slots
+// and waits on the locks of the held ones; behind someone, it waits on the
+// lock of the ticket right ahead (and, second in line, on the slots too,
+// to pass a first in line that leaves a slot free). Each wake-up starts
+// the look afresh. It returns true once s.Try took a slot, false when
+// deadline (if not zero) passed, or ctx.Err() when ctx ended. The caller
+// leaves the line (t.Leave) whatever the outcome.
+func (t *Ticket) Wait(ctx context.Context, deadline time.Time, s Slots) (bool, error) {
+	w := newWaker()
+	defer w.reset()
+	var freeSince time.Time // when the waiter second in line saw a free slot
+	for {
+		w.reset()
+		wake := time.Now().Add(recheckEvery)
+		earlier := func(at time.Time) {
+			if !at.IsZero() && at.Before(wake) {
+				wake = at
+			}
+		}
+		ahead, second, err := t.ahead()
+		if err != nil {
+			return false, err
+		}
+		if ahead != "" {
+			if err := w.watch(ahead); errors.Is(err, fs.ErrNotExist) {
+				continue // left since the look: look again
+			}
+		}
+		if ahead == "" || second {
+			// Wait on the slots before trying them: a slot freed after
+			// the try still wakes the waiter.
+			for _, p := range s.Paths() {
+				w.watch(p)
+			}
+		}
+		switch {
+		case ahead == "":
+			ok, retry, err := s.Try()
+			if ok || err != nil {
+				return ok, err
+			}
+			earlier(retry)
+		case second && s.Free():
+			if freeSince.IsZero() {
+				freeSince = time.Now()
+			}
+			if time.Since(freeSince) < stallAfter {
+				earlier(freeSince.Add(stallAfter))
+				break
+			}
+			ok, retry, err := s.Try()
+			if ok || err != nil {
+				return ok, err
+			}
+			earlier(retry)
+			freeSince = time.Time{}
+		default:
+			freeSince = time.Time{}
+		}
+		if !deadline.IsZero() {
+			if !time.Now().Before(deadline) {
+				return false, nil
+			}
+			earlier(deadline)
+		}
+		earlier(w.nextPoll())
+		timer := time.NewTimer(time.Until(wake))
+		select {
+		case <-w.wake:
+		case <-timer.C:
+		case <-ctx.Done():
+			timer.Stop()
+			return false, ctx.Err()
+		}
+		timer.Stop()
+	}
+}

@@ -1,0 +1,132 @@
+package slotfile
+
+import (
+	"errors"
+	"fmt"
+	"io/fs"
+	"math/rand/v2"
+	"os"
+	"path/filepath"
+
+	"github.com/llmslots/llmslots/internal/perm"
+)
+
+// ErrUnsafeDir is matched by the errors of a pool directory that is not
+// safe to use: not a directory, writable by others, owned by another user,
+// or holding at its queue's path what llmslots never makes.
+var ErrUnsafeDir = errors.New("llmslots: unsafe slot directory")
+
+// unsafeError is an ErrUnsafeDir with the reason and the fix.
+type unsafeError struct{ msg string }
+
+func (e *unsafeError) Error() string        { return e.msg }
+func (e *unsafeError) Is(target error) bool { return target == ErrUnsafeDir }
+
+// Prepare creates the pool directory dir and its queue directory if they
+// are missing, and checks both. envDir names the variable a user sets to
+// choose another directory, for the message.
+func (m Maker) Prepare(dir, envDir string) error {
+	fi, err := os.Stat(dir)
+	if errors.Is(err, fs.ErrNotExist) {
+		if err := m.mkdir(dir, true); err != nil {
+			return fmt.Errorf("llmslots: cannot create slot directory: %w", err)
+		}
+		fi, err = os.Stat(dir)
+	}
+	if err != nil {
+		return fmt.Errorf("llmslots: slot directory: %w", err)
+	}
+	if err := m.check(dir, fi, envDir); err != nil {
+		return err
+	}
+	// Tickets are made by path under the queue directory: a symbolic link
+	// there would be followed, and anything but a directory breaks every
+	// wait.
+	qdir := filepath.Join(dir, QueueDir)
+	qfi, err := os.Lstat(qdir)
+	if errors.Is(err, fs.ErrNotExist) {
+		if err := m.mkdir(qdir, false); err != nil && !errors.Is(err, fs.ErrExist) {
+			return fmt.Errorf("llmslots: cannot create the queue directory: %w", err)
+		}
+		qfi, err = os.Lstat(qdir)
+	}
+	if err != nil {
+		return fmt.Errorf("llmslots: queue directory: %w", err)
+	}
+	if !qfi.IsDir() {
+		return &unsafeError{fmt.Sprintf("llmslots: %s is %s, which llmslots never makes; remove it (rm -r %s) and the queue is made again at the next acquire",
+			qdir, Describe(qfi), qdir)}
+	}
+	return nil
+}
+
+// Inspect checks the pool directory dir without creating anything:
+// exists is false when it is missing (which is no error).
+func (m Maker) Inspect(dir, envDir string) (exists bool, err error) {
+	fi, err := os.Stat(dir)
+	if errors.Is(err, fs.ErrNotExist) {
+		return false, nil
+	}
+	if err != nil {
+		return false, fmt.Errorf("llmslots: slot directory: %w", err)
+	}
+	return true, m.check(dir, fi, envDir)
+}
+
+// check refuses a pool directory that is not a directory or that another
+// user could tamper with (see perm.CheckDir and perm.CheckParents).
+func (m Maker) check(dir string, fi fs.FileInfo, envDir string) error {
+	if !fi.IsDir() {
+		return &unsafeError{fmt.Sprintf("llmslots: slot directory %s is not a directory; remove it or set %s to a directory of your own", dir, envDir)}
+	}
+	gid := -1
+	if m.Shared {
+		gid = m.GID
+	}
+	if err := perm.CheckDir(dir, fi, gid); err != nil {
+		return &unsafeError{"llmslots: " + err.Error()}
+	}
+	if err := perm.CheckParents(dir, gid); err != nil {
+		return &unsafeError{"llmslots: " + err.Error()}
+	}
+	return nil
+}
+
+// mkdir makes dir (and, for the pool directory, its parents) private to
+// its owner; in a group's pool it is built under a hidden name with the
+// group's ownership and mode, then renamed into place, so that no member
+// ever meets it half made.
+func (m Maker) mkdir(dir string, pool bool) error {
+	if !m.Shared {
+		if pool {
+			return os.MkdirAll(dir, 0o700)
+		}
+		return os.Mkdir(dir, 0o700)
+	}
+	tmp := filepath.Join(filepath.Dir(dir), fmt.Sprintf("%sllmslots-%d-%016x", NewbornPrefix, os.Getpid(), rand.Uint64()))
+	err := m.build(tmp, pool)
+	if err == nil {
+		err = os.Rename(tmp, dir)
+	}
+	if err != nil {
+		os.RemoveAll(tmp)
+		if fi, serr := os.Lstat(dir); serr == nil && fi.IsDir() {
+			return nil // made meanwhile by another member
+		}
+	}
+	return err
+}
+
+// build makes a group pool's directory at dir, with its queue directory
+// inside when pool is set.
+func (m Maker) build(dir string, pool bool) error {
+	if err := os.Mkdir(dir, 0o700); err != nil {
+		return err
+	}
+	if pool {
+		if err := m.build(filepath.Join(dir, QueueDir), false); err != nil {
+			return err
+		}
+	}
+	return perm.Share(dir, m.GID, fs.ModeSetgid|0o770)
+}

@@ -1,0 +1,68 @@
+package slotfile
+
+// A Pick is what one attempt at a pool's slots found.
+type Pick struct {
+	ID    int    // the slot taken; -1 if none
+	Taken *Taken // its file, if one was taken
+	// Reclaimed is the record of the dead holder whose file was removed
+	// to take the slot (PID 0 if the slot was free).
+	Reclaimed Record
+	// Soon reports a slot that looked held only because its file is young
+	// and empty: it may be reclaimed, with no event, once old enough.
+	Soon bool
+	// Unusable lists the slots whose path holds what no llmslots process
+	// makes (a planted symbolic link, a FIFO); Why says what, by slot.
+	Unusable []int
+	Why      map[int]string
+}
+
+// Pick makes one attempt at the slots 0..max-1 of dir and takes the first
+// it can, recording rec in it; mine reports a slot this process holds
+// already, which is not tried. It goes in two passes, cheapest first:
+// creating a missing slot file costs one system call per slot it passes,
+// so the common case (a free slot) never probes a held one; only when none
+// is missing does it probe the existing files for a dead holder's, and
+// reclaim it: delete it under its lock and create it anew.
+func (m Maker) Pick(dir string, max int, rec []byte, mine func(id int) bool) (Pick, error) {
+	pick := Pick{ID: -1}
+	var existing []int
+	for id := range max {
+		if mine(id) {
+			continue
+		}
+		t, exists, err := m.Take(SlotPath(dir, id), rec)
+		if t != nil || err != nil {
+			pick.ID, pick.Taken = id, t
+			return pick, err
+		}
+		if exists {
+			existing = append(existing, id)
+		}
+	}
+	for _, id := range existing {
+		path := SlotPath(dir, id)
+		res, err := Probe(path, Reclaim)
+		switch {
+		case err != nil:
+			return pick, err
+		case res.State == Invalid:
+			pick.Unusable = append(pick.Unusable, id)
+			if pick.Why == nil {
+				pick.Why = map[int]string{}
+			}
+			pick.Why[id] = res.Detail
+			continue
+		case res.State == Held:
+			pick.Soon = pick.Soon || res.Detail == FreshDetail
+			continue
+		case res.State == Stale && !res.Removed:
+			continue // judged dead by its pid alone: not ours to delete
+		}
+		t, _, err := m.Take(path, rec)
+		if t != nil || err != nil {
+			pick.ID, pick.Taken, pick.Reclaimed = id, t, res.Rec
+			return pick, err
+		}
+	}
+	return pick, nil
+}

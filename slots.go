@@ -1,0 +1,518 @@
+package llmslots
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/llmslots/llmslots/internal/clock"
+	"github.com/llmslots/llmslots/internal/line"
+	"github.com/llmslots/llmslots/internal/slotfile"
+)
+
+// A Pool is a set of slots, slot-0.lock .. slot-(max-1).lock, in one
+// directory. Every process that uses the same directory and the same max
+// shares one limit. The package-level functions use the default pool
+// (see Dir); named pools (see NamedPool) limit separately, so that a
+// "codex" pool of 4 and a "claude" pool of 2 do not compete.
+//
+// A Pool is safe for concurrent use. Make one with NewPool, NamedPool or
+// DefaultPool; the zero Pool is not usable.
+type Pool struct {
+	dir   string
+	label string
+	// progress, if set, is told how a waiting acquire fares (WithProgress).
+	progress func(Progress)
+	logger   *slog.Logger
+	group    group // who shares the pool: its owner alone, or a Unix group
+	// ready is set once the directory has been created and checked, so
+	// the acquire path does not stat it every time.
+	ready atomic.Bool
+	// unusableLogged is set once an unusable slot has been logged at Warn.
+	unusableLogged atomic.Bool
+	// maxChecked is set once this process has looked, at its first wait,
+	// for holders and waiters that use another max (see warnOtherMax).
+	maxChecked atomic.Bool
+	// throttleSeen is set while the pool is known to have a throttle
+	// state (throttle.go): acquires then go through the gate from the
+	// start. throttleBad is set once an unusable state file was logged.
+	throttleSeen atomic.Bool
+	throttleBad  atomic.Bool
+}
+
+// An Option configures a Pool.
+type Option func(*Pool) error
+
+// WithLogger makes the pool log to l instead of the package logger (see
+// SetLogger). Reclaiming a dead holder's slot is logged at Debug level,
+// failures that do not stop an operation at Warn.
+func WithLogger(l *slog.Logger) Option {
+	return func(p *Pool) error {
+		p.logger = l
+		return nil
+	}
+}
+
+// WithLabel records label in every slot the pool takes, for status
+// readers: what the holder is doing, in the caller's words. A label is at
+// most 256 bytes of UTF-8 without control characters (C0, DEL, C1, and
+// the bidirectional controls such as U+202E, which would reorder what
+// status shows).
+func WithLabel(label string) Option {
+	return func(p *Pool) error {
+		if err := checkLabel(label); err != nil {
+			return err
+		}
+		p.label = label
+		return nil
+	}
+}
+
+// NewPool returns the pool whose slots live in dir, an absolute path. The
+// directory is created (mode 0700) when a slot is first taken.
+func NewPool(dir string, opts ...Option) (*Pool, error) {
+	if dir == "" {
+		return nil, invalidf("pool directory must not be empty")
+	}
+	if !filepath.IsAbs(dir) {
+		return nil, invalidf("pool directory must be an absolute path, got %q", dir)
+	}
+	g, err := groupFromEnv()
+	if err != nil {
+		return nil, err
+	}
+	p := &Pool{dir: filepath.Clean(dir), group: g}
+	for _, opt := range opts {
+		if opt == nil {
+			continue
+		}
+		if err := opt(p); err != nil {
+			return nil, err
+		}
+	}
+	return p, nil
+}
+
+// NamedPool returns the pool called name: the subdirectory name of the
+// default pool's directory (Dir). A name is 1-64 characters of [a-z0-9._-],
+// does not start with a dot and is not a slot file name; anything else is
+// an error matching ErrInvalid.
+func NamedPool(name string, opts ...Option) (*Pool, error) {
+	if err := checkPoolName(name); err != nil {
+		return nil, err
+	}
+	root, err := defaultDir()
+	if err != nil {
+		return nil, err
+	}
+	return NewPool(filepath.Join(root, name), opts...)
+}
+
+// DefaultPool returns the default pool (the one in Dir) with options, for
+// callers who want a label or a logger there.
+func DefaultPool(opts ...Option) (*Pool, error) {
+	root, err := defaultDir()
+	if err != nil {
+		return nil, err
+	}
+	return NewPool(root, opts...)
+}
+
+// Dir returns the pool's directory.
+func (p *Pool) Dir() string {
+	if p == nil {
+		return ""
+	}
+	return p.dir
+}
+
+// SlotPath returns the path of slot id's file in the pool.
+func (p *Pool) SlotPath(id int) string {
+	return slotfile.SlotPath(p.Dir(), id)
+}
+
+// usable rejects a nil or zero Pool with an error instead of a panic.
+func (p *Pool) usable() error {
+	if p == nil || p.dir == "" {
+		return invalidf("the Pool is nil or zero; make one with NewPool, NamedPool or DefaultPool")
+	}
+	return nil
+}
+
+// prepare creates and checks the directory and its queue directory, once
+// per pool (and again if the directory is removed).
+func (p *Pool) prepare() error {
+	if p.ready.Load() {
+		return nil
+	}
+	if err := p.group.maker().Prepare(p.dir, EnvDir); err != nil {
+		return err
+	}
+	// A throttle state this process has not seen written (by a process
+	// before it, or planted): look at it, once, so that a state that
+	// restricts grants, or one that cannot be read, is noticed.
+	if _, err := os.Lstat(p.throttlePath()); err == nil {
+		p.throttleSeen.Store(true)
+	}
+	p.ready.Store(true)
+	return nil
+}
+
+// remake creates the pool's directory and queue again after they were
+// removed while in use.
+func (p *Pool) remake() error {
+	p.ready.Store(false)
+	return p.prepare()
+}
+
+// line is the pool's queue of waiters.
+func (p *Pool) line() line.Line {
+	return line.Line{Dir: filepath.Join(p.dir, slotfile.QueueDir), Maker: p.group.maker()}
+}
+
+func (p *Pool) log() *slog.Logger {
+	if p.logger != nil {
+		return p.logger
+	}
+	return packageLogger()
+}
+
+var pkgLogger atomic.Pointer[slog.Logger]
+
+var discard = slog.New(slog.DiscardHandler)
+
+// SetLogger sets the logger of the package-level functions and of pools
+// made without WithLogger. The package is silent until it is called; nil
+// silences it again.
+func SetLogger(l *slog.Logger) {
+	pkgLogger.Store(l)
+}
+
+func packageLogger() *slog.Logger {
+	if l := pkgLogger.Load(); l != nil {
+		return l
+	}
+	return discard
+}
+
+// defaultPools keeps one Pool per default directory, so the package-level
+// functions check a directory once, yet follow LLMSLOTS_DIR when it changes.
+var defaultPools struct {
+	sync.Mutex
+	byDir map[string]*Pool
+}
+
+func defaultPool() (*Pool, error) {
+	dir, err := defaultDir()
+	if err != nil {
+		return nil, err
+	}
+	defaultPools.Lock()
+	defer defaultPools.Unlock()
+	if p := defaultPools.byDir[dir]; p != nil {
+		return p, nil
+	}
+	p, err := NewPool(dir)
+	if err != nil {
+		return nil, err
+	}
+	if defaultPools.byDir == nil {
+		defaultPools.byDir = make(map[string]*Pool)
+	}
+	defaultPools.byDir[dir] = p
+	return p, nil
+}
+
+// The package-level functions: the default pool's operations.
+
+// Acquire takes a slot of the default pool; see Pool.Acquire.
+func Acquire(max int, wait time.Duration) (*Guard, error) {
+	p, err := defaultPool()
+	if err != nil {
+		return nil, err
+	}
+	return p.Acquire(max, wait)
+}
+
+// AcquireContext takes a slot of the default pool; see Pool.AcquireContext.
+func AcquireContext(ctx context.Context, max int) (*Guard, error) {
+	p, err := defaultPool()
+	if err != nil {
+		return nil, err
+	}
+	return p.AcquireContext(ctx, max)
+}
+
+// ReadStatus reports the default pool's slots; see Pool.ReadStatus.
+func ReadStatus(max int) (Status, error) {
+	p, err := defaultPool()
+	if err != nil {
+		return Status{}, err
+	}
+	return p.ReadStatus(max)
+}
+
+// FindStale lists the default pool's stale slots; see Pool.FindStale.
+func FindStale(max int) ([]int, error) {
+	p, err := defaultPool()
+	if err != nil {
+		return nil, err
+	}
+	return p.FindStale(max)
+}
+
+// ForceRelease frees a stale slot of the default pool; see
+// Pool.ForceRelease.
+func ForceRelease(slotID int) error {
+	p, err := defaultPool()
+	if err != nil {
+		return err
+	}
+	return p.ForceRelease(slotID)
+}
+
+// Acquire takes a free slot of the pool's first max, waiting up to wait for
+// one. Waiters are served in the order they arrived, across processes: a
+// caller that finds others waiting joins the back of the line, even if a
+// slot has just freed. With wait 0 it makes one attempt (which, with others
+// waiting, fails at once). On success the caller must call Release on the
+// returned Guard (defer g.Release()).
+//
+// When no slot frees within wait it returns an error matching ErrBusy that
+// names max, the wait and the holders' pids. max outside 1..MaxSlots and a
+// negative wait give an error matching ErrInvalid. A directory that is not
+// safe to use gives an error matching ErrUnsafeDir. On any error no slot is
+// held.
+func (p *Pool) Acquire(max int, wait time.Duration) (*Guard, error) {
+	if err := p.usable(); err != nil {
+		return nil, err
+	}
+	if wait < 0 {
+		return nil, invalidf("wait must be >= 0, got %v", wait)
+	}
+	return p.acquire(context.Background(), max, time.Now().Add(wait), wait)
+}
+
+// AcquireContext takes a free slot of the pool's first max, waiting until
+// one frees or ctx is done. When ctx is done first it returns an error that
+// wraps ctx.Err() (errors.Is(err, context.DeadlineExceeded) and so on) and
+// holds no slot. If ctx is already done, AcquireContext still makes one
+// attempt, as Acquire with wait 0 does, and may succeed.
+func (p *Pool) AcquireContext(ctx context.Context, max int) (*Guard, error) {
+	if err := p.usable(); err != nil {
+		return nil, err
+	}
+	if ctx == nil {
+		return nil, invalidf("AcquireContext needs a non-nil context; use context.Background()")
+	}
+	return p.acquire(ctx, max, time.Time{}, 0)
+}
+
+// acquire is Acquire and AcquireContext: deadline zero means no deadline
+// but ctx's; wait is only for the busy message.
+func (p *Pool) acquire(ctx context.Context, max int, deadline time.Time, wait time.Duration) (*Guard, error) {
+	called := time.Now()
+	if err := checkMax(max); err != nil {
+		return nil, err
+	}
+	if g, err := p.reenter(ctx); g != nil || err != nil {
+		return g, err // a slot this caller already holds (handon.go)
+	}
+	if err := p.prepare(); err != nil {
+		return nil, err
+	}
+	var g *Guard
+	var err error
+	// The uncontended path: nobody waits, so try the slots at once. With
+	// waiters, even a free slot is theirs: go to the back of the line.
+	if p.line().Empty() {
+		g, err = p.tryAcquireFast(max) // behind the throttle gate (throttle.go)
+	}
+	if g == nil && err == nil && (deadline.IsZero() || time.Now().Before(deadline)) && ctx.Err() == nil {
+		arrived := clock.Monotonic() - int64(time.Since(called))
+		g, err = p.waitInLine(ctx, max, deadline, arrived)
+	}
+	switch {
+	case g != nil:
+		return g, nil
+	case errors.Is(err, errNoUsableSlot):
+		return nil, p.busyError(max, time.Since(called).Round(time.Millisecond))
+	case err == nil && ctx.Err() == nil:
+		return nil, p.busyError(max, wait)
+	case ctx.Err() != nil && (err == nil || errors.Is(err, ctx.Err())):
+		busy := p.busyError(max, time.Since(called).Round(time.Millisecond))
+		busy.(*BusyError).Err = ctx.Err()
+		return nil, busy
+	}
+	return nil, err
+}
+
+// waitInLine takes a ticket and waits for its turn and a slot (see
+// internal/line). The ticket is gone when it returns, whatever the
+// outcome, so cancellation leaves the line clean.
+func (p *Pool) waitInLine(ctx context.Context, max int, deadline time.Time, arrived int64) (*Guard, error) {
+	started := time.Now()
+	rec := p.newRecord(started, max).Marshal()
+	t, err := p.line().Join(arrived, rec)
+	if errors.Is(err, fs.ErrNotExist) {
+		// The queue directory, or the whole pool directory, was removed
+		// while this Pool was in use: make it again.
+		if err = p.remake(); err == nil {
+			t, err = p.line().Join(arrived, rec)
+		}
+	}
+	if err != nil {
+		return nil, err
+	}
+	defer t.Leave()
+	defer p.watchProgress(max, started, t.Name())()
+	p.warnOtherMax(max)
+	a := &attempt{p: p, max: max}
+	_, err = t.Wait(ctx, deadline, a)
+	return a.g, err
+}
+
+// An attempt is one waiting acquire's view of the slots, for line.Wait.
+type attempt struct {
+	p     *Pool
+	max   int
+	g     *Guard // the slot taken, once taken
+	paths []string
+}
+
+func (a *attempt) Try() (bool, time.Time, error) {
+	g, retry, err := a.p.tryAcquireGated(a.max) // throttle.go
+	a.g = g
+	return g != nil, retry, err
+}
+
+func (a *attempt) Paths() []string {
+	if a.paths == nil {
+		a.paths = make([]string, a.max)
+		for id := range a.paths {
+			a.paths[id] = slotfile.SlotPath(a.p.dir, id)
+		}
+	}
+	return a.paths
+}
+
+// Free reports whether some slot below max looks free to the waiter
+// second in line: its file is missing, or its holder is dead (the file is
+// then removed, under its lock, as any acquirer would reclaim it).
+func (a *attempt) Free() bool {
+	for _, path := range a.Paths() {
+		if res, err := slotfile.Probe(path, slotfile.Remove); err == nil && (res.Removed || res.State == slotfile.Free) {
+			return true
+		}
+	}
+	return false
+}
+
+// tryAcquire makes one attempt at the slots (slotfile.Maker.Pick) and
+// returns the one it took; nil, nil when all are held. soon reports a slot
+// held only by a young empty file, which may be reclaimed without any
+// event once old enough. A slot whose path holds what no llmslots process
+// makes is skipped, so the rest of the pool keeps working; it is named in
+// the busy error and logged.
+func (p *Pool) tryAcquire(max int) (g *Guard, soon bool, err error) {
+	now := time.Now()
+	rec := p.newRecord(now, max).Marshal()
+	mine := func(id int) bool { return heldHere(slotfile.SlotPath(p.dir, id)) }
+	pick, err := p.group.maker().Pick(p.dir, max, rec, mine)
+	if errors.Is(err, fs.ErrNotExist) {
+		// The pool directory was removed while in use: make it again and
+		// look afresh. The lock on each slot still decides.
+		if err := p.remake(); err != nil {
+			return nil, false, err
+		}
+		pick, err = p.group.maker().Pick(p.dir, max, rec, mine)
+	}
+	if err != nil {
+		return nil, false, fmt.Errorf("llmslots: cannot create slot file: %w", err)
+	}
+	for _, id := range pick.Unusable {
+		// Once per pool at Warn: a waiter meets it at every look.
+		level := slog.LevelDebug
+		if !p.unusableLogged.Swap(true) {
+			level = slog.LevelWarn
+		}
+		p.log().Log(context.Background(), level, "llmslots: slot unusable", "slot", id,
+			"err", fmt.Sprintf("llmslots: slot file %s is %s", slotfile.SlotPath(p.dir, id), pick.Why[id]))
+	}
+	if pick.Taken == nil {
+		if len(pick.Unusable) == max {
+			return nil, false, errNoUsableSlot
+		}
+		return nil, pick.Soon, nil
+	}
+	if pick.Reclaimed.PID > 0 {
+		p.log().Debug("llmslots: reclaimed slot of a dead holder", "slot", pick.ID, "dir", p.dir,
+			"dead_pid", pick.Reclaimed.PID, "since", pick.Reclaimed.Since)
+	}
+	if err := pick.Taken.RecordErr; err != nil {
+		p.log().Warn("llmslots: slot held, but its record was not written", "slot", pick.ID, "dir", p.dir, "err", err)
+	}
+	g = newGuard(p, pick.ID, pick.Taken.File, pick.Taken.Info, now)
+	g.max = max
+	registerGuard(g)
+	return g, false, nil
+}
+
+// errNoUsableSlot reports that every slot below max holds what no
+// llmslots process makes: nothing can free such a slot, so waiting is
+// pointless and the acquire fails at once with the busy error naming them.
+var errNoUsableSlot = errors.New("no usable slot")
+
+// busyError builds the ErrBusy error, naming who holds the slots (as
+// their records say: it takes no lock, so it cannot disturb anyone) and
+// any slot that cannot be used.
+func (p *Pool) busyError(max int, wait time.Duration) error {
+	e := &BusyError{Dir: p.dir, Max: max, Wait: wait}
+	e.Holders, e.Unusable = p.recordedHolders(max)
+	return e
+}
+
+// warnOtherMax logs, once per pool and process, a warning when a holder
+// or waiter recorded a max other than max: processes that disagree on a
+// pool's size each enforce their own, so the larger one decides. It reads
+// records only, at the first wait, where a look costs nothing against the
+// wait itself.
+func (p *Pool) warnOtherMax(max int) {
+	if p.maxChecked.Swap(true) {
+		return
+	}
+	entries, _ := os.ReadDir(p.dir)
+	for _, e := range entries {
+		if slotfile.ParseSlotName(e.Name()) < 0 {
+			continue
+		}
+		if rec, err := slotfile.ReadRecord(filepath.Join(p.dir, e.Name())); err == nil && rec.Max > 0 && rec.Max != max {
+			p.log().Warn("llmslots: processes use this pool with different max values; each enforces its own",
+				"dir", p.dir, "max", max, "other_max", rec.Max, "other_pid", rec.PID, "file", e.Name())
+			return
+		}
+	}
+	waiters, _ := p.line().Waiters(false)
+	for _, w := range waiters {
+		if w.Live && w.Rec.Max > 0 && w.Rec.Max != max {
+			p.log().Warn("llmslots: processes use this pool with different max values; each enforces its own",
+				"dir", p.dir, "max", max, "other_max", w.Rec.Max, "other_pid", w.Rec.PID, "file", filepath.Base(w.Path))
+			return
+		}
+	}
+}
+
+// newRecord is this process's record for a slot (or ticket) of p taken at
+// since with max.
+func (p *Pool) newRecord(since time.Time, max int) slotfile.Record {
+	rec := slotfile.Self()
+	rec.Since, rec.Label, rec.Max = since, p.label, max
+	return rec
+}
