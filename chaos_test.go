@@ -280,11 +280,6 @@ func TestChaos(t *testing.T) {
 	c := chaosCounts{busy: map[string]int{}}
 	start := func() {
 		env := []string{"HELPER_CYCLES=" + strconv.Itoa(cycles)}
-		if c.started%2 == 1 {
-			// Every other helper creates its slot files the classic way,
-			// as the reference does: both kinds share the pool.
-			env = append(env, noSparesEnv+"=1")
-		}
 		lp, err := startLogged(t, ends, "chaos", p.Dir(), limit, env...)
 		if err != nil {
 			t.Fatal(err)

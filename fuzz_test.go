@@ -11,6 +11,7 @@ import (
 	"unicode"
 	"unicode/utf8"
 
+	"github.com/llmslots/llmslots/internal/fdpass"
 	"github.com/llmslots/llmslots/internal/slotfile"
 )
 
@@ -232,15 +233,15 @@ func FuzzParseInheritance(f *testing.F) {
 	f.Add("fd=+3;slot=07;dir=")
 	f.Add("slot=0;fd=3;dir=/x")
 	f.Fuzz(func(t *testing.T, s string) {
-		if in, err := parseInheritance(s); err == nil {
-			if in.fd < 0 || checkSlotID(in.slot) != nil {
+		if in, err := fdpass.Parse(s, MaxSlots); err == nil {
+			if in.FD < 0 || checkSlotID(in.ID) != nil {
 				t.Fatalf("parseInheritance(%q) accepted %+v", s, in)
 			}
 			if in.String() != s {
 				t.Fatalf("parseInheritance(%q) accepted %+v, which is written %q", s, in, in.String())
 			}
 		}
-		ins, errs := parseInheritances(s)
+		ins, errs := fdpass.ParseAll(s, MaxSlots)
 		lines := 0
 		for _, l := range strings.Split(s, "\n") {
 			if l != "" {
@@ -251,8 +252,8 @@ func FuzzParseInheritance(f *testing.F) {
 			t.Fatalf("%d lines gave %d slots and %d errors", lines, len(ins), len(errs))
 		}
 		for _, in := range ins {
-			if strings.Contains(in.dir, "\n") {
-				t.Fatalf("dir %q holds a newline", in.dir)
+			if strings.Contains(in.Dir, "\n") {
+				t.Fatalf("dir %q holds a newline", in.Dir)
 			}
 		}
 	})

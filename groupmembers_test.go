@@ -271,8 +271,7 @@ func TestGroupFilesAreBornShared(t *testing.T) {
 		if id := holder.held(); id != 0 {
 			t.Fatalf("holder took slot %d", id)
 		}
-		// A ticket of its own: a served ticket is a spare's second name.
-		staller := startMember(t, memberB, "hold", dir, 1, stallEnv+"=ticket", noSparesEnv+"=1")
+		staller := startMember(t, memberB, "hold", dir, 1, stallEnv+"=ticket")
 		if l := staller.lineWithin(10 * time.Second); l != "stall ticket" {
 			t.Fatalf("staller said %q", l)
 		}
@@ -294,7 +293,7 @@ func TestGroupFilesAreBornShared(t *testing.T) {
 		first.held()
 		first.stdin.Close()
 		first.line()
-		staller := startMember(t, memberB, "hold", dir, 1, stallEnv+"=slot", noSparesEnv+"=1")
+		staller := startMember(t, memberB, "hold", dir, 1, stallEnv+"=slot")
 		if l := staller.lineWithin(10 * time.Second); l != "stall slot" {
 			t.Fatalf("staller said %q", l)
 		}

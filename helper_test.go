@@ -27,10 +27,6 @@ import (
 // of the tests. helperCmd builds every such command.
 const helperEnv = "LLMSLOTS_TEST_HELPER"
 
-// noSparesEnv, set for a helper, makes it create every slot file itself
-// (the classic path, and the reference's) instead of using a spare.
-const noSparesEnv = "LLMSLOTS_TEST_NOSPARES"
-
 // helperModes are the modes a helper runs, by the name helperEnv gives.
 // Each reads its pool from LLMSLOTS_DIR and its max from HELPER_MAX (as
 // helperCmd sets them), reports on stdout, and returns the exit status.

@@ -13,9 +13,8 @@ import (
 // it must get a freed slot within about a second (stallAfter), and the
 // stopped one, once continued, is served as usual, without error. Before,
 // the line waited for the stopped head until SIGCONT, with the slot free.
-// Run on the inotify path and on the polling path other platforms use.
 func TestStoppedHeadDoesNotHoldUpTheLine(t *testing.T) {
-	for _, path := range []struct{ name, env string }{{"events", ""}, {"polling", "LLMSLOTS_TEST_PORTABLE=1"}} {
+	for _, path := range []struct{ name, env string }{{"lock waits", ""}} {
 		t.Run(path.name, func(t *testing.T) {
 			p := newTestPool(t)
 			holder := startHelper(t, "hold", p.Dir(), 1, path.env)

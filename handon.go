@@ -7,7 +7,7 @@ import (
 	"os"
 	"os/exec"
 	"runtime"
-	"strconv"
+	"slices"
 	"strings"
 	"sync"
 	"syscall"
@@ -18,106 +18,17 @@ import (
 	"github.com/llmslots/llmslots/internal/slotfile"
 )
 
-// envInherited is the environment variable through which a process
-// learns that it was started holding slots (see "Handing a slot on" in the
-// package documentation, which gives its format).
-const envInherited = "LLMSLOTS_INHERITED"
-
-// inheritance is the parsed value of envInherited.
-type inheritance struct {
-	fd   int
-	slot int
-	dir  string
-}
-
-func (in inheritance) String() string {
-	return "fd=" + strconv.Itoa(in.fd) + ";slot=" + strconv.Itoa(in.slot) + ";dir=" + in.dir
-}
-
-// parseInheritance reads an envInherited value; it accepts exactly the
-// form String writes.
-func parseInheritance(s string) (inheritance, error) {
-	var in inheritance
-	bad := fmt.Errorf("llmslots: %s=%q is not of the form fd=N;slot=ID;dir=DIR", envInherited, s)
-	rest, ok := strings.CutPrefix(s, "fd=")
-	if !ok {
-		return in, bad
-	}
-	fd, rest, ok := strings.Cut(rest, ";slot=")
-	if !ok {
-		return in, bad
-	}
-	slot, dir, ok := strings.Cut(rest, ";dir=")
-	if !ok {
-		return in, bad
-	}
-	var ok1, ok2 bool
-	in.fd, ok1 = decimal(fd)
-	in.slot, ok2 = decimal(slot)
-	if !ok1 || !ok2 || checkSlotID(in.slot) != nil {
-		return in, bad
-	}
-	in.dir = dir
-	return in, nil
-}
-
-// decimal reads a non-negative integer written as strconv.Itoa writes it:
-// no sign, no leading zero.
-func decimal(s string) (int, bool) {
-	n, err := strconv.Atoi(s)
-	return n, err == nil && n >= 0 && strconv.Itoa(n) == s
-}
-
-// parseInheritances reads every line of an envInherited value, skipping
-// (and reporting) lines that do not parse.
-func parseInheritances(v string) ([]inheritance, []error) {
-	var ins []inheritance
-	var errs []error
-	for _, line := range strings.Split(v, "\n") {
-		if line == "" {
-			continue
-		}
-		in, err := parseInheritance(line)
-		if err != nil {
-			errs = append(errs, err)
-			continue
-		}
-		ins = append(ins, in)
-	}
-	return ins, errs
-}
-
-// withInheritance returns env (the current environment when env is nil)
-// with envInherited set to ins, dropping any value it had: a child must not
-// be told about a descriptor its parent did not pass on.
-func withInheritance(env []string, ins []inheritance) []string {
-	if env == nil {
-		env = os.Environ()
-	}
-	out := make([]string, 0, len(env)+1)
-	for _, kv := range env {
-		if !strings.HasPrefix(kv, envInherited+"=") {
-			out = append(out, kv)
-		}
-	}
-	lines := make([]string, len(ins))
-	for i, in := range ins {
-		lines[i] = in.String()
-	}
-	return append(out, envInherited+"="+strings.Join(lines, "\n"))
-}
-
 // handedOn lists what a child of this process should inherit along with
 // g's slot: g first, then every slot this process itself inherited from
 // another pool, so that a slot taken inside another pool's slot does not
 // cut the child off from the outer one. fd(i) numbers the i-th file.
-func (g *Guard) handedOn(fd func(i int, f *os.File) (int, error)) ([]*os.File, []inheritance, error) {
+func (g *Guard) handedOn(fd func(i int, f *os.File) (int, error)) ([]*os.File, []fdpass.Slot, error) {
 	files := []*os.File{g.file}
 	n, err := fd(0, g.file)
 	if err != nil {
 		return nil, nil, err
 	}
-	ins := []inheritance{{fd: n, slot: g.id, dir: g.pool.dir}}
+	ins := []fdpass.Slot{{FD: n, ID: g.id, Dir: g.pool.dir}}
 	for _, a := range inheritedGuards() {
 		if a.pool.dir == g.pool.dir {
 			continue // g is this slot, or nested in it
@@ -127,7 +38,7 @@ func (g *Guard) handedOn(fd func(i int, f *os.File) (int, error)) ([]*os.File, [
 			return nil, nil, err
 		}
 		files = append(files, a.file)
-		ins = append(ins, inheritance{fd: n, slot: a.id, dir: a.pool.dir})
+		ins = append(ins, fdpass.Slot{FD: n, ID: a.id, Dir: a.pool.dir})
 	}
 	return files, ins, nil
 }
@@ -169,7 +80,7 @@ func (g *Guard) Inherit(cmd *exec.Cmd) error {
 		return invalidf("the guard of slot %d (%s) is released or zero; there is nothing to inherit", g.id, g.path)
 	}
 	if strings.Contains(g.pool.dir, "\n") {
-		return invalidf("cannot hand on a slot of %q: a directory with a newline cannot be named in %s", g.pool.dir, envInherited)
+		return invalidf("cannot hand on a slot of %q: a directory with a newline cannot be named in %s", g.pool.dir, fdpass.EnvVar)
 	}
 	if err := g.lockOuter(); err != nil {
 		return err
@@ -187,7 +98,7 @@ func (g *Guard) Inherit(cmd *exec.Cmd) error {
 	// exec.Cmd dups each of ExtraFiles to 3, 4, ... in the child, without
 	// close-on-exec: the numbers handedOn was given.
 	cmd.ExtraFiles = append(cmd.ExtraFiles, files...)
-	cmd.Env = withInheritance(cmd.Env, ins)
+	cmd.Env = fdpass.WithEnv(cmd.Env, ins)
 	return nil
 }
 
@@ -213,7 +124,7 @@ func (g *Guard) PrepareExec(argv, env []string) ([]string, error) {
 		return nil, invalidf("the guard of slot %d (%s) is released or zero; there is nothing to keep across exec", g.id, g.path)
 	}
 	if strings.Contains(g.pool.dir, "\n") {
-		return nil, invalidf("cannot keep a slot of %q: a directory with a newline cannot be named in %s", g.pool.dir, envInherited)
+		return nil, invalidf("cannot keep a slot of %q: a directory with a newline cannot be named in %s", g.pool.dir, fdpass.EnvVar)
 	}
 	if err := g.lockOuter(); err != nil {
 		return nil, err
@@ -239,14 +150,12 @@ func (g *Guard) PrepareExec(argv, env []string) ([]string, error) {
 			g.pool.log().Warn("llmslots: slot kept across exec, but its record was not rewritten", "slot", g.id, "path", g.path, "err", err)
 		}
 	}
-	return withInheritance(env, ins), nil
+	return fdpass.WithEnv(env, ins), nil
 }
 
 // lockOuter, for a nested guard, locks its outer guard for the length of
 // a hand-on, and refuses if the outer guard is released: the nested
-// guard's file then no longer holds the slot, and with a spare may soon
-// hold another (handing it on would give that slot a second holder). A
-// no-op for any other guard.
+// guard's file then no longer holds the slot. A no-op for any other guard.
 func (g *Guard) lockOuter() error {
 	if g.outer == nil {
 		return nil
@@ -262,7 +171,7 @@ func (g *Guard) lockOuter() error {
 // markPassedOn records that another process will share the slot's lock,
 // on the guard that owns the slot file (the outer one, for a nested
 // guard; lockOuter holds its lock): its Release then hands the slot over
-// (see Release), and its spare is never reused.
+// (see Release).
 func (g *Guard) markPassedOn() {
 	owner := g
 	if g.outer != nil {
@@ -278,7 +187,7 @@ func (g *Guard) unlockOuter() {
 }
 
 // inherited holds the slots this process was started with (see
-// envInherited), checked once, at the first acquire or hand-on; slots that
+// fdpass.EnvVar), checked once, at the first acquire or hand-on; slots that
 // fail the check are left out. The package variable keeps their files
 // reachable for the life of the process. They are never released here:
 // the process that took them does that.
@@ -303,33 +212,33 @@ func inheritedGuard(dir string) *Guard {
 	return nil
 }
 
-// adoptInherited checks each slot envInherited names: the descriptor must
+// adoptInherited checks each slot fdpass.EnvVar names: the descriptor must
 // be open on the very file at the slot's path (fstat against lstat, by
 // os.SameFile), still linked, and locked by this open file. A stale
 // variable, which a grandchild may see after its parent closed or reused
 // the descriptor, fails the check and is ignored.
 func adoptInherited() []*Guard {
-	v := os.Getenv(envInherited)
+	v := os.Getenv(fdpass.EnvVar)
 	if v == "" {
 		return nil
 	}
 	log := packageLogger()
-	ins, errs := parseInheritances(v)
+	ins, errs := fdpass.ParseAll(v, MaxSlots)
 	for _, err := range errs {
 		log.Debug("llmslots: ignoring an inherited slot", "err", err)
 	}
 	var guards []*Guard
 	for _, in := range ins {
-		p, err := NewPool(in.dir)
+		p, err := NewPool(in.Dir)
 		if err != nil {
 			log.Debug("llmslots: ignoring an inherited slot", "err", err)
 			continue
 		}
-		if inheritedIn(guards, p.dir) {
+		if slices.ContainsFunc(guards, func(g *Guard) bool { return g.pool.dir == p.dir }) {
 			continue // one slot per pool: the first one named
 		}
-		path := slotfile.SlotPath(p.dir, in.slot)
-		f, fi, err := fdpass.Adopt(in.fd, path)
+		path := slotfile.SlotPath(p.dir, in.ID)
+		f, fi, err := fdpass.Adopt(in.FD, path)
 		if err != nil && proc.HeldByAncestor(path) {
 			// The descriptor is gone (a Python layer, a shell or a sandbox
 			// closed it) but an ancestor of this process holds the slot:
@@ -338,30 +247,21 @@ func adoptInherited() []*Guard {
 			// no lock, so a child it hands the slot to nests the same way.
 			log.Debug("llmslots: inherited slot held by an ancestor", "path", path, "fd_err", err)
 			if f, err = os.Open(os.DevNull); err == nil {
-				guards = append(guards, newGuard(p, in.slot, f, nil, time.Now()))
+				guards = append(guards, newGuard(p, in.ID, f, nil, time.Now()))
 				continue
 			}
 		}
 		if err != nil {
-			log.Debug("llmslots: ignoring an inherited slot", "fd", in.fd, "path", path, "err", err)
+			log.Debug("llmslots: ignoring an inherited slot", "fd", in.FD, "path", path, "err", err)
 			continue
 		}
 		since := time.Now()
 		if rec, err := slotfile.ReadRecordFrom(f); err == nil && !rec.Since.IsZero() {
 			since = rec.Since
 		}
-		guards = append(guards, newGuard(p, in.slot, f, fi, since))
+		guards = append(guards, newGuard(p, in.ID, f, fi, since))
 	}
 	return guards
-}
-
-func inheritedIn(guards []*Guard, dir string) bool {
-	for _, g := range guards {
-		if g.pool.dir == dir {
-			return true
-		}
-	}
-	return false
 }
 
 // CommandGrace is how long CommandContext's child is given to exit after
@@ -426,3 +326,72 @@ func terminate(p *os.Process) error {
 	}
 	return nil
 }
+
+// Nested acquisition. The reference deadlocked here: code holding a slot
+// called code that acquired again from the same pool, and with max=1 it
+// waited on itself forever. Two things a holder passes down make the inner
+// acquire return the held slot instead, as a nested guard:
+//
+//   - within a process, a context made by WithGuard;
+//   - across processes, a slot handed to a child (Inherit, PrepareExec).
+//
+// A nested guard names the outer guard's slot, and its Release leaves that
+// slot held: it only closes the nested guard's own descriptor of the
+// locked file, and the lock belongs to the open file, which the outer
+// guard keeps. It never deletes the slot file (its info is nil).
+
+type guardKey struct{}
+
+// WithGuard returns a copy of ctx that carries g. AcquireContext on the
+// same pool (the same directory) with this context, or one derived from
+// it, returns at once a nested guard on g's slot instead of taking another
+// slot, whatever max it is given; the nested guard's Release leaves g's
+// slot held. While g is released, the context acquires as usual. A nil ctx
+// is taken as context.Background().
+//
+// Pool.Acquire takes no context, so it does not see g; it does see a slot
+// this process inherited (through LLMSLOTS_INHERITED; see Guard.Inherit).
+func WithGuard(ctx context.Context, g *Guard) context.Context {
+	if ctx == nil {
+		ctx = context.Background()
+	}
+	return context.WithValue(ctx, guardKey{}, g)
+}
+
+// reenter is the first step of every acquire: a nested guard when the
+// caller already holds a slot of this pool, through ctx or through its
+// parent process; nil, nil otherwise.
+func (p *Pool) reenter(ctx context.Context) (*Guard, error) {
+	if outer, _ := ctx.Value(guardKey{}).(*Guard); outer != nil && outer.pool != nil && outer.pool.dir == p.dir {
+		if g, err := p.nestIn(outer); g != nil || err != nil {
+			return g, err
+		}
+	}
+	if outer := inheritedGuard(p.dir); outer != nil {
+		return p.nestIn(outer)
+	}
+	return nil, nil
+}
+
+// nestIn returns a nested guard on outer's slot; nil, nil if outer has been
+// released.
+func (p *Pool) nestIn(outer *Guard) (*Guard, error) {
+	outer.mu.Lock()
+	defer outer.mu.Unlock()
+	if outer.file == nil {
+		return nil, nil
+	}
+	f, err := fdpass.Dup(outer.file)
+	if err != nil {
+		return nil, fmt.Errorf("llmslots: cannot nest in slot %d of %s: %w", outer.id, p.dir, err)
+	}
+	p.log().Debug("llmslots: nested in a held slot", "slot", outer.id, "dir", p.dir)
+	// No file identity: a nested guard never deletes the slot file.
+	g := newGuard(p, outer.id, f, nil, time.Now())
+	g.outer = outer
+	return g, nil
+}
+
+// nested reports whether g is a nested guard: the only guards made
+// without the locked file's identity.
+func (g *Guard) nested() bool { return g.info == nil }

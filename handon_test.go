@@ -10,6 +10,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/llmslots/llmslots/internal/fdpass"
 )
 
 // inheritViaEnv, when set for an inherit-child helper, makes it first
@@ -79,8 +81,8 @@ func TestInheritedSlotNestsInChild(t *testing.T) {
 	if err := g.Inherit(cmd); err != nil {
 		t.Fatal(err)
 	}
-	if n := strings.Count(strings.Join(cmd.Env, "\n"), envInherited+"="); n != 1 {
-		t.Fatalf("cmd.Env has %d %s entries; want 1", n, envInherited)
+	if n := strings.Count(strings.Join(cmd.Env, "\n"), fdpass.EnvVar+"="); n != 1 {
+		t.Fatalf("cmd.Env has %d %s entries; want 1", n, fdpass.EnvVar)
 	}
 	out, err := cmd.Output()
 	if err != nil {
@@ -116,7 +118,7 @@ func TestInheritedVariableIsChecked(t *testing.T) {
 		"fd=3;slot=0",                 // malformed
 	} {
 		cmd := inheritChild(t, p.Dir())
-		cmd.Env = append(cmd.Env, envInherited+"="+v)
+		cmd.Env = append(cmd.Env, fdpass.EnvVar+"="+v)
 		f, err := os.Open(slot0) // fd 3 in the child: the slot file, but not the locked open file
 		if err != nil {
 			t.Fatal(err)
@@ -128,7 +130,7 @@ func TestInheritedVariableIsChecked(t *testing.T) {
 			t.Fatal(err)
 		}
 		if got := strings.TrimSpace(string(out)); got != "busy" {
-			t.Errorf("%s=%q: child said %q; want busy", envInherited, v, got)
+			t.Errorf("%s=%q: child said %q; want busy", fdpass.EnvVar, v, got)
 		}
 	}
 	// The slot file opened anew (not the locked open file) fails the lock
@@ -137,7 +139,7 @@ func TestInheritedVariableIsChecked(t *testing.T) {
 	f, _ := os.Open(slot0)
 	defer f.Close()
 	cmd.ExtraFiles = []*os.File{f}
-	cmd.Env = append(cmd.Env, envInherited+"=fd=3;slot=0;dir="+p.Dir())
+	cmd.Env = append(cmd.Env, fdpass.EnvVar+"=fd=3;slot=0;dir="+p.Dir())
 	if out, _ := cmd.Output(); strings.TrimSpace(string(out)) != "busy" {
 		t.Errorf("another open file of the slot passed as inherited: child said %q; want busy", out)
 	}
@@ -202,27 +204,27 @@ func TestInheritedSlotsOfTwoPools(t *testing.T) {
 }
 
 func TestParseInheritances(t *testing.T) {
-	a := inheritance{fd: 3, slot: 0, dir: "/a"}
-	b := inheritance{fd: 4, slot: 5, dir: "/b c"}
-	got, errs := parseInheritances(a.String() + "\n" + "garbage" + "\n" + b.String() + "\n")
+	a := fdpass.Slot{FD: 3, ID: 0, Dir: "/a"}
+	b := fdpass.Slot{FD: 4, ID: 5, Dir: "/b c"}
+	got, errs := fdpass.ParseAll(a.String()+"\n"+"garbage"+"\n"+b.String()+"\n", MaxSlots)
 	if len(got) != 2 || got[0] != a || got[1] != b || len(errs) != 1 {
 		t.Fatalf("parseInheritances: %+v, %v", got, errs)
 	}
-	env := withInheritance([]string{"A=1", envInherited + "=old"}, []inheritance{a, b})
-	if len(env) != 2 || env[1] != envInherited+"="+a.String()+"\n"+b.String() {
+	env := fdpass.WithEnv([]string{"A=1", fdpass.EnvVar + "=old"}, []fdpass.Slot{a, b})
+	if len(env) != 2 || env[1] != fdpass.EnvVar+"="+a.String()+"\n"+b.String() {
 		t.Fatalf("withInheritance: %q", env)
 	}
 }
 
 func TestParseInheritance(t *testing.T) {
-	want := inheritance{fd: 4, slot: 2, dir: "/run/x;y=z"}
-	got, err := parseInheritance(want.String())
+	want := fdpass.Slot{FD: 4, ID: 2, Dir: "/run/x;y=z"}
+	got, err := fdpass.Parse(want.String(), MaxSlots)
 	if err != nil || got != want {
 		t.Fatalf("round trip: %+v, %v; want %+v", got, err, want)
 	}
 	for _, bad := range []string{"", "fd=;slot=1;dir=/d", "fd=-1;slot=1;dir=/d", "fd=3;slot=1024;dir=/d", "slot=1;fd=3;dir=/d", "fd=3;slot=1",
 		"fd=+3;slot=1;dir=/d", "fd=03;slot=1;dir=/d", "fd=3;slot=07;dir=/d", "fd= 3;slot=1;dir=/d"} {
-		if _, err := parseInheritance(bad); err == nil {
+		if _, err := fdpass.Parse(bad, MaxSlots); err == nil {
 			t.Errorf("parseInheritance(%q) accepted it", bad)
 		}
 	}

@@ -1,0 +1,98 @@
+package fdpass
+
+import (
+	"fmt"
+	"os"
+	"strconv"
+	"strings"
+)
+
+// EnvVar is the environment variable through which a process learns that
+// it was started holding slots: one line "fd=N;slot=ID;dir=DIR" per pool.
+// The directory comes last on its line, so it may hold any character but
+// a newline.
+const EnvVar = "LLMSLOTS_INHERITED"
+
+// A Slot is one line of EnvVar: the descriptor that holds the locked slot
+// file, the slot's id and its pool's directory.
+type Slot struct {
+	FD, ID int
+	Dir    string
+}
+
+func (s Slot) String() string {
+	return "fd=" + strconv.Itoa(s.FD) + ";slot=" + strconv.Itoa(s.ID) + ";dir=" + s.Dir
+}
+
+// Parse reads one line of EnvVar; it accepts exactly the form String
+// writes, with an id below maxID.
+func Parse(line string, maxID int) (Slot, error) {
+	var s Slot
+	bad := fmt.Errorf("llmslots: %s=%q is not of the form fd=N;slot=ID;dir=DIR", EnvVar, line)
+	rest, ok := strings.CutPrefix(line, "fd=")
+	if !ok {
+		return s, bad
+	}
+	fd, rest, ok := strings.Cut(rest, ";slot=")
+	if !ok {
+		return s, bad
+	}
+	id, dir, ok := strings.Cut(rest, ";dir=")
+	if !ok {
+		return s, bad
+	}
+	var ok1, ok2 bool
+	s.FD, ok1 = decimal(fd)
+	s.ID, ok2 = decimal(id)
+	if !ok1 || !ok2 || s.ID >= maxID {
+		return s, bad
+	}
+	s.Dir = dir
+	return s, nil
+}
+
+// decimal reads a non-negative integer written as strconv.Itoa writes it:
+// no sign, no leading zero.
+func decimal(s string) (int, bool) {
+	n, err := strconv.Atoi(s)
+	return n, err == nil && n >= 0 && strconv.Itoa(n) == s
+}
+
+// ParseAll reads every line of an EnvVar value, skipping (and reporting)
+// lines that do not parse.
+func ParseAll(v string, maxID int) ([]Slot, []error) {
+	var slots []Slot
+	var errs []error
+	for _, line := range strings.Split(v, "\n") {
+		if line == "" {
+			continue
+		}
+		s, err := Parse(line, maxID)
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		slots = append(slots, s)
+	}
+	return slots, errs
+}
+
+// WithEnv returns env (the current environment when env is nil) with
+// EnvVar set to slots, dropping any value it had: a child must not be told
+// of a descriptor its parent did not pass on.
+func WithEnv(env []string, slots []Slot) []string {
+	if env == nil {
+		env = os.Environ()
+	}
+	out := make([]string, 0, len(env)+1)
+	for _, kv := range env {
+		if !strings.HasPrefix(kv, EnvVar+"=") {
+			out = append(out, kv)
+		}
+	}
+	lines := make([]string, len(slots))
+	for i, s := range slots {
+		lines[i] = s.String()
+	}
+	return append(out, EnvVar+"="+strings.Join(lines, "\n"))
+}
