@@ -343,30 +343,3 @@ func TestReplacedQueueGivesAClearError(t *testing.T) {
 		})
 	}
 }
-
-// The throttle flag (the waiters file's size) is not set through a hard
-// link planted at the waiters file's path: the linked file keeps its
-// bytes.
-func TestThrottleFlagIsNotSetThroughAHardLink(t *testing.T) {
-	p := newTestPool(t)
-	if err := p.prepare(); err != nil {
-		t.Fatal(err)
-	}
-	victim := filepath.Join(p.Dir(), "precious")
-	if err := os.WriteFile(victim, []byte("precious data"), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	waiters := filepath.Join(queueDir(p.Dir()), waitersFileName)
-	if err := os.Remove(waiters); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.Link(victim, waiters); err != nil {
-		t.Fatal(err)
-	}
-	g := mustAcquire(t, p, 2, 0)
-	g.Throttled(time.Millisecond) // sets the flag
-	g.Release()
-	if b, _ := os.ReadFile(victim); string(b) != "precious data" {
-		t.Fatalf("the hard-linked file was cut: %q", b)
-	}
-}

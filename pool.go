@@ -55,11 +55,9 @@ type Pool struct {
 	// maxChecked is set once this process has looked, at its first wait,
 	// for holders and waiters that use another max (see warnOtherMax).
 	maxChecked atomic.Bool
-	// throttleSeen is set while the pool is known to have a throttle
-	// state (throttle.go): acquires then go through the gate from the
-	// start. throttleBad is set once an unusable state file was logged.
-	throttleSeen atomic.Bool
-	throttleBad  atomic.Bool
+	// throttleBad is set once an unusable throttle state file was logged
+	// (throttle.go), until a usable one is read.
+	throttleBad atomic.Bool
 	// slotmap is .queue/slotmap, opened at the first acquire with a max
 	// above mapFrom (slotmap.go); slotmapBad is set when it cannot be used.
 	slotmap    atomic.Pointer[os.File]
@@ -213,13 +211,6 @@ func (p *Pool) prepare() error {
 		old.Close()
 	}
 	p.dropSlotMap() // made again with the queue, if it was removed
-	// A throttle state this process has not seen written (by a process
-	// before it, or planted): look at it, once, so that a state that
-	// restricts grants, or one that cannot be read, is noticed even if
-	// the flag that stands for it is not set (see flagThrottle).
-	if _, err := os.Lstat(p.throttlePath()); err == nil {
-		p.throttleSeen.Store(true)
-	}
 	p.ready.Store(true)
 	return nil
 }

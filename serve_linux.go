@@ -12,6 +12,7 @@ import (
 
 	"github.com/llmslots/llmslots/internal/filelock"
 	"github.com/llmslots/llmslots/internal/proc"
+	"github.com/llmslots/llmslots/internal/throttle"
 	"golang.org/x/sys/unix"
 )
 
@@ -328,7 +329,7 @@ func (p *Pool) serve(id int, path string, s *spare, throttled bool) bool {
 	if !p.waitersPresent() {
 		return false
 	}
-	throttled = throttled || p.throttleSeen.Load()
+	throttled = throttled || throttle.Exists(p.dir)
 	// Releasers that release at once all see the same first ticket: the
 	// one that loses the race (its rename finds the ticket gone) serves
 	// the next, rather than delete its slot file.
