@@ -284,3 +284,11 @@ func TestReleaseDoesNotWaitForAHeldThrottleLock(t *testing.T) {
 		t.Fatalf("Release took %v while another holder kept the throttle lock", took)
 	}
 }
+
+// The throttle store's temporary files are newborn files, which cleanup
+// removes when a writer killed before its rename leaves one.
+func TestThrottleTempIsNewborn(t *testing.T) {
+	if !strings.HasPrefix(throttle.TempPrefix, newbornPrefix) {
+		t.Fatalf("throttle.TempPrefix %q does not start with %q", throttle.TempPrefix, newbornPrefix)
+	}
+}
