@@ -11,18 +11,10 @@ import (
 )
 
 // Throttling: one process's 429 slows every process of the pool. The
-// state's format, its store under a lock and the policy (the adaptive
-// limit, pauses, backoff, the ramp after a pause) are internal/throttle;
-// this file is the public surface and the grant gate that obeys it.
-//
-// A pool that has never had a report has no state file, and acquiring
-// costs what it always did plus one failed open of .throttle, made after
-// the slot is taken (see recheck). A state file that does not parse
-// (corrupt, foreign, from a future version) is logged as an error once
-// and ignored: the pool then behaves as if it had no reports, never
-// worse, and the next report or `llmslots resume` replaces it.
+// state's format, its store and the policy are internal/throttle; here
+// are the public surface and the grant gate that obeys the state.
 
-// MaxSlots bounds the limits a state file may hold: the two must agree.
+// A state's limit is at most MaxSlots: this fails to compile otherwise.
 const _ = uint(MaxSlots-throttle.MaxLimit) + uint(throttle.MaxLimit-MaxSlots)
 
 // ThrottleStatus is the throttling state of a pool, in Status and
@@ -64,10 +56,7 @@ type ThrottleReport struct {
 // the provider (an HTTP 429, "rate limit exceeded", "usage limit reached,
 // try again in ..."); retryAfter is the provider's hint of when to try
 // again, 0 when it gave none. Call it where the 429 is seen, before or
-// after Release.
-//
-// Every process of the pool is then slowed, host-wide, with no change to
-// their code:
+// after Release. Every process of the pool is then slowed, host-wide:
 //   - No slot of the pool is granted until retryAfter has passed (with no
 //     hint: a backoff of 1 s, doubled by each report that follows without
 //     a successful release in between, up to 2 min, with jitter). Holders
@@ -91,26 +80,16 @@ func (g *Guard) Throttled(retryAfter time.Duration) {
 	}
 	g.mu.Lock()
 	g.th.reported = true
-	acquired, max := g.acquired, g.max
+	r := throttle.Report{Max: g.max, Granted: g.acquired, RetryAfter: retryAfter, Jitter: rand.Float64(), By: g.pool.reporter()}
 	g.mu.Unlock()
-	if max <= 0 {
-		max = MaxSlots
+	if r.Max <= 0 {
+		r.Max = MaxSlots
 	}
-	p := g.pool
-	r := throttle.Report{Max: max, Granted: acquired, RetryAfter: retryAfter, Jitter: rand.Float64(), By: p.reporter()}
-	err := p.updateThrottle(throttle.ChangePatience, func(st *throttle.State) *throttle.State {
-		next := throttle.Throttled(st, time.Now(), r)
-		return &next
-	})
-	if err != nil {
-		p.log().Warn("llmslots: the throttle report was not recorded", "dir", p.dir, "err", err)
+	if err := g.pool.updateThrottle(throttle.ChangePatience, func(st *throttle.State) (throttle.State, bool) {
+		return throttle.Throttled(st, time.Now(), r), true
+	}); err != nil {
+		g.pool.log().Warn("llmslots: the throttle report was not recorded", "dir", g.pool.dir, "err", err)
 	}
-}
-
-// reporter is this process, as a report records it.
-func (p *Pool) reporter() throttle.Record {
-	me := self()
-	return throttle.Record{PID: me.PID, Host: me.Host, Command: me.Command, Label: p.label}
 }
 
 // Pause pauses the pool by hand for d: no process is granted a slot until
@@ -129,9 +108,8 @@ func (p *Pool) Pause(d time.Duration, reason string) error {
 	}
 	rec := p.reporter()
 	rec.Reason = reason
-	return p.updateThrottle(throttle.ChangePatience, func(st *throttle.State) *throttle.State {
-		next := throttle.Paused(st, time.Now(), d, rec)
-		return &next
+	return p.updateThrottle(throttle.ChangePatience, func(st *throttle.State) (throttle.State, bool) {
+		return throttle.Paused(st, time.Now(), d, rec), true
 	})
 }
 
@@ -145,61 +123,49 @@ func (p *Pool) Resume() error {
 	if exists, err := inspectDir(p.dir, p.group); err != nil || !exists {
 		return err
 	}
-	unlock, err := throttle.Lock(p.dir, throttle.ChangePatience, p.newThrottleFile)
-	if err != nil {
-		return err
+	err := throttle.Remove(p.dir, throttle.ChangePatience, p.newThrottleFile)
+	if err == nil {
+		p.throttleBad.Store(false)
 	}
-	defer unlock()
-	if err := throttle.Remove(p.dir); err != nil {
-		return err
-	}
-	p.throttleBad.Store(false)
-	return nil
+	return err
 }
 
-// newThrottleFile makes the throttle store's files (throttle.Create) with
-// the pool's mode and group.
+// reporter is this process, as a report records it.
+func (p *Pool) reporter() throttle.Record {
+	me := self()
+	return throttle.Record{PID: me.PID, Host: me.Host, Command: me.Command, Label: p.label}
+}
+
+// newThrottleFile is the pool's throttle.Create: the group's mode and group.
 func (p *Pool) newThrottleFile(path string) (*os.File, error) {
 	f, _, err := p.newFile(path, "throttle", false)
 	return f, err
 }
 
-// readThrottle is throttle.Load that logs an unusable file, once per pool
-// until a usable one is read again, and treats it as no state.
+// readThrottle is throttle.Load that logs an unusable file once (until a
+// usable one is read again) and treats it as none: never worse than no
+// reports, and the next report or `llmslots resume` replaces it.
 func (p *Pool) readThrottle() *throttle.State {
 	st, err := throttle.Load(p.dir)
-	if err != nil {
-		if !p.throttleBad.Swap(true) {
-			p.log().Error("llmslots: throttle state ignored", "dir", p.dir, "err", err)
-		}
-		return nil
-	}
-	if st != nil {
+	if err != nil && !p.throttleBad.Swap(true) {
+		p.log().Error("llmslots: throttle state ignored", "dir", p.dir, "err", err)
+	} else if st != nil {
 		p.throttleBad.Store(false)
 	}
 	return st
 }
 
-// updateThrottle runs change on the state read afresh under the lock
-// (nil: no usable state) and writes what it returns, if not nil.
-func (p *Pool) updateThrottle(patience time.Duration, change func(st *throttle.State) *throttle.State) error {
+// updateThrottle is throttle.Update in the pool's directory, made if need
+// be, logging an unusable state that it replaced.
+func (p *Pool) updateThrottle(patience time.Duration, change func(st *throttle.State) (throttle.State, bool)) error {
 	if err := p.prepare(); err != nil {
 		return err
 	}
-	unlock, err := throttle.Lock(p.dir, patience, p.newThrottleFile)
-	if err != nil {
-		return err
+	unusable, err := throttle.Update(p.dir, patience, p.newThrottleFile, change)
+	if unusable != nil {
+		p.log().Error("llmslots: throttle state replaced", "dir", p.dir, "err", unusable)
 	}
-	defer unlock()
-	st, lerr := throttle.Load(p.dir)
-	if lerr != nil {
-		p.log().Error("llmslots: throttle state replaced", "dir", p.dir, "err", lerr)
-		st = nil
-	}
-	if next := change(st); next != nil {
-		return throttle.Write(p.dir, *next, p.newThrottleFile)
-	}
-	return nil
+	return err
 }
 
 // guardThrottle is what a guard knows of the pool's throttling.
@@ -207,16 +173,14 @@ type guardThrottle struct {
 	seen     bool      // the pool had a throttle state when the slot was granted
 	reported bool      // Throttled was called
 	decided  time.Time // when the grant was decided (tests judge by it)
-	limit    int       // the effective limit the grant was decided under; 0: unrestricted
-	holders  int       // the holders counted before the grant (gated grants)
+	limit    int       // the effective limit of a gated grant; 0: ungated
+	holders  int       // the holders a gated grant counted
 }
 
-// tryAcquireFast is the uncontended path's attempt (nobody waits):
-// tryAcquire, then recheck. With no throttle state that is tryAcquire
-// plus one failed open; the look comes after the take, so that a report
-// written before it is always seen (a grant decided before the report was
-// written is not the report's to stop). A slot the state refuses is given
-// back, and the caller waits in line, where the state is read first.
+// tryAcquireFast is the uncontended path's attempt: take, then recheck.
+// With no state that costs one failed open more than tryAcquire. The look
+// comes after the take, so a report written before the take is seen; a
+// slot refused is given back, and the caller waits in line.
 func (p *Pool) tryAcquireFast(max int, s *spare) (*Guard, error) {
 	g, err := p.tryAcquire(max, s)
 	if g == nil || err != nil {
@@ -226,10 +190,9 @@ func (p *Pool) tryAcquireFast(max int, s *spare) (*Guard, error) {
 }
 
 // recheck decides whether g, a slot taken without the throttle lock, may
-// be kept: with no state file, or a state that cannot refuse it, yes;
-// otherwise gateLocked decides again, and a refused slot is given back
-// (nil). The decision is timed before the look, so a report written after
-// that instant is one the grant could not see: it was decided first.
+// be kept: yes with no state or one that cannot refuse it, else as
+// gateLocked decides; refused, it is given back (nil). The decision is
+// timed before the look: a report written after it came too late for it.
 func (p *Pool) recheck(g *Guard, max int) *Guard {
 	now := time.Now()
 	st := p.readThrottle()
@@ -245,9 +208,9 @@ func (p *Pool) recheck(g *Guard, max int) *Guard {
 	return nil
 }
 
-// giveBack undoes a grant the gate refused after the fact: the slot's
-// name is removed under its lock, as Release does, but a spare stays with
-// the acquire that took it (which goes on to wait in line with it).
+// giveBack undoes a grant the gate refused: the slot's name is removed
+// under its lock, as Release does, but a spare stays with the acquire
+// that took it, which waits in line with it.
 func (g *Guard) giveBack() {
 	g.mu.Lock()
 	defer g.mu.Unlock()
@@ -263,36 +226,30 @@ func (g *Guard) giveBack() {
 	g.file, g.spare = nil, nil
 }
 
-// tryAcquireGated is tryAcquireSoon behind the throttle gate, for the
-// waiting loop: it reads the state first, and when the state refuses a
-// grant now it takes nothing and calls earlier with when to look again
-// (the pause's end, the ramp's next grant; a release wakes the waiter by
-// itself). Reading first keeps a paused pool's line still: a take and a
-// give-back at every look would wake the line for nothing.
+// tryAcquireGated is tryAcquireSoon behind the gate, for the waiting
+// loop. It reads the state before it takes, so a paused pool's line stays
+// still (a take and a give-back at each look would wake it for nothing),
+// and calls earlier with when to look again: no event marks a pause's
+// end or the ramp's next step. A release wakes the waiter by itself.
 func (p *Pool) tryAcquireGated(max int, s *spare, earlier func(time.Time)) (g *Guard, soon bool, err error) {
 	now := time.Now()
 	st := p.readThrottle()
 	if !throttle.Restrictive(st, max, now) {
-		// Taken without the lock, then looked at again: a report may have
-		// come between the read and the take.
-		g, soon, err = p.tryAcquireSoon(max, s)
-		if g != nil {
+		// A report may come between the read and the take: recheck.
+		if g, soon, err = p.tryAcquireSoon(max, s); g != nil {
 			if g = p.recheck(g, max); g == nil {
-				// A state came since the read and the gate gave the
-				// slot back: look again at once, through the gate.
-				earlier(time.Now())
+				earlier(time.Now()) // a state came: through the gate, at once
 			}
 		}
 		return g, soon, err
 	}
 	if next := throttle.NextGrant(st, max, now); now.Before(next) {
-		earlier(next) // no event marks a pause's end, nor the ramp's step
+		earlier(next)
 		return nil, false, nil
 	}
 	g, retry, err := p.gateLocked(max, nil, s)
 	if errors.Is(err, throttle.ErrBusy) {
-		earlier(time.Now().Add(10 * time.Millisecond))
-		return nil, false, nil
+		retry, err = time.Now().Add(10*time.Millisecond), nil
 	}
 	if !retry.IsZero() {
 		earlier(retry)
@@ -300,23 +257,17 @@ func (p *Pool) tryAcquireGated(max int, s *spare, earlier func(time.Time)) (g *G
 	return g, false, err
 }
 
-// gateLocked decides a grant under the throttle lock, counting the slots
-// held now: no grant before throttle.NextGrant (a pause, the ramp's
-// spacing), nor while the holders already reach the effective limit.
-// With have nil it takes the slot itself (with spare s), still under the
-// lock; with have set (a slot the fast path took without the lock) it
-// decides whether that one may be kept, counting it out, and returns it
-// or nil.
+// gateLocked decides a grant under the throttle lock: none before
+// throttle.NextGrant, nor while the holders counted reach the effective
+// limit. With have nil it takes the slot (with spare s) under the lock;
+// with have (a slot taken without the lock) it decides whether to keep
+// that one, counting it out, and returns it or nil.
 //
-// Why a lock, and not grant-then-check alone: two processes that both
-// count L-1 holders and both take a slot would make L+1; both checking
-// after taking could both give back, or both keep. Under the lock the
-// count and the take are one step for everyone who goes through the gate.
-// A process that took a slot without the lock (its look found no state,
-// an instant before the first report was written) decided before the
-// report existed; from then on every grant goes through here. The lock is
-// held for a count of the slots (an lstat and, for an existing file, a
-// lock probe each) and one take: tens of microseconds.
+// Why a lock: two processes that both count L-1 holders and both take
+// would make L+1; both checking after taking could both give back, or
+// both keep. Under the lock the count and the take are one step. A slot
+// taken without it (its look found no state an instant before the first
+// report) was decided before the report existed.
 func (p *Pool) gateLocked(max int, have *Guard, s *spare) (g *Guard, retry time.Time, err error) {
 	unlock, err := throttle.Lock(p.dir, throttle.GrantPatience, p.newThrottleFile)
 	if err != nil {
@@ -328,18 +279,13 @@ func (p *Pool) gateLocked(max int, have *Guard, s *spare) (g *Guard, retry time.
 	if next := throttle.NextGrant(st, max, now); now.Before(next) {
 		return nil, next, nil
 	}
-	limit := throttle.Effective(st, max)
-	holders := p.countHolders(max, have)
+	limit, holders := throttle.Effective(st, max), p.countHolders(max, have)
 	if holders >= limit {
 		return nil, time.Time{}, nil // a release wakes the waiter
 	}
-	// The decision's instant, for the record: after the count, before the
-	// take, inside the lock (no report can come between).
-	decided := time.Now()
-	g = have
-	if g == nil {
-		g, _, err = p.tryAcquireSoon(max, s)
-		if g == nil || err != nil {
+	decided := time.Now() // after the count, before the take, in the lock
+	if g = have; g == nil {
+		if g, _, err = p.tryAcquireSoon(max, s); g == nil || err != nil {
 			return nil, time.Time{}, err
 		}
 	}
@@ -353,50 +299,41 @@ func (p *Pool) gateLocked(max int, have *Guard, s *spare) (g *Guard, retry time.
 }
 
 // countHolders counts the slots below max held now: this process's own
-// (but not except), and any other whose lock is taken.
+// (but not except), and any other whose lock is taken. Counted, not
+// inferred from slot ids: a dead holder's file does not count.
 func (p *Pool) countHolders(max int, except *Guard) int {
 	n := 0
 	for id := range max {
 		path := slotPath(p.dir, id)
-		if except != nil && except.path == path {
-			continue
-		}
-		if heldHere(path) {
+		switch {
+		case except != nil && except.path == path:
+		case heldHere(path):
 			n++
-			continue
-		}
-		if _, err := os.Lstat(path); err != nil {
-			continue
-		}
-		if res, err := probe(path, probeLook); err == nil && res.state == StateHeld {
-			n++
+		default:
+			if _, err := os.Lstat(path); err == nil {
+				if res, err := probe(path, probeLook); err == nil && res.state == StateHeld {
+					n++
+				}
+			}
 		}
 	}
 	return n
 }
 
-// afterRelease raises the limit for work that was not throttled (the
-// additive increase), and ends the no-hint backoff: called by Release of
-// a guard granted while the pool had a throttle state. A guard granted
-// with none costs nothing here: one that saw no state has nothing to
-// raise. The state is read without the lock first, so that a pool back
-// at its max takes no lock at a release.
+// afterRelease, at Release of a guard granted under a state and not
+// reported, raises the limit and ends the backoff (throttle.Released). A
+// guard that saw no state has nothing to raise, and a state that needs no
+// change is read without the lock.
 func (g *Guard) afterRelease() {
-	if !g.th.seen || g.th.reported || g.nested() {
+	if !g.th.seen || g.th.reported || g.nested() || g.max <= 0 {
 		return
 	}
 	p, max := g.pool, g.max
-	if max <= 0 {
-		return
-	}
 	if _, changes := throttle.Released(p.readThrottle(), max); !changes {
 		return
 	}
-	err := p.updateThrottle(throttle.GrantPatience, func(st *throttle.State) *throttle.State {
-		if next, changes := throttle.Released(st, max); changes {
-			return &next
-		}
-		return nil
+	err := p.updateThrottle(throttle.GrantPatience, func(st *throttle.State) (throttle.State, bool) {
+		return throttle.Released(st, max)
 	})
 	if err != nil && !errors.Is(err, throttle.ErrBusy) {
 		p.log().Warn("llmslots: throttle state not updated at release", "dir", p.dir, "err", err)
@@ -409,8 +346,7 @@ func (p *Pool) throttleStatus(max int) *ThrottleStatus {
 	st, err := throttle.Load(p.dir)
 	if err != nil {
 		return &ThrottleStatus{Limit: max, Error: err.Error()}
-	}
-	if st == nil {
+	} else if st == nil {
 		return nil
 	}
 	ts := &ThrottleStatus{Limit: throttle.Effective(st, max), RawLimit: st.Limit}

@@ -179,10 +179,33 @@ func Write(dir string, st State, create Create) error {
 	return nil
 }
 
-// Remove removes the state of the pool in dir: the pool then behaves as
-// if no report had ever been made. The caller holds Lock; the lock file
-// stays. Removing a state that does not exist is not an error.
-func Remove(dir string) error {
+// Update changes the state of the pool in dir under the lock: change is
+// given the state read afresh inside it (nil: none, or an unusable one),
+// and what it returns is written if it says so. unusable is the error of
+// a state file that could not be used, and is replaced if change writes;
+// err is the failure to lock or to write.
+func Update(dir string, patience time.Duration, create Create, change func(st *State) (State, bool)) (unusable, err error) {
+	unlock, err := Lock(dir, patience, create)
+	if err != nil {
+		return nil, err
+	}
+	defer unlock()
+	st, unusable := Load(dir)
+	if next, ok := change(st); ok {
+		err = Write(dir, next, create)
+	}
+	return unusable, err
+}
+
+// Remove removes the state of the pool in dir, under the lock: the pool
+// then behaves as if no report had ever been made. The lock file stays.
+// Removing a state that does not exist is not an error.
+func Remove(dir string, patience time.Duration, create Create) error {
+	unlock, err := Lock(dir, patience, create)
+	if err != nil {
+		return err
+	}
+	defer unlock()
 	if err := os.Remove(filepath.Join(dir, FileName)); err != nil && !errors.Is(err, fs.ErrNotExist) {
 		return fmt.Errorf("llmslots: %w", err)
 	}

@@ -24,8 +24,9 @@ func TestStoreWriteLoadRemove(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer unlock()
-	if err := Write(dir, full, create); err != nil {
+	err = Write(dir, full, create)
+	unlock()
+	if err != nil {
 		t.Fatal(err)
 	}
 	st, err := Load(dir)
@@ -41,17 +42,49 @@ func TestStoreWriteLoadRemove(t *testing.T) {
 			t.Fatalf("Write left %s", e.Name())
 		}
 	}
-	if err := Remove(dir); err != nil {
+	if err := Remove(dir, GrantPatience, create); err != nil {
 		t.Fatal(err)
 	}
 	if Exists(dir) {
 		t.Fatal("the state is still there after Remove")
 	}
-	if err := Remove(dir); err != nil {
+	if err := Remove(dir, GrantPatience, create); err != nil {
 		t.Fatalf("Remove without a state: %v", err)
 	}
 	if _, err := os.Lstat(filepath.Join(dir, LockName)); err != nil {
 		t.Fatalf("the lock file after Remove: %v", err)
+	}
+}
+
+// Update changes the state read inside the lock, writes only what change
+// asks it to, and replaces an unusable file, saying why it was unusable.
+func TestUpdate(t *testing.T) {
+	dir := t.TempDir()
+	if err := os.WriteFile(filepath.Join(dir, FileName), []byte("garbage"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	keep := func(st *State) (State, bool) {
+		if st != nil {
+			t.Errorf("change was given %+v for an unusable file", st)
+		}
+		return State{}, false
+	}
+	if unusable, err := Update(dir, GrantPatience, create, keep); unusable == nil || err != nil {
+		t.Fatalf("Update over garbage: %v, %v; want the reason it is unusable", unusable, err)
+	}
+	if b, _ := os.ReadFile(filepath.Join(dir, FileName)); string(b) != "garbage" {
+		t.Fatalf("a change that writes nothing wrote %q", b)
+	}
+	write := func(*State) (State, bool) { return full, true }
+	if _, err := Update(dir, GrantPatience, create, write); err != nil {
+		t.Fatal(err)
+	}
+	raise := func(st *State) (State, bool) { next := *st; next.Limit++; return next, true }
+	if unusable, err := Update(dir, GrantPatience, create, raise); unusable != nil || err != nil {
+		t.Fatalf("Update: %v, %v", unusable, err)
+	}
+	if st, err := Load(dir); err != nil || st.Limit != full.Limit+1 {
+		t.Fatalf("after Update: %+v, %v", st, err)
 	}
 }
 
