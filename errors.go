@@ -3,8 +3,10 @@ package llmslots
 import (
 	"errors"
 	"fmt"
+	"log/slog"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"time"
 	"unicode/utf8"
 
@@ -182,4 +184,30 @@ func checkLabel(label string) error {
 		return invalidf("label must be UTF-8 text without control characters, got %q", label)
 	}
 	return nil
+}
+
+// log is the pool's logger: its own (WithLogger), or the package's.
+func (p *Pool) log() *slog.Logger {
+	if p.logger != nil {
+		return p.logger
+	}
+	return packageLogger()
+}
+
+var pkgLogger atomic.Pointer[slog.Logger]
+
+var discard = slog.New(slog.DiscardHandler)
+
+// SetLogger sets the logger of the package-level functions and of pools
+// made without WithLogger. The package is silent until it is called; nil
+// silences it again.
+func SetLogger(l *slog.Logger) {
+	pkgLogger.Store(l)
+}
+
+func packageLogger() *slog.Logger {
+	if l := pkgLogger.Load(); l != nil {
+		return l
+	}
+	return discard
 }

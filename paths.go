@@ -1,9 +1,12 @@
 package llmslots
 
 import (
+	"context"
 	"fmt"
 	"os"
 	"path/filepath"
+	"sync"
+	"time"
 
 	"github.com/llmslots/llmslots/internal/slotfile"
 )
@@ -82,4 +85,80 @@ func checkPoolName(name string) error {
 		return invalidf("pool name %q is a slot file name; choose another", name)
 	}
 	return nil
+}
+
+// defaultPools keeps one Pool per default directory, so the package-level
+// functions check a directory once, yet follow LLMSLOTS_DIR when it changes.
+var defaultPools struct {
+	sync.Mutex
+	byDir map[string]*Pool
+}
+
+func defaultPool() (*Pool, error) {
+	dir, err := defaultDir()
+	if err != nil {
+		return nil, err
+	}
+	defaultPools.Lock()
+	defer defaultPools.Unlock()
+	if p := defaultPools.byDir[dir]; p != nil {
+		return p, nil
+	}
+	p, err := NewPool(dir)
+	if err != nil {
+		return nil, err
+	}
+	if defaultPools.byDir == nil {
+		defaultPools.byDir = make(map[string]*Pool)
+	}
+	defaultPools.byDir[dir] = p
+	return p, nil
+}
+
+// The package-level functions: the default pool's operations.
+
+// Acquire takes a slot of the default pool; see Pool.Acquire.
+func Acquire(max int, wait time.Duration) (*Guard, error) {
+	p, err := defaultPool()
+	if err != nil {
+		return nil, err
+	}
+	return p.Acquire(max, wait)
+}
+
+// AcquireContext takes a slot of the default pool; see Pool.AcquireContext.
+func AcquireContext(ctx context.Context, max int) (*Guard, error) {
+	p, err := defaultPool()
+	if err != nil {
+		return nil, err
+	}
+	return p.AcquireContext(ctx, max)
+}
+
+// ReadStatus reports the default pool's slots; see Pool.ReadStatus.
+func ReadStatus(max int) (Status, error) {
+	p, err := defaultPool()
+	if err != nil {
+		return Status{}, err
+	}
+	return p.ReadStatus(max)
+}
+
+// FindStale lists the default pool's stale slots; see Pool.FindStale.
+func FindStale(max int) ([]int, error) {
+	p, err := defaultPool()
+	if err != nil {
+		return nil, err
+	}
+	return p.FindStale(max)
+}
+
+// ForceRelease frees a stale slot of the default pool; see
+// Pool.ForceRelease.
+func ForceRelease(slotID int) error {
+	p, err := defaultPool()
+	if err != nil {
+		return err
+	}
+	return p.ForceRelease(slotID)
 }

@@ -6,9 +6,7 @@ import (
 	"fmt"
 	"io/fs"
 	"log/slog"
-	"os"
 	"path/filepath"
-	"sync"
 	"sync/atomic"
 	"time"
 
@@ -40,11 +38,9 @@ type Pool struct {
 	// maxChecked is set once this process has looked, at its first wait,
 	// for holders and waiters that use another max (see warnOtherMax).
 	maxChecked atomic.Bool
-	// throttleSeen is set while the pool is known to have a throttle
-	// state (throttle.go): acquires then go through the gate from the
-	// start. throttleBad is set once an unusable state file was logged.
-	throttleSeen atomic.Bool
-	throttleBad  atomic.Bool
+	// throttleBad is set once an unusable throttle state file was logged
+	// (throttle.go), until a usable one is read.
+	throttleBad atomic.Bool
 }
 
 // An Option configures a Pool.
@@ -155,12 +151,6 @@ func (p *Pool) prepare() error {
 	if err := p.group.maker().Prepare(p.dir, EnvDir); err != nil {
 		return err
 	}
-	// A throttle state this process has not seen written (by a process
-	// before it, or planted): look at it, once, so that a state that
-	// restricts grants, or one that cannot be read, is noticed.
-	if _, err := os.Lstat(p.throttlePath()); err == nil {
-		p.throttleSeen.Store(true)
-	}
 	p.ready.Store(true)
 	return nil
 }
@@ -175,107 +165,6 @@ func (p *Pool) remake() error {
 // line is the pool's queue of waiters.
 func (p *Pool) line() line.Line {
 	return line.Line{Dir: filepath.Join(p.dir, slotfile.QueueDir), Maker: p.group.maker()}
-}
-
-func (p *Pool) log() *slog.Logger {
-	if p.logger != nil {
-		return p.logger
-	}
-	return packageLogger()
-}
-
-var pkgLogger atomic.Pointer[slog.Logger]
-
-var discard = slog.New(slog.DiscardHandler)
-
-// SetLogger sets the logger of the package-level functions and of pools
-// made without WithLogger. The package is silent until it is called; nil
-// silences it again.
-func SetLogger(l *slog.Logger) {
-	pkgLogger.Store(l)
-}
-
-func packageLogger() *slog.Logger {
-	if l := pkgLogger.Load(); l != nil {
-		return l
-	}
-	return discard
-}
-
-// defaultPools keeps one Pool per default directory, so the package-level
-// functions check a directory once, yet follow LLMSLOTS_DIR when it changes.
-var defaultPools struct {
-	sync.Mutex
-	byDir map[string]*Pool
-}
-
-func defaultPool() (*Pool, error) {
-	dir, err := defaultDir()
-	if err != nil {
-		return nil, err
-	}
-	defaultPools.Lock()
-	defer defaultPools.Unlock()
-	if p := defaultPools.byDir[dir]; p != nil {
-		return p, nil
-	}
-	p, err := NewPool(dir)
-	if err != nil {
-		return nil, err
-	}
-	if defaultPools.byDir == nil {
-		defaultPools.byDir = make(map[string]*Pool)
-	}
-	defaultPools.byDir[dir] = p
-	return p, nil
-}
-
-// The package-level functions: the default pool's operations.
-
-// Acquire takes a slot of the default pool; see Pool.Acquire.
-func Acquire(max int, wait time.Duration) (*Guard, error) {
-	p, err := defaultPool()
-	if err != nil {
-		return nil, err
-	}
-	return p.Acquire(max, wait)
-}
-
-// AcquireContext takes a slot of the default pool; see Pool.AcquireContext.
-func AcquireContext(ctx context.Context, max int) (*Guard, error) {
-	p, err := defaultPool()
-	if err != nil {
-		return nil, err
-	}
-	return p.AcquireContext(ctx, max)
-}
-
-// ReadStatus reports the default pool's slots; see Pool.ReadStatus.
-func ReadStatus(max int) (Status, error) {
-	p, err := defaultPool()
-	if err != nil {
-		return Status{}, err
-	}
-	return p.ReadStatus(max)
-}
-
-// FindStale lists the default pool's stale slots; see Pool.FindStale.
-func FindStale(max int) ([]int, error) {
-	p, err := defaultPool()
-	if err != nil {
-		return nil, err
-	}
-	return p.FindStale(max)
-}
-
-// ForceRelease frees a stale slot of the default pool; see
-// Pool.ForceRelease.
-func ForceRelease(slotID int) error {
-	p, err := defaultPool()
-	if err != nil {
-		return err
-	}
-	return p.ForceRelease(slotID)
 }
 
 // Acquire takes a free slot of the pool's first max, waiting up to wait for
@@ -477,36 +366,6 @@ func (p *Pool) busyError(max int, wait time.Duration) error {
 	e := &BusyError{Dir: p.dir, Max: max, Wait: wait}
 	e.Holders, e.Unusable = p.recordedHolders(max)
 	return e
-}
-
-// warnOtherMax logs, once per pool and process, a warning when a holder
-// or waiter recorded a max other than max: processes that disagree on a
-// pool's size each enforce their own, so the larger one decides. It reads
-// records only, at the first wait, where a look costs nothing against the
-// wait itself.
-func (p *Pool) warnOtherMax(max int) {
-	if p.maxChecked.Swap(true) {
-		return
-	}
-	entries, _ := os.ReadDir(p.dir)
-	for _, e := range entries {
-		if slotfile.ParseSlotName(e.Name()) < 0 {
-			continue
-		}
-		if rec, err := slotfile.ReadRecord(filepath.Join(p.dir, e.Name())); err == nil && rec.Max > 0 && rec.Max != max {
-			p.log().Warn("llmslots: processes use this pool with different max values; each enforces its own",
-				"dir", p.dir, "max", max, "other_max", rec.Max, "other_pid", rec.PID, "file", e.Name())
-			return
-		}
-	}
-	waiters, _ := p.line().Waiters(false)
-	for _, w := range waiters {
-		if w.Live && w.Rec.Max > 0 && w.Rec.Max != max {
-			p.log().Warn("llmslots: processes use this pool with different max values; each enforces its own",
-				"dir", p.dir, "max", max, "other_max", w.Rec.Max, "other_pid", w.Rec.PID, "file", filepath.Base(w.Path))
-			return
-		}
-	}
 }
 
 // newRecord is this process's record for a slot (or ticket) of p taken at

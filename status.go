@@ -3,6 +3,7 @@ package llmslots
 import (
 	"fmt"
 	"os"
+	"path/filepath"
 	"sort"
 	"time"
 
@@ -299,4 +300,34 @@ func (p *Pool) RemoveDeadWaiters() ([]int, error) {
 		pids = append(pids, d.PID)
 	}
 	return pids, nil
+}
+
+// warnOtherMax logs, once per pool and process, a warning when a holder
+// or waiter recorded a max other than max: processes that disagree on a
+// pool's size each enforce their own, so the larger one decides. It reads
+// records only, at the first wait, where a look costs nothing against the
+// wait itself.
+func (p *Pool) warnOtherMax(max int) {
+	if p.maxChecked.Swap(true) {
+		return
+	}
+	entries, _ := os.ReadDir(p.dir)
+	for _, e := range entries {
+		if slotfile.ParseSlotName(e.Name()) < 0 {
+			continue
+		}
+		if rec, err := slotfile.ReadRecord(filepath.Join(p.dir, e.Name())); err == nil && rec.Max > 0 && rec.Max != max {
+			p.log().Warn("llmslots: processes use this pool with different max values; each enforces its own",
+				"dir", p.dir, "max", max, "other_max", rec.Max, "other_pid", rec.PID, "file", e.Name())
+			return
+		}
+	}
+	waiters, _ := p.line().Waiters(false)
+	for _, w := range waiters {
+		if w.Live && w.Rec.Max > 0 && w.Rec.Max != max {
+			p.log().Warn("llmslots: processes use this pool with different max values; each enforces its own",
+				"dir", p.dir, "max", max, "other_max", w.Rec.Max, "other_pid", w.Rec.PID, "file", filepath.Base(w.Path))
+			return
+		}
+	}
 }

@@ -1,83 +1,22 @@
 package llmslots
 
 import (
-	"bytes"
 	"errors"
-	"fmt"
-	"io"
-	"io/fs"
-	"math"
 	"math/rand/v2"
 	"os"
-	"path/filepath"
-	"strconv"
-	"strings"
 	"time"
 
 	"github.com/llmslots/llmslots/internal/filelock"
 	"github.com/llmslots/llmslots/internal/slotfile"
-	"github.com/llmslots/llmslots/internal/textsafe"
+	"github.com/llmslots/llmslots/internal/throttle"
 )
 
-// Throttling: one process's 429 slows every process of the pool.
-//
-// A pool that has never had a report has no state file, and acquiring
-// costs what it always did plus one failed lstat of .throttle (made after
-// the slot is taken, see gateFast). Once a report is made, the pool's
-// directory holds .throttle, shared by every process of the pool:
-//
-//	llmslots-throttle 1
-//	limit=4.2            the effective limit, fractional (its integer part counts)
-//	wmax=6               the level the last decrease was made from
-//	decreased=<ns>       when (unix nanoseconds, wall clock: shared by every process)
-//	pause_until=<ns>     no grant before this
-//	spacing=<duration>   after the pause, grants come at least this far apart
-//	last_grant=<ns>      the last grant made in that ramp
-//	backoff=<n>          reports without a hint since the last success
-//	report_* ...         the last report: when, by whom, the hint, the reason
-//
-// It is replaced whole (a temporary file renamed over it), so a reader
-// without a lock sees the old state or the new one, never a mix; every
-// change is made under an exclusive flock of .throttle.lock, read afresh
-// inside the lock. Nothing in it names a live process, so a process that
-// crashes at any point leaves a valid state (at worst, a temporary file
-// under the newborn prefix, which cleanup removes). A file that does not
-// parse (corrupt, foreign, from a future version) is logged as an error and
-// ignored: the pool then behaves as if it had no reports, never worse, and
-// the next report or `llmslots resume` replaces it.
-const (
-	throttleFileName = ".throttle"
-	throttleLockName = ".throttle.lock"
-	throttleMagic    = "llmslots-throttle 1"
-	// maxThrottleRead bounds what a reader takes from .throttle.
-	maxThrottleRead = 4096
-)
+// Throttling: one process's 429 slows every process of the pool. The
+// state's format, its store and the policy are internal/throttle; here
+// are the public surface and the grant gate that obeys the state.
 
-// The adaptive limit's constants. The unit of growth is a round: as many
-// releases as the limit, roughly one holding time, whatever the work is.
-const (
-	// decreaseFactor multiplies the limit at a report (AIMD's decrease);
-	// 0.7: a level one above the provider's capacity falls back to it,
-	// and a large drop takes a few reports, one per round at most.
-	decreaseFactor = 0.7
-	// slowRounds: the limit grows by one per round, but by one per
-	// slowRounds rounds across the last level below the one that failed
-	// (wmax): the pool probes the provider's known limit rarely, and goes
-	// past it at full speed once a probe succeeds.
-	slowRounds = 16
-	// backoffBase and backoffCap bound the pause after a report with no
-	// hint: base, then doubled per report that follows without a success
-	// in between, jittered into [b/2, b).
-	backoffBase = time.Second
-	backoffCap  = 2 * time.Minute
-	// maxPause bounds any pause, against a hint or a clock gone wrong
-	// ("usage limit, try again in 5 hours" is honoured; "in 3 days" is not).
-	maxPause = 24 * time.Hour
-	// minSpacing and maxSpacing bound the spacing of grants once a pause
-	// ends (a tenth of the pause), so the line does not stampede.
-	minSpacing = 5 * time.Millisecond
-	maxSpacing = 500 * time.Millisecond
-)
+// A state's limit is at most MaxSlots: this fails to compile otherwise.
+const _ = uint(MaxSlots-throttle.MaxLimit) + uint(throttle.MaxLimit-MaxSlots)
 
 // ThrottleStatus is the throttling state of a pool, in Status and
 // Progress; the zero value means no report was ever made.
@@ -114,346 +53,11 @@ type ThrottleReport struct {
 	Label   string `json:"label,omitempty"`
 }
 
-// throttleState is the content of .throttle.
-type throttleState struct {
-	limit      float64
-	wmax       int
-	decreased  time.Time
-	pauseUntil time.Time
-	spacing    time.Duration
-	lastGrant  time.Time
-	backoff    int
-	report     ThrottleReport
-}
-
-// effective is the limit a caller with max obeys now.
-func (st *throttleState) effective(max int) int {
-	if st == nil || st.limit <= 0 {
-		return max
-	}
-	return min(max, max1(int(math.Floor(st.limit+1e-9))))
-}
-
-func max1(n int) int {
-	if n < 1 {
-		return 1
-	}
-	return n
-}
-
-// restrictive reports whether the state can refuse a grant to a caller
-// with max at now: a pause or its ramp is on, or the limit is below max.
-func (st *throttleState) restrictive(max int, now time.Time) bool {
-	return st != nil && (st.effective(max) < max || now.Before(st.rampEnd(max)))
-}
-
-// rampEnd is when grants stop being spaced after the pause.
-func (st *throttleState) rampEnd(max int) time.Time {
-	if st.pauseUntil.IsZero() {
-		return time.Time{}
-	}
-	return st.pauseUntil.Add(time.Duration(st.effective(max)) * st.spacing)
-}
-
-func (st *throttleState) marshal() []byte {
-	var b bytes.Buffer
-	ns := func(t time.Time) int64 {
-		if t.IsZero() {
-			return 0
-		}
-		return t.UnixNano()
-	}
-	fmt.Fprintf(&b, "%s\nlimit=%s\nwmax=%d\ndecreased=%d\npause_until=%d\nspacing=%s\nlast_grant=%d\nbackoff=%d\n",
-		throttleMagic, strconv.FormatFloat(st.limit, 'f', 4, 64), st.wmax, ns(st.decreased), ns(st.pauseUntil),
-		st.spacing, ns(st.lastGrant), st.backoff)
-	r := st.report
-	if !r.At.IsZero() {
-		fmt.Fprintf(&b, "report_at=%d\nreport_pid=%d\nreport_host=%s\nreport_hint=%s\nreport_kind=%s\nreport_reason=%s\nreport_command=%s\nreport_label=%s\n",
-			r.At.UnixNano(), r.PID, oneLine(r.Host, 256), r.Hint, oneLine(r.Kind, 16), oneLine(r.Reason, 256),
-			oneLine(r.Command, 256), oneLine(r.Label, slotfile.MaxLabelLen))
-	}
-	return b.Bytes()
-}
-
-// oneLine makes s fit on one line of the state file: control characters
-// become spaces, and it is cut to n bytes on a rune boundary.
-func oneLine(s string, n int) string {
-	s = strings.TrimSpace(strings.Map(func(r rune) rune {
-		if textsafe.IsControl(r) {
-			return ' '
-		}
-		return r
-	}, strings.ToValidUTF8(s, "?")))
-	for len(s) > n {
-		_, size := lastRune(s)
-		s = s[:len(s)-size]
-	}
-	return s
-}
-
-func lastRune(s string) (rune, int) {
-	for i := len(s) - 1; i >= 0; i-- {
-		if s[i]&0xc0 != 0x80 {
-			return rune(s[i]), len(s) - i
-		}
-	}
-	return 0, 1
-}
-
-// parseThrottle reads a state file's content; an error says what is wrong
-// with it.
-func parseThrottle(data []byte) (*throttleState, error) {
-	if len(data) >= maxThrottleRead {
-		return nil, fmt.Errorf("larger than %d bytes", maxThrottleRead)
-	}
-	first, rest, _ := strings.Cut(string(data), "\n")
-	if first != throttleMagic {
-		return nil, fmt.Errorf("does not start with %q", throttleMagic)
-	}
-	st := &throttleState{}
-	seenLimit := false
-	for _, line := range strings.Split(rest, "\n") {
-		if line == "" {
-			continue
-		}
-		k, v, ok := strings.Cut(line, "=")
-		if !ok {
-			return nil, fmt.Errorf("line %q is not key=value", oneLine(line, 64))
-		}
-		var err error
-		nsTime := func() time.Time {
-			var n int64
-			n, err = strconv.ParseInt(v, 10, 64)
-			if n <= 0 {
-				return time.Time{}
-			}
-			return time.Unix(0, n)
-		}
-		atoi := func() int {
-			var n int
-			n, err = strconv.Atoi(v)
-			return n
-		}
-		dur := func() time.Duration {
-			var d time.Duration
-			d, err = time.ParseDuration(v)
-			return d
-		}
-		switch k {
-		case "limit":
-			st.limit, err = strconv.ParseFloat(v, 64)
-			if err == nil && (math.IsNaN(st.limit) || st.limit < 1 || st.limit > MaxSlots) {
-				err = errors.New("out of range 1..1024")
-			}
-			seenLimit = true
-		case "wmax":
-			st.wmax = atoi()
-		case "decreased":
-			st.decreased = nsTime()
-		case "pause_until":
-			st.pauseUntil = nsTime()
-		case "spacing":
-			st.spacing = dur()
-			if err == nil && (st.spacing < 0 || st.spacing > maxSpacing) {
-				err = errors.New("out of range")
-			}
-		case "last_grant":
-			st.lastGrant = nsTime()
-		case "backoff":
-			st.backoff = atoi()
-			if err == nil && (st.backoff < 0 || st.backoff > 64) {
-				err = errors.New("out of range")
-			}
-		case "report_at":
-			st.report.At = nsTime()
-		case "report_pid":
-			st.report.PID = atoi()
-		case "report_host":
-			st.report.Host = v
-		case "report_hint":
-			st.report.Hint = dur()
-		case "report_kind":
-			st.report.Kind = v
-		case "report_reason":
-			st.report.Reason = v
-		case "report_command":
-			st.report.Command = v
-		case "report_label":
-			st.report.Label = v
-		default:
-			// A key from a later version: ignored, as a reader of the
-			// same major format may.
-		}
-		if err != nil {
-			return nil, fmt.Errorf("bad %s=%q: %v", k, oneLine(v, 64), err)
-		}
-	}
-	if !seenLimit {
-		return nil, errors.New("no limit= line")
-	}
-	// A pause that ends further away than any report can set is a clock
-	// gone wrong or a hand-edited file: cut it to the bound, never stuck.
-	if limit := time.Now().Add(maxPause); st.pauseUntil.After(limit) {
-		st.pauseUntil = limit
-	}
-	return st, nil
-}
-
-func (p *Pool) throttlePath() string { return filepath.Join(p.dir, throttleFileName) }
-
-// loadThrottle reads the state: nil, nil when there is none; nil and an
-// error describing it when the file is unusable (the caller logs it and
-// goes on as if there were none).
-func (p *Pool) loadThrottle() (*throttleState, error) {
-	path := p.throttlePath()
-	f, err := os.OpenFile(path, os.O_RDONLY|filelock.NoFollow, 0)
-	if errors.Is(err, fs.ErrNotExist) {
-		return nil, nil
-	}
-	if err != nil {
-		if fi, lerr := os.Lstat(path); lerr == nil && !fi.Mode().IsRegular() {
-			return nil, fmt.Errorf("llmslots: %s is %s, which llmslots never makes; ignored (remove it, or run llmslots resume)", path, slotfile.Describe(fi))
-		}
-		return nil, fmt.Errorf("llmslots: cannot read %s: %w; ignored", path, err)
-	}
-	defer f.Close()
-	if fi, err := f.Stat(); err == nil && !fi.Mode().IsRegular() {
-		return nil, fmt.Errorf("llmslots: %s is %s, which llmslots never makes; ignored (remove it, or run llmslots resume)", path, slotfile.Describe(fi))
-	}
-	data, err := io.ReadAll(io.LimitReader(f, maxThrottleRead))
-	if err != nil {
-		return nil, fmt.Errorf("llmslots: cannot read %s: %w; ignored", path, err)
-	}
-	st, err := parseThrottle(data)
-	if err != nil {
-		return nil, fmt.Errorf("llmslots: the throttle state %s is not usable (%v); the pool goes on as if no report had been made, until the next report or `llmslots resume` replaces it", path, err)
-	}
-	return st, nil
-}
-
-// readThrottle is loadThrottle that logs an unusable file, once per pool
-// until a usable one is read again.
-func (p *Pool) readThrottle() *throttleState {
-	st, err := p.loadThrottle()
-	if err != nil {
-		if !p.throttleBad.Swap(true) {
-			p.log().Error("llmslots: throttle state ignored", "dir", p.dir, "err", err)
-		}
-		return nil
-	}
-	if st != nil {
-		p.throttleBad.Store(false)
-	}
-	return st
-}
-
-// lockThrottle takes the exclusive lock that every change of the state,
-// and every grant made while the state is restrictive, is made under. It
-// is held for a few system calls; a process that holds it and stops
-// (SIGSTOP) or keeps it for no reason holds up grants, never forever: the
-// lock is tried, not waited for, for up to patience, and a caller on the
-// grant path (grantPatience) treats a failure as "not now" and looks again.
-// A report, Pause and Resume wait longer (changePatience): each happens
-// once, after a failed call, and a report dropped because a holder of the
-// lock was descheduled for 50 ms on a busy machine would leave every other
-// process hammering the provider. Release's raise of the limit keeps the
-// grants' patience: Release must not block, and a raise lost is harmless.
-func (p *Pool) lockThrottle(patience time.Duration) (unlock func(), err error) {
-	path := filepath.Join(p.dir, throttleLockName)
-	f, err := os.OpenFile(path, os.O_RDWR|filelock.NoFollow, 0)
-	if errors.Is(err, fs.ErrNotExist) {
-		f, err = p.group.maker().Create(path)
-		if errors.Is(err, fs.ErrExist) {
-			f, err = os.OpenFile(path, os.O_RDWR|filelock.NoFollow, 0)
-		}
-	}
-	if err != nil {
-		return nil, fmt.Errorf("llmslots: cannot open the throttle lock: %w", err)
-	}
-	if fi, err := f.Stat(); err != nil || !fi.Mode().IsRegular() {
-		f.Close()
-		return nil, fmt.Errorf("llmslots: %s is not a regular file; remove it", path)
-	}
-	deadline := time.Now().Add(patience)
-	for try := 0; ; try++ {
-		ok, err := filelock.TryLock(f)
-		if err != nil {
-			f.Close()
-			return nil, err
-		}
-		if ok {
-			return func() { f.Close() }, nil
-		}
-		if !time.Now().Before(deadline) {
-			f.Close()
-			return nil, errThrottleBusy
-		}
-		time.Sleep(time.Duration(100<<min(try, 5)) * time.Microsecond)
-	}
-}
-
-// How long lockThrottle tries the lock: on the grant path, and for a
-// change of the state.
-const (
-	grantPatience  = 50 * time.Millisecond
-	changePatience = 2 * time.Second
-)
-
-// errThrottleBusy: the throttle lock stayed taken; look again soon.
-var errThrottleBusy = errors.New("llmslots: the throttle lock is held by another process")
-
-// writeThrottle replaces the state file with st, atomically: readers see
-// the old content or the new, never a part. Called under lockThrottle.
-func (p *Pool) writeThrottle(st *throttleState) error {
-	at := filepath.Join(p.dir, fmt.Sprintf("%sthrottle-%d-%016x", slotfile.NewbornPrefix, os.Getpid(), rand.Uint64()))
-	f, err := p.group.maker().Create(at)
-	if err != nil {
-		return fmt.Errorf("llmslots: cannot write the throttle state: %w", err)
-	}
-	_, err = f.Write(st.marshal())
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = os.Rename(at, p.throttlePath())
-	}
-	if err != nil {
-		os.Remove(at)
-		return fmt.Errorf("llmslots: cannot write the throttle state: %w", err)
-	}
-	return nil
-}
-
-// updateThrottle runs change on the state read afresh under the lock
-// (nil: no usable state) and writes what it returns, if not nil.
-func (p *Pool) updateThrottle(patience time.Duration, change func(st *throttleState) *throttleState) error {
-	if err := p.prepare(); err != nil {
-		return err
-	}
-	unlock, err := p.lockThrottle(patience)
-	if err != nil {
-		return err
-	}
-	defer unlock()
-	st, lerr := p.loadThrottle()
-	if lerr != nil {
-		p.log().Error("llmslots: throttle state replaced", "dir", p.dir, "err", lerr)
-		st = nil
-	}
-	if next := change(st); next != nil {
-		return p.writeThrottle(next)
-	}
-	return nil
-}
-
 // Throttled reports that the work done under this slot was throttled by
 // the provider (an HTTP 429, "rate limit exceeded", "usage limit reached,
 // try again in ..."); retryAfter is the provider's hint of when to try
 // again, 0 when it gave none. Call it where the 429 is seen, before or
-// after Release.
-//
-// Every process of the pool is then slowed, host-wide, with no change to
-// their code:
+// after Release. Every process of the pool is then slowed, host-wide:
 //   - No slot of the pool is granted until retryAfter has passed (with no
 //     hint: a backoff of 1 s, doubled by each report that follows without
 //     a successful release in between, up to 2 min, with jitter). Holders
@@ -477,72 +81,16 @@ func (g *Guard) Throttled(retryAfter time.Duration) {
 	}
 	g.mu.Lock()
 	g.th.reported = true
-	acquired, max := g.acquired, g.max
+	r := throttle.Report{Max: g.max, Granted: g.acquired, RetryAfter: retryAfter, Jitter: rand.Float64(), By: g.pool.reporter()}
 	g.mu.Unlock()
-	if retryAfter < 0 {
-		retryAfter = 0
+	if r.Max <= 0 {
+		r.Max = MaxSlots
 	}
-	if max <= 0 {
-		max = MaxSlots
+	if err := g.pool.updateThrottle(throttle.ChangePatience, func(st *throttle.State) (throttle.State, bool) {
+		return throttle.Throttled(st, time.Now(), r), true
+	}); err != nil {
+		g.pool.log().Warn("llmslots: the throttle report was not recorded", "dir", g.pool.dir, "err", err)
 	}
-	p := g.pool
-	p.throttleSeen.Store(true)
-	err := p.updateThrottle(changePatience, func(st *throttleState) *throttleState {
-		now := time.Now()
-		if st == nil {
-			st = &throttleState{limit: float64(max)}
-		}
-		st.limit = min(st.limit, float64(max))
-		// One decrease per round: the work must have been granted after
-		// the last decrease, else it is the same congestion reported again.
-		sameRound := !acquired.After(st.decreased)
-		if !sameRound {
-			eff, failedBefore := st.effective(max), st.wmax
-			st.wmax = eff
-			if failedBefore > 1 && eff >= failedBefore {
-				// A probe of the level that failed last time failed
-				// again: the level below it is known good, so step back
-				// to it rather than cut by decreaseFactor. At a steady
-				// provider limit the pool then loses one level for one
-				// round at each probe, not a third of its slots.
-				st.limit = float64(failedBefore - 1)
-			} else {
-				st.limit = math.Max(1, st.limit*decreaseFactor)
-			}
-			st.decreased = now
-		}
-		pause := retryAfter
-		if pause == 0 {
-			if !sameRound || st.backoff == 0 {
-				st.backoff = min(st.backoff+1, 64)
-			}
-			b := min(backoffCap, backoffBase<<min(st.backoff-1, 20))
-			pause = b/2 + rand.N(b/2+1)
-		}
-		st.extendPause(now, pause)
-		st.report = ThrottleReport{At: now, Hint: retryAfter, Kind: "throttled"}
-		st.report.fillSelf(p)
-		return st
-	})
-	if err != nil {
-		p.log().Warn("llmslots: the throttle report was not recorded", "dir", p.dir, "err", err)
-	}
-}
-
-// extendPause makes the pause last at least until now+d (never shortens
-// one already on), and sets the ramp's spacing.
-func (st *throttleState) extendPause(now time.Time, d time.Duration) {
-	d = min(d, maxPause)
-	if until := now.Add(d); until.After(st.pauseUntil) {
-		st.pauseUntil = until
-		st.spacing = min(maxSpacing, max(minSpacing, d/10))
-		st.lastGrant = time.Time{}
-	}
-}
-
-func (r *ThrottleReport) fillSelf(p *Pool) {
-	me := slotfile.Self()
-	r.PID, r.Host, r.Command, r.Label = me.PID, me.Host, me.Command, p.label
 }
 
 // Pause pauses the pool by hand for d: no process is granted a slot until
@@ -553,23 +101,16 @@ func (p *Pool) Pause(d time.Duration, reason string) error {
 	if err := p.usable(); err != nil {
 		return err
 	}
-	if d <= 0 || d > maxPause {
-		return invalidf("pause must be > 0 and at most %v, got %v", maxPause, d)
+	if d <= 0 || d > throttle.MaxPause {
+		return invalidf("pause must be > 0 and at most %v, got %v", throttle.MaxPause, d)
 	}
 	if err := checkLabel(reason); err != nil {
 		return invalidf("reason must be at most %d bytes of text without control characters", slotfile.MaxLabelLen)
 	}
-	return p.updateThrottle(changePatience, func(st *throttleState) *throttleState {
-		now := time.Now()
-		if st == nil {
-			st = &throttleState{limit: MaxSlots}
-		}
-		// By hand, the pause is what the user says, even if shorter.
-		st.pauseUntil = time.Time{}
-		st.extendPause(now, d)
-		st.report = ThrottleReport{At: now, Hint: d, Kind: "pause", Reason: reason}
-		st.report.fillSelf(p)
-		return st
+	rec := p.reporter()
+	rec.Reason = reason
+	return p.updateThrottle(throttle.ChangePatience, func(st *throttle.State) (throttle.State, bool) {
+		return throttle.Paused(st, time.Now(), d, rec), true
 	})
 }
 
@@ -583,16 +124,48 @@ func (p *Pool) Resume() error {
 	if exists, err := p.group.maker().Inspect(p.dir, EnvDir); err != nil || !exists {
 		return err
 	}
-	unlock, err := p.lockThrottle(changePatience)
-	if err != nil {
+	err := throttle.Remove(p.dir, throttle.ChangePatience, p.newThrottleFile)
+	if err == nil {
+		p.throttleBad.Store(false)
+	}
+	return err
+}
+
+// reporter is this process, as a report records it.
+func (p *Pool) reporter() throttle.Record {
+	me := slotfile.Self()
+	return throttle.Record{PID: me.PID, Host: me.Host, Command: me.Command, Label: p.label}
+}
+
+// newThrottleFile is the pool's throttle.Create: the group's mode and group.
+func (p *Pool) newThrottleFile(path string) (*os.File, error) {
+	return p.group.maker().Create(path)
+}
+
+// readThrottle is throttle.Load that logs an unusable file once (until a
+// usable one is read again) and treats it as none: never worse than no
+// reports, and the next report or `llmslots resume` replaces it.
+func (p *Pool) readThrottle() *throttle.State {
+	st, err := throttle.Load(p.dir)
+	if err != nil && !p.throttleBad.Swap(true) {
+		p.log().Error("llmslots: throttle state ignored", "dir", p.dir, "err", err)
+	} else if st != nil {
+		p.throttleBad.Store(false)
+	}
+	return st
+}
+
+// updateThrottle is throttle.Update in the pool's directory, made if need
+// be, logging an unusable state that it replaced.
+func (p *Pool) updateThrottle(patience time.Duration, change func(st *throttle.State) (throttle.State, bool)) error {
+	if err := p.prepare(); err != nil {
 		return err
 	}
-	defer unlock()
-	if err := os.Remove(p.throttlePath()); err != nil && !errors.Is(err, fs.ErrNotExist) {
-		return fmt.Errorf("llmslots: %w", err)
+	unusable, err := throttle.Update(p.dir, patience, p.newThrottleFile, change)
+	if unusable != nil {
+		p.log().Error("llmslots: throttle state replaced", "dir", p.dir, "err", unusable)
 	}
-	p.throttleBad.Store(false)
-	return nil
+	return err
 }
 
 // guardThrottle is what a guard knows of the pool's throttling.
@@ -600,23 +173,15 @@ type guardThrottle struct {
 	seen     bool      // the pool had a throttle state when the slot was granted
 	reported bool      // Throttled was called
 	decided  time.Time // when the grant was decided (tests judge by it)
-	limit    int       // the effective limit the grant was decided under; 0: unrestricted
-	holders  int       // the holders counted before the grant (gated grants)
+	limit    int       // the effective limit of a gated grant; 0: ungated
+	holders  int       // the holders a gated grant counted
 }
 
-// tryAcquireFast is the uncontended path's attempt (nobody waits): with
-// no throttle state it is tryAcquire plus one failed lstat. The lstat
-// comes after the take, so that a report written before it is always seen
-// (a grant decided before the report was written is not the report's to
-// stop). When the state could refuse this grant, the grant is decided
-// again under the throttle lock (gateLocked): refused, the slot is given
-// back and the caller waits in line (grant, re-check, back off). A pool
-// known to have a state goes through the gate from the start.
+// tryAcquireFast is the uncontended path's attempt: take, then recheck.
+// With no state that costs one failed open more than tryAcquire. The look
+// comes after the take, so a report written before the take is seen; a
+// slot refused is given back, and the caller waits in line.
 func (p *Pool) tryAcquireFast(max int) (*Guard, error) {
-	if p.throttleSeen.Load() {
-		g, _, err := p.tryAcquireGated(max)
-		return g, err
-	}
 	g, _, err := p.tryAcquire(max)
 	if g == nil || err != nil {
 		return g, err
@@ -625,26 +190,14 @@ func (p *Pool) tryAcquireFast(max int) (*Guard, error) {
 }
 
 // recheck decides whether g, a slot taken without the throttle lock, may
-// be kept: with no state file (one failed lstat), or a state that cannot
-// refuse it, yes; otherwise gateLocked decides again, and a refused slot
-// is given back (nil). The decision is timed before the look, so a report
-// written after that instant is one the grant could not see: it was
-// decided first.
+// be kept: yes with no state or one that cannot refuse it, else as
+// gateLocked decides; refused, it is given back (nil). The decision is
+// timed before the look: a report written after it came too late for it.
 func (p *Pool) recheck(g *Guard, max int) *Guard {
 	now := time.Now()
-	if !p.throttleSeen.Load() {
-		if _, err := os.Lstat(p.throttlePath()); err != nil {
-			g.th.decided = now
-			return g
-		}
-		p.throttleSeen.Store(true)
-	}
 	st := p.readThrottle()
 	g.th.seen = st != nil
-	if st == nil {
-		p.throttleSeen.Store(false)
-	}
-	if !st.restrictive(max, now) {
+	if !throttle.Restrictive(st, max, now) {
 		g.th.decided = now
 		return g
 	}
@@ -655,9 +208,8 @@ func (p *Pool) recheck(g *Guard, max int) *Guard {
 	return nil
 }
 
-// giveBack undoes a grant the gate refused after the fact: the slot's
-// name is removed under its lock, as Release does, but a spare stays with
-// the acquire that took it (which goes on to wait in line with it).
+// giveBack undoes a grant the gate refused: the slot's name is removed
+// under its lock, as Release does.
 func (g *Guard) giveBack() {
 	g.mu.Lock()
 	defer g.mu.Unlock()
@@ -668,102 +220,72 @@ func (g *Guard) giveBack() {
 	g.file = nil
 }
 
-// tryAcquireGated is tryAcquireSoon behind the throttle gate, for the
-// waiting loop: when the state refuses a grant now, it takes nothing and
-// calls earlier with when to look again (the pause's end, the ramp's next
-// grant; a release wakes the waiter by itself).
-//
-// While the pool is not known to have a state, it reads none before the
-// take: as tryAcquireFast does, it takes, then recheck looks at the flag
-// (one fstat). Reading the state first cost a failed open of .throttle at
-// every try of the head of the line.
+// tryAcquireGated is tryAcquire behind the gate, for the waiting loop.
+// It reads the state before it takes, so a paused pool's line stays still
+// (a take and a give-back at each look would wake it for nothing), and
+// says when to look again (retry) where no lock's release will: a pause's
+// end, the ramp's next step, a young empty slot file old enough to judge.
 func (p *Pool) tryAcquireGated(max int) (g *Guard, retry time.Time, err error) {
 	now := time.Now()
-	var st *throttleState
-	seen := p.throttleSeen.Load()
-	if seen {
-		st = p.readThrottle()
-		p.throttleSeen.Store(st != nil)
-	}
-	if !st.restrictive(max, now) {
-		// Taken without the lock, then looked at again: a report may have
-		// come between the read and the take.
+	st := p.readThrottle()
+	if !throttle.Restrictive(st, max, now) {
 		g, soon, err := p.tryAcquire(max)
 		if soon {
-			// No event comes when a young empty file grows old enough
-			// to reclaim: look again then.
 			retry = time.Now().Add(slotfile.FreshAge)
 		}
+		// A report may come between the read and the take: recheck.
 		if g != nil {
-			if g = p.recheck(g, max); g == nil && !seen {
-				// A state came since the last look and the gate gave
-				// the slot back: look again at once, through the gate.
-				retry = time.Now()
+			if g = p.recheck(g, max); g == nil {
+				retry = time.Now() // a state came: through the gate, at once
 			}
 		}
 		return g, retry, err
 	}
-	if now.Before(st.pauseUntil) {
-		return nil, st.pauseUntil, nil // no event marks a pause's end
+	if next := throttle.NextGrant(st, max, now); now.Before(next) {
+		return nil, next, nil
 	}
 	g, retry, err = p.gateLocked(max, nil)
-	if errors.Is(err, errThrottleBusy) {
-		return nil, time.Now().Add(10 * time.Millisecond), nil
+	if errors.Is(err, throttle.ErrBusy) {
+		retry, err = time.Now().Add(10*time.Millisecond), nil
 	}
 	return g, retry, err
 }
 
-// gateLocked decides a grant under the throttle lock, counting the slots
-// held now: no grant while a pause is on, while the ramp after it spaces
-// grants, or while the holders already reach the effective limit. With
-// have nil it takes the slot itself (with spare s), still under the lock;
-// with have set (a slot the fast path took without the lock) it decides
-// whether that one may be kept, counting it out, and returns it or nil.
+// gateLocked decides a grant under the throttle lock: none before
+// throttle.NextGrant, nor while the holders counted reach the effective
+// limit. With have nil it takes the slot under the lock;
+// with have (a slot taken without the lock) it decides whether to keep
+// that one, counting it out, and returns it or nil.
 //
-// Why a lock, and not grant-then-check alone: two processes that both
-// count L-1 holders and both take a slot would make L+1; both checking
-// after taking could both give back, or both keep. Under the lock the
-// count and the take are one step for everyone who goes through the gate.
-// A process that took a slot without the lock (its lstat found no state,
-// an instant before the first report was written) decided before the
-// report existed; from then on every grant goes through here. The lock is
-// held for a count of the slots (an lstat and, for an existing file, a
-// lock probe each) and one take: tens of microseconds.
+// Why a lock: two processes that both count L-1 holders and both take
+// would make L+1; both checking after taking could both give back, or
+// both keep. Under the lock the count and the take are one step. A slot
+// taken without it (its look found no state an instant before the first
+// report) was decided before the report existed.
 func (p *Pool) gateLocked(max int, have *Guard) (g *Guard, retry time.Time, err error) {
-	unlock, err := p.lockThrottle(grantPatience)
+	unlock, err := throttle.Lock(p.dir, throttle.GrantPatience, p.newThrottleFile)
 	if err != nil {
 		return nil, time.Time{}, err
 	}
 	defer unlock()
 	now := time.Now()
 	st := p.readThrottle()
-	limit := st.effective(max)
-	if st != nil {
-		if now.Before(st.pauseUntil) {
-			return nil, st.pauseUntil, nil
-		}
-		if now.Before(st.rampEnd(max)) && !st.lastGrant.IsZero() && now.Sub(st.lastGrant) < st.spacing {
-			return nil, st.lastGrant.Add(st.spacing), nil
-		}
+	if next := throttle.NextGrant(st, max, now); now.Before(next) {
+		return nil, next, nil
 	}
-	holders := p.countHolders(max, have)
+	limit, holders := throttle.Effective(st, max), p.countHolders(max, have)
 	if holders >= limit {
 		return nil, time.Time{}, nil // a release wakes the waiter
 	}
-	// The decision's instant, for the record: after the count, before the
-	// take, inside the lock (no report can come between).
-	decided := time.Now()
-	g = have
-	if g == nil {
-		g, _, err = p.tryAcquire(max)
-		if g == nil || err != nil {
+	decided := time.Now() // after the count, before the take, in the lock
+	if g = have; g == nil {
+		if g, _, err = p.tryAcquire(max); g == nil || err != nil {
 			return nil, time.Time{}, err
 		}
 	}
 	g.th = guardThrottle{seen: st != nil, decided: decided, limit: limit, holders: holders}
-	if st != nil && now.Before(st.rampEnd(max)) {
-		st.lastGrant = now
-		if err := p.writeThrottle(st); err != nil {
+	if next, ok := throttle.Granted(st, max, now); ok {
+		if err := throttle.Write(p.dir, next, p.newThrottleFile); err != nil {
 			p.log().Warn("llmslots: throttle ramp not recorded", "dir", p.dir, "err", err)
 		}
 	}
@@ -771,63 +293,43 @@ func (p *Pool) gateLocked(max int, have *Guard) (g *Guard, retry time.Time, err 
 }
 
 // countHolders counts the slots below max held now: this process's own
-// (but not except), and any other whose lock is taken.
+// (but not except), and any other whose lock is taken. Counted, not
+// inferred from slot ids: a dead holder's file does not count.
 func (p *Pool) countHolders(max int, except *Guard) int {
 	n := 0
 	for id := range max {
 		path := slotfile.SlotPath(p.dir, id)
-		if except != nil && except.path == path {
-			continue
-		}
-		if heldHere(path) {
+		switch {
+		case except != nil && except.path == path:
+		case heldHere(path):
 			n++
-			continue
-		}
-		if _, err := os.Lstat(path); err != nil {
-			continue
-		}
-		if res, err := slotfile.Probe(path, slotfile.Look); err == nil && res.State == slotfile.Held {
-			n++
+		default:
+			if _, err := os.Lstat(path); err == nil {
+				if res, err := slotfile.Probe(path, slotfile.Look); err == nil && res.State == slotfile.Held {
+					n++
+				}
+			}
 		}
 	}
 	return n
 }
 
-// afterRelease raises the limit for work that was not throttled (the
-// additive increase), and ends the no-hint backoff: called by Release of
-// a guard granted while the pool had a throttle state. A guard granted
-// with none costs nothing here: one that saw no state has nothing to
-// raise.
+// afterRelease, at Release of a guard granted under a state and not
+// reported, raises the limit and ends the backoff (throttle.Released). A
+// guard that saw no state has nothing to raise, and a state that needs no
+// change is read without the lock.
 func (g *Guard) afterRelease() {
-	if !g.th.seen || g.th.reported || g.nested() {
+	if !g.th.seen || g.th.reported || g.nested() || g.max <= 0 {
 		return
 	}
 	p, max := g.pool, g.max
-	if max <= 0 {
+	if _, changes := throttle.Released(p.readThrottle(), max); !changes {
 		return
 	}
-	st := p.readThrottle()
-	if st == nil || st.limit >= float64(max) && st.backoff == 0 {
-		return
-	}
-	err := p.updateThrottle(grantPatience, func(st *throttleState) *throttleState {
-		if st == nil || st.limit >= float64(max) && st.backoff == 0 {
-			return nil
-		}
-		st.backoff = 0
-		if st.limit < float64(max) {
-			step := 1 / st.limit
-			if int(math.Floor(st.limit+1e-9)) == st.wmax-1 {
-				step /= slowRounds
-			}
-			st.limit = math.Min(float64(max), st.limit+step)
-			if st.limit >= float64(st.wmax+1) {
-				st.wmax = 0 // past the level that failed: it is forgotten
-			}
-		}
-		return st
+	err := p.updateThrottle(throttle.GrantPatience, func(st *throttle.State) (throttle.State, bool) {
+		return throttle.Released(st, max)
 	})
-	if err != nil && !errors.Is(err, errThrottleBusy) {
+	if err != nil && !errors.Is(err, throttle.ErrBusy) {
 		p.log().Warn("llmslots: throttle state not updated at release", "dir", p.dir, "err", err)
 	}
 }
@@ -835,19 +337,18 @@ func (g *Guard) afterRelease() {
 // throttleStatus is the state as Status and Progress show it; nil when
 // the pool has no throttle state.
 func (p *Pool) throttleStatus(max int) *ThrottleStatus {
-	st, err := p.loadThrottle()
+	st, err := throttle.Load(p.dir)
 	if err != nil {
 		return &ThrottleStatus{Limit: max, Error: err.Error()}
-	}
-	if st == nil {
+	} else if st == nil {
 		return nil
 	}
-	ts := &ThrottleStatus{Limit: st.effective(max), RawLimit: st.limit}
-	if time.Now().Before(st.pauseUntil) {
-		ts.PausedUntil, ts.Spacing = st.pauseUntil, st.spacing
+	ts := &ThrottleStatus{Limit: throttle.Effective(st, max), RawLimit: st.Limit}
+	if time.Now().Before(st.PauseUntil) {
+		ts.PausedUntil, ts.Spacing = st.PauseUntil, st.Spacing
 	}
-	if !st.report.At.IsZero() {
-		r := st.report
+	if !st.Last.At.IsZero() {
+		r := ThrottleReport(st.Last)
 		ts.LastReport = &r
 	}
 	return ts

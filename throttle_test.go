@@ -11,6 +11,8 @@ import (
 	"time"
 
 	"github.com/llmslots/llmslots/internal/filelock"
+	"github.com/llmslots/llmslots/internal/slotfile"
+	"github.com/llmslots/llmslots/internal/throttle"
 )
 
 // TestThrottleNoReportNoFile: a pool that never had a report never gets a
@@ -28,7 +30,7 @@ func TestThrottleNoReportNoFile(t *testing.T) {
 		}
 		g.Release()
 	}
-	for _, name := range []string{throttleFileName, throttleLockName} {
+	for _, name := range []string{throttle.FileName, throttle.LockName} {
 		if _, err := os.Lstat(filepath.Join(dir, name)); !errors.Is(err, os.ErrNotExist) {
 			t.Fatalf("%s exists without any report (err %v)", name, err)
 		}
@@ -89,10 +91,10 @@ func TestThrottledPausesAndLowers(t *testing.T) {
 	}
 	// Un-throttled releases raise the limit back to max: one slot per
 	// round, but across the level below the one that failed (3) one per
-	// slowRounds rounds.
+	// throttle.SlowRounds rounds.
 	h.Release()
 	h2.Release()
-	for range 2 + 4*slowRounds {
+	for range 2 + 4*throttle.SlowRounds {
 		g, err := q.Acquire(4, time.Second)
 		if err != nil {
 			t.Fatal(err)
@@ -112,8 +114,8 @@ func TestThrottleCorruptState(t *testing.T) {
 	for name, content := range map[string]string{
 		"garbage":  "\x00\xff garbage\n",
 		"foreign":  "{\"limit\": 1}\n",
-		"badlimit": throttleMagic + "\nlimit=NaN\npause_until=99999999999999999\n",
-		"nolimit":  throttleMagic + "\npause_until=1\n",
+		"badlimit": "llmslots-throttle 1\nlimit=NaN\npause_until=99999999999999999\n",
+		"nolimit":  "llmslots-throttle 1\npause_until=1\n",
 	} {
 		t.Run(name, func(t *testing.T) {
 			dir := t.TempDir()
@@ -127,12 +129,10 @@ func TestThrottleCorruptState(t *testing.T) {
 				t.Fatal(err)
 			}
 			g.Release()
-			if err := os.WriteFile(filepath.Join(dir, throttleFileName), []byte(content), 0o600); err != nil {
+			if err := os.WriteFile(filepath.Join(dir, throttle.FileName), []byte(content), 0o600); err != nil {
 				t.Fatal(err)
 			}
-			// A process that starts now looks at the state it finds (one
-			// running already trusts the flag the state's writer sets; see
-			// flagThrottle).
+			// A process that starts now looks at the state it finds.
 			log.Reset()
 			p, err = NewPool(dir, WithLogger(slog.New(slog.NewTextHandler(&log, nil))))
 			if err != nil {
@@ -197,7 +197,7 @@ func TestPauseResume(t *testing.T) {
 	if err := <-done; err != nil {
 		t.Fatalf("the waiter after Resume: %v", err)
 	}
-	if _, err := os.Lstat(filepath.Join(dir, throttleFileName)); !errors.Is(err, os.ErrNotExist) {
+	if _, err := os.Lstat(filepath.Join(dir, throttle.FileName)); !errors.Is(err, os.ErrNotExist) {
 		t.Fatalf("state file after Resume: %v", err)
 	}
 	for _, d := range []time.Duration{0, -time.Second, 25 * time.Hour} {
@@ -229,7 +229,7 @@ func TestReportWaitsOutABusyThrottleLock(t *testing.T) {
 	if err := p.prepare(); err != nil {
 		t.Fatal(err)
 	}
-	lock, err := os.OpenFile(filepath.Join(p.Dir(), throttleLockName), os.O_RDWR|os.O_CREATE, 0o600)
+	lock, err := os.OpenFile(filepath.Join(p.Dir(), throttle.LockName), os.O_RDWR|os.O_CREATE, 0o600)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -271,7 +271,7 @@ func TestReleaseDoesNotWaitForAHeldThrottleLock(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	lock, err := os.OpenFile(filepath.Join(p.Dir(), throttleLockName), os.O_RDWR, 0)
+	lock, err := os.OpenFile(filepath.Join(p.Dir(), throttle.LockName), os.O_RDWR, 0)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -283,5 +283,13 @@ func TestReleaseDoesNotWaitForAHeldThrottleLock(t *testing.T) {
 	g.Release()
 	if took := time.Since(start); took > time.Second {
 		t.Fatalf("Release took %v while another holder kept the throttle lock", took)
+	}
+}
+
+// The throttle store's temporary files are newborn files, which cleanup
+// removes when a writer killed before its rename leaves one.
+func TestThrottleTempIsNewborn(t *testing.T) {
+	if !strings.HasPrefix(throttle.TempPrefix, slotfile.NewbornPrefix) {
+		t.Fatalf("throttle.TempPrefix %q does not start with %q", throttle.TempPrefix, slotfile.NewbornPrefix)
 	}
 }
