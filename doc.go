@@ -32,17 +32,6 @@
 // process start time, command line, label and max. Release deletes the
 // file while still holding its lock, then closes it.
 //
-// On Linux a process makes that file once per pool and keeps it: its spare,
-// .spare-<pid>-<random> in the pool directory, locked and recorded in
-// advance. It takes slot i by giving the spare the name slot-i.lock with
-// link(2), which fails when the name exists as an exclusive create does,
-// and Release removes that name and keeps the spare, locked, for the next
-// acquire. To every other process the slot file looks and behaves as
-// above: locked from the instant it has its name, its lock dropped by the
-// kernel when the process dies. A dead process's spares are deleted (under
-// their free lock) by the next process that makes one, and by
-// RemoveDeadWaiters.
-//
 // # Handing a slot on
 //
 // A slot covers a child process (codex, claude) only if the child is
@@ -51,16 +40,6 @@
 // started with a plain exec.Command runs on without a slot if its parent
 // is killed. A handed-on slot is free only once every process that shares
 // its lock has exited: Release hands it over rather than deleting it.
-//
-// # Waiting
-//
-// Waiters are served in arrival order through a queue of ticket files in
-// the pool's .queue directory. On Linux a waiter is woken by inotify;
-// elsewhere, and on Linux without inotify, by the locks themselves: it
-// blocks in a shared flock on the ticket ahead (the head of the line on
-// the held slots), which the kernel grants the instant the holder lets go
-// or dies. A head that does not take a free slot within a second (a
-// stopped process) is passed by the waiter behind it.
 //
 // The child learns what it holds from the environment variable
 // LLMSLOTS_INHERITED, "fd=N;slot=ID;dir=DIR": the descriptor that holds the
@@ -75,4 +54,17 @@
 // path, still linked, and locked by this open file) before it is trusted,
 // so a stale variable is ignored. Callers never set the variable
 // themselves.
+//
+// # Waiting
+//
+// Waiters are served in arrival order through a line of ticket files in
+// the pool's .queue directory, each locked by its waiter. Waiting is on
+// the locks themselves, on every platform: a waiter blocks in a shared
+// flock on the ticket right ahead of it (the first in line, on the held
+// slot files), which the kernel grants the instant that lock's holder lets
+// go or dies. So a release wakes one process, an idle waiter makes no
+// system call, and what macOS and the BSDs run is what Linux runs. A first
+// in line that does not take a free slot within a second (a stopped
+// process) is passed by the waiter behind it. docs/design.md has the
+// details.
 package llmslots
