@@ -3,7 +3,6 @@
 package llmslots
 
 import (
-	"context"
 	"errors"
 	"fmt"
 	"os"
@@ -11,174 +10,12 @@ import (
 	"sort"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/llmslots/llmslots/internal/filelock"
-	"github.com/llmslots/llmslots/internal/proc"
 	"github.com/llmslots/llmslots/internal/slotfile"
 )
-
-func TestAcquireTakesLowestFreeSlotAndReleaseFreesIt(t *testing.T) {
-	p := newTestPool(t)
-	g0 := mustAcquire(t, p, 3, 0)
-	g1 := mustAcquire(t, p, 3, 0)
-	if g0.SlotID() != 0 || g1.SlotID() != 1 {
-		t.Fatalf("slots %d, %d; want 0, 1", g0.SlotID(), g1.SlotID())
-	}
-	if err := g0.Release(); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := os.Lstat(g0.Path()); !errors.Is(err, os.ErrNotExist) {
-		t.Fatalf("slot file still there after Release: %v", err)
-	}
-	if g := mustAcquire(t, p, 3, 0); g.SlotID() != 0 {
-		t.Fatalf("after releasing slot 0 got slot %d", g.SlotID())
-	}
-}
-
-func TestSlotFileRecordsHolder(t *testing.T) {
-	p := newTestPool(t, WithLabel("review bot"))
-	before := time.Now()
-	g := mustAcquire(t, p, 1, 0)
-	data, err := os.ReadFile(g.Path())
-	if err != nil {
-		t.Fatal(err)
-	}
-	wantFirst := "pid=" + strconv.Itoa(os.Getpid()) + "\n"
-	if !strings.HasPrefix(string(data), wantFirst) {
-		t.Fatalf("record starts %q; want first line %q", data, wantFirst)
-	}
-	rec := slotfile.ParseRecord(data)
-	host, _ := os.Hostname()
-	if rec.Host != host || rec.Label != "review bot" || rec.Command == "" || rec.Since.Before(before.Add(-time.Second)) {
-		t.Fatalf("record %+v", rec)
-	}
-	if runtime.GOOS == "linux" && rec.Start != proc.StartTime(os.Getpid()) {
-		t.Fatalf("start %q, want %q", rec.Start, proc.StartTime(os.Getpid()))
-	}
-}
-
-func TestGoroutinesEachGetADistinctSlot(t *testing.T) {
-	p := newTestPool(t)
-	const max = 8
-	var wg sync.WaitGroup
-	guards := make([]*Guard, max)
-	errs := make([]error, max)
-	for i := range max {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			guards[i], errs[i] = p.Acquire(max, 5*time.Second)
-		}()
-	}
-	wg.Wait()
-	seen := map[int]bool{}
-	for i, g := range guards {
-		if errs[i] != nil {
-			t.Fatal(errs[i])
-		}
-		defer g.Release()
-		if seen[g.SlotID()] {
-			t.Fatalf("slot %d handed out twice", g.SlotID())
-		}
-		seen[g.SlotID()] = true
-	}
-	if _, err := p.Acquire(max, 0); !errors.Is(err, ErrBusy) {
-		t.Fatalf("ninth Acquire: %v; want ErrBusy", err)
-	}
-}
-
-func TestWaitingAcquireGetsTheSlotWhenFreed(t *testing.T) {
-	p := newTestPool(t)
-	g := mustAcquire(t, p, 1, 0)
-	got := make(chan *Guard)
-	go func() {
-		g2, err := p.Acquire(1, 10*time.Second)
-		if err != nil {
-			t.Error(err)
-		}
-		got <- g2
-	}()
-	if err := g.Release(); err != nil {
-		t.Fatal(err)
-	}
-	g2 := <-got
-	if g2 == nil || g2.SlotID() != 0 {
-		t.Fatalf("waiter got %v", g2)
-	}
-	g2.Release()
-}
-
-func TestBusyErrorNamesMaxWaitAndHolders(t *testing.T) {
-	p := newTestPool(t)
-	mustAcquire(t, p, 2, 0)
-	mustAcquire(t, p, 2, 0)
-	start := time.Now()
-	_, err := p.Acquire(2, 150*time.Millisecond)
-	if !errors.Is(err, ErrBusy) {
-		t.Fatalf("got %v; want ErrBusy", err)
-	}
-	if waited := time.Since(start); waited < 150*time.Millisecond {
-		t.Fatalf("gave up after %v; want the full wait", waited)
-	}
-	me := strconv.Itoa(os.Getpid())
-	// The holders are this very process, and the error says so.
-	for _, want := range []string{"max=2", "150ms", "pid " + me + " (this process", "), pid " + me + " (this process"} {
-		if !strings.Contains(err.Error(), want) {
-			t.Errorf("error %q does not name %q", err, want)
-		}
-	}
-	var busy *BusyError
-	if !errors.As(err, &busy) || busy.Dir != p.Dir() || busy.Max != 2 || busy.Wait != 150*time.Millisecond || len(busy.Holders) != 2 {
-		t.Fatalf("BusyError %+v", busy)
-	}
-	for i, h := range busy.Holders {
-		if h.SlotID != i || h.PID != os.Getpid() || !h.Self {
-			t.Errorf("holder %d: %+v; want slot %d held by this process", i, h, i)
-		}
-	}
-}
-
-func TestAcquireContextEndsWithTheContext(t *testing.T) {
-	p := newTestPool(t)
-	mustAcquire(t, p, 1, 0)
-	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
-	defer cancel()
-	g, err := p.AcquireContext(ctx, 1)
-	if g != nil || !errors.Is(err, context.DeadlineExceeded) || !errors.Is(err, ErrBusy) {
-		t.Fatalf("got %v, %v; want context.DeadlineExceeded and ErrBusy", g, err)
-	}
-	ctx, cancel = context.WithCancel(context.Background())
-	cancel()
-	if _, err := p.AcquireContext(ctx, 1); !errors.Is(err, context.Canceled) {
-		t.Fatalf("got %v; want context.Canceled", err)
-	}
-	// A done context still gets a free slot: it tries once first.
-	g, err = p.AcquireContext(ctx, 2)
-	if err != nil {
-		t.Fatal(err)
-	}
-	g.Release()
-}
-
-func TestReleaseIsIdempotent(t *testing.T) {
-	p := newTestPool(t)
-	g := mustAcquire(t, p, 1, 0)
-	for i := range 3 {
-		if err := g.Release(); err != nil {
-			t.Fatalf("Release #%d: %v", i+1, err)
-		}
-	}
-	if g.Held() || g.SlotID() != 0 {
-		t.Fatalf("after Release: held=%v id=%d", g.Held(), g.SlotID())
-	}
-	var nilGuard *Guard
-	if err := nilGuard.Release(); err != nil || nilGuard.SlotID() != -1 || nilGuard.Held() {
-		t.Fatal("nil Guard misbehaves")
-	}
-}
 
 // A guard nobody references must keep its slot: if the package let its
 // *os.File become unreachable, the runtime would close it at a GC and the
