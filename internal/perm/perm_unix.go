@@ -27,20 +27,14 @@ func Share(path string, gid int, mode fs.FileMode) error {
 	return os.Chmod(path, mode)
 }
 
-// InGroup reports whether this process may act as a member of gid: root,
+// inGroup reports whether this process may act as a member of gid: root,
 // or a process whose effective or supplementary groups include it.
-func InGroup(gid int) bool {
+func inGroup(gid int) bool {
 	if os.Geteuid() == 0 || os.Getegid() == gid {
 		return true
 	}
 	groups, err := os.Getgroups()
 	return err == nil && slices.Contains(groups, gid)
-}
-
-// OwnedByMe reports whether this process's user owns the file.
-func OwnedByMe(fi fs.FileInfo) bool {
-	st, ok := fi.Sys().(*syscall.Stat_t)
-	return ok && int(st.Uid) == os.Geteuid()
 }
 
 // CheckDir refuses a pool directory that would let someone else forge,
@@ -87,7 +81,7 @@ func checkGroupDir(dir string, fi fs.FileInfo, gid int) error {
 	if fi.Mode()&fs.ModeSticky != 0 {
 		return unsafe("slot directory %s has the sticky bit (mode %04o): members could not remove a dead member's slot file; run: chmod 2770 %s", dir, octal(fi.Mode()), dir)
 	}
-	if !InGroup(gid) {
+	if !inGroup(gid) {
 		return unsafe("you (uid %d) are not a member of group %d, which shares %s", os.Geteuid(), gid, dir)
 	}
 	return nil
