@@ -139,15 +139,9 @@ func (r Root) MemAvailable() (avail uint64, desc string, known bool) {
 		// Usage counts page cache, most of which the kernel gives back on
 		// demand: a container that has read a few files would otherwise
 		// look full. Count the working set, as the kubelet does.
-		if inactive, _ := r.value(filepath.Join(d, "memory.stat"), inactiveKey); inactive < usage {
-			usage -= inactive
-		} else {
-			usage = 0
-		}
-		room := uint64(0)
-		if limit > usage {
-			room = limit - usage
-		}
+		inactive, _ := r.value(filepath.Join(d, "memory.stat"), inactiveKey)
+		usage -= min(inactive, usage)
+		room := limit - min(usage, limit)
 		if !known || room < avail {
 			avail, known = room, true
 			desc = fmt.Sprintf("%s: %d, %s: %d", filepath.Join(d, limitFile), limit, usageFile, usage)
