@@ -76,10 +76,10 @@ func checkGroupDir(dir string, fi fs.FileInfo, gid int) error {
 	// forever. With the sticky bit, members cannot delete each other's
 	// files: a dead member's slot could never be reclaimed.
 	if fi.Mode()&fs.ModeSetgid == 0 {
-		return unsafe("slot directory %s lacks the setgid bit (mode %04o): its files would get their makers' own groups, which other members cannot open; run: chmod 2770 %s", dir, octal(fi.Mode()), dir)
+		return unsafe("slot directory %s lacks the setgid bit (mode %04o): its files would get their makers' own groups, which other members cannot open; run: chmod 2770 %s", dir, octal(fi), dir)
 	}
 	if fi.Mode()&fs.ModeSticky != 0 {
-		return unsafe("slot directory %s has the sticky bit (mode %04o): members could not remove a dead member's slot file; run: chmod 2770 %s", dir, octal(fi.Mode()), dir)
+		return unsafe("slot directory %s has the sticky bit (mode %04o): members could not remove a dead member's slot file; run: chmod 2770 %s", dir, octal(fi), dir)
 	}
 	if !inGroup(gid) {
 		return unsafe("you (uid %d) are not a member of group %d, which shares %s", os.Geteuid(), gid, dir)
@@ -203,16 +203,9 @@ func split(path string) []string {
 }
 
 // octal is a directory's mode as chmod(1) writes it, special bits included.
-func octal(m fs.FileMode) uint32 {
-	u := uint32(m.Perm())
-	if m&fs.ModeSetuid != 0 {
-		u |= 0o4000
+func octal(fi fs.FileInfo) uint32 {
+	if st, ok := fi.Sys().(*syscall.Stat_t); ok {
+		return uint32(st.Mode) & 0o7777
 	}
-	if m&fs.ModeSetgid != 0 {
-		u |= 0o2000
-	}
-	if m&fs.ModeSticky != 0 {
-		u |= 0o1000
-	}
-	return u
+	return uint32(fi.Mode().Perm())
 }
