@@ -1,7 +1,6 @@
 package sysinfo
 
 import (
-	"bufio"
 	"fmt"
 	"math"
 	"os"
@@ -44,15 +43,9 @@ func (r Root) cgroupDirs(controller string) (dirs []string, v2 bool) {
 	}
 	// Find each hierarchy's mount point and the cgroup path it shows at
 	// its root (in a container, often the container's own cgroup).
-	mounts, _ := os.Open(filepath.Join(r.Dir, "/proc/self/mountinfo"))
-	if mounts == nil {
-		return nil, false
-	}
-	defer mounts.Close()
 	var mountPoint, mountRoot, cgPath string
-	sc := bufio.NewScanner(mounts)
-	for sc.Scan() {
-		pre, post, ok := strings.Cut(sc.Text(), " - ")
+	for _, line := range strings.Split(r.read("/proc/self/mountinfo"), "\n") {
+		pre, post, ok := strings.Cut(line, " - ")
 		if !ok {
 			continue
 		}
