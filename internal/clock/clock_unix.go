@@ -10,12 +10,10 @@ import (
 
 // Monotonic reads the machine-wide monotonic clock, which every process
 // on the host shares and no one can set: it orders arrivals in the queue.
-// In a Linux time namespace the namespace's offset is taken out, so that
-// the reading is the host's.
-//
-// It reads the host's clock afresh each call, the same way on every Unix:
-// Go's own monotonic clock is not CLOCK_MONOTONIC everywhere (on macOS it
-// stops while the machine sleeps), so an offset from it would drift.
+// In a Linux time namespace the namespace's offset is taken out. It reads
+// the clock afresh each call, on every Unix: Go's own monotonic clock is
+// not CLOCK_MONOTONIC everywhere (on macOS it stops while the machine
+// sleeps), so an offset from it would drift.
 func Monotonic() int64 {
 	if ns, ok := hostMonotonic(); ok {
 		return ns

@@ -50,9 +50,8 @@ func tried(err error, path string) (bool, error) {
 }
 
 // WaitUnlocked blocks until no exclusive lock is held on f's file, then
-// returns holding nothing: it takes a shared flock, waiting for it, and
-// drops it. The wait ends the instant the holder releases the lock or
-// dies, on every Unix, so the lock itself is the wake-up. It cannot be
+// returns holding nothing: it waits for a shared flock and drops it, so the
+// holder's release or death is the wake-up, on every Unix. It cannot be
 // cancelled: a caller that gives up lets it finish.
 func WaitUnlocked(f *os.File) error {
 	if err := onFd(f, func(fd int) error { return unix.Flock(fd, unix.LOCK_SH) }); err != nil {
@@ -114,11 +113,9 @@ type PathLock struct{ f *os.File }
 // TryLockPath opens path (flag: os.O_RDONLY or os.O_RDWR; never following
 // a link, never waiting on a FIFO) and tries its exclusive lock, as
 // TryLock does. It returns the lock when taken; nil, false, nil when
-// another holds it, the file closed again.
-//
-// The file becomes an *os.File only once locked: a probe mostly meets a
-// held file, and os.OpenFile would first ask Go's poller to take the
-// descriptor, a system call that fails for every regular file.
+// another holds it. The file becomes an *os.File only once locked: a probe
+// mostly meets a held file, and os.OpenFile would first make a system
+// call to register it with Go's poller, which fails for regular files.
 func TryLockPath(path string, flag int) (*PathLock, bool, error) {
 	var fd int
 	err := retryEINTR(func() (err error) {

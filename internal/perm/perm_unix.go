@@ -92,15 +92,13 @@ func unsafe(format string, args ...any) error {
 }
 
 // CheckParents refuses a pool directory that someone else could swap for
-// another (a symbolic link to another of the victim's directories, say):
-// every directory above it, and every symbolic link on the way to it,
-// must belong to root or to this user, and no directory above it may be
-// writable by others, or by its group, unless it is sticky (as /tmp is).
-// In a group's pool (gid >= 0) a directory writable by that group is
-// accepted: its members are trusted with the pool anyway. This is the
-// check sshd's StrictModes makes of a home directory. The pool directory
-// itself is CheckDir's to judge; a path that does not exist yet is judged
-// up to where it ends, since the rest is created by this user.
+// another (a symbolic link to another of the victim's directories, say),
+// as sshd's StrictModes does for a home directory: every directory above
+// it and every symbolic link on the way must belong to root or to this
+// user, and no directory above it may be writable by others or its group
+// unless sticky (as /tmp is); a group pool accepts its own group's
+// writes. The pool directory itself is CheckDir's to judge; a path that
+// does not exist yet is judged up to where it ends.
 func CheckParents(dir string, gid int) error {
 	todo := split(dir)
 	cur := "/"
