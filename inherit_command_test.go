@@ -207,7 +207,7 @@ func TestCommandKeepsTheLimitWhenTheParentIsKilled(t *testing.T) {
 // is free at once when the child ends.
 func TestReleaseWhileTheChildRunsHandsTheSlotOver(t *testing.T) {
 	w := newCodexWorld(t)
-	prog := w.build("./internal/testprog/earlyrelease")
+	prog := w.build("./testdata/earlyrelease")
 	parent := w.command(2, prog, "codex")
 	out, err := parent.StdoutPipe()
 	if err != nil {

@@ -8,17 +8,10 @@ import (
 	"sync"
 )
 
-// nsOffset is this process's time namespace's offset of CLOCK_MONOTONIC,
-// in nanoseconds: what it adds to the host's clock. A process in a time
-// namespace (unshare -T) reads a shifted monotonic clock; without taking
-// the offset back out, a waiter there would sort before or after everyone
-// else regardless of when it arrived. /proc/self/timens_offsets reads
-//
-//	monotonic   -1000         0
-//	boottime        0         0
-//
-// (seconds, nanoseconds); it is absent on kernels without time namespaces,
-// where the offset is 0.
+// nsOffset is this process's time namespace's offset of CLOCK_MONOTONIC
+// in nanoseconds (unshare -T): without taking it out, a waiter there would
+// sort before or after everyone else whenever it arrived. The file reads
+// "monotonic -1000 0" (seconds, nanoseconds); without it the offset is 0.
 var nsOffset = sync.OnceValue(func() int64 {
 	f, err := os.Open("/proc/self/timens_offsets")
 	if err != nil {

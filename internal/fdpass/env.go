@@ -27,27 +27,16 @@ func (s Slot) String() string {
 // Parse reads one line of EnvVar; it accepts exactly the form String
 // writes, with an id below maxID.
 func Parse(line string, maxID int) (Slot, error) {
-	var s Slot
-	bad := fmt.Errorf("llmslots: %s=%q is not of the form fd=N;slot=ID;dir=DIR", EnvVar, line)
-	rest, ok := strings.CutPrefix(line, "fd=")
-	if !ok {
-		return s, bad
+	rest, ok1 := strings.CutPrefix(line, "fd=")
+	fd, rest, ok2 := strings.Cut(rest, ";slot=")
+	id, dir, ok3 := strings.Cut(rest, ";dir=")
+	s := Slot{Dir: dir}
+	var ok4, ok5 bool
+	s.FD, ok4 = decimal(fd)
+	s.ID, ok5 = decimal(id)
+	if !ok1 || !ok2 || !ok3 || !ok4 || !ok5 || s.ID >= maxID {
+		return Slot{}, fmt.Errorf("llmslots: %s=%q is not of the form fd=N;slot=ID;dir=DIR", EnvVar, line)
 	}
-	fd, rest, ok := strings.Cut(rest, ";slot=")
-	if !ok {
-		return s, bad
-	}
-	id, dir, ok := strings.Cut(rest, ";dir=")
-	if !ok {
-		return s, bad
-	}
-	var ok1, ok2 bool
-	s.FD, ok1 = decimal(fd)
-	s.ID, ok2 = decimal(id)
-	if !ok1 || !ok2 || s.ID >= maxID {
-		return s, bad
-	}
-	s.Dir = dir
 	return s, nil
 }
 

@@ -1,11 +1,8 @@
 // Package filelock holds the file operations the slot protocol builds on
-// and that differ by operating system: opening a slot file without
-// following a link, a non-blocking exclusive lock, a blocking wait for a
-// lock to be free, and deleting a locked file in the order the platform
-// allows. Each platform's file implements the same few functions.
-//
-// It knows nothing of slots or pools: the protocol above decides what a
-// lock means.
+// that differ by operating system: opening a slot file without following
+// a link, a non-blocking exclusive lock, a blocking wait for a lock to be
+// free, and deleting a locked file in the order the platform allows. It
+// knows nothing of slots: the protocol above decides what a lock means.
 package filelock
 
 import (

@@ -25,11 +25,11 @@ func TryLock(f *os.File) (bool, error) { return false, errors.ErrUnsupported }
 // Linked cannot tell here and answers true.
 func Linked(fs.FileInfo) bool { return true }
 
-// Links is not reported here.
-func Links(fs.FileInfo) (uint64, bool) { return 0, false }
-
 // RemoveAndClose only closes f.
 func RemoveAndClose(f *os.File, path string, fi fs.FileInfo) error { return f.Close() }
 
 // RemoveLocked fails with errors.ErrUnsupported.
 func RemoveLocked(path string, lk *PathLock) error { return errors.ErrUnsupported }
+
+// WaitUnlocked fails with errors.ErrUnsupported.
+func WaitUnlocked(f *os.File) error { return errors.ErrUnsupported }

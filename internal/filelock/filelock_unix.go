@@ -33,51 +33,60 @@ func Open(path string, create bool) (*os.File, error) {
 // same process would free a held slot); flock locks belong to the open file
 // description, so each guard is its own lock, even within one process.
 func TryLock(f *os.File) (bool, error) {
-	err := onFd(f, func(fd int) error { return unix.Flock(fd, unix.LOCK_EX|unix.LOCK_NB) })
+	return tried(onFd(f, tryFlock), f.Name())
+}
+
+func tryFlock(fd int) error { return unix.Flock(fd, unix.LOCK_EX|unix.LOCK_NB) }
+
+// tried turns tryFlock's error into TryLock's answer.
+func tried(err error, path string) (bool, error) {
 	switch {
 	case err == nil:
 		return true, nil
 	case errors.Is(err, unix.EWOULDBLOCK):
 		return false, nil
 	}
-	return false, &fs.PathError{Op: "flock", Path: f.Name(), Err: err}
+	return false, &fs.PathError{Op: "flock", Path: path, Err: err}
 }
 
-// onFd runs op on f's descriptor, again for as long as it is interrupted
-// (EINTR), without the side effects of f.Fd.
+// WaitUnlocked blocks until no exclusive lock is held on f's file, then
+// returns holding nothing: it waits for a shared flock and drops it, so the
+// holder's release or death is the wake-up, on every Unix. It cannot be
+// cancelled: a caller that gives up lets it finish.
+func WaitUnlocked(f *os.File) error {
+	if err := onFd(f, func(fd int) error { return unix.Flock(fd, unix.LOCK_SH) }); err != nil {
+		return &fs.PathError{Op: "flock", Path: f.Name(), Err: err}
+	}
+	return onFd(f, func(fd int) error { return unix.Flock(fd, unix.LOCK_UN) })
+}
+
+// onFd runs op on f's descriptor, without the side effects of f.Fd.
 func onFd(f *os.File, op func(fd int) error) error {
 	rc, err := f.SyscallConn()
 	if err != nil {
 		return err
 	}
 	var opErr error
-	err = rc.Control(func(fd uintptr) {
-		for {
-			if opErr = op(int(fd)); opErr != unix.EINTR {
-				return
-			}
-		}
-	})
-	if err != nil {
+	if err := rc.Control(func(fd uintptr) { opErr = retryEINTR(func() error { return op(int(fd)) }) }); err != nil {
 		return err
 	}
 	return opErr
 }
 
+// retryEINTR runs op again for as long as it is interrupted.
+func retryEINTR(op func() error) error {
+	for {
+		if err := op(); err != unix.EINTR {
+			return err
+		}
+	}
+}
+
 // Linked reports whether the locked file still has a name. A file unlinked
 // between our open and our lock has none: its lock guards nothing.
 func Linked(fi fs.FileInfo) bool {
-	n, ok := Links(fi)
-	return !ok || n > 0
-}
-
-// Links returns the file's link count, if the platform reports one.
-func Links(fi fs.FileInfo) (uint64, bool) {
 	st, ok := fi.Sys().(*syscall.Stat_t)
-	if !ok {
-		return 0, false
-	}
-	return uint64(st.Nlink), true
+	return !ok || st.Nlink > 0
 }
 
 // RemoveAndClose removes path if it still names the locked file fi, then
@@ -95,4 +104,47 @@ func RemoveAndClose(f *os.File, path string, fi fs.FileInfo) error {
 		return err
 	}
 	return rmErr
+}
+
+// A PathLock is an exclusive lock taken by TryLockPath, on the open file
+// it keeps.
+type PathLock struct{ f *os.File }
+
+// TryLockPath opens path (flag: os.O_RDONLY or os.O_RDWR; never following
+// a link, never waiting on a FIFO) and tries its exclusive lock, as
+// TryLock does. It returns the lock when taken; nil, false, nil when
+// another holds it. The file becomes an *os.File only once locked: a probe
+// mostly meets a held file, and os.OpenFile would first make a system
+// call to register it with Go's poller, which fails for regular files.
+func TryLockPath(path string, flag int) (*PathLock, bool, error) {
+	var fd int
+	err := retryEINTR(func() (err error) {
+		fd, err = unix.Open(path, flag|NoFollow|unix.O_CLOEXEC, 0)
+		return err
+	})
+	if err != nil {
+		return nil, false, &fs.PathError{Op: "open", Path: path, Err: err}
+	}
+	if locked, err := tried(retryEINTR(func() error { return tryFlock(fd) }), path); !locked {
+		unix.Close(fd)
+		return nil, false, err
+	}
+	return &PathLock{os.NewFile(uintptr(fd), path)}, true, nil
+}
+
+// Stat describes the locked file.
+func (l *PathLock) Stat() (fs.FileInfo, error) { return l.f.Stat() }
+
+// Unlock drops the lock: its file is closed.
+func (l *PathLock) Unlock() { l.f.Close() }
+
+// RemoveLocked deletes path, whose lock lk holds, then drops the lock:
+// deleting first means nobody can lock the file between.
+func RemoveLocked(path string, lk *PathLock) error {
+	err := os.Remove(path)
+	lk.Unlock()
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil
+	}
+	return err
 }

@@ -49,9 +49,6 @@ func TryLock(f *os.File) (bool, error) {
 // cannot lose its name, because Go opens files without FILE_SHARE_DELETE.
 func Linked(fs.FileInfo) bool { return true }
 
-// Links is not reported on Windows.
-func Links(fs.FileInfo) (uint64, bool) { return 0, false }
-
 // RemoveAndClose closes f, then removes path. Windows cannot delete a file
 // that is open, so the order is the reverse of Unix; it is still safe: if
 // another process has opened the file since, it holds it open without
@@ -66,15 +63,6 @@ func RemoveAndClose(f *os.File, path string, fi fs.FileInfo) error {
 	return nil
 }
 
-// unlock drops f's lock on byte 0.
-func unlock(f *os.File) error {
-	var ol windows.Overlapped
-	if err := windows.UnlockFileEx(windows.Handle(f.Fd()), 0, 1, 0, &ol); err != nil {
-		return &fs.PathError{Op: "UnlockFileEx", Path: f.Name(), Err: err}
-	}
-	return nil
-}
-
 // RemoveLocked drops lk's lock and handle, then deletes path if it is
 // still the file lk held: Windows cannot delete an open file. As in
 // RemoveAndClose, a process that opened the file in between keeps it open
@@ -84,6 +72,21 @@ func RemoveLocked(path string, lk *PathLock) error {
 	lk.Unlock()
 	if err == nil && StillAt(path, fi) {
 		return os.Remove(path)
+	}
+	return nil
+}
+
+// WaitUnlocked blocks until no exclusive lock is held on byte 0 of f,
+// then returns holding nothing: LockFileEx shared, without
+// LOCKFILE_FAIL_IMMEDIATELY, then unlocked.
+func WaitUnlocked(f *os.File) error {
+	var ol windows.Overlapped
+	h := windows.Handle(f.Fd())
+	if err := windows.LockFileEx(h, 0, 0, 1, 0, &ol); err != nil {
+		return &fs.PathError{Op: "LockFileEx", Path: f.Name(), Err: err}
+	}
+	if err := windows.UnlockFileEx(h, 0, 1, 0, &ol); err != nil {
+		return &fs.PathError{Op: "UnlockFileEx", Path: f.Name(), Err: err}
 	}
 	return nil
 }

@@ -10,12 +10,6 @@ const GroupsSupported = false
 // Share does nothing here.
 func Share(path string, gid int, mode fs.FileMode) error { return nil }
 
-// InGroup answers false: there are no Unix groups here.
-func InGroup(gid int) bool { return false }
-
-// OwnedByMe answers true: ownership is not checked here.
-func OwnedByMe(fi fs.FileInfo) bool { return true }
-
 // CheckDir accepts every directory: the platform's permissions are not
 // the Unix ones this package knows how to judge.
 func CheckDir(dir string, fi fs.FileInfo, gid int) error { return nil }

@@ -27,20 +27,14 @@ func Share(path string, gid int, mode fs.FileMode) error {
 	return os.Chmod(path, mode)
 }
 
-// InGroup reports whether this process may act as a member of gid: root,
+// inGroup reports whether this process may act as a member of gid: root,
 // or a process whose effective or supplementary groups include it.
-func InGroup(gid int) bool {
+func inGroup(gid int) bool {
 	if os.Geteuid() == 0 || os.Getegid() == gid {
 		return true
 	}
 	groups, err := os.Getgroups()
 	return err == nil && slices.Contains(groups, gid)
-}
-
-// OwnedByMe reports whether this process's user owns the file.
-func OwnedByMe(fi fs.FileInfo) bool {
-	st, ok := fi.Sys().(*syscall.Stat_t)
-	return ok && int(st.Uid) == os.Geteuid()
 }
 
 // CheckDir refuses a pool directory that would let someone else forge,
@@ -82,12 +76,12 @@ func checkGroupDir(dir string, fi fs.FileInfo, gid int) error {
 	// forever. With the sticky bit, members cannot delete each other's
 	// files: a dead member's slot could never be reclaimed.
 	if fi.Mode()&fs.ModeSetgid == 0 {
-		return unsafe("slot directory %s lacks the setgid bit (mode %04o): its files would get their makers' own groups, which other members cannot open; run: chmod 2770 %s", dir, octal(fi.Mode()), dir)
+		return unsafe("slot directory %s lacks the setgid bit (mode %04o): its files would get their makers' own groups, which other members cannot open; run: chmod 2770 %s", dir, octal(fi), dir)
 	}
 	if fi.Mode()&fs.ModeSticky != 0 {
-		return unsafe("slot directory %s has the sticky bit (mode %04o): members could not remove a dead member's slot file; run: chmod 2770 %s", dir, octal(fi.Mode()), dir)
+		return unsafe("slot directory %s has the sticky bit (mode %04o): members could not remove a dead member's slot file; run: chmod 2770 %s", dir, octal(fi), dir)
 	}
-	if !InGroup(gid) {
+	if !inGroup(gid) {
 		return unsafe("you (uid %d) are not a member of group %d, which shares %s", os.Geteuid(), gid, dir)
 	}
 	return nil
@@ -98,15 +92,13 @@ func unsafe(format string, args ...any) error {
 }
 
 // CheckParents refuses a pool directory that someone else could swap for
-// another (a symbolic link to another of the victim's directories, say):
-// every directory above it, and every symbolic link on the way to it,
-// must belong to root or to this user, and no directory above it may be
-// writable by others, or by its group, unless it is sticky (as /tmp is).
-// In a group's pool (gid >= 0) a directory writable by that group is
-// accepted: its members are trusted with the pool anyway. This is the
-// check sshd's StrictModes makes of a home directory. The pool directory
-// itself is CheckDir's to judge; a path that does not exist yet is judged
-// up to where it ends, since the rest is created by this user.
+// another (a symbolic link to another of the victim's directories, say),
+// as sshd's StrictModes does for a home directory: every directory above
+// it and every symbolic link on the way must belong to root or to this
+// user, and no directory above it may be writable by others or its group
+// unless sticky (as /tmp is); a group pool accepts its own group's
+// writes. The pool directory itself is CheckDir's to judge; a path that
+// does not exist yet is judged up to where it ends.
 func CheckParents(dir string, gid int) error {
 	todo := split(dir)
 	cur := "/"
@@ -209,16 +201,9 @@ func split(path string) []string {
 }
 
 // octal is a directory's mode as chmod(1) writes it, special bits included.
-func octal(m fs.FileMode) uint32 {
-	u := uint32(m.Perm())
-	if m&fs.ModeSetuid != 0 {
-		u |= 0o4000
+func octal(fi fs.FileInfo) uint32 {
+	if st, ok := fi.Sys().(*syscall.Stat_t); ok {
+		return uint32(st.Mode) & 0o7777
 	}
-	if m&fs.ModeSetgid != 0 {
-		u |= 0o2000
-	}
-	if m&fs.ModeSticky != 0 {
-		u |= 0o1000
-	}
-	return u
+	return uint32(fi.Mode().Perm())
 }

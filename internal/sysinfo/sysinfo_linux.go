@@ -1,11 +1,11 @@
 package sysinfo
 
 import (
-	"bufio"
 	"fmt"
 	"math"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 )
@@ -43,15 +43,9 @@ func (r Root) cgroupDirs(controller string) (dirs []string, v2 bool) {
 	}
 	// Find each hierarchy's mount point and the cgroup path it shows at
 	// its root (in a container, often the container's own cgroup).
-	mounts, _ := os.Open(filepath.Join(r.Dir, "/proc/self/mountinfo"))
-	if mounts == nil {
-		return nil, false
-	}
-	defer mounts.Close()
 	var mountPoint, mountRoot, cgPath string
-	sc := bufio.NewScanner(mounts)
-	for sc.Scan() {
-		pre, post, ok := strings.Cut(sc.Text(), " - ")
+	for _, line := range strings.Split(r.read("/proc/self/mountinfo"), "\n") {
+		pre, post, ok := strings.Cut(line, " - ")
 		if !ok {
 			continue
 		}
@@ -62,7 +56,7 @@ func (r Root) cgroupDirs(controller string) (dirs []string, v2 bool) {
 		switch {
 		case g[0] == "cgroup2" && paths[""] != "" && cgPath == "":
 			mountRoot, mountPoint, cgPath, v2 = f[3], f[4], paths[""], true
-		case g[0] == "cgroup" && paths[controller] != "" && hasOption(g[2], controller):
+		case g[0] == "cgroup" && paths[controller] != "" && slices.Contains(strings.Split(g[2], ","), controller):
 			// A v1 controller hierarchy is more specific than v2's.
 			mountRoot, mountPoint, cgPath, v2 = f[3], f[4], paths[controller], false
 		}
@@ -81,15 +75,6 @@ func (r Root) cgroupDirs(controller string) (dirs []string, v2 bool) {
 		}
 	}
 	return dirs, v2
-}
-
-func hasOption(opts, name string) bool {
-	for _, o := range strings.Split(opts, ",") {
-		if o == name {
-			return true
-		}
-	}
-	return false
 }
 
 // CPUQuota returns the tightest cgroup CPU quota, rounded up to whole
@@ -128,16 +113,8 @@ func (r Root) CPUQuota() (int, string) {
 // cgroup memory limits leave (limit minus working set, at every level), the
 // limit that decided, if one did, and whether anything was known at all.
 func (r Root) MemAvailable() (avail uint64, desc string, known bool) {
-	for _, line := range strings.Split(r.read("/proc/meminfo"), "\n") {
-		if rest, ok := strings.CutPrefix(line, "MemAvailable:"); ok {
-			f := strings.Fields(rest)
-			if len(f) >= 1 {
-				kb, err := strconv.ParseUint(f[0], 10, 64)
-				if err == nil {
-					avail, known = kb*1024, true
-				}
-			}
-		}
+	if kb, ok := r.value("/proc/meminfo", "MemAvailable:"); ok {
+		avail, known = kb*1024, true
 	}
 	dirs, v2 := r.cgroupDirs("memory")
 	limitFile, usageFile, inactiveKey := "memory.limit_in_bytes", "memory.usage_in_bytes", "total_inactive_file"
@@ -155,15 +132,9 @@ func (r Root) MemAvailable() (avail uint64, desc string, known bool) {
 		// Usage counts page cache, most of which the kernel gives back on
 		// demand: a container that has read a few files would otherwise
 		// look full. Count the working set, as the kubelet does.
-		if inactive := r.statValue(filepath.Join(d, "memory.stat"), inactiveKey); inactive < usage {
-			usage -= inactive
-		} else {
-			usage = 0
-		}
-		room := uint64(0)
-		if limit > usage {
-			room = limit - usage
-		}
+		inactive, _ := r.value(filepath.Join(d, "memory.stat"), inactiveKey)
+		usage -= min(inactive, usage)
+		room := limit - min(usage, limit)
 		if !known || room < avail {
 			avail, known = room, true
 			desc = fmt.Sprintf("%s: %d, %s: %d", filepath.Join(d, limitFile), limit, usageFile, usage)
@@ -172,13 +143,14 @@ func (r Root) MemAvailable() (avail uint64, desc string, known bool) {
 	return avail, desc, known
 }
 
-// statValue reads one "key value" line of a memory.stat file; 0 if absent.
-func (r Root) statValue(path, key string) uint64 {
+// value reads the number after key on a "key number ..." line of a file
+// such as memory.stat or /proc/meminfo.
+func (r Root) value(path, key string) (uint64, bool) {
 	for _, line := range strings.Split(r.read(path), "\n") {
-		if k, v, ok := strings.Cut(line, " "); ok && k == key {
-			n, _ := strconv.ParseUint(strings.TrimSpace(v), 10, 64)
-			return n
+		if f := strings.Fields(line); len(f) >= 2 && f[0] == key {
+			n, err := strconv.ParseUint(f[1], 10, 64)
+			return n, err == nil
 		}
 	}
-	return 0
+	return 0, false
 }

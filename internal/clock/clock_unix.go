@@ -1,0 +1,31 @@
+//go:build linux || darwin || freebsd || openbsd || netbsd || dragonfly
+
+package clock
+
+import (
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+// Monotonic reads the machine-wide monotonic clock, which every process
+// on the host shares and no one can set: it orders arrivals in the queue.
+// In a Linux time namespace the namespace's offset is taken out. It reads
+// the clock afresh each call, on every Unix: Go's own monotonic clock is
+// not CLOCK_MONOTONIC everywhere (on macOS it stops while the machine
+// sleeps), so an offset from it would drift.
+func Monotonic() int64 {
+	if ns, ok := hostMonotonic(); ok {
+		return ns
+	}
+	return time.Now().UnixNano()
+}
+
+// hostMonotonic reads CLOCK_MONOTONIC less the time namespace's offset.
+func hostMonotonic() (int64, bool) {
+	var ts unix.Timespec
+	if err := unix.ClockGettime(clockMonotonic, &ts); err != nil {
+		return 0, false
+	}
+	return ts.Nano() - nsOffset(), true
+}
