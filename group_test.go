@@ -39,7 +39,7 @@ func TestGroupPoolIsSharedAcrossUsers(t *testing.T) {
 		t.Fatalf("pool directory: mode %v gid %d; want setgid 0770, group %d", fi.Mode(), st.Gid, nobody)
 	}
 	sfi, _ := os.Stat(mine.Path())
-	if sfi.Mode().Perm() != groupFileMode || sfi.Sys().(*syscall.Stat_t).Gid != nobody {
+	if sfi.Mode().Perm() != 0o660 || sfi.Sys().(*syscall.Stat_t).Gid != nobody {
 		t.Fatalf("slot file: mode %v gid %d", sfi.Mode(), sfi.Sys().(*syscall.Stat_t).Gid)
 	}
 	env := EnvGroup + "=" + strconv.Itoa(nobody)
