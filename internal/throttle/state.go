@@ -32,7 +32,7 @@ const (
 // State is the state file's content, shared by every process of the
 // pool. Times are wall-clock; a zero time is written as 0, "never".
 type State struct {
-	Limit      float64       // fractional: releases raise it by fractions
+	Limit      float64       // its integer part counts; releases add fractions
 	WMax       int           // the level the last decrease was made from
 	Decreased  time.Time     // when the limit was last lowered
 	PauseUntil time.Time     // no grant before it
