@@ -1,9 +1,9 @@
 package llmslots
 
 import (
+	"cmp"
 	"errors"
 	"math/rand/v2"
-	"os"
 	"time"
 
 	"github.com/llmslots/llmslots/internal/filelock"
@@ -11,81 +11,56 @@ import (
 	"github.com/llmslots/llmslots/internal/throttle"
 )
 
-// Throttling: one process's 429 slows every process of the pool. The
-// state's format, its store and the policy are internal/throttle; here
-// are the public surface and the grant gate that obeys the state.
-
 // A state's limit is at most MaxSlots: this fails to compile otherwise.
 const _ = uint(MaxSlots-throttle.MaxLimit) + uint(throttle.MaxLimit-MaxSlots)
 
 // ThrottleStatus is the throttling state of a pool, in Status and
 // Progress; the zero value means no report was ever made.
 type ThrottleStatus struct {
-	// Limit is the effective limit: how many may hold a slot at once now,
-	// at most Status.Max; reports lower it, un-throttled releases raise
-	// it back towards Max.
-	Limit int `json:"limit"`
-	// RawLimit is the shared limit as stored, fractional: growth comes in
-	// fractions of a slot per release.
-	RawLimit float64 `json:"raw_limit"`
-	// PausedUntil is when the pause ends; zero (omitted) when none is on.
-	PausedUntil time.Time `json:"paused_until,omitzero"`
-	// Spacing is how far apart grants come once the pause ends.
-	Spacing time.Duration `json:"spacing_ns,omitempty"`
-	// LastReport is the last report; nil if none is recorded.
-	LastReport *ThrottleReport `json:"last_report,omitempty"`
-	// Error says why the state file was ignored (corrupt, foreign); the
-	// pool then behaves as if no report had been made.
-	Error string `json:"error,omitempty"`
+	Limit       int             `json:"limit"`                 // effective: how many may hold a slot now, <= Status.Max
+	RawLimit    float64         `json:"raw_limit"`             // as stored: releases add fractions
+	PausedUntil time.Time       `json:"paused_until,omitzero"` // zero when no pause is on
+	Spacing     time.Duration   `json:"spacing_ns,omitempty"`  // between grants once the pause ends
+	LastReport  *ThrottleReport `json:"last_report,omitempty"` // nil if none is recorded
+	Error       string          `json:"error,omitempty"`       // why the state file was ignored (corrupt, foreign)
 }
 
 // ThrottleReport is one report: Guard.Throttled, or a pause by hand.
 type ThrottleReport struct {
-	At   time.Time `json:"at"`
-	PID  int       `json:"pid"`
-	Host string    `json:"host"`
-	// Hint is the provider's retry-after; 0 when none was given.
-	Hint time.Duration `json:"hint_ns"`
-	// Kind is "throttled" (Guard.Throttled) or "pause" (Pool.Pause).
-	Kind    string `json:"kind"`
-	Reason  string `json:"reason,omitempty"`
-	Command string `json:"command,omitempty"`
-	Label   string `json:"label,omitempty"`
+	At      time.Time     `json:"at"`
+	PID     int           `json:"pid"`
+	Host    string        `json:"host"`
+	Hint    time.Duration `json:"hint_ns"` // the provider's retry-after; 0 if none
+	Kind    string        `json:"kind"`    // "throttled" (Guard.Throttled) or "pause" (Pool.Pause)
+	Reason  string        `json:"reason,omitempty"`
+	Command string        `json:"command,omitempty"`
+	Label   string        `json:"label,omitempty"`
 }
 
 // Throttled reports that the work done under this slot was throttled by
-// the provider (an HTTP 429, "rate limit exceeded", "usage limit reached,
-// try again in ..."); retryAfter is the provider's hint of when to try
-// again, 0 when it gave none. Call it where the 429 is seen, before or
-// after Release. Every process of the pool is then slowed, host-wide:
-//   - No slot of the pool is granted until retryAfter has passed (with no
-//     hint: a backoff of 1 s, doubled by each report that follows without
-//     a successful release in between, up to 2 min, with jitter). Holders
-//     keep their slots; waiters keep their places in line. When the pause
-//     ends, grants resume one at a time, spaced by a tenth of the pause
-//     (5-500 ms), so the line does not stampede the provider.
-//   - The pool's effective limit is multiplied by 0.7 (never below 1),
-//     once per round of work: a report about work that was granted before
-//     the last decrease is the same congestion and does not lower it
-//     again. Each release of a guard that was not throttled raises the
-//     limit again, by one slot per round (as many releases as the limit),
-//     more slowly just below the level that failed, up to max.
+// the provider (an HTTP 429, "usage limit reached, try again in ...");
+// retryAfter is its hint, 0 if none. Call it where the 429 is seen, before
+// or after Release. Every process of the pool is then slowed:
+//   - No slot is granted until retryAfter has passed (no hint: 1 s,
+//     doubled per report until a release succeeds, up to 2 min, jittered);
+//     holders and waiters keep their places. Then grants resume a tenth of
+//     the pause apart (5-500 ms), so the line does not stampede.
+//   - The limit is multiplied by 0.7 (at least 1) once per round: a report
+//     of work granted before the last decrease is the same congestion.
+//     Each release not throttled raises it by a slot per round (as many
+//     releases as the limit), slower just below the level that failed.
 //
-// The state lives in the pool's directory (.throttle), so it is shared by
-// every process and survives any of them crashing; ReadStatus shows it and
-// Pool.Resume clears it. Throttled on a nil Guard does nothing; a failure
-// to record the report is logged (the caller's work has failed anyway).
+// The state is shared in the pool's directory (.throttle) and survives
+// crashes; ReadStatus shows it, Pool.Resume clears it. On a nil Guard
+// Throttled does nothing; a failure to record the report is logged.
 func (g *Guard) Throttled(retryAfter time.Duration) {
 	if g == nil || g.pool == nil {
 		return
 	}
 	g.mu.Lock()
 	g.th.reported = true
-	r := throttle.Report{Max: g.max, Granted: g.acquired, RetryAfter: retryAfter, Jitter: rand.Float64(), By: g.pool.reporter()}
+	r := throttle.Report{Max: cmp.Or(g.max, MaxSlots), Granted: g.acquired, RetryAfter: retryAfter, Jitter: rand.Float64(), By: g.pool.reporter("")}
 	g.mu.Unlock()
-	if r.Max <= 0 {
-		r.Max = MaxSlots
-	}
 	if err := g.pool.updateThrottle(throttle.ChangePatience, func(st *throttle.State) (throttle.State, bool) {
 		return throttle.Throttled(st, time.Now(), r), true
 	}); err != nil {
@@ -93,10 +68,9 @@ func (g *Guard) Throttled(retryAfter time.Duration) {
 	}
 }
 
-// Pause pauses the pool by hand for d: no process is granted a slot until
-// d has passed (holders keep theirs, waiters keep their places); the limit
-// is left as it is. reason is recorded for status readers. d must be
-// positive and at most 24 h.
+// Pause pauses the pool by hand for d, positive and at most 24 h: no
+// process is granted a slot until d has passed (holders keep theirs,
+// waiters their places); the limit is kept. reason is recorded for status.
 func (p *Pool) Pause(d time.Duration, reason string) error {
 	if err := p.usable(); err != nil {
 		return err
@@ -104,19 +78,18 @@ func (p *Pool) Pause(d time.Duration, reason string) error {
 	if d <= 0 || d > throttle.MaxPause {
 		return invalidf("pause must be > 0 and at most %v, got %v", throttle.MaxPause, d)
 	}
-	if err := checkLabel(reason); err != nil {
+	if checkLabel(reason) != nil {
 		return invalidf("reason must be at most %d bytes of text without control characters", slotfile.MaxLabelLen)
 	}
-	rec := p.reporter()
-	rec.Reason = reason
+	rec := p.reporter(reason)
 	return p.updateThrottle(throttle.ChangePatience, func(st *throttle.State) (throttle.State, bool) {
 		return throttle.Paused(st, time.Now(), d, rec), true
 	})
 }
 
-// Resume ends a pause and forgets every report: the state file is
-// removed, the limit is max again and acquiring costs what it did before
-// any report. Resuming a pool with no state does nothing.
+// Resume ends a pause and forgets every report (the state file is
+// removed): the limit is max again, acquiring as cheap as before any
+// report. Resuming a pool with no state does nothing.
 func (p *Pool) Resume() error {
 	if err := p.usable(); err != nil {
 		return err
@@ -124,7 +97,7 @@ func (p *Pool) Resume() error {
 	if exists, err := p.group.maker().Inspect(p.dir, EnvDir); err != nil || !exists {
 		return err
 	}
-	err := throttle.Remove(p.dir, throttle.ChangePatience, p.newThrottleFile)
+	err := throttle.Remove(p.dir, throttle.ChangePatience, p.group.maker().Create)
 	if err == nil {
 		p.throttleBad.Store(false)
 	}
@@ -132,19 +105,12 @@ func (p *Pool) Resume() error {
 }
 
 // reporter is this process, as a report records it.
-func (p *Pool) reporter() throttle.Record {
+func (p *Pool) reporter(reason string) throttle.Record {
 	me := slotfile.Self()
-	return throttle.Record{PID: me.PID, Host: me.Host, Command: me.Command, Label: p.label}
+	return throttle.Record{PID: me.PID, Host: me.Host, Command: me.Command, Label: p.label, Reason: reason}
 }
 
-// newThrottleFile is the pool's throttle.Create: the group's mode and group.
-func (p *Pool) newThrottleFile(path string) (*os.File, error) {
-	return p.group.maker().Create(path)
-}
-
-// readThrottle is throttle.Load that logs an unusable file once (until a
-// usable one is read again) and treats it as none: never worse than no
-// reports, and the next report or `llmslots resume` replaces it.
+// readThrottle is throttle.Load, logging an unusable file once.
 func (p *Pool) readThrottle() *throttle.State {
 	st, err := throttle.Load(p.dir)
 	if err != nil && !p.throttleBad.Swap(true) {
@@ -155,13 +121,12 @@ func (p *Pool) readThrottle() *throttle.State {
 	return st
 }
 
-// updateThrottle is throttle.Update in the pool's directory, made if need
-// be, logging an unusable state that it replaced.
+// updateThrottle is throttle.Update, logging an unusable state replaced.
 func (p *Pool) updateThrottle(patience time.Duration, change func(st *throttle.State) (throttle.State, bool)) error {
 	if err := p.prepare(); err != nil {
 		return err
 	}
-	unusable, err := throttle.Update(p.dir, patience, p.newThrottleFile, change)
+	unusable, err := throttle.Update(p.dir, patience, p.group.maker().Create, change)
 	if unusable != nil {
 		p.log().Error("llmslots: throttle state replaced", "dir", p.dir, "err", unusable)
 	}
@@ -177,10 +142,8 @@ type guardThrottle struct {
 	holders  int       // the holders a gated grant counted
 }
 
-// tryAcquireFast is the uncontended path's attempt: take, then recheck.
-// With no state that costs one failed open more than tryAcquire. The look
-// comes after the take, so a report written before the take is seen; a
-// slot refused is given back, and the caller waits in line.
+// tryAcquireFast is the uncontended path's attempt: take, then recheck, so
+// a report written before the take is seen; refused, the caller waits.
 func (p *Pool) tryAcquireFast(max int) (*Guard, error) {
 	g, _, err := p.tryAcquire(max)
 	if g == nil || err != nil {
@@ -189,10 +152,9 @@ func (p *Pool) tryAcquireFast(max int) (*Guard, error) {
 	return p.recheck(g, max), nil
 }
 
-// recheck decides whether g, a slot taken without the throttle lock, may
-// be kept: yes with no state or one that cannot refuse it, else as
-// gateLocked decides; refused, it is given back (nil). The decision is
-// timed before the look: a report written after it came too late for it.
+// recheck decides whether g, taken without the throttle lock, is kept (as
+// gateLocked decides if the state can refuse it) or given back (nil). It
+// is timed before the look: a later report came too late for it.
 func (p *Pool) recheck(g *Guard, max int) *Guard {
 	now := time.Now()
 	st := p.readThrottle()
@@ -204,40 +166,27 @@ func (p *Pool) recheck(g *Guard, max int) *Guard {
 	if kept, _, err := p.gateLocked(max, g); err == nil && kept != nil {
 		return g
 	}
-	g.giveBack()
-	return nil
-}
-
-// giveBack undoes a grant the gate refused: the slot's name is removed
-// under its lock, as Release does.
-func (g *Guard) giveBack() {
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	unregisterGuard(g)
-	if g.file != nil {
-		filelock.RemoveAndClose(g.file, g.path, g.info)
-	}
+	filelock.RemoveAndClose(g.file, g.path, g.info) // as Release does
 	g.file = nil
+	return nil
 }
 
-// tryAcquireGated is tryAcquire behind the gate, for the waiting loop.
-// It reads the state before it takes, so a paused pool's line stays still
-// (a take and a give-back at each look would wake it for nothing), and
-// says when to look again (retry) where no lock's release will: a pause's
-// end, the ramp's next step, a young empty slot file old enough to judge.
+// tryAcquireGated is tryAcquire behind the gate, for the waiting loop: it
+// looks before it takes, so a paused line stays still, and says when to
+// look again (retry) where no release will wake the line.
 func (p *Pool) tryAcquireGated(max int) (g *Guard, retry time.Time, err error) {
 	now := time.Now()
 	st := p.readThrottle()
 	if !throttle.Restrictive(st, max, now) {
 		g, soon, err := p.tryAcquire(max)
-		if soon {
-			retry = time.Now().Add(slotfile.FreshAge)
+		if g != nil && p.recheck(g, max) == nil {
+			return nil, time.Now(), nil // a report came since the look: the gate, at once
 		}
-		// A report may come between the read and the take: recheck.
-		if g != nil {
-			if g = p.recheck(g, max); g == nil {
-				retry = time.Now() // a state came: through the gate, at once
-			}
+		if soon {
+			retry = time.Now().Add(slotfile.FreshAge) // a young empty slot file
 		}
 		return g, retry, err
 	}
@@ -251,19 +200,11 @@ func (p *Pool) tryAcquireGated(max int) (g *Guard, retry time.Time, err error) {
 	return g, retry, err
 }
 
-// gateLocked decides a grant under the throttle lock: none before
-// throttle.NextGrant, nor while the holders counted reach the effective
-// limit. With have nil it takes the slot under the lock;
-// with have (a slot taken without the lock) it decides whether to keep
-// that one, counting it out, and returns it or nil.
-//
-// Why a lock: two processes that both count L-1 holders and both take
-// would make L+1; both checking after taking could both give back, or
-// both keep. Under the lock the count and the take are one step. A slot
-// taken without it (its look found no state an instant before the first
-// report) was decided before the report existed.
+// gateLocked decides a grant under the throttle lock (two processes that
+// both count L-1 holders and take would make L+1): none before NextGrant,
+// nor at the limit. It takes the slot, or keeps have (counted out) or not.
 func (p *Pool) gateLocked(max int, have *Guard) (g *Guard, retry time.Time, err error) {
-	unlock, err := throttle.Lock(p.dir, throttle.GrantPatience, p.newThrottleFile)
+	unlock, err := throttle.Lock(p.dir, throttle.GrantPatience, p.group.maker().Create)
 	if err != nil {
 		return nil, time.Time{}, err
 	}
@@ -285,16 +226,15 @@ func (p *Pool) gateLocked(max int, have *Guard) (g *Guard, retry time.Time, err 
 	}
 	g.th = guardThrottle{seen: st != nil, decided: decided, limit: limit, holders: holders}
 	if next, ok := throttle.Granted(st, max, now); ok {
-		if err := throttle.Write(p.dir, next, p.newThrottleFile); err != nil {
+		if err := throttle.Write(p.dir, next, p.group.maker().Create); err != nil {
 			p.log().Warn("llmslots: throttle ramp not recorded", "dir", p.dir, "err", err)
 		}
 	}
 	return g, time.Time{}, nil
 }
 
-// countHolders counts the slots below max held now: this process's own
-// (but not except), and any other whose lock is taken. Counted, not
-// inferred from slot ids: a dead holder's file does not count.
+// countHolders counts the slots below max held now (not a dead holder's),
+// but not except.
 func (p *Pool) countHolders(max int, except *Guard) int {
 	n := 0
 	for id := range max {
@@ -304,10 +244,8 @@ func (p *Pool) countHolders(max int, except *Guard) int {
 		case heldHere(path):
 			n++
 		default:
-			if _, err := os.Lstat(path); err == nil {
-				if res, err := slotfile.Probe(path, slotfile.Look); err == nil && res.State == slotfile.Held {
-					n++
-				}
+			if res, err := slotfile.Probe(path, slotfile.Look); err == nil && res.State == slotfile.Held {
+				n++
 			}
 		}
 	}
@@ -315,9 +253,7 @@ func (p *Pool) countHolders(max int, except *Guard) int {
 }
 
 // afterRelease, at Release of a guard granted under a state and not
-// reported, raises the limit and ends the backoff (throttle.Released). A
-// guard that saw no state has nothing to raise, and a state that needs no
-// change is read without the lock.
+// reported, applies throttle.Released; without the lock if it changes nothing.
 func (g *Guard) afterRelease() {
 	if !g.th.seen || g.th.reported || g.nested() || g.max <= 0 {
 		return
@@ -334,8 +270,7 @@ func (g *Guard) afterRelease() {
 	}
 }
 
-// throttleStatus is the state as Status and Progress show it; nil when
-// the pool has no throttle state.
+// throttleStatus is the state for Status and Progress; nil if none.
 func (p *Pool) throttleStatus(max int) *ThrottleStatus {
 	st, err := throttle.Load(p.dir)
 	if err != nil {

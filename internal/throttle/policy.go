@@ -5,66 +5,43 @@ import (
 	"time"
 )
 
-// The policy: how reports, releases and pauses change the state, and what
-// a state allows a caller with a given max at a given instant. Every
-// function here is pure: a nil *State means the pool has no (usable)
-// state, and a function that returns a State returns a new one, leaving
-// its argument as it was. The unit of growth is a round: as many releases
-// as the limit, roughly one holding time, whatever the work is.
+// The policy: pure functions of a state (nil: none), an event and the
+// time. A round is as many releases as the limit.
 const (
-	// decreaseFactor multiplies the limit at a report (AIMD's decrease);
-	// 0.7: a level one above the provider's capacity falls back to it,
-	// and a large drop takes a few reports, one per round at most.
-	decreaseFactor = 0.7
+	decreaseFactor = 0.7 // a level one above capacity falls back to it
 	// SlowRounds: the limit grows by one per round, but by one per
-	// SlowRounds rounds across the last level below the one that failed
-	// (WMax): the pool probes the provider's known limit rarely, and goes
-	// past it at full speed once a probe succeeds.
+	// SlowRounds across the level below the one that failed.
 	SlowRounds = 16
-	// backoffBase and backoffCap bound the pause after a report with no
-	// hint: base, then doubled per report that follows without a success
-	// in between, jittered into [b/2, b).
+	// With no hint, a report pauses for base, doubled per report until a
+	// success, up to cap.
 	backoffBase = time.Second
 	backoffCap  = 2 * time.Minute
-	// maxBackoff bounds the count of reports without a hint (the doubling
-	// stops at backoffCap long before).
-	maxBackoff = 64
+	maxBackoff  = 64
 	// MaxPause bounds any pause, against a hint or a clock gone wrong
-	// ("usage limit, try again in 5 hours" is honoured; "in 3 days" is
-	// not), and a pause by hand.
+	// ("try again in 5 hours" is honoured; "in 3 days" is not).
 	MaxPause = 24 * time.Hour
-	// minSpacing and maxSpacing bound the spacing of grants once a pause
-	// ends (a tenth of the pause), so the line does not stampede.
+	// Grants after a pause are a tenth of it apart: the line must not stampede.
 	minSpacing = 5 * time.Millisecond
 	maxSpacing = 500 * time.Millisecond
 )
 
-// Effective is the limit a caller with max obeys under st: the integer
-// part of the shared limit, at least 1 and at most max.
-func Effective(st *State, max int) int {
+// Effective is the limit a caller whose max is ceiling obeys under st:
+// the integer part of the shared limit, at least 1 and at most ceiling.
+func Effective(st *State, ceiling int) int {
 	if st == nil || st.Limit <= 0 {
-		return max
+		return ceiling
 	}
-	// 1e-9: a limit raised to 3 by fractions may be stored as 2.99999...
-	return min(max, max1(int(math.Floor(st.Limit+1e-9))))
-}
-
-func max1(n int) int {
-	if n < 1 {
-		return 1
-	}
-	return n
+	return min(ceiling, max(1, int(math.Floor(st.Limit+1e-9)))) // 3 may be 2.99999...
 }
 
 // Restrictive reports whether st can refuse a grant to a caller with max
-// at now: a pause or its ramp is on, or the limit is below max. When it
-// cannot, a grant needs neither the lock nor a count of the holders.
+// at now; if not, a grant needs neither the lock nor a count of holders.
 func Restrictive(st *State, max int, now time.Time) bool {
 	return st != nil && (Effective(st, max) < max || now.Before(RampEnd(st, max)))
 }
 
-// RampEnd is when grants stop being spaced after the pause: once as many
-// grants as the limit have had their spacing. Zero when no pause was set.
+// RampEnd is when grants stop being spaced after the pause (zero if none):
+// once as many as the limit have been spaced.
 func RampEnd(st *State, max int) time.Time {
 	if st == nil || st.PauseUntil.IsZero() {
 		return time.Time{}
@@ -73,9 +50,7 @@ func RampEnd(st *State, max int) time.Time {
 }
 
 // NextGrant is the earliest instant st allows a grant to a caller with
-// max: the pause's end while it is on, the last grant plus the spacing in
-// the ramp after it; otherwise now. A caller that must wait has no event
-// to wake it at that instant (a pause ends silently), so it sets a timer.
+// max. No event marks it (a pause ends silently): a waiter sets a timer.
 func NextGrant(st *State, max int, now time.Time) time.Time {
 	switch {
 	case st == nil:
@@ -88,10 +63,8 @@ func NextGrant(st *State, max int, now time.Time) time.Time {
 	return now
 }
 
-// Granted is st after a grant at now to a caller with max, and whether it
-// changed: in the ramp the grant is recorded, so that the next one comes
-// a spacing later; otherwise nothing is (a grant is not an event of the
-// state). The caller made the grant under the lock, at or after NextGrant.
+// Granted is st after a grant at now, and whether it changed: a grant in
+// the ramp is recorded, so the next one comes a spacing later.
 func Granted(st *State, max int, now time.Time) (State, bool) {
 	if st == nil || !now.Before(RampEnd(st, max)) {
 		return State{}, false
@@ -103,42 +76,29 @@ func Granted(st *State, max int, now time.Time) (State, bool) {
 
 // A Report is what Throttled needs of one report of throttled work.
 type Report struct {
-	// Max is the reporter's max, the ceiling of the limit.
-	Max int
-	// Granted is when the reported work was granted its slot.
-	Granted time.Time
-	// RetryAfter is the provider's hint of when to try again; 0: none.
-	RetryAfter time.Duration
-	// Jitter, in [0, 1), places a backoff without a hint in [b/2, b), so
-	// processes that were throttled together do not retry together.
-	Jitter float64
-	// By says who reports (PID, Host, Command, Label); Throttled sets the
-	// rest of the record.
-	By Record
+	Max        int           // the reporter's max, the ceiling of the limit
+	Granted    time.Time     // when the reported work was granted its slot
+	RetryAfter time.Duration // the provider's hint; 0: none
+	Jitter     float64       // in [0, 1): places a backoff b in [b/2, b)
+	By         Record        // who reports; Throttled sets the rest
 }
 
-// Throttled is st after report r at now: a pause until the hint has
-// passed (with none, the backoff, doubled by each report that follows
-// without a success in between), and a lower limit, once per round.
-// A report about work granted before the last decrease is the same
-// congestion reported again: it pauses, but does not lower the limit
-// further, and does not double the backoff.
+// Throttled is st after report r at now: a pause for the hint (or the
+// backoff), and a lower limit. A report of work granted before the last
+// decrease is the same congestion: it neither lowers nor doubles again.
 func Throttled(st *State, now time.Time, r Report) State {
 	next := State{Limit: float64(r.Max)}
 	if st != nil {
 		next = *st
 	}
 	next.Limit = min(next.Limit, float64(r.Max))
-	sameRound := !r.Granted.After(next.Decreased)
-	if !sameRound {
+	newRound := r.Granted.After(next.Decreased)
+	if newRound {
 		eff, failedBefore := Effective(&next, r.Max), next.WMax
 		next.WMax = eff
 		if failedBefore > 1 && eff >= failedBefore {
-			// A probe of the level that failed last time failed again:
-			// the level below it is known good, so step back to it rather
-			// than cut by decreaseFactor. At a steady provider limit the
-			// pool then loses one level for one round at each probe, not
-			// a third of its slots.
+			// The level that failed last time failed again: step back to
+			// the one below, known good, not down by a third.
 			next.Limit = float64(failedBefore - 1)
 		} else {
 			next.Limit = math.Max(1, next.Limit*decreaseFactor)
@@ -148,7 +108,7 @@ func Throttled(st *State, now time.Time, r Report) State {
 	hint := max(r.RetryAfter, 0)
 	pause := hint
 	if pause == 0 {
-		if !sameRound || next.Backoff == 0 {
+		if newRound || next.Backoff == 0 {
 			next.Backoff = min(next.Backoff+1, maxBackoff)
 		}
 		b := min(backoffCap, backoffBase<<min(next.Backoff-1, 20))
@@ -160,10 +120,8 @@ func Throttled(st *State, now time.Time, r Report) State {
 	return next
 }
 
-// Paused is st after a pause by hand at now, for d (at most MaxPause),
-// recorded with rec (its At, Hint and Kind are set here). The pause is
-// what the user says, even if shorter than one on already; the limit is
-// left as it is.
+// Paused is st after a pause by hand at now for d, recorded with rec:
+// what the user says, even if shorter than one already on.
 func Paused(st *State, now time.Time, d time.Duration, rec Record) State {
 	next := State{Limit: MaxLimit}
 	if st != nil {
@@ -176,8 +134,7 @@ func Paused(st *State, now time.Time, d time.Duration, rec Record) State {
 	return next
 }
 
-// extendPause makes the pause last at least until now+d (never shortens
-// one already on), and sets the ramp's spacing: a tenth of the pause.
+// extendPause makes the pause last at least until now+d (at most MaxPause).
 func (st *State) extendPause(now time.Time, d time.Duration) {
 	d = min(d, MaxPause)
 	if until := now.Add(d); until.After(st.PauseUntil) {
@@ -187,24 +144,22 @@ func (st *State) extendPause(now time.Time, d time.Duration) {
 	}
 }
 
-// Released is st after the release of work that was not throttled, by a
-// caller with max, and whether it changed: the backoff ends, and the
-// limit grows by 1/limit (one slot per round), SlowRounds times more
-// slowly across the level below the one that failed; past that level,
-// the failure is forgotten. At max with no backoff, nothing changes, and
-// the caller need not take the lock.
+// Released is st after the release of work that was not throttled, and
+// whether it changed: the backoff ends, and the limit grows by a slot per
+// round, slower below the level that failed, forgotten once passed.
 func Released(st *State, max int) (State, bool) {
-	if st == nil || st.Limit >= float64(max) && st.Backoff == 0 {
+	top := float64(max)
+	if st == nil || st.Limit >= top && st.Backoff == 0 {
 		return State{}, false
 	}
 	next := *st
 	next.Backoff = 0
-	if next.Limit < float64(max) {
+	if next.Limit < top {
 		step := 1 / next.Limit
-		if int(math.Floor(next.Limit+1e-9)) == next.WMax-1 {
+		if Effective(&next, max) == next.WMax-1 {
 			step /= SlowRounds
 		}
-		next.Limit = math.Min(float64(max), next.Limit+step)
+		next.Limit = math.Min(top, next.Limit+step)
 		if next.Limit >= float64(next.WMax+1) {
 			next.WMax = 0
 		}

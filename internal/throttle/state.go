@@ -1,68 +1,48 @@
-// Package throttle is a pool's shared throttle state, in three layers: the
-// format of the state file (this file), its store under a lock (store.go),
-// and the policy that turns one state into the next (policy.go): pure
-// functions of a state, an event and the time, which the pool calls under
-// the lock and writes back.
-//
-// It knows nothing of slots or pools: the protocol above counts holders
-// and decides when to call what.
+// Package throttle is a pool's shared throttle state: its file, format
+// and store (this file), and its policy (policy.go). It knows nothing of
+// slots: the protocol above counts holders.
 package throttle
 
 import (
-	"bytes"
 	"errors"
 	"fmt"
-	"math"
+	"io"
+	"io/fs"
+	"math/rand/v2"
+	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"time"
 
+	"github.com/llmslots/llmslots/internal/filelock"
 	"github.com/llmslots/llmslots/internal/textsafe"
 )
 
-// Magic is the first line of a state file: the format's name and major
-// version. A reader of version 1 ignores keys it does not know, so a
-// later minor change adds keys; a change an old reader would misread
-// changes the version, and old readers then ignore the file.
-const Magic = "llmslots-throttle 1"
+const (
+	// Magic is a state file's first line. Readers skip keys they do not
+	// know; a change an old reader would misread changes the version.
+	Magic = "llmslots-throttle 1"
+	// MaxLimit bounds a state's limit: llmslots.MaxSlots, checked there.
+	MaxLimit = 1024
+	maxRead  = 4096 // a valid file is a few hundred bytes: read no more
+	maxField = 256  // bounds each free-text field of a report
+)
 
-// MaxLimit bounds the limit a state file may hold: llmslots.MaxSlots
-// (the root package checks that the two agree).
-const MaxLimit = 1024
-
-// maxRead bounds what a reader takes of a state file: a valid one is a
-// few hundred bytes, and a reader must not be made to swallow a large one.
-const maxRead = 4096
-
-// maxField bounds each free-text field of a report in the file.
-const maxField = 256
-
-// State is the content of the state file, shared by every process of the
-// pool. Times are wall-clock (every process reads them alike); a zero
-// time is written as 0 and means "never".
+// State is the state file's content, shared by every process of the
+// pool. Times are wall-clock; a zero time is written as 0, "never".
 type State struct {
-	// Limit is the effective limit, fractional: its integer part counts,
-	// and releases raise it by fractions of a slot.
-	Limit float64
-	// WMax is the level the last decrease was made from: the pool probes
-	// it rarely (SlowRounds) until a probe succeeds.
-	WMax int
-	// Decreased is when the limit was last lowered.
-	Decreased time.Time
-	// PauseUntil is when the pause ends: no grant before it.
-	PauseUntil time.Time
-	// Spacing is how far apart grants come in the ramp after the pause.
-	Spacing time.Duration
-	// LastGrant is the last grant made in that ramp.
-	LastGrant time.Time
-	// Backoff counts the reports without a hint since the last success.
-	Backoff int
-	// Last is the last report; its At is zero if none is recorded.
-	Last Record
+	Limit      float64       // its integer part counts; releases add fractions
+	WMax       int           // the level the last decrease was made from
+	Decreased  time.Time     // when the limit was last lowered
+	PauseUntil time.Time     // no grant before it
+	Spacing    time.Duration // how far apart grants come after the pause
+	LastGrant  time.Time     // the last grant made in that ramp
+	Backoff    int           // reports without a hint since the last success
+	Last       Record        // the last report; At is zero if none
 }
 
-// Record is one report as the state file keeps it, for status readers.
-// Its fields are those of llmslots.ThrottleReport, which converts from it.
+// Record is a report as the file keeps it (llmslots.ThrottleReport).
 type Record struct {
 	At      time.Time
 	PID     int
@@ -74,20 +54,20 @@ type Record struct {
 	Label   string
 }
 
+// bounds are the ranges of the numbers the policy relies on.
+var bounds = map[string][2]float64{"limit": {1, MaxLimit}, "spacing": {0, float64(maxSpacing)}, "backoff": {0, maxBackoff}}
+
 // Marshal returns the state file's content for st. Free text is made to
-// fit on one line (control characters become spaces), so that no field
-// can forge another.
+// fit on its line, so that no field can forge another.
 func Marshal(st State) []byte {
-	var b bytes.Buffer
-	fmt.Fprintf(&b, "%s\nlimit=%s\nwmax=%d\ndecreased=%d\npause_until=%d\nspacing=%s\nlast_grant=%d\nbackoff=%d\n",
-		Magic, strconv.FormatFloat(st.Limit, 'f', 4, 64), st.WMax, unixNano(st.Decreased), unixNano(st.PauseUntil),
-		st.Spacing, unixNano(st.LastGrant), st.Backoff)
+	b := fmt.Appendf(nil, "%s\nlimit=%.4f\nwmax=%d\ndecreased=%d\npause_until=%d\nspacing=%s\nlast_grant=%d\nbackoff=%d\n",
+		Magic, st.Limit, st.WMax, unixNano(st.Decreased), unixNano(st.PauseUntil), st.Spacing, unixNano(st.LastGrant), st.Backoff)
 	if r := st.Last; !r.At.IsZero() {
-		fmt.Fprintf(&b, "report_at=%d\nreport_pid=%d\nreport_host=%s\nreport_hint=%s\nreport_kind=%s\nreport_reason=%s\nreport_command=%s\nreport_label=%s\n",
+		b = fmt.Appendf(b, "report_at=%d\nreport_pid=%d\nreport_host=%s\nreport_hint=%s\nreport_kind=%s\nreport_reason=%s\nreport_command=%s\nreport_label=%s\n",
 			r.At.UnixNano(), r.PID, oneLine(r.Host, maxField), r.Hint, oneLine(r.Kind, 16), oneLine(r.Reason, maxField),
 			oneLine(r.Command, maxField), oneLine(r.Label, maxField))
 	}
-	return b.Bytes()
+	return b
 }
 
 func unixNano(t time.Time) int64 {
@@ -97,11 +77,8 @@ func unixNano(t time.Time) int64 {
 	return t.UnixNano()
 }
 
-// Parse reads a state file's content. It is strict about what it knows
-// (every line key=value, values in range, a limit= line present) and
-// tolerant of what it does not (keys of a later version are skipped, as
-// are empty lines): a file it refuses is one the pool must ignore rather
-// than obey wrongly. The error says what is wrong.
+// Parse reads a state file's content, strict about what it knows and
+// skipping the rest (a later version's keys); the error says what is wrong.
 func Parse(data []byte) (State, error) {
 	if len(data) >= maxRead {
 		return State{}, fmt.Errorf("larger than %d bytes", maxRead)
@@ -111,20 +88,23 @@ func Parse(data []byte) (State, error) {
 		return State{}, fmt.Errorf("does not start with %q", Magic)
 	}
 	var st State
+	r := &st.Last
+	fields := map[string]any{"limit": &st.Limit, "wmax": &st.WMax, "decreased": &st.Decreased,
+		"pause_until": &st.PauseUntil, "spacing": &st.Spacing, "last_grant": &st.LastGrant,
+		"backoff": &st.Backoff, "report_at": &r.At, "report_pid": &r.PID, "report_host": &r.Host,
+		"report_hint": &r.Hint, "report_kind": &r.Kind, "report_reason": &r.Reason,
+		"report_command": &r.Command, "report_label": &r.Label}
 	seenLimit := false
 	for _, line := range strings.Split(rest, "\n") {
-		if line == "" {
-			continue
-		}
 		k, v, ok := strings.Cut(line, "=")
-		if !ok {
+		if line != "" && !ok {
 			return State{}, fmt.Errorf("line %q is not key=value", oneLine(line, 64))
 		}
-		if k == "limit" {
-			seenLimit = true
-		}
-		if err := st.set(k, v); err != nil {
-			return State{}, fmt.Errorf("bad %s=%q: %v", k, oneLine(v, 64), err)
+		if p, known := fields[k]; known {
+			seenLimit = seenLimit || k == "limit"
+			if err := set(k, p, v); err != nil {
+				return State{}, fmt.Errorf("bad %s=%q: %v", k, oneLine(v, 64), err)
+			}
 		}
 	}
 	if !seenLimit {
@@ -133,74 +113,36 @@ func Parse(data []byte) (State, error) {
 	return st, nil
 }
 
-// set sets the field key names to v; a key it does not know is from a
-// later version and is ignored.
-func (st *State) set(key, v string) error {
-	var err error
-	nsTime := func() time.Time {
+// set parses v into p, a pointer to a State field; a time <= 0 is zero.
+func set(key string, p any, v string) (err error) {
+	var x float64
+	switch p := p.(type) {
+	case *float64:
+		*p, err = strconv.ParseFloat(v, 64)
+		x = *p
+	case *int:
+		*p, err = strconv.Atoi(v)
+		x = float64(*p)
+	case *time.Time:
 		var n int64
 		n, err = strconv.ParseInt(v, 10, 64)
-		if n <= 0 {
-			return time.Time{}
+		*p = time.Time{}
+		if n > 0 {
+			*p = time.Unix(0, n)
 		}
-		return time.Unix(0, n)
+	case *time.Duration:
+		*p, err = time.ParseDuration(v)
+		x = float64(*p)
+	case *string:
+		*p = v
 	}
-	atoi := func() int {
-		var n int
-		n, err = strconv.Atoi(v)
-		return n
-	}
-	dur := func() time.Duration {
-		var d time.Duration
-		d, err = time.ParseDuration(v)
-		return d
-	}
-	switch key {
-	case "limit":
-		st.Limit, err = strconv.ParseFloat(v, 64)
-		if err == nil && (math.IsNaN(st.Limit) || st.Limit < 1 || st.Limit > MaxLimit) {
-			err = fmt.Errorf("out of range 1..%d", MaxLimit)
-		}
-	case "wmax":
-		st.WMax = atoi()
-	case "decreased":
-		st.Decreased = nsTime()
-	case "pause_until":
-		st.PauseUntil = nsTime()
-	case "spacing":
-		st.Spacing = dur()
-		if err == nil && (st.Spacing < 0 || st.Spacing > maxSpacing) {
-			err = errors.New("out of range")
-		}
-	case "last_grant":
-		st.LastGrant = nsTime()
-	case "backoff":
-		st.Backoff = atoi()
-		if err == nil && (st.Backoff < 0 || st.Backoff > maxBackoff) {
-			err = errors.New("out of range")
-		}
-	case "report_at":
-		st.Last.At = nsTime()
-	case "report_pid":
-		st.Last.PID = atoi()
-	case "report_host":
-		st.Last.Host = v
-	case "report_hint":
-		st.Last.Hint = dur()
-	case "report_kind":
-		st.Last.Kind = v
-	case "report_reason":
-		st.Last.Reason = v
-	case "report_command":
-		st.Last.Command = v
-	case "report_label":
-		st.Last.Label = v
+	if b, ok := bounds[key]; ok && err == nil && !(x >= b[0] && x <= b[1]) { // NaN too
+		return errors.New("out of range")
 	}
 	return err
 }
 
-// oneLine makes s fit on one line of the state file: control characters
-// become spaces, and it is cut to n bytes on a rune boundary.
+// oneLine makes s fit in n bytes of one line.
 func oneLine(s string, n int) string {
 	s = strings.TrimSpace(strings.Map(func(r rune) rune {
 		if textsafe.IsControl(r) {
@@ -208,18 +150,153 @@ func oneLine(s string, n int) string {
 		}
 		return r
 	}, strings.ToValidUTF8(s, "?")))
-	for len(s) > n {
-		s = s[:len(s)-lastRuneLen(s)]
+	if len(s) > n {
+		s = strings.ToValidUTF8(s[:n], "") // drops a rune cut in two
 	}
 	return s
 }
 
-// lastRuneLen is the length in bytes of s's last rune (s is valid UTF-8).
-func lastRuneLen(s string) int {
-	for i := len(s) - 1; i >= 0; i-- {
-		if s[i]&0xc0 != 0x80 {
-			return len(s) - i
+// The store: the state file is replaced whole, so a reader without the
+// lock sees the old state or the new; changes are made under the lock.
+const (
+	// FileName is the state file's name in the pool's directory.
+	FileName = ".throttle"
+	// LockName is the lock file's, never removed: that would let two
+	// processes lock two different files.
+	LockName = ".throttle.lock"
+	// TempPrefix begins Write's temporary files' names: the pool's newborn
+	// prefix, whose leftovers the pool's cleanup removes.
+	TempPrefix = ".new-throttle-"
+	// GrantPatience and ChangePatience are how long Lock tries: a holder
+	// that stops (SIGSTOP) must not hold up all. A grant looks again soon,
+	// a raise of the limit is harmless to lose; but a report lost to a
+	// descheduled holder would leave all hammering the provider.
+	GrantPatience  = 50 * time.Millisecond // a grant, a raise
+	ChangePatience = 2 * time.Second       // a report, a pause, a resume
+)
+
+// ErrBusy is Lock's error when the lock stayed taken for the patience.
+var ErrBusy = errors.New("llmslots: the throttle lock is held by another process")
+
+// Create makes a new regular file at path, failing with an error matching
+// fs.ErrExist if it exists: the pool's mode and group.
+type Create func(path string) (*os.File, error)
+
+// Load reads the state of the pool in dir without the lock: nil, nil if
+// none; nil and why if the file is unusable, which the caller treats as
+// none. A pause beyond MaxPause (a clock gone wrong) is cut to it.
+func Load(dir string) (*State, error) {
+	path := filepath.Join(dir, FileName)
+	f, err := os.OpenFile(path, os.O_RDONLY|filelock.NoFollow, 0)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, nil
+	}
+	fi, _ := os.Lstat(path) // if NoFollow refused a link
+	if err == nil {
+		defer f.Close()
+		fi, _ = f.Stat()
+	}
+	var st State
+	if fi != nil && !fi.Mode().IsRegular() {
+		what := map[fs.FileMode]string{fs.ModeSymlink: "a symbolic link", fs.ModeDir: "a directory"}[fi.Mode().Type()]
+		if what == "" {
+			what = "not a regular file"
+		}
+		err = fmt.Errorf("%s, which llmslots never makes", what)
+	} else if err == nil {
+		var data []byte
+		if data, err = io.ReadAll(io.LimitReader(f, maxRead)); err == nil {
+			st, err = Parse(data)
 		}
 	}
-	return 1
+	if err != nil {
+		return nil, fmt.Errorf("llmslots: the throttle state %s is not usable (%w), so ignored: remove it, or run `llmslots resume`", path, err)
+	}
+	if bound := time.Now().Add(MaxPause); st.PauseUntil.After(bound) {
+		st.PauseUntil = bound
+	}
+	return &st, nil
+}
+
+// Lock takes the pool's lock, for a change or a restricted grant, trying
+// for patience before ErrBusy. On success the caller must call unlock.
+func Lock(dir string, patience time.Duration, create Create) (unlock func(), err error) {
+	path := filepath.Join(dir, LockName)
+	f, err := os.OpenFile(path, os.O_RDWR|filelock.NoFollow, 0)
+	if errors.Is(err, fs.ErrNotExist) {
+		if f, err = create(path); errors.Is(err, fs.ErrExist) {
+			f, err = os.OpenFile(path, os.O_RDWR|filelock.NoFollow, 0)
+		}
+	}
+	if err != nil {
+		return nil, fmt.Errorf("llmslots: cannot open the throttle lock: %w", err)
+	}
+	if fi, err := f.Stat(); err != nil || !fi.Mode().IsRegular() {
+		f.Close()
+		return nil, fmt.Errorf("llmslots: %s is not a regular file; remove it", path)
+	}
+	deadline := time.Now().Add(patience)
+	for try := 0; ; try++ {
+		ok, err := filelock.TryLock(f)
+		if ok {
+			return func() { f.Close() }, nil
+		}
+		if err == nil && !time.Now().Before(deadline) {
+			err = ErrBusy
+		}
+		if err != nil {
+			f.Close()
+			return nil, err
+		}
+		time.Sleep(time.Duration(100<<min(try, 5)) * time.Microsecond)
+	}
+}
+
+// Write replaces the pool's state with st, atomically, under Lock. On
+// failure the old state stays, and no temporary file.
+func Write(dir string, st State, create Create) error {
+	tmp := filepath.Join(dir, fmt.Sprintf("%s%d-%016x", TempPrefix, os.Getpid(), rand.Uint64()))
+	f, err := create(tmp)
+	if err != nil {
+		return fmt.Errorf("llmslots: cannot write the throttle state: %w", err)
+	}
+	_, err = f.Write(Marshal(st))
+	if err = errors.Join(err, f.Close()); err == nil {
+		err = os.Rename(tmp, filepath.Join(dir, FileName))
+	}
+	if err != nil {
+		os.Remove(tmp)
+		return fmt.Errorf("llmslots: cannot write the throttle state: %w", err)
+	}
+	return nil
+}
+
+// Update changes the pool's state under the lock: change gets the state
+// read inside it, and what it returns is written if it says so. unusable
+// is why the file was not usable; err, a failure to lock or to write.
+func Update(dir string, patience time.Duration, create Create, change func(st *State) (State, bool)) (unusable, err error) {
+	unlock, err := Lock(dir, patience, create)
+	if err != nil {
+		return nil, err
+	}
+	defer unlock()
+	st, unusable := Load(dir)
+	if next, ok := change(st); ok {
+		err = Write(dir, next, create)
+	}
+	return unusable, err
+}
+
+// Remove removes the pool's state under the lock, as if no report had
+// been made; the lock file stays. No state is no error.
+func Remove(dir string, patience time.Duration, create Create) error {
+	unlock, err := Lock(dir, patience, create)
+	if err != nil {
+		return err
+	}
+	defer unlock()
+	if err := os.Remove(filepath.Join(dir, FileName)); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return fmt.Errorf("llmslots: %w", err)
+	}
+	return nil
 }
