@@ -20,7 +20,6 @@ type group struct {
 	gid    int
 }
 
-
 // WithGroup makes the pool shared by the members of the Unix group gid,
 // for agents that run as different users but share one account's rate
 // limit. The pool directory must then belong to that group and give it
