@@ -195,7 +195,7 @@ func (t *Ticket) ahead() (path string, first bool, err error) {
 	i := sort.Search(len(names), func(i int) bool { return names[i][2:] >= mine })
 	for i--; i >= 0; i-- {
 		path := filepath.Join(t.line.Dir, names[i])
-		res, err := slotfile.ProbeNamed(path, slotfile.Reclaim)
+		res, err := slotfile.ProbeNamed(path, slotfile.Remove)
 		if err != nil {
 			return "", false, err
 		}

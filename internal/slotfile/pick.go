@@ -41,7 +41,7 @@ func (m Maker) Pick(dir string, max int, rec []byte, mine func(id int) bool) (Pi
 	}
 	for _, id := range existing {
 		path := SlotPath(dir, id)
-		res, err := Probe(path, Reclaim)
+		res, err := Probe(path, Remove)
 		switch {
 		case err != nil:
 			return pick, err
