@@ -26,17 +26,14 @@ func (e *unsafeError) Is(target error) bool { return target == ErrUnsafeDir }
 // are missing, and checks both. envDir names the variable a user sets to
 // choose another directory, for the message.
 func (m Maker) Prepare(dir, envDir string) error {
-	fi, err := os.Stat(dir)
-	if errors.Is(err, fs.ErrNotExist) {
+	exists, err := m.Inspect(dir, envDir)
+	if err == nil && !exists {
 		if err := m.mkdir(dir, true); err != nil {
 			return fmt.Errorf("llmslots: cannot create slot directory: %w", err)
 		}
-		fi, err = os.Stat(dir)
+		_, err = m.Inspect(dir, envDir)
 	}
 	if err != nil {
-		return fmt.Errorf("llmslots: slot directory: %w", err)
-	}
-	if err := m.check(dir, fi, envDir); err != nil {
 		return err
 	}
 	// Tickets are made by path under the queue directory: a symbolic link
@@ -83,25 +80,23 @@ func (m Maker) check(dir string, fi fs.FileInfo, envDir string) error {
 	if m.Shared {
 		gid = m.GID
 	}
-	if err := perm.CheckDir(dir, fi, gid); err != nil {
-		return &unsafeError{"llmslots: " + err.Error()}
+	err := perm.CheckDir(dir, fi, gid)
+	if err == nil {
+		err = perm.CheckParents(dir, gid)
 	}
-	if err := perm.CheckParents(dir, gid); err != nil {
+	if err != nil {
 		return &unsafeError{"llmslots: " + err.Error()}
 	}
 	return nil
 }
 
-// mkdir makes dir (and, for the pool directory, its parents) private to
-// its owner; in a group's pool it is built under a hidden name with the
-// group's ownership and mode, then renamed into place, so that no member
-// ever meets it half made.
+// mkdir makes dir (and its parents) private to its owner; in a group's
+// pool it is built under a hidden name with the group's ownership and
+// mode, then renamed into place, so that no member ever meets it half
+// made.
 func (m Maker) mkdir(dir string, pool bool) error {
 	if !m.Shared {
-		if pool {
-			return os.MkdirAll(dir, 0o700)
-		}
-		return os.Mkdir(dir, 0o700)
+		return os.MkdirAll(dir, 0o700)
 	}
 	tmp := filepath.Join(filepath.Dir(dir), fmt.Sprintf("%sllmslots-%d-%016x", NewbornPrefix, os.Getpid(), rand.Uint64()))
 	err := m.build(tmp, pool)
