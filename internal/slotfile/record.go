@@ -1,7 +1,6 @@
 package slotfile
 
 import (
-	"bytes"
 	"io"
 	"os"
 	"strconv"
@@ -70,33 +69,24 @@ const sinceLayout = "2006-01-02T15:04:05.000000000Z07:00"
 // Marshal renders the record in the file format, in one buffer so that it
 // reaches the file in one write.
 func (r Record) Marshal() []byte {
-	b := make([]byte, 0, 128+len(r.Command)+len(r.Label))
-	b = append(b, "pid="...)
-	b = strconv.AppendInt(b, int64(r.PID), 10)
-	b = appendField(b, "host", r.Host)
+	b := []byte("pid=" + strconv.Itoa(r.PID) + "\n")
+	add := func(key, value string) {
+		if value != "" {
+			b = append(b, key+"="+value+"\n"...)
+		}
+	}
+	add("host", r.Host)
 	if !r.Since.IsZero() {
-		b = append(b, "\nsince="...)
-		b = r.Since.UTC().AppendFormat(b, sinceLayout)
+		add("since", r.Since.UTC().Format(sinceLayout))
 	}
-	b = appendField(b, "start", r.Start)
-	b = appendField(b, "pidns", r.PidNS)
-	b = appendField(b, "command", r.Command)
-	b = appendField(b, "label", r.Label)
+	add("start", r.Start)
+	add("pidns", r.PidNS)
+	add("command", r.Command)
+	add("label", r.Label)
 	if r.Max > 0 {
-		b = append(b, "\nmax="...)
-		b = strconv.AppendInt(b, int64(r.Max), 10)
+		add("max", strconv.Itoa(r.Max))
 	}
-	return append(b, '\n')
-}
-
-func appendField(b []byte, key, value string) []byte {
-	if value == "" {
-		return b
-	}
-	b = append(b, '\n')
-	b = append(b, key...)
-	b = append(b, '=')
-	return append(b, value...)
+	return b
 }
 
 // ParseRecord reads what it can from a slot file's content. Empty, partial
@@ -105,15 +95,13 @@ func appendField(b []byte, key, value string) []byte {
 // share the directory.
 func ParseRecord(data []byte) Record {
 	var r Record
-	for len(data) > 0 {
-		var line []byte
-		line, data, _ = bytes.Cut(data, []byte{'\n'})
-		key, value, ok := bytes.Cut(line, []byte{'='})
+	for line := range strings.SplitSeq(string(data), "\n") {
+		key, value, ok := strings.Cut(line, "=")
 		if !ok {
 			continue
 		}
-		v := CleanValue(string(value), MaxCommandLen)
-		switch string(bytes.TrimSpace(key)) {
+		v := CleanValue(value, MaxCommandLen)
+		switch strings.TrimSpace(key) {
 		case "pid":
 			if pid, err := strconv.Atoi(strings.TrimSpace(v)); err == nil && pid > 0 {
 				r.PID = pid
