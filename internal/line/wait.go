@@ -25,10 +25,6 @@ type Slots interface {
 // behind it takes it. The first, once it runs again, is served as usual.
 const stallAfter = time.Second
 
-// recheckEvery is how often a waiter looks again with no wake-up, in case
-// one was lost. Rare: each timer wake-up of an idle process costs.
-const recheckEvery = 15 * time.Second
-
 // Wait waits for t's turn and a slot: first in line, it tries the slots
 // and waits on the locks of the held ones; behind someone, it waits on the
 // lock of the ticket right ahead (and, second in line, on the slots too,
@@ -37,25 +33,16 @@ const recheckEvery = 15 * time.Second
 // deadline (if not zero) passed, or ctx.Err() when ctx ended. The caller
 // leaves the line (t.Leave) whatever the outcome.
 func (t *Ticket) Wait(ctx context.Context, deadline time.Time, s Slots) (bool, error) {
-	w := newWaker()
+	w := &waker{wake: make(chan struct{}, 1)}
 	defer w.reset()
 	var freeSince time.Time // when the waiter second in line saw a free slot
 	for {
-		w.reset()
-		wake := time.Now().Add(recheckEvery)
-		earlier := func(at time.Time) {
-			if !at.IsZero() && at.Before(wake) {
-				wake = at
-			}
-		}
 		ahead, second, err := t.ahead()
 		if err != nil {
 			return false, err
 		}
-		if ahead != "" {
-			if err := w.watch(ahead); errors.Is(err, fs.ErrNotExist) {
-				continue // left since the look: look again
-			}
+		if ahead != "" && errors.Is(w.watch(ahead), fs.ErrNotExist) {
+			continue // left since the look: look again
 		}
 		if ahead == "" || second {
 			// Wait on the slots before trying them: a slot freed after
@@ -64,45 +51,33 @@ func (t *Ticket) Wait(ctx context.Context, deadline time.Time, s Slots) (bool, e
 				w.watch(p)
 			}
 		}
-		switch {
-		case ahead == "":
-			ok, retry, err := s.Try()
-			if ok || err != nil {
-				return ok, err
-			}
-			earlier(retry)
-		case second && s.Free():
+		stalled := false // the first in line leaves a slot free
+		if second && s.Free() {
 			if freeSince.IsZero() {
 				freeSince = time.Now()
 			}
-			if time.Since(freeSince) < stallAfter {
-				earlier(freeSince.Add(stallAfter))
-				break
+			if stalled = time.Since(freeSince) >= stallAfter; !stalled {
+				w.until(freeSince.Add(stallAfter))
 			}
+		} else {
+			freeSince = time.Time{}
+		}
+		if ahead == "" || stalled {
 			ok, retry, err := s.Try()
 			if ok || err != nil {
 				return ok, err
 			}
-			earlier(retry)
-			freeSince = time.Time{}
-		default:
+			w.until(retry)
 			freeSince = time.Time{}
 		}
 		if !deadline.IsZero() {
 			if !time.Now().Before(deadline) {
 				return false, nil
 			}
-			earlier(deadline)
+			w.until(deadline)
 		}
-		earlier(w.nextPoll())
-		timer := time.NewTimer(time.Until(wake))
-		select {
-		case <-w.wake:
-		case <-timer.C:
-		case <-ctx.Done():
-			timer.Stop()
-			return false, ctx.Err()
+		if err := w.sleep(ctx); err != nil {
+			return false, err
 		}
-		timer.Stop()
 	}
 }

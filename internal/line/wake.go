@@ -1,6 +1,7 @@
 package line
 
 import (
+	"context"
 	"errors"
 	"io/fs"
 	"math/rand/v2"
@@ -15,18 +16,17 @@ import (
 // each file it waits on (the ticket ahead; for the head of the line, the
 // held slots), a goroutine blocks in a shared lock, which the kernel
 // grants the instant the holder releases its exclusive lock or dies. An
-// idle waiter makes no system call at all, and no file events are needed:
-// what Linux runs is what macOS and the BSDs run.
+// idle waiter makes no system call at all.
 //
 // A blocking lock cannot be cancelled (closing the descriptor does not
-// wake it), so a waiter that gives up leaves the wait to finish on its
-// own: it returns at the holder's release, drops the shared lock and
-// ends. Waits are shared across the process, one per file, so a waiter
-// that gives up and asks again joins the same wait: the threads blocked
-// are bounded by the files waited on, not by the number of waits.
+// wake it), so a waiter that gives up leaves the wait to end at the
+// holder's release. Waits are shared across the process, one per file, so
+// that a waiter that gives up and asks again joins the same wait: the
+// threads blocked are bounded by the files, not by the waits.
 type waker struct {
 	wake    chan struct{} // buffered: a wake-up between waits is kept
 	waiting []*lockWait   // the waits this waker subscribes to
+	at      time.Time     // when to look again though nothing wakes it
 	// polls is set when some file cannot be waited on by its lock (too
 	// many files, a young empty file, an unreadable one); poll is the
 	// next sleep, which grows while the waker keeps polling.
@@ -34,19 +34,18 @@ type waker struct {
 	poll  time.Duration
 }
 
-// maxLockWaits bounds the files one waker waits on by their locks: each
-// is a thread blocked in the kernel. Past it (the head of a pool larger
-// than 64), the waker polls as well.
-const maxLockWaits = 64
-
-// Polling bounds: the sleep grows from pollMin to pollMax, jittered so
-// that waiters who started together do not look together.
 const (
+	// maxLockWaits bounds the files one waker waits on by their locks
+	// (each a thread blocked in the kernel); past it, it polls as well.
+	maxLockWaits = 64
+	// The polling sleep grows from pollMin to pollMax, jittered so that
+	// waiters who started together do not look together.
 	pollMin = time.Millisecond
 	pollMax = 250 * time.Millisecond
+	// recheckEvery is how often a waiter looks again with no wake-up, in
+	// case one was lost. Rare: each timer wake-up of an idle process costs.
+	recheckEvery = 15 * time.Second
 )
-
-func newWaker() *waker { return &waker{wake: make(chan struct{}, 1)} }
 
 // lockWaits holds the process's running waits, by path.
 var lockWaits struct {
@@ -59,23 +58,7 @@ var lockWaits struct {
 type lockWait struct {
 	path string
 	fi   fs.FileInfo // the file waited on: a new file at path needs a new wait
-	done bool
 	subs map[chan struct{}]bool
-}
-
-// reset drops every wait and any wake-up not yet taken.
-func (w *waker) reset() {
-	lockWaits.Lock()
-	for _, lw := range w.waiting {
-		delete(lw.subs, w.wake)
-	}
-	lockWaits.Unlock()
-	w.waiting = w.waiting[:0]
-	w.polls = false
-	select {
-	case <-w.wake:
-	default:
-	}
 }
 
 // watch subscribes w to the release of path's lock, starting a wait if
@@ -91,22 +74,20 @@ func (w *waker) watch(path string) error {
 		return fs.ErrNotExist
 	}
 	if err != nil {
-		if fi, lerr := os.Lstat(path); lerr == nil && !fi.Mode().IsRegular() {
-			return nil // planted (a symlink): nothing to wait for there
+		if fi, lerr := os.Lstat(path); lerr != nil || fi.Mode().IsRegular() {
+			w.pollToo() // else planted (a symlink): nothing to wait for
 		}
-		w.pollToo()
 		return nil
 	}
 	fi, err := f.Stat()
 	if err != nil || !fi.Mode().IsRegular() {
 		f.Close()
-		return nil // planted (a FIFO, a directory): nothing to wait for there
+		return nil // planted (a FIFO, a directory): nothing to wait for
 	}
 	if fi.Size() == 0 {
-		// Just created, perhaps not locked yet by its creator (every
-		// holder records itself right after locking): a shared lock now
-		// would be granted, and would make the creator's own lock fail.
-		// Look again shortly instead.
+		// Perhaps not locked yet by its creator (every holder records
+		// itself right after locking): a shared lock now would make the
+		// creator's own lock fail. Look again shortly.
 		f.Close()
 		w.pollToo()
 		return nil
@@ -124,10 +105,6 @@ func (w *waker) watch(path string) error {
 	} else {
 		f.Close()
 	}
-	if lw.done {
-		ring(w.wake)
-		return nil
-	}
 	lw.subs[w.wake] = true
 	w.waiting = append(w.waiting, lw)
 	return nil
@@ -135,22 +112,23 @@ func (w *waker) watch(path string) error {
 
 // run waits for f's lock to be free, then wakes every subscriber.
 func (lw *lockWait) run(f *os.File) {
-	err := filelock.WaitUnlocked(f)
-	f.Close()
-	if err != nil {
+	if err := filelock.WaitUnlocked(f); err != nil {
 		// The lock cannot be waited for here (ENOLCK on a network
 		// filesystem without a lock daemon, say): wake the waiters, who
 		// look again, but no faster than a poll would, or they would spin.
 		time.Sleep(pollMax / 2)
 	}
+	f.Close()
 	lockWaits.Lock()
 	defer lockWaits.Unlock()
 	if lockWaits.byPath[lw.path] == lw {
 		delete(lockWaits.byPath, lw.path)
 	}
-	lw.done = true
 	for ch := range lw.subs {
-		ring(ch)
+		select {
+		case ch <- struct{}{}:
+		default: // a wake-up is pending already
+		}
 	}
 	lw.subs = nil
 }
@@ -161,22 +139,45 @@ func (w *waker) pollToo() {
 	w.poll = max(w.poll, pollMin)
 }
 
-// nextPoll returns when to look again if w polls (zero if it does not),
-// jittered, and grows the sleep after it.
-func (w *waker) nextPoll() time.Time {
-	if !w.polls {
-		w.poll = 0
-		return time.Time{}
+// until makes the next sleep end by at, if at is not zero.
+func (w *waker) until(at time.Time) {
+	if !at.IsZero() && (w.at.IsZero() || at.Before(w.at)) {
+		w.at = at
 	}
-	sleep := w.poll/2 + rand.N(w.poll/2+1)
-	w.poll = min(2*w.poll, pollMax)
-	return time.Now().Add(sleep)
 }
 
-// ring wakes the waker that owns ch, once, without blocking.
-func ring(ch chan struct{}) {
+// sleep waits for a wake-up, the time set by until (recheckEvery at most,
+// sooner if w polls) or the end of ctx, and then drops every wait.
+func (w *waker) sleep(ctx context.Context) error {
+	defer w.reset()
+	w.until(time.Now().Add(recheckEvery))
+	if w.polls {
+		w.until(time.Now().Add(w.poll/2 + rand.N(w.poll/2+1)))
+		w.poll = min(2*w.poll, pollMax)
+	} else {
+		w.poll = 0
+	}
+	timer := time.NewTimer(time.Until(w.at))
+	defer timer.Stop()
 	select {
-	case ch <- struct{}{}:
+	case <-w.wake:
+	case <-timer.C:
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	return nil
+}
+
+// reset drops every wait and any wake-up not yet taken.
+func (w *waker) reset() {
+	lockWaits.Lock()
+	for _, lw := range w.waiting {
+		delete(lw.subs, w.wake)
+	}
+	lockWaits.Unlock()
+	w.waiting, w.at, w.polls = w.waiting[:0], time.Time{}, false
+	select {
+	case <-w.wake:
 	default:
 	}
 }
