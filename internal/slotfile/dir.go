@@ -4,7 +4,6 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
-	"math/rand/v2"
 	"os"
 	"path/filepath"
 
@@ -98,7 +97,7 @@ func (m Maker) mkdir(dir string, pool bool) error {
 	if !m.Shared {
 		return os.MkdirAll(dir, 0o700)
 	}
-	tmp := filepath.Join(filepath.Dir(dir), fmt.Sprintf("%sllmslots-%d-%016x", NewbornPrefix, os.Getpid(), rand.Uint64()))
+	tmp := hiddenBeside(dir)
 	err := m.build(tmp, pool)
 	if err == nil {
 		err = os.Rename(tmp, dir)

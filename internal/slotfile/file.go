@@ -67,10 +67,15 @@ func (m Maker) New(path, kind string) (f *os.File, at string, err error) {
 		if _, err := os.Lstat(path); err == nil {
 			return nil, "", &fs.PathError{Op: "open", Path: path, Err: fs.ErrExist}
 		}
-		at = filepath.Join(filepath.Dir(path), fmt.Sprintf("%s%d-%016x", NewbornPrefix, os.Getpid(), rand.Uint64()))
+		at = hiddenBeside(path)
 	}
 	f, err = m.create(at, kind)
 	return f, at, err
+}
+
+// hiddenBeside is a new name, hidden by NewbornPrefix, beside path.
+func hiddenBeside(path string) string {
+	return filepath.Join(filepath.Dir(path), fmt.Sprintf("%s%d-%016x", NewbornPrefix, os.Getpid(), rand.Uint64()))
 }
 
 // Taken is a slot file Take took: locked, with its name.

@@ -21,7 +21,7 @@ const (
 	QueueDir      = ".queue"
 	TicketPrefix  = "t-"    // a ticket in line
 	DraftPrefix   = "n-"    // a ticket being made: locked and recorded, then renamed
-	NewbornPrefix = ".new-" // a group pool's file being made, before its link
+	NewbornPrefix = ".new-" // a group pool's file being made, before its link or rename
 )
 
 // SlotName is the file name of slot id.
@@ -38,36 +38,22 @@ func SlotPath(dir string, id int) string {
 // name (ids are canonical decimals below MaxSlots: "slot-01.lock" is not
 // a slot).
 func ParseSlotName(name string) int {
-	s, ok := strings.CutPrefix(name, "slot-")
-	if !ok {
-		return -1
-	}
-	s, ok = strings.CutSuffix(s, ".lock")
-	if !ok {
-		return -1
-	}
-	id, err := strconv.Atoi(s)
-	if err != nil || id < 0 || id >= MaxSlots || strconv.Itoa(id) != s {
+	id, err := strconv.Atoi(strings.TrimSuffix(strings.TrimPrefix(name, "slot-"), ".lock"))
+	if err != nil || id < 0 || id >= MaxSlots || SlotName(id) != name {
 		return -1
 	}
 	return id
 }
 
-// PidInName returns the pid a ticket's (or draft's) name carries, 0 if
+// pidInName returns the pid a ticket's (or draft's) name carries, 0 if
 // none: "t-<arrival>-<pid>-<seq>".
-func PidInName(name string) int {
-	if !strings.HasPrefix(name, TicketPrefix) && !strings.HasPrefix(name, DraftPrefix) {
-		return 0
-	}
+func pidInName(name string) int {
 	parts := strings.Split(name, "-")
-	if len(parts) != 4 {
+	if len(parts) != 4 || parts[0]+"-" != TicketPrefix && parts[0]+"-" != DraftPrefix {
 		return 0
 	}
-	pid, err := strconv.Atoi(parts[2])
-	if err != nil || pid < 0 {
-		return 0
-	}
-	return pid
+	pid, _ := strconv.Atoi(parts[2])
+	return max(pid, 0)
 }
 
 // Describe names what a file that is not regular is, for messages.

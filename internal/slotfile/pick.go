@@ -11,18 +11,17 @@ type Pick struct {
 	// and empty: it may be reclaimed, with no event, once old enough.
 	Soon bool
 	// Unusable lists the slots whose path holds what no llmslots process
-	// makes (a planted symbolic link, a FIFO); Why says what, by slot.
+	// makes (a planted symbolic link, a FIFO); Why says what, in order.
 	Unusable []int
-	Why      map[int]string
+	Why      []string
 }
 
 // Pick makes one attempt at the slots 0..max-1 of dir and takes the first
 // it can, recording rec in it; mine reports a slot this process holds
-// already, which is not tried. It goes in two passes, cheapest first:
-// creating a missing slot file costs one system call per slot it passes,
-// so the common case (a free slot) never probes a held one; only when none
-// is missing does it probe the existing files for a dead holder's, and
-// reclaim it: delete it under its lock and create it anew.
+// already, which is not tried. Creating a missing file costs one system
+// call, so a free slot is found without probing a held one; only when no
+// file is missing are the existing ones probed, and a dead holder's
+// removed under its lock and made anew.
 func (m Maker) Pick(dir string, max int, rec []byte, mine func(id int) bool) (Pick, error) {
 	pick := Pick{ID: -1}
 	var existing []int
@@ -47,10 +46,7 @@ func (m Maker) Pick(dir string, max int, rec []byte, mine func(id int) bool) (Pi
 			return pick, err
 		case res.State == Invalid:
 			pick.Unusable = append(pick.Unusable, id)
-			if pick.Why == nil {
-				pick.Why = map[int]string{}
-			}
-			pick.Why[id] = res.Detail
+			pick.Why = append(pick.Why, res.Detail)
 			continue
 		case res.State == Held:
 			pick.Soon = pick.Soon || res.Detail == FreshDetail

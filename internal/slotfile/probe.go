@@ -16,17 +16,11 @@ import (
 // Mode says what Probe may do besides looking.
 type Mode int
 
+// The modes of Probe.
 const (
-	// Look changes nothing (status).
-	Look Mode = iota
-	// Remove deletes a dead holder's file under its lock (acquire,
-	// ForceRelease, cleanup). Nothing but a regular file is ever deleted:
-	// a symlink or FIFO could be swapped for a live holder's file between
-	// the look and the delete.
-	Remove
-	// removeOrphan is Remove for a file whose maker is known to be gone
-	// (see ProbeNamed): even a young empty one is removed if unlocked.
-	removeOrphan
+	Look         Mode = iota // change nothing (status)
+	Remove                   // delete a dead holder's file (acquire, ForceRelease, cleanup)
+	removeOrphan             // Remove, even a young empty file: its maker is gone (ProbeNamed)
 )
 
 // FreshDetail marks a slot held only because its file is young and empty.
@@ -57,9 +51,11 @@ const (
 
 // Probe decides the state of a slot (or ticket) file by its lock: taken
 // is held, free is stale (its holder died), no file is free, anything but
-// a regular file is invalid. When the lock cannot be tried it falls back
-// to the recorded pid (FallbackProbe). With Remove, a stale file is
-// deleted while Probe holds its lock: nobody can have taken it meanwhile.
+// a regular file is invalid (and never deleted: a symlink or FIFO could be
+// swapped for a live holder's file between the look and the delete). When
+// the lock cannot be tried it falls back to the recorded pid
+// (FallbackProbe). With Remove, a stale file is deleted while Probe holds
+// its lock: nobody can have taken it meanwhile.
 //
 // The file may be replaced between the look and the lock (a holder
 // deletes it, an acquirer creates a new one not yet locked); deleting the
@@ -140,7 +136,7 @@ func probeOnce(path string, mode Mode) (res Result, changed bool, err error) {
 }
 
 // ProbeNamed is Probe for a ticket or draft, whose name carries its
-// maker's pid (PidInName): with Remove, a young empty file whose maker is
+// maker's pid: with Remove, a young empty file whose maker is
 // gone (it died between making and locking it) is removed too.
 //
 // The pid may be another pid namespace's (a container sharing the pool),
@@ -148,7 +144,7 @@ func probeOnce(path string, mode Mode) (res Result, changed bool, err error) {
 // (Join makes its draft again), never a second holder.
 func ProbeNamed(path string, mode Mode) (Result, error) {
 	res, err := Probe(path, mode)
-	if err == nil && mode != Look && res.Detail == FreshDetail && !proc.Alive(PidInName(filepath.Base(path))) {
+	if err == nil && mode != Look && res.Detail == FreshDetail && !proc.Alive(pidInName(filepath.Base(path))) {
 		res, err = Probe(path, removeOrphan)
 	}
 	return res, err
@@ -160,17 +156,14 @@ func ProbeNamed(path string, mode Mode) (Result, error) {
 // holder.
 func FallbackProbe(path string, lockErr error) Result {
 	rec, err := ReadRecord(path)
-	res := Result{State: Held, Rec: rec}
+	why := "lock not probed (" + lockErr.Error() + ")"
 	switch {
 	case err != nil || rec.PID == 0:
-		res.Detail = "lock not probed (" + lockErr.Error() + ") and no pid recorded; counted as held"
+		return Result{State: Held, Rec: rec, Detail: why + " and no pid recorded; counted as held"}
 	case HolderAlive(rec):
-		res.Detail = "lock not probed (" + lockErr.Error() + "); pid is alive"
-	default:
-		res.State = Stale
-		res.Detail = "lock not probed (" + lockErr.Error() + "); pid is dead"
+		return Result{State: Held, Rec: rec, Detail: why + "; pid is alive"}
 	}
-	return res
+	return Result{State: Stale, Rec: rec, Detail: why + "; pid is dead"}
 }
 
 // HolderHere reports whether rec's pid names, on this host and in this
