@@ -45,32 +45,27 @@ type Ticket struct {
 var ticketSeq atomic.Uint64
 
 // Join takes a ticket for a waiter that arrived at arrived (machine-wide
-// monotonic nanoseconds), recording rec in it. The ticket appears under its
-// final name only once it is locked and recorded, so no other process can
-// ever see it unlocked and take it for a dead waiter's.
+// monotonic nanoseconds), recording rec in it. The ticket gets its name
+// only once locked and recorded, so no other process can see it unlocked
+// and take it for a dead waiter's. A draft removed meanwhile (a cleanup in
+// another pid namespace took its maker for dead) is made again.
 func (l Line) Join(arrived int64, rec []byte) (*Ticket, error) {
 	var err error
-	// A draft removed before it was renamed into line (a cleanup in
-	// another pid namespace took its maker for dead) is made again, with
-	// the same arrival and a new sequence number.
 	for range 3 {
 		// Fixed-width fields: the names sort as the numbers do.
 		k := fmt.Sprintf("%020d-%010d-%06d", arrived, os.Getpid(), ticketSeq.Add(1)%1_000_000)
 		var f *os.File
 		if f, err = l.make(k, rec); err == nil {
 			return &Ticket{line: l, name: slotfile.TicketPrefix + k, file: f}, nil
-		}
-		if !errors.Is(err, fs.ErrNotExist) {
+		} else if !errors.Is(err, fs.ErrNotExist) {
 			break
 		}
 	}
 	return nil, fmt.Errorf("llmslots: cannot take a ticket: %w", err)
 }
 
-// make makes the draft ticket, locks and records it, and renames it into
-// line. A draft stands in line already (see names); in a group's pool it
-// is made under a hidden name instead (see slotfile.Maker.New), so that
-// another member never meets it unlocked or unreadable.
+// make makes the draft ticket (in a group's pool under a hidden name: see
+// slotfile.Maker.New), locks and records it, and renames it into line.
 func (l Line) make(k string, rec []byte) (*os.File, error) {
 	f, at, err := l.Maker.New(filepath.Join(l.Dir, slotfile.DraftPrefix+k), "ticket")
 	if err != nil {
@@ -86,8 +81,8 @@ func (l Line) make(k string, rec []byte) (*os.File, error) {
 		_, err = f.Write(rec)
 	}
 	if err == nil {
-		// The name holds this process's pid and sequence number: no other
-		// process makes it, so a plain rename cannot replace one.
+		// No other process makes this name (pid, sequence): a plain
+		// rename cannot replace another's ticket.
 		err = os.Rename(at, filepath.Join(l.Dir, slotfile.TicketPrefix+k))
 	}
 	if err != nil {

@@ -48,10 +48,10 @@ const (
 )
 
 // lockWaits holds the process's running waits, by path.
-var lockWaits struct {
+var lockWaits = struct {
 	sync.Mutex
 	byPath map[string]*lockWait
-}
+}{byPath: map[string]*lockWait{}}
 
 // A lockWait is one goroutine blocked on one file's lock, and the wakers
 // to wake when it returns.
@@ -97,9 +97,6 @@ func (w *waker) watch(path string) error {
 	lw := lockWaits.byPath[path]
 	if lw == nil || !os.SameFile(lw.fi, fi) {
 		lw = &lockWait{path: path, fi: fi, subs: map[chan struct{}]bool{}}
-		if lockWaits.byPath == nil {
-			lockWaits.byPath = map[string]*lockWait{}
-		}
 		lockWaits.byPath[path] = lw
 		go lw.run(f)
 	} else {
