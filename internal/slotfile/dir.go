@@ -57,7 +57,9 @@ func (m Maker) Prepare(dir, envDir string) error {
 }
 
 // Inspect checks the pool directory dir without creating anything:
-// exists is false when it is missing (which is no error).
+// exists is false when it is missing (which is no error). It refuses what
+// is not a directory, or what another user could tamper with (see
+// perm.CheckDir and perm.CheckParents).
 func (m Maker) Inspect(dir, envDir string) (exists bool, err error) {
 	fi, err := os.Stat(dir)
 	if errors.Is(err, fs.ErrNotExist) {
@@ -66,27 +68,20 @@ func (m Maker) Inspect(dir, envDir string) (exists bool, err error) {
 	if err != nil {
 		return false, fmt.Errorf("llmslots: slot directory: %w", err)
 	}
-	return true, m.check(dir, fi, envDir)
-}
-
-// check refuses a pool directory that is not a directory or that another
-// user could tamper with (see perm.CheckDir and perm.CheckParents).
-func (m Maker) check(dir string, fi fs.FileInfo, envDir string) error {
 	if !fi.IsDir() {
-		return &unsafeError{fmt.Sprintf("llmslots: slot directory %s is not a directory; remove it or set %s to a directory of your own", dir, envDir)}
+		return true, &unsafeError{fmt.Sprintf("llmslots: slot directory %s is not a directory; remove it or set %s to a directory of your own", dir, envDir)}
 	}
 	gid := -1
 	if m.Shared {
 		gid = m.GID
 	}
-	err := perm.CheckDir(dir, fi, gid)
-	if err == nil {
+	if err = perm.CheckDir(dir, fi, gid); err == nil {
 		err = perm.CheckParents(dir, gid)
 	}
 	if err != nil {
-		return &unsafeError{"llmslots: " + err.Error()}
+		return true, &unsafeError{"llmslots: " + err.Error()}
 	}
-	return nil
+	return true, nil
 }
 
 // mkdir makes dir (and its parents) private to its owner; in a group's

@@ -29,29 +29,28 @@ func (m Maker) Create(path string) (*os.File, error) { return m.create(path, "")
 
 // create is Create; kind ("slot", "ticket") names the file for
 // TestHooks.Birth, which runs before a group's file has its mode.
-func (m Maker) create(path, kind string) (*os.File, error) {
-	if !m.Shared {
-		f, err := filelock.Open(path, true)
-		if err == nil && TestHooks.Birth != nil {
-			TestHooks.Birth(kind, path)
-		}
-		return f, err
+func (m Maker) create(path, kind string) (f *os.File, err error) {
+	if m.Shared {
+		f, err = os.OpenFile(path, os.O_RDWR|os.O_CREATE|os.O_EXCL|filelock.NoFollow, groupFileMode)
+	} else {
+		f, err = filelock.Open(path, true)
 	}
-	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE|os.O_EXCL|filelock.NoFollow, groupFileMode)
 	if err != nil {
 		return nil, err
 	}
 	if TestHooks.Birth != nil {
 		TestHooks.Birth(kind, path)
 	}
-	// The umask narrows the mode: set it, and the group, explicitly.
-	if err = f.Chown(-1, m.GID); err == nil {
-		err = f.Chmod(groupFileMode)
-	}
-	if err != nil {
-		os.Remove(path)
-		f.Close()
-		return nil, err
+	if m.Shared {
+		// The umask narrows the mode: set it, and the group, explicitly.
+		if err = f.Chown(-1, m.GID); err == nil {
+			err = f.Chmod(groupFileMode)
+		}
+		if err != nil {
+			os.Remove(path)
+			f.Close()
+			return nil, err
+		}
 	}
 	return f, nil
 }
@@ -162,4 +161,17 @@ func Sweep(dir string) {
 			os.Remove(path)
 		}
 	}
+}
+
+// TestHooks, set by tests only, run inside the windows that races live in,
+// so that a test can make the race happen every time instead of rarely.
+var TestHooks struct {
+	// BeforeLock runs between creating a slot file and locking it: the
+	// window of the unlink race (see Take).
+	BeforeLock func(path string)
+	// ProbeBeforeLock runs in Probe between the look at a file and the
+	// lock: the window in which it may be replaced.
+	ProbeBeforeLock func(path string)
+	// Birth runs as soon as a file is made (kind is "slot" or "ticket").
+	Birth func(kind, path string)
 }

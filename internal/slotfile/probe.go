@@ -64,75 +64,65 @@ const (
 // file than it looked at looks again.
 func Probe(path string, mode Mode) (Result, error) {
 	for range 3 {
-		res, changed, err := probeOnce(path, mode)
-		if !changed {
-			return res, err
+		fi, err := os.Lstat(path)
+		if errors.Is(err, fs.ErrNotExist) {
+			return Result{State: Free}, nil
 		}
+		if err != nil {
+			return Result{State: Held, Detail: "cannot stat: " + err.Error()}, nil
+		}
+		if !fi.Mode().IsRegular() {
+			return Result{State: Invalid, Detail: Describe(fi) + ", which llmslots never makes: remove it by hand"}, nil
+		}
+		// Every holder records itself right after locking. An empty
+		// unlocked file is a holder's killed in that instant, or one not
+		// locked yet by a creator that, following the reference, never
+		// checks its file kept its name: until old enough to be a dead
+		// one's, it counts as held.
+		if fi.Size() == 0 && time.Since(fi.ModTime()) < FreshAge && mode != removeOrphan {
+			return Result{State: Held, Detail: FreshDetail}, nil
+		}
+		// Read before the lock: on Windows a locked byte cannot be read.
+		// If the file is replaced meanwhile, the check below sees it.
+		rec, _ := ReadRecord(path)
+		if TestHooks.ProbeBeforeLock != nil {
+			TestHooks.ProbeBeforeLock(path)
+		}
+		lk, locked, err := filelock.TryLockPath(path, os.O_RDONLY)
+		if errors.Is(err, syscall.EBADF) || errors.Is(err, syscall.EIO) {
+			// NFS emulates flock with write locks, which need a writable file.
+			lk, locked, err = filelock.TryLockPath(path, os.O_RDWR)
+		}
+		if errors.Is(err, fs.ErrNotExist) {
+			return Result{State: Free}, nil
+		}
+		if err != nil {
+			return FallbackProbe(path, err), nil
+		}
+		if !locked {
+			return Result{State: Held, Rec: rec}, nil
+		}
+		cur, err := lk.Stat()
+		if err != nil || !filelock.Linked(cur) || !filelock.StillAt(path, cur) {
+			lk.Unlock()
+			return Result{State: Free}, nil // released while we looked
+		}
+		// A new file may get the inode number just freed, but a file
+		// nobody holds does not change: any change means another file.
+		if !os.SameFile(fi, cur) || fi.Size() != cur.Size() || !fi.ModTime().Equal(cur.ModTime()) {
+			lk.Unlock()
+			continue
+		}
+		if mode == Look {
+			lk.Unlock()
+			return Result{State: Stale, Rec: rec}, nil
+		}
+		if err := filelock.RemoveLocked(path, lk); err != nil {
+			return Result{}, fmt.Errorf("llmslots: %w", err)
+		}
+		return Result{State: Stale, Rec: rec, Removed: true}, nil
 	}
 	return Result{State: Held, Detail: "replaced again and again while probed; counted as held"}, nil
-}
-
-// probeOnce is one look and one lock; changed reports that the file
-// locked was not the one looked at, and nothing was decided.
-func probeOnce(path string, mode Mode) (res Result, changed bool, err error) {
-	fi, err := os.Lstat(path)
-	if errors.Is(err, fs.ErrNotExist) {
-		return Result{State: Free}, false, nil
-	}
-	if err != nil {
-		return Result{State: Held, Detail: "cannot stat: " + err.Error()}, false, nil
-	}
-	if !fi.Mode().IsRegular() {
-		return Result{State: Invalid, Detail: Describe(fi) + ", which llmslots never makes: remove it by hand"}, false, nil
-	}
-	// Every holder records itself right after locking. An empty unlocked
-	// file is a holder's killed in that instant, or one not locked yet by
-	// a creator that, following the reference, never checks its file kept
-	// its name: until old enough to be a dead one's, it counts as held.
-	if fi.Size() == 0 && time.Since(fi.ModTime()) < FreshAge && mode != removeOrphan {
-		return Result{State: Held, Detail: FreshDetail}, false, nil
-	}
-	if TestHooks.ProbeBeforeLock != nil {
-		TestHooks.ProbeBeforeLock(path)
-	}
-	lk, locked, err := filelock.TryLockPath(path, os.O_RDONLY)
-	if errors.Is(err, syscall.EBADF) || errors.Is(err, syscall.EIO) {
-		// NFS emulates flock with write locks, which need a writable file.
-		lk, locked, err = filelock.TryLockPath(path, os.O_RDWR)
-	}
-	if errors.Is(err, fs.ErrNotExist) {
-		return Result{State: Free}, false, nil
-	}
-	if err != nil {
-		return FallbackProbe(path, err), false, nil
-	}
-	if !locked {
-		res.Rec, _ = ReadRecord(path)
-		res.State = Held
-		return res, false, nil
-	}
-	cur, err := lk.Stat()
-	if err != nil || !filelock.Linked(cur) || !filelock.StillAt(path, cur) {
-		lk.Unlock()
-		return Result{State: Free}, false, nil // released while we looked
-	}
-	// A new file may get the inode number just freed, but a file nobody
-	// holds does not change: any change in size or time means another.
-	if !os.SameFile(fi, cur) || fi.Size() != cur.Size() || !fi.ModTime().Equal(cur.ModTime()) {
-		lk.Unlock()
-		return Result{}, true, nil
-	}
-	res = Result{State: Stale}
-	res.Rec, _ = ReadRecord(path)
-	if mode == Look {
-		lk.Unlock()
-		return res, false, nil
-	}
-	if err := filelock.RemoveLocked(path, lk); err != nil {
-		return Result{}, false, fmt.Errorf("llmslots: %w", err)
-	}
-	res.Removed = true
-	return res, false, nil
 }
 
 // ProbeNamed is Probe for a ticket or draft, whose name carries its

@@ -103,7 +103,7 @@ func ParseRecord(data []byte) Record {
 		v := CleanValue(value, MaxCommandLen)
 		switch strings.TrimSpace(key) {
 		case "pid":
-			if pid, err := strconv.Atoi(strings.TrimSpace(v)); err == nil && pid > 0 {
+			if pid, err := strconv.Atoi(v); err == nil && pid > 0 {
 				r.PID = pid
 			}
 		case "host":
@@ -164,12 +164,9 @@ func CleanValue(s string, max int) string {
 		}
 		return r
 	}, s)
-	if len(s) > max {
-		cut := max
-		for cut > 0 && !utf8.RuneStart(s[cut]) {
-			cut--
-		}
-		s = s[:cut]
+	for len(s) > max {
+		_, n := utf8.DecodeLastRuneInString(s)
+		s = s[:len(s)-n]
 	}
 	return strings.TrimSpace(s)
 }
