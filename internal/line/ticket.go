@@ -2,17 +2,13 @@
 // the order they arrived, through a line of ticket files in a pool's queue
 // directory, and each waits on a lock, so an idle waiter costs nothing.
 //
-// A process that finds no free slot, or finds others already waiting,
-// takes a ticket: a file locked exclusively for as long as it waits, whose
-// name sorts by arrival (machine-wide monotonic clock, then pid, then a
+// A ticket is a file locked exclusively for as long as its waiter waits,
+// whose name sorts by arrival (machine-wide monotonic clock, pid,
 // per-process sequence). Only the first in line tries the slots; every
-// other waiter waits on the lock of the ticket right ahead of it. So a
-// release wakes the first in line, a departure wakes the one behind, and a
-// process that releases and at once asks again goes to the back.
-//
-// A ticket whose lock is free belongs to a waiter that died: the waiter
-// behind it removes it and moves up, so a dead waiter never blocks the
-// line.
+// other waiter waits on the lock of the ticket right ahead. So a release
+// wakes the first in line, a departure the one behind, and a process that
+// releases and at once asks again goes to the back. A ticket whose lock is
+// free is a dead waiter's: the one behind removes it and moves up.
 package line
 
 import (
@@ -97,8 +93,7 @@ func (l Line) make(k string, rec []byte) (*os.File, error) {
 func (t *Ticket) Name() string { return t.name }
 
 // Leave deletes the ticket while still holding its lock (so the waiter
-// behind sees it gone, never dead), then drops the lock, which wakes that
-// waiter.
+// behind sees it gone, never dead), then drops the lock, which wakes it.
 func (t *Ticket) Leave() {
 	os.Remove(filepath.Join(t.line.Dir, t.name))
 	t.file.Close()
@@ -141,8 +136,7 @@ func (l Line) Ahead(name string) int {
 
 // ahead finds the live ticket right ahead of t: its path ("" when t is
 // first in line) and whether it is first (t second). Dead tickets between
-// are removed; one further ahead is left to the waiter behind it, whom
-// the death woke.
+// are removed (one further ahead is left to the waiter behind it).
 func (t *Ticket) ahead() (path string, first bool, err error) {
 	names, err := t.line.names()
 	if err != nil {

@@ -9,15 +9,12 @@ import (
 
 // Slots is what a waiter needs of the pool it waits for.
 type Slots interface {
-	// Try takes a free slot, if the pool allows a grant now. ok reports a
-	// slot taken; retry, if not zero, is when to try again though nothing
-	// wakes the waiter (a pause's end, a young file old enough to judge).
+	// Try takes a free slot if the pool allows a grant now; retry, if not
+	// zero, is when to try again though nothing wakes the waiter (a
+	// pause's end, a young file old enough to judge).
 	Try() (ok bool, retry time.Time, err error)
-	// Paths are the slot files whose release may let the waiter in.
-	Paths() []string
-	// Free reports whether some slot looks free now (a dead holder's is
-	// reclaimed by the look).
-	Free() bool
+	Paths() []string // the slot files whose release may let the waiter in
+	Free() bool      // some slot looks free (a dead holder's is reclaimed by the look)
 }
 
 // stallAfter is how long a free slot may stay untaken by the first in line

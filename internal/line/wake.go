@@ -18,18 +18,17 @@ import (
 // grants the instant the holder releases its exclusive lock or dies. An
 // idle waiter makes no system call at all.
 //
-// A blocking lock cannot be cancelled (closing the descriptor does not
-// wake it), so a waiter that gives up leaves the wait to end at the
-// holder's release. Waits are shared across the process, one per file, so
-// that a waiter that gives up and asks again joins the same wait: the
-// threads blocked are bounded by the files, not by the waits.
+// A blocking lock cannot be cancelled, so a waiter that gives up leaves
+// its wait to end at the holder's release. Waits are shared across the
+// process, one per file: a waiter that asks again joins the same wait,
+// and the threads blocked are bounded by the files, not by the waits.
 type waker struct {
 	wake    chan struct{} // buffered: a wake-up between waits is kept
 	waiting []*lockWait   // the waits this waker subscribes to
 	at      time.Time     // when to look again though nothing wakes it
 	// polls is set when some file cannot be waited on by its lock (too
-	// many files, a young empty file, an unreadable one); poll is the
-	// next sleep, which grows while the waker keeps polling.
+	// many files, a young empty file, an unreadable one): the waker polls
+	// as well, with a sleep (poll) that grows while it keeps polling.
 	polls bool
 	poll  time.Duration
 }
@@ -66,7 +65,7 @@ type lockWait struct {
 // fs.ErrNotExist, and a file that cannot be waited on makes w poll.
 func (w *waker) watch(path string) error {
 	if len(w.waiting) >= maxLockWaits {
-		w.pollToo()
+		w.polls = true
 		return nil
 	}
 	f, err := os.OpenFile(path, os.O_RDONLY|filelock.NoFollow, 0)
@@ -75,7 +74,7 @@ func (w *waker) watch(path string) error {
 	}
 	if err != nil {
 		if fi, lerr := os.Lstat(path); lerr != nil || fi.Mode().IsRegular() {
-			w.pollToo() // else planted (a symlink): nothing to wait for
+			w.polls = true // else planted (a symlink): nothing to wait for
 		}
 		return nil
 	}
@@ -89,7 +88,7 @@ func (w *waker) watch(path string) error {
 		// itself right after locking): a shared lock now would make the
 		// creator's own lock fail. Look again shortly.
 		f.Close()
-		w.pollToo()
+		w.polls = true
 		return nil
 	}
 	lockWaits.Lock()
@@ -130,12 +129,6 @@ func (lw *lockWait) run(f *os.File) {
 	lw.subs = nil
 }
 
-// pollToo makes the waker poll as well as wait on locks.
-func (w *waker) pollToo() {
-	w.polls = true
-	w.poll = max(w.poll, pollMin)
-}
-
 // until makes the next sleep end by at, if at is not zero.
 func (w *waker) until(at time.Time) {
 	if !at.IsZero() && (w.at.IsZero() || at.Before(w.at)) {
@@ -149,6 +142,7 @@ func (w *waker) sleep(ctx context.Context) error {
 	defer w.reset()
 	w.until(time.Now().Add(recheckEvery))
 	if w.polls {
+		w.poll = max(w.poll, pollMin)
 		w.until(time.Now().Add(w.poll/2 + rand.N(w.poll/2+1)))
 		w.poll = min(2*w.poll, pollMax)
 	} else {

@@ -55,11 +55,11 @@ func (m Maker) create(path, kind string) (f *os.File, err error) {
 	return f, nil
 }
 
-// New makes a new file for path, to be locked before anyone may see it
-// unlocked. In a group's pool it is made under a hidden name beside path
-// (at), for the caller to lock and then link or rename to path, so that
-// another member never meets it without the group's mode; elsewhere at is
-// path itself. An existing path gives an error matching fs.ErrExist.
+// New makes a new file for path. In a group's pool it is made under a
+// hidden name beside path (at), for the caller to lock and then link or
+// rename to path, so that another member never meets it without the
+// group's mode; elsewhere at is path itself. An existing path gives an
+// error matching fs.ErrExist.
 func (m Maker) New(path, kind string) (f *os.File, at string, err error) {
 	at = path
 	if m.Shared {
@@ -90,15 +90,13 @@ type Taken struct {
 // or a dead holder's: see Probe); t nil with no error and exists false
 // means another process was taking the same file at that instant.
 //
-// Between creating and locking its file, a creator may see a prober take
-// the file for a dead holder's and delete it, and then lock a file with no
-// name while another process creates and locks a new one (the unlink
-// race). So after locking, Take checks that its file still has its name,
-// and starts over if not. In a group's pool the file is locked before it
-// has its name (see New), and the window does not exist.
+// Between creating and locking, a prober may take the new file for a dead
+// holder's and delete it: its creator would lock a file with no name while
+// another creates and locks a new one (the unlink race). So after locking,
+// Take checks that its file still has its name, and starts over if not; a
+// file that keeps changing is reported taken. (In a group's pool the file
+// is locked before it has its name: see New.)
 func (m Maker) Take(path string, rec []byte) (t *Taken, exists bool, err error) {
-	// Each restart means another process made progress on this slot; if
-	// it keeps changing, report it taken.
 	for range 4 {
 		f, at, err := m.New(path, "slot")
 		if errors.Is(err, fs.ErrExist) {
@@ -148,8 +146,7 @@ func (m Maker) Take(path string, rec []byte) (t *Taken, exists bool, err error) 
 }
 
 // Sweep removes the NewbornPrefix files in dir older than a minute: a
-// group member that died between making a file and linking it into place
-// left them (a live one links it within microseconds).
+// group member that died before linking one into place left it.
 func Sweep(dir string) {
 	entries, _ := os.ReadDir(dir)
 	for _, e := range entries {
@@ -166,12 +163,7 @@ func Sweep(dir string) {
 // TestHooks, set by tests only, run inside the windows that races live in,
 // so that a test can make the race happen every time instead of rarely.
 var TestHooks struct {
-	// BeforeLock runs between creating a slot file and locking it: the
-	// window of the unlink race (see Take).
-	BeforeLock func(path string)
-	// ProbeBeforeLock runs in Probe between the look at a file and the
-	// lock: the window in which it may be replaced.
-	ProbeBeforeLock func(path string)
-	// Birth runs as soon as a file is made (kind is "slot" or "ticket").
-	Birth func(kind, path string)
+	BeforeLock      func(path string)       // in Take, between create and lock
+	ProbeBeforeLock func(path string)       // in Probe, between look and lock
+	Birth           func(kind, path string) // as soon as a file is made
 }

@@ -1,8 +1,7 @@
 // Package slotfile is the protocol on disk: the names of slot and ticket
 // files, the record each holds, how a file is made, probed, reclaimed and
 // removed, and the checks a pool directory must pass. It knows nothing of
-// waiting (internal/line) or of the public API; every function here is a
-// few system calls, safe to call from any process that shares the pool.
+// waiting (internal/line) or of the public API.
 package slotfile
 
 import (
@@ -35,8 +34,7 @@ func SlotPath(dir string, id int) string {
 }
 
 // ParseSlotName returns the id of a slot file name, or -1 for any other
-// name (ids are canonical decimals below MaxSlots: "slot-01.lock" is not
-// a slot).
+// name ("slot-01.lock" too: ids are canonical decimals below MaxSlots).
 func ParseSlotName(name string) int {
 	id, err := strconv.Atoi(strings.TrimSuffix(strings.TrimPrefix(name, "slot-"), ".lock"))
 	if err != nil || id < 0 || id >= MaxSlots || SlotName(id) != name {

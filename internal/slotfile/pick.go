@@ -7,8 +7,8 @@ type Pick struct {
 	// Reclaimed is the record of the dead holder whose file was removed
 	// to take the slot (PID 0 if the slot was free).
 	Reclaimed Record
-	// Soon reports a slot that looked held only because its file is young
-	// and empty: it may be reclaimed, with no event, once old enough.
+	// Soon reports a slot held only by a young empty file: it may be
+	// reclaimed, with no event, once old enough.
 	Soon bool
 	// Unusable lists the slots whose path holds what no llmslots process
 	// makes (a planted symbolic link, a FIFO); Why says what, in order.
@@ -49,7 +49,7 @@ func (m Maker) Pick(dir string, max int, rec []byte, mine func(id int) bool) (Pi
 			pick.Why = append(pick.Why, res.Detail)
 			continue
 		case res.State == Held:
-			pick.Soon = pick.Soon || res.Detail == FreshDetail
+			pick.Soon = pick.Soon || res.Detail == freshDetail
 			continue
 		case res.State == Stale && !res.Removed:
 			continue // judged dead by its pid alone: not ours to delete

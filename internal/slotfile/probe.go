@@ -23,8 +23,8 @@ const (
 	removeOrphan             // Remove, even a young empty file: its maker is gone (ProbeNamed)
 )
 
-// FreshDetail marks a slot held only because its file is young and empty.
-const FreshDetail = "just created; its creator may not have locked it yet"
+// freshDetail marks a slot held only because its file is young and empty.
+const freshDetail = "just created; its creator may not have locked it yet"
 
 // FreshAge is how long an empty slot file is given to be locked and
 // recorded by its creator before a free lock on it means a dead holder.
@@ -59,9 +59,8 @@ const (
 //
 // The file may be replaced between the look and the lock (a holder
 // deletes it, an acquirer creates a new one not yet locked); deleting the
-// new file by the old one's look would give the slot two holders. So the
-// decision is made on the inode locked, and a probe that locked another
-// file than it looked at looks again.
+// new file by the old one's look would give the slot two holders. So a
+// probe that locked another file than it looked at looks again.
 func Probe(path string, mode Mode) (Result, error) {
 	for range 3 {
 		fi, err := os.Lstat(path)
@@ -80,7 +79,7 @@ func Probe(path string, mode Mode) (Result, error) {
 		// checks its file kept its name: until old enough to be a dead
 		// one's, it counts as held.
 		if fi.Size() == 0 && time.Since(fi.ModTime()) < FreshAge && mode != removeOrphan {
-			return Result{State: Held, Detail: FreshDetail}, nil
+			return Result{State: Held, Detail: freshDetail}, nil
 		}
 		// Read before the lock: on Windows a locked byte cannot be read.
 		// If the file is replaced meanwhile, the check below sees it.
@@ -126,24 +125,21 @@ func Probe(path string, mode Mode) (Result, error) {
 }
 
 // ProbeNamed is Probe for a ticket or draft, whose name carries its
-// maker's pid: with Remove, a young empty file whose maker is
-// gone (it died between making and locking it) is removed too.
-//
-// The pid may be another pid namespace's (a container sharing the pool),
-// dead here while its maker lives. That removal costs the maker a retry
+// maker's pid: with Remove, a young empty file whose maker is gone (it
+// died before locking it) is removed too. A pid of another pid namespace
+// looks dead here while its maker lives: that costs the maker a retry
 // (Join makes its draft again), never a second holder.
 func ProbeNamed(path string, mode Mode) (Result, error) {
 	res, err := Probe(path, mode)
-	if err == nil && mode != Look && res.Detail == FreshDetail && !proc.Alive(pidInName(filepath.Base(path))) {
+	if err == nil && mode != Look && res.Detail == freshDetail && !proc.Alive(pidInName(filepath.Base(path))) {
 		res, err = Probe(path, removeOrphan)
 	}
 	return res, err
 }
 
 // FallbackProbe judges a file whose lock could not be tried (lockErr) by
-// its record: a live or unknown holder counts as held, because calling a
-// live holder's slot stale would invite a forced release and a second
-// holder.
+// its record: a live or unknown holder counts as held, since calling its
+// slot stale would invite a forced release and a second holder.
 func FallbackProbe(path string, lockErr error) Result {
 	rec, err := ReadRecord(path)
 	why := "lock not probed (" + lockErr.Error() + ")"

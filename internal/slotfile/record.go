@@ -35,9 +35,7 @@ type Record struct {
 	PidNS   string // the pid namespace the pid belongs to (Linux); "" if unknown
 	Command string
 	Label   string
-	// Max is the max its holder or waiter asked with; 0 if unknown (the
-	// reference's records, and older ones, have none).
-	Max int
+	Max     int // the max asked with; 0 if unknown (the reference's records)
 }
 
 const (
@@ -89,10 +87,9 @@ func (r Record) Marshal() []byte {
 	return b
 }
 
-// ParseRecord reads what it can from a slot file's content. Empty, partial
-// and garbage content give a zero or partial record, never an error: a
-// holder may die between creating and writing its file, and other tools may
-// share the directory.
+// ParseRecord reads what it can from a slot file's content: empty, partial
+// or garbage content (a holder died before writing; another tool shares
+// the directory) gives a zero or partial record, never an error.
 func ParseRecord(data []byte) Record {
 	var r Record
 	for line := range strings.SplitSeq(string(data), "\n") {
@@ -142,8 +139,7 @@ func ReadRecord(path string) (Record, error) {
 	return ReadRecordFrom(f)
 }
 
-// ReadRecordFrom reads the record at the start of f, at most MaxRecordRead
-// bytes of it.
+// ReadRecordFrom reads the record at the start of f, as ReadRecord does.
 func ReadRecordFrom(f *os.File) (Record, error) {
 	buf := make([]byte, MaxRecordRead)
 	n, err := f.ReadAt(buf, 0)
@@ -154,8 +150,7 @@ func ReadRecordFrom(f *os.File) (Record, error) {
 }
 
 // CleanValue makes s safe for one line of a record: valid UTF-8, control
-// characters (textsafe.IsControl's) turned to spaces, at most max bytes, cut
-// on a rune boundary.
+// characters (textsafe.IsControl's) turned to spaces, at most max bytes.
 func CleanValue(s string, max int) string {
 	s = strings.ToValidUTF8(s, "?")
 	s = strings.Map(func(r rune) rune {
