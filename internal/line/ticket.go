@@ -99,9 +99,8 @@ func (t *Ticket) Leave() {
 	t.file.Close()
 }
 
-// names lists the queue directory's tickets and drafts, sorted by arrival
-// (drafts stand in line by the same key: a waiter that arrived earlier but
-// is still making its ticket is not overtaken by a quicker later one).
+// names lists the tickets and drafts, sorted by arrival: a draft stands in
+// line, so a waiter still making its ticket is not overtaken.
 func (l Line) names() ([]string, error) {
 	all, err := os.ReadDir(l.Dir)
 	if errors.Is(err, fs.ErrNotExist) {
@@ -182,8 +181,7 @@ func (l Line) Waiters(remove bool) ([]Waiter, error) {
 		if err != nil {
 			return nil, err
 		}
-		draft := strings.HasPrefix(n, slotfile.DraftPrefix)
-		if res.State == slotfile.Free || draft && res.State == slotfile.Held {
+		if res.State == slotfile.Free || res.State == slotfile.Held && strings.HasPrefix(n, slotfile.DraftPrefix) {
 			continue // gone, or still being made
 		}
 		out = append(out, Waiter{Path: path, Rec: res.Rec, Live: res.State == slotfile.Held})

@@ -67,12 +67,10 @@ func (t *Ticket) Wait(ctx context.Context, deadline time.Time, s Slots) (bool, e
 			w.until(retry)
 			freeSince = time.Time{}
 		}
-		if !deadline.IsZero() {
-			if !time.Now().Before(deadline) {
-				return false, nil
-			}
-			w.until(deadline)
+		if !deadline.IsZero() && !time.Now().Before(deadline) {
+			return false, nil
 		}
+		w.until(deadline)
 		if err := w.sleep(ctx); err != nil {
 			return false, err
 		}

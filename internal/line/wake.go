@@ -55,8 +55,7 @@ var lockWaits = struct {
 // A lockWait is one goroutine blocked on one file's lock, and the wakers
 // to wake when it returns.
 type lockWait struct {
-	path string
-	fi   fs.FileInfo // the file waited on: a new file at path needs a new wait
+	fi   fs.FileInfo // the file waited on: a new file at its path needs a new wait
 	subs map[chan struct{}]bool
 }
 
@@ -95,7 +94,7 @@ func (w *waker) watch(path string) error {
 	defer lockWaits.Unlock()
 	lw := lockWaits.byPath[path]
 	if lw == nil || !os.SameFile(lw.fi, fi) {
-		lw = &lockWait{path: path, fi: fi, subs: map[chan struct{}]bool{}}
+		lw = &lockWait{fi: fi, subs: map[chan struct{}]bool{}}
 		lockWaits.byPath[path] = lw
 		go lw.run(f)
 	} else {
@@ -109,16 +108,15 @@ func (w *waker) watch(path string) error {
 // run waits for f's lock to be free, then wakes every subscriber.
 func (lw *lockWait) run(f *os.File) {
 	if err := filelock.WaitUnlocked(f); err != nil {
-		// The lock cannot be waited for here (ENOLCK on a network
-		// filesystem without a lock daemon, say): wake the waiters, who
-		// look again, but no faster than a poll would, or they would spin.
+		// No lock to wait on (ENOLCK on a network filesystem, say): wake
+		// the waiters no faster than a poll would, or they would spin.
 		time.Sleep(pollMax / 2)
 	}
 	f.Close()
 	lockWaits.Lock()
 	defer lockWaits.Unlock()
-	if lockWaits.byPath[lw.path] == lw {
-		delete(lockWaits.byPath, lw.path)
+	if lockWaits.byPath[f.Name()] == lw {
+		delete(lockWaits.byPath, f.Name())
 	}
 	for ch := range lw.subs {
 		select {

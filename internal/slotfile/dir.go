@@ -35,9 +35,8 @@ func (m Maker) Prepare(dir, envDir string) error {
 	if err != nil {
 		return err
 	}
-	// Tickets are made by path under the queue directory: a symbolic link
-	// there would be followed, and anything but a directory breaks every
-	// wait.
+	// Tickets are made by path in the queue directory: a symbolic link
+	// there would be followed, and anything but a directory breaks a wait.
 	qdir := filepath.Join(dir, QueueDir)
 	qfi, err := os.Lstat(qdir)
 	if errors.Is(err, fs.ErrNotExist) {
@@ -86,8 +85,7 @@ func (m Maker) Inspect(dir, envDir string) (exists bool, err error) {
 
 // mkdir makes dir (and its parents) private to its owner; in a group's
 // pool it is built under a hidden name with the group's ownership and
-// mode, then renamed into place, so that no member ever meets it half
-// made.
+// mode, then renamed into place: no member ever meets it half made.
 func (m Maker) mkdir(dir string, pool bool) error {
 	if !m.Shared {
 		return os.MkdirAll(dir, 0o700)
@@ -106,8 +104,7 @@ func (m Maker) mkdir(dir string, pool bool) error {
 	return err
 }
 
-// build makes a group pool's directory at dir, with its queue directory
-// inside when pool is set.
+// build makes a group's directory dir, with a queue directory inside if pool.
 func (m Maker) build(dir string, pool bool) error {
 	if err := os.Mkdir(dir, 0o700); err != nil {
 		return err

@@ -79,10 +79,9 @@ func hiddenBeside(path string) string {
 
 // Taken is a slot file Take took: locked, with its name.
 type Taken struct {
-	File *os.File
-	Info fs.FileInfo // its identity, checked before it is removed
-	// RecordErr says why the record could not be written, if it could not.
-	RecordErr error
+	File      *os.File
+	Info      fs.FileInfo // its identity, checked before it is removed
+	RecordErr error       // why the record was not written, if it was not
 }
 
 // Take tries to take the slot file at path: it creates the file, locks it
@@ -91,11 +90,10 @@ type Taken struct {
 // means another process was taking the same file at that instant.
 //
 // Between creating and locking, a prober may take the new file for a dead
-// holder's and delete it: its creator would lock a file with no name while
-// another creates and locks a new one (the unlink race). So after locking,
-// Take checks that its file still has its name, and starts over if not; a
-// file that keeps changing is reported taken. (In a group's pool the file
-// is locked before it has its name: see New.)
+// holder's and delete it, and another process create and lock a new one
+// (the unlink race). So Take checks after locking that its file still has
+// its name, and starts over if not (a file that keeps changing is
+// reported taken). In a group's pool the file is locked before it is named.
 func (m Maker) Take(path string, rec []byte) (t *Taken, exists bool, err error) {
 	for range 4 {
 		f, at, err := m.New(path, "slot")
@@ -150,12 +148,11 @@ func (m Maker) Take(path string, rec []byte) (t *Taken, exists bool, err error) 
 func Sweep(dir string) {
 	entries, _ := os.ReadDir(dir)
 	for _, e := range entries {
-		if !strings.HasPrefix(e.Name(), NewbornPrefix) {
+		if !strings.HasPrefix(e.Name(), NewbornPrefix) || !e.Type().IsRegular() {
 			continue
 		}
-		path := filepath.Join(dir, e.Name())
-		if fi, err := os.Lstat(path); err == nil && fi.Mode().IsRegular() && time.Since(fi.ModTime()) > time.Minute {
-			os.Remove(path)
+		if fi, err := e.Info(); err == nil && time.Since(fi.ModTime()) > time.Minute {
+			os.Remove(filepath.Join(dir, e.Name()))
 		}
 	}
 }

@@ -24,14 +24,10 @@ const (
 )
 
 // SlotName is the file name of slot id.
-func SlotName(id int) string {
-	return "slot-" + strconv.Itoa(id) + ".lock"
-}
+func SlotName(id int) string { return "slot-" + strconv.Itoa(id) + ".lock" }
 
 // SlotPath is the path of slot id's file in dir.
-func SlotPath(dir string, id int) string {
-	return filepath.Join(dir, SlotName(id))
-}
+func SlotPath(dir string, id int) string { return filepath.Join(dir, SlotName(id)) }
 
 // ParseSlotName returns the id of a slot file name, or -1 for any other
 // name ("slot-01.lock" too: ids are canonical decimals below MaxSlots).

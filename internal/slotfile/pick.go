@@ -18,10 +18,9 @@ type Pick struct {
 
 // Pick makes one attempt at the slots 0..max-1 of dir and takes the first
 // it can, recording rec in it; mine reports a slot this process holds
-// already, which is not tried. Creating a missing file costs one system
-// call, so a free slot is found without probing a held one; only when no
-// file is missing are the existing ones probed, and a dead holder's
-// removed under its lock and made anew.
+// already, which is not tried. A missing file is found without probing a
+// held one; only when none is missing are the existing ones probed, and a
+// dead holder's removed under its lock and made anew.
 func (m Maker) Pick(dir string, max int, rec []byte, mine func(id int) bool) (Pick, error) {
 	pick := Pick{ID: -1}
 	var existing []int

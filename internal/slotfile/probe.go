@@ -73,11 +73,10 @@ func Probe(path string, mode Mode) (Result, error) {
 		if !fi.Mode().IsRegular() {
 			return Result{State: Invalid, Detail: Describe(fi) + ", which llmslots never makes: remove it by hand"}, nil
 		}
-		// Every holder records itself right after locking. An empty
-		// unlocked file is a holder's killed in that instant, or one not
-		// locked yet by a creator that, following the reference, never
-		// checks its file kept its name: until old enough to be a dead
-		// one's, it counts as held.
+		// Holders record themselves right after locking: an empty file may
+		// not be locked yet by a creator that, following the reference,
+		// never checks that its file kept its name. It counts as held
+		// until old enough to be a dead holder's.
 		if fi.Size() == 0 && time.Since(fi.ModTime()) < FreshAge && mode != removeOrphan {
 			return Result{State: Held, Detail: freshDetail}, nil
 		}
@@ -172,9 +171,6 @@ func HolderAlive(rec Record) bool {
 		rec.PidNS != "" && me.PidNS != "" && rec.PidNS != me.PidNS {
 		return true
 	}
-	if !proc.Alive(rec.PID) {
-		return false
-	}
-	now := proc.StartTime(rec.PID)
-	return rec.Start == "" || now == "" || now == rec.Start
+	now := proc.StartTime(rec.PID) // "" if unknown
+	return proc.Alive(rec.PID) && (rec.Start == "" || now == "" || now == rec.Start)
 }
