@@ -20,11 +20,6 @@ type group struct {
 	gid    int
 }
 
-// groupFileMode is the mode of every file in a group's pool: members read
-// each other's records and probe each other's locks. Every file has it,
-// and the pool's group, from the instant its name can be seen (newFile).
-const groupFileMode = 0o660
-
 // WithGroup makes the pool shared by the members of the Unix group gid,
 // for agents that run as different users but share one account's rate
 // limit. The pool directory must then belong to that group and give it

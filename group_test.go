@@ -10,6 +10,8 @@ import (
 	"strings"
 	"syscall"
 	"testing"
+
+	"github.com/llmslots/llmslots/internal/slotfile"
 )
 
 const nobody = 65534 // uid and gid of nobody / nogroup
@@ -39,7 +41,7 @@ func TestGroupPoolIsSharedAcrossUsers(t *testing.T) {
 		t.Fatalf("pool directory: mode %v gid %d; want setgid 0770, group %d", fi.Mode(), st.Gid, nobody)
 	}
 	sfi, _ := os.Stat(mine.Path())
-	if sfi.Mode().Perm() != groupFileMode || sfi.Sys().(*syscall.Stat_t).Gid != nobody {
+	if sfi.Mode().Perm() != slotfile.GroupFileMode || sfi.Sys().(*syscall.Stat_t).Gid != nobody {
 		t.Fatalf("slot file: mode %v gid %d", sfi.Mode(), sfi.Sys().(*syscall.Stat_t).Gid)
 	}
 	env := EnvGroup + "=" + strconv.Itoa(nobody)

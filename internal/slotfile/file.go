@@ -21,7 +21,8 @@ type Maker struct {
 	GID    int
 }
 
-const groupFileMode = 0o660
+// GroupFileMode is the mode of every file in a group's pool.
+const GroupFileMode = 0o660
 
 // Create makes a new file at path, exclusively, open read-write, with the
 // pool's mode. An existing path gives an error matching fs.ErrExist.
@@ -31,7 +32,7 @@ func (m Maker) Create(path string) (*os.File, error) { return m.create(path, "")
 // TestHooks.Birth, which runs before a group's file has its mode.
 func (m Maker) create(path, kind string) (f *os.File, err error) {
 	if m.Shared {
-		f, err = os.OpenFile(path, os.O_RDWR|os.O_CREATE|os.O_EXCL|filelock.NoFollow, groupFileMode)
+		f, err = os.OpenFile(path, os.O_RDWR|os.O_CREATE|os.O_EXCL|filelock.NoFollow, GroupFileMode)
 	} else {
 		f, err = filelock.Open(path, true)
 	}
@@ -44,7 +45,7 @@ func (m Maker) create(path, kind string) (f *os.File, err error) {
 	if m.Shared {
 		// The umask narrows the mode: set it, and the group, explicitly.
 		if err = f.Chown(-1, m.GID); err == nil {
-			err = f.Chmod(groupFileMode)
+			err = f.Chmod(GroupFileMode)
 		}
 		if err != nil {
 			os.Remove(path)
