@@ -72,7 +72,7 @@ func TestUnlinkRaceNeverGivesTwoHolders(t *testing.T) {
 				slotfile.TestHooks.BeforeLock = nil // only the racing acquirer's first create
 				old := time.Now().Add(-2 * slotfile.FreshAge)
 				os.Chtimes(path, old, old)
-				res, err := slotfile.Probe(path, slotfile.Reclaim)
+				res, err := slotfile.Probe(path, slotfile.Remove)
 				if err != nil || !res.Removed {
 					t.Errorf("prober: %+v %v; want the unlocked file removed", res, err)
 				}

@@ -326,14 +326,14 @@ func (p *Pool) tryAcquire(max int) (g *Guard, soon bool, err error) {
 	if err != nil {
 		return nil, false, fmt.Errorf("llmslots: cannot create slot file: %w", err)
 	}
-	for _, id := range pick.Unusable {
+	for i, id := range pick.Unusable {
 		// Once per pool at Warn: a waiter meets it at every look.
 		level := slog.LevelDebug
 		if !p.unusableLogged.Swap(true) {
 			level = slog.LevelWarn
 		}
 		p.log().Log(context.Background(), level, "llmslots: slot unusable", "slot", id,
-			"err", fmt.Sprintf("llmslots: slot file %s is %s", slotfile.SlotPath(p.dir, id), pick.Why[id]))
+			"err", fmt.Sprintf("llmslots: slot file %s is %s", slotfile.SlotPath(p.dir, id), pick.Why[i]))
 	}
 	if pick.Taken == nil {
 		if len(pick.Unusable) == max {

@@ -2,30 +2,24 @@
 // the order they arrived, through a line of ticket files in a pool's queue
 // directory, and each waits on a lock, so an idle waiter costs nothing.
 //
-// A process that finds no free slot, or finds others already waiting,
-// takes a ticket: a file locked exclusively for as long as it waits, whose
-// name sorts by arrival (machine-wide monotonic clock, then pid, then a
+// A ticket is a file locked exclusively for as long as its waiter waits,
+// whose name sorts by arrival (machine-wide monotonic clock, pid,
 // per-process sequence). Only the first in line tries the slots; every
-// other waiter waits on the lock of the ticket right ahead of it. So a
-// release wakes the first in line, a departure wakes the one behind, and a
-// process that releases and at once asks again goes to the back.
-//
-// A ticket whose lock is free belongs to a waiter that died: the waiter
-// behind it removes it and moves up, so a dead waiter never blocks the
-// line.
+// other waiter waits on the lock of the ticket right ahead. So a release
+// wakes the first in line, a departure the one behind, and a process that
+// releases and at once asks again goes to the back. A ticket whose lock is
+// free is a dead waiter's: the one behind removes it and moves up.
 package line
 
 import (
 	"errors"
 	"fmt"
-	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
 	"sort"
 	"strings"
 	"sync/atomic"
-	"time"
 
 	"github.com/llmslots/llmslots/internal/filelock"
 	"github.com/llmslots/llmslots/internal/slotfile"
@@ -46,73 +40,49 @@ type Ticket struct {
 
 var ticketSeq atomic.Uint64
 
-// key orders tickets by arrival: fixed-width decimal fields, so the names
-// sort as the numbers do.
-func key(arrived int64, pid int) string {
-	return fmt.Sprintf("%020d-%010d-%06d", arrived, pid, ticketSeq.Add(1)%1_000_000)
-}
-
 // Join takes a ticket for a waiter that arrived at arrived (machine-wide
-// monotonic nanoseconds), recording rec in it. The ticket appears under its
-// final name only once it is locked and recorded, so no other process can
-// ever see it unlocked and take it for a dead waiter's.
+// monotonic nanoseconds), recording rec in it. The ticket gets its name
+// only once locked and recorded, so no other process can see it unlocked
+// and take it for a dead waiter's. A draft removed meanwhile (a cleanup in
+// another pid namespace took its maker for dead) is made again.
 func (l Line) Join(arrived int64, rec []byte) (*Ticket, error) {
 	var err error
-	// A draft deleted before it was renamed into line (a cleanup in
-	// another pid namespace took its creator for dead) is made again,
-	// with the same arrival time and a new sequence number.
 	for range 3 {
-		k := key(arrived, os.Getpid())
+		// Fixed-width fields: the names sort as the numbers do.
+		k := fmt.Sprintf("%020d-%010d-%06d", arrived, os.Getpid(), ticketSeq.Add(1)%1_000_000)
 		var f *os.File
 		if f, err = l.make(k, rec); err == nil {
 			return &Ticket{line: l, name: slotfile.TicketPrefix + k, file: f}, nil
-		}
-		if !errors.Is(err, fs.ErrNotExist) {
+		} else if !errors.Is(err, fs.ErrNotExist) {
 			break
 		}
 	}
 	return nil, fmt.Errorf("llmslots: cannot take a ticket: %w", err)
 }
 
-// make makes the draft ticket, locks and records it, and renames it into
-// line. In a group's pool the draft is made under a hidden name with its
-// final mode, and renamed to its draft name once locked (see
-// slotfile.Maker.New): another member never meets it unlocked or
-// unreadable.
+// make makes the draft ticket (in a group's pool under a hidden name: see
+// slotfile.Maker.New), locks and records it, and renames it into line.
 func (l Line) make(k string, rec []byte) (*os.File, error) {
-	draft := filepath.Join(l.Dir, slotfile.DraftPrefix+k)
-	f, at, err := l.Maker.New(draft, "ticket")
+	f, at, err := l.Maker.New(filepath.Join(l.Dir, slotfile.DraftPrefix+k), "ticket")
 	if err != nil {
 		return nil, err
 	}
-	// The draft is this process's own, made a moment ago; a lock on it
-	// can only be another process's look, which lets go at once.
-	var ok bool
-	for try := 0; ; try++ {
-		if ok, err = filelock.TryLock(f); err != nil || ok || try == 20 {
-			break
-		}
-		time.Sleep(time.Duration(try+1) * 50 * time.Microsecond)
-	}
+	ok, err := filelock.TryLock(f)
 	if err == nil && !ok {
-		err = errors.New("draft ticket locked by another process")
-	}
-	if err == nil && at != draft {
-		// The name holds this process's pid and sequence number: no
-		// other process makes it, so a plain rename cannot replace one.
-		err = os.Rename(at, draft)
+		// Probers lock a young empty draft only to remove it (see
+		// slotfile.ProbeNamed): as good as gone.
+		err = fs.ErrNotExist
 	}
 	if err == nil {
 		_, err = f.Write(rec)
 	}
 	if err == nil {
-		err = os.Rename(draft, filepath.Join(l.Dir, slotfile.TicketPrefix+k))
+		// No other process makes this name (pid, sequence): a plain
+		// rename cannot replace another's ticket.
+		err = os.Rename(at, filepath.Join(l.Dir, slotfile.TicketPrefix+k))
 	}
 	if err != nil {
-		if at != draft {
-			os.Remove(at)
-		}
-		os.Remove(draft)
+		os.Remove(at)
 		f.Close()
 		return nil, err
 	}
@@ -123,32 +93,25 @@ func (l Line) make(k string, rec []byte) (*os.File, error) {
 func (t *Ticket) Name() string { return t.name }
 
 // Leave deletes the ticket while still holding its lock (so the waiter
-// behind sees it gone, never dead), then drops the lock, which wakes that
-// waiter.
+// behind sees it gone, never dead), then drops the lock, which wakes it.
 func (t *Ticket) Leave() {
 	os.Remove(filepath.Join(t.line.Dir, t.name))
 	t.file.Close()
 }
 
-// names lists the queue directory's tickets and drafts, sorted by arrival
-// (drafts stand in line by the same key: a waiter that arrived earlier but
-// is still making its ticket is not overtaken by a quicker later one).
+// names lists the tickets and drafts, sorted by arrival: a draft stands in
+// line, so a waiter still making its ticket is not overtaken.
 func (l Line) names() ([]string, error) {
-	d, err := os.Open(l.Dir)
+	all, err := os.ReadDir(l.Dir)
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil, nil
 	}
 	if err != nil {
 		return nil, fmt.Errorf("llmslots: %w", err)
 	}
-	defer d.Close()
-	all, err := d.Readdirnames(-1)
-	if err != nil {
-		return nil, fmt.Errorf("llmslots: %w", err)
-	}
-	names := all[:0]
-	for _, n := range all {
-		if strings.HasPrefix(n, slotfile.TicketPrefix) || strings.HasPrefix(n, slotfile.DraftPrefix) {
+	var names []string
+	for _, e := range all {
+		if n := e.Name(); strings.HasPrefix(n, slotfile.TicketPrefix) || strings.HasPrefix(n, slotfile.DraftPrefix) {
 			names = append(names, n)
 		}
 	}
@@ -157,52 +120,37 @@ func (l Line) names() ([]string, error) {
 }
 
 // Empty reports whether nobody waits: the queue directory holds no ticket
-// or draft, live or not. It is the uncontended acquire's one look, and
-// reads a single name; an error counts as someone waiting.
+// or draft, live or not. An error counts as someone waiting.
 func (l Line) Empty() bool {
-	d, err := os.Open(l.Dir)
-	if err != nil {
-		return errors.Is(err, fs.ErrNotExist)
-	}
-	defer d.Close()
-	for {
-		names, err := d.Readdirnames(8)
-		for _, n := range names {
-			if strings.HasPrefix(n, slotfile.TicketPrefix) || strings.HasPrefix(n, slotfile.DraftPrefix) {
-				return false
-			}
-		}
-		if err == io.EOF {
-			return true
-		}
-		if err != nil {
-			return false
-		}
-	}
+	names, err := l.names()
+	return err == nil && len(names) == 0
+}
+
+// Ahead counts the tickets and drafts ahead of the ticket named name,
+// without probing them: the progress a waiter reports.
+func (l Line) Ahead(name string) int {
+	names, _ := l.names()
+	return sort.Search(len(names), func(i int) bool { return names[i][2:] >= name[2:] })
 }
 
 // ahead finds the live ticket right ahead of t: its path ("" when t is
-// first in line) and whether it is first (t second; a dead ticket still
-// ahead of it is seen to by its own waiter, whom the death woke). Dead tickets it meets
-// are removed. The caller waits on the lock of what it returns, and looks
-// again when woken.
+// first in line) and whether it is first (t second). Dead tickets between
+// are removed (one further ahead is left to the waiter behind it).
 func (t *Ticket) ahead() (path string, first bool, err error) {
 	names, err := t.line.names()
 	if err != nil {
 		return "", false, err
 	}
-	mine := t.name[2:]
-	i := sort.Search(len(names), func(i int) bool { return names[i][2:] >= mine })
+	i := sort.Search(len(names), func(i int) bool { return names[i][2:] >= t.name[2:] })
 	for i--; i >= 0; i-- {
 		path := filepath.Join(t.line.Dir, names[i])
-		res, err := slotfile.ProbeNamed(path, slotfile.Reclaim)
+		res, err := slotfile.ProbeNamed(path, slotfile.Remove)
 		if err != nil {
 			return "", false, err
 		}
 		if res.State == slotfile.Held {
 			return path, i == 0, nil
 		}
-		// Gone, or dead and now removed: look further ahead.
 	}
 	return "", false, nil
 }
@@ -233,24 +181,10 @@ func (l Line) Waiters(remove bool) ([]Waiter, error) {
 		if err != nil {
 			return nil, err
 		}
-		draft := strings.HasPrefix(n, slotfile.DraftPrefix)
-		if res.State == slotfile.Free || draft && res.State == slotfile.Held {
+		if res.State == slotfile.Free || res.State == slotfile.Held && strings.HasPrefix(n, slotfile.DraftPrefix) {
 			continue // gone, or still being made
 		}
 		out = append(out, Waiter{Path: path, Rec: res.Rec, Live: res.State == slotfile.Held})
 	}
 	return out, nil
-}
-
-// Ahead counts the tickets and drafts ahead of the ticket named name,
-// without probing them: the progress a waiter reports.
-func (l Line) Ahead(name string) int {
-	names, _ := l.names()
-	n := 0
-	for _, other := range names {
-		if other[2:] < name[2:] {
-			n++
-		}
-	}
-	return n
 }

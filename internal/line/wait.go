@@ -9,25 +9,18 @@ import (
 
 // Slots is what a waiter needs of the pool it waits for.
 type Slots interface {
-	// Try takes a free slot, if the pool allows a grant now. ok reports a
-	// slot taken; retry, if not zero, is when to try again though nothing
-	// wakes the waiter (a pause's end, a young file old enough to judge).
+	// Try takes a free slot if the pool allows a grant now; retry, if not
+	// zero, is when to try again though nothing wakes the waiter (a
+	// pause's end, a young file old enough to judge).
 	Try() (ok bool, retry time.Time, err error)
-	// Paths are the slot files whose release may let the waiter in.
-	Paths() []string
-	// Free reports whether some slot looks free now (a dead holder's is
-	// reclaimed by the look).
-	Free() bool
+	Paths() []string // the slot files whose release may let the waiter in
+	Free() bool      // some slot looks free (a dead holder's is reclaimed by the look)
 }
 
 // stallAfter is how long a free slot may stay untaken by the first in line
 // (stopped by SIGSTOP or Ctrl-Z, or starved of CPU) before the waiter
 // behind it takes it. The first, once it runs again, is served as usual.
 const stallAfter = time.Second
-
-// recheckEvery is how often a waiter looks again with no wake-up, in case
-// one was lost. Rare: each timer wake-up of an idle process costs.
-const recheckEvery = 15 * time.Second
 
 // Wait waits for t's turn and a slot: first in line, it tries the slots
 // and waits on the locks of the held ones; behind someone, it waits on the
@@ -37,25 +30,16 @@ const recheckEvery = 15 * time.Second
 // deadline (if not zero) passed, or ctx.Err() when ctx ended. The caller
 // leaves the line (t.Leave) whatever the outcome.
 func (t *Ticket) Wait(ctx context.Context, deadline time.Time, s Slots) (bool, error) {
-	w := newWaker()
+	w := &waker{wake: make(chan struct{}, 1)}
 	defer w.reset()
 	var freeSince time.Time // when the waiter second in line saw a free slot
 	for {
-		w.reset()
-		wake := time.Now().Add(recheckEvery)
-		earlier := func(at time.Time) {
-			if !at.IsZero() && at.Before(wake) {
-				wake = at
-			}
-		}
 		ahead, second, err := t.ahead()
 		if err != nil {
 			return false, err
 		}
-		if ahead != "" {
-			if err := w.watch(ahead); errors.Is(err, fs.ErrNotExist) {
-				continue // left since the look: look again
-			}
+		if ahead != "" && errors.Is(w.watch(ahead), fs.ErrNotExist) {
+			continue // left since the look: look again
 		}
 		if ahead == "" || second {
 			// Wait on the slots before trying them: a slot freed after
@@ -64,45 +48,31 @@ func (t *Ticket) Wait(ctx context.Context, deadline time.Time, s Slots) (bool, e
 				w.watch(p)
 			}
 		}
-		switch {
-		case ahead == "":
-			ok, retry, err := s.Try()
-			if ok || err != nil {
-				return ok, err
-			}
-			earlier(retry)
-		case second && s.Free():
+		stalled := false // the first in line leaves a slot free
+		if second && s.Free() {
 			if freeSince.IsZero() {
 				freeSince = time.Now()
 			}
-			if time.Since(freeSince) < stallAfter {
-				earlier(freeSince.Add(stallAfter))
-				break
+			if stalled = time.Since(freeSince) >= stallAfter; !stalled {
+				w.until(freeSince.Add(stallAfter))
 			}
+		} else {
+			freeSince = time.Time{}
+		}
+		if ahead == "" || stalled {
 			ok, retry, err := s.Try()
 			if ok || err != nil {
 				return ok, err
 			}
-			earlier(retry)
-			freeSince = time.Time{}
-		default:
+			w.until(retry)
 			freeSince = time.Time{}
 		}
-		if !deadline.IsZero() {
-			if !time.Now().Before(deadline) {
-				return false, nil
-			}
-			earlier(deadline)
+		if !deadline.IsZero() && !time.Now().Before(deadline) {
+			return false, nil
 		}
-		earlier(w.nextPoll())
-		timer := time.NewTimer(time.Until(wake))
-		select {
-		case <-w.wake:
-		case <-timer.C:
-		case <-ctx.Done():
-			timer.Stop()
-			return false, ctx.Err()
+		w.until(deadline)
+		if err := w.sleep(ctx); err != nil {
+			return false, err
 		}
-		timer.Stop()
 	}
 }

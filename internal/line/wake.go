@@ -1,6 +1,7 @@
 package line
 
 import (
+	"context"
 	"errors"
 	"io/fs"
 	"math/rand/v2"
@@ -15,52 +16,145 @@ import (
 // each file it waits on (the ticket ahead; for the head of the line, the
 // held slots), a goroutine blocks in a shared lock, which the kernel
 // grants the instant the holder releases its exclusive lock or dies. An
-// idle waiter makes no system call at all, and no file events are needed:
-// what Linux runs is what macOS and the BSDs run.
+// idle waiter makes no system call at all.
 //
-// A blocking lock cannot be cancelled (closing the descriptor does not
-// wake it), so a waiter that gives up leaves the wait to finish on its
-// own: it returns at the holder's release, drops the shared lock and
-// ends. Waits are shared across the process, one per file, so a waiter
-// that gives up and asks again joins the same wait: the threads blocked
-// are bounded by the files waited on, not by the number of waits.
+// A blocking lock cannot be cancelled, so a waiter that gives up leaves
+// its wait to end at the holder's release. Waits are shared across the
+// process, one per file: a waiter that asks again joins the same wait,
+// and the threads blocked are bounded by the files, not by the waits.
 type waker struct {
 	wake    chan struct{} // buffered: a wake-up between waits is kept
 	waiting []*lockWait   // the waits this waker subscribes to
+	at      time.Time     // when to look again though nothing wakes it
 	// polls is set when some file cannot be waited on by its lock (too
-	// many files, a young empty file, an unreadable one); poll is the
-	// next sleep, which grows while the waker keeps polling.
+	// many files, a young empty file, an unreadable one): the waker polls
+	// as well, with a sleep (poll) that grows while it keeps polling.
 	polls bool
 	poll  time.Duration
 }
 
-// maxLockWaits bounds the files one waker waits on by their locks: each
-// is a thread blocked in the kernel. Past it (the head of a pool larger
-// than 64), the waker polls as well.
-const maxLockWaits = 64
-
-// Polling bounds: the sleep grows from pollMin to pollMax, jittered so
-// that waiters who started together do not look together.
 const (
+	// maxLockWaits bounds the files one waker waits on by their locks
+	// (each a thread blocked in the kernel); past it, it polls as well.
+	maxLockWaits = 64
+	// The polling sleep grows from pollMin to pollMax, jittered so that
+	// waiters who started together do not look together.
 	pollMin = time.Millisecond
 	pollMax = 250 * time.Millisecond
+	// recheckEvery is how often a waiter looks again with no wake-up, in
+	// case one was lost. Rare: each timer wake-up of an idle process costs.
+	recheckEvery = 15 * time.Second
 )
 
-func newWaker() *waker { return &waker{wake: make(chan struct{}, 1)} }
-
 // lockWaits holds the process's running waits, by path.
-var lockWaits struct {
+var lockWaits = struct {
 	sync.Mutex
 	byPath map[string]*lockWait
-}
+}{byPath: map[string]*lockWait{}}
 
 // A lockWait is one goroutine blocked on one file's lock, and the wakers
 // to wake when it returns.
 type lockWait struct {
-	path string
-	fi   fs.FileInfo // the file waited on: a new file at path needs a new wait
-	done bool
+	fi   fs.FileInfo // the file waited on: a new file at its path needs a new wait
 	subs map[chan struct{}]bool
+}
+
+// watch subscribes w to the release of path's lock, starting a wait if
+// the process has none for that very file. A missing file is reported as
+// fs.ErrNotExist, and a file that cannot be waited on makes w poll.
+func (w *waker) watch(path string) error {
+	if len(w.waiting) >= maxLockWaits {
+		w.polls = true
+		return nil
+	}
+	f, err := os.OpenFile(path, os.O_RDONLY|filelock.NoFollow, 0)
+	if errors.Is(err, fs.ErrNotExist) {
+		return fs.ErrNotExist
+	}
+	if err != nil {
+		if fi, lerr := os.Lstat(path); lerr != nil || fi.Mode().IsRegular() {
+			w.polls = true // else planted (a symlink): nothing to wait for
+		}
+		return nil
+	}
+	fi, err := f.Stat()
+	if err != nil || !fi.Mode().IsRegular() {
+		f.Close()
+		return nil // planted (a FIFO, a directory): nothing to wait for
+	}
+	if fi.Size() == 0 {
+		// Perhaps not locked yet by its creator (every holder records
+		// itself right after locking): a shared lock now would make the
+		// creator's own lock fail. Look again shortly.
+		f.Close()
+		w.polls = true
+		return nil
+	}
+	lockWaits.Lock()
+	defer lockWaits.Unlock()
+	lw := lockWaits.byPath[path]
+	if lw == nil || !os.SameFile(lw.fi, fi) {
+		lw = &lockWait{fi: fi, subs: map[chan struct{}]bool{}}
+		lockWaits.byPath[path] = lw
+		go lw.run(f)
+	} else {
+		f.Close()
+	}
+	lw.subs[w.wake] = true
+	w.waiting = append(w.waiting, lw)
+	return nil
+}
+
+// run waits for f's lock to be free, then wakes every subscriber.
+func (lw *lockWait) run(f *os.File) {
+	if err := filelock.WaitUnlocked(f); err != nil {
+		// No lock to wait on (ENOLCK on a network filesystem, say): wake
+		// the waiters no faster than a poll would, or they would spin.
+		time.Sleep(pollMax / 2)
+	}
+	f.Close()
+	lockWaits.Lock()
+	defer lockWaits.Unlock()
+	if lockWaits.byPath[f.Name()] == lw {
+		delete(lockWaits.byPath, f.Name())
+	}
+	for ch := range lw.subs {
+		select {
+		case ch <- struct{}{}:
+		default: // a wake-up is pending already
+		}
+	}
+	lw.subs = nil
+}
+
+// until makes the next sleep end by at, if at is not zero.
+func (w *waker) until(at time.Time) {
+	if !at.IsZero() && (w.at.IsZero() || at.Before(w.at)) {
+		w.at = at
+	}
+}
+
+// sleep waits for a wake-up, the time set by until (recheckEvery at most,
+// sooner if w polls) or the end of ctx, and then drops every wait.
+func (w *waker) sleep(ctx context.Context) error {
+	defer w.reset()
+	w.until(time.Now().Add(recheckEvery))
+	if w.polls {
+		w.poll = max(w.poll, pollMin)
+		w.until(time.Now().Add(w.poll/2 + rand.N(w.poll/2+1)))
+		w.poll = min(2*w.poll, pollMax)
+	} else {
+		w.poll = 0
+	}
+	timer := time.NewTimer(time.Until(w.at))
+	defer timer.Stop()
+	select {
+	case <-w.wake:
+	case <-timer.C:
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	return nil
 }
 
 // reset drops every wait and any wake-up not yet taken.
@@ -70,113 +164,9 @@ func (w *waker) reset() {
 		delete(lw.subs, w.wake)
 	}
 	lockWaits.Unlock()
-	w.waiting = w.waiting[:0]
-	w.polls = false
+	w.waiting, w.at, w.polls = w.waiting[:0], time.Time{}, false
 	select {
 	case <-w.wake:
-	default:
-	}
-}
-
-// watch subscribes w to the release of path's lock, starting a wait if
-// the process has none for that very file. A missing file is reported as
-// fs.ErrNotExist, and a file that cannot be waited on makes w poll.
-func (w *waker) watch(path string) error {
-	if len(w.waiting) >= maxLockWaits {
-		w.pollToo()
-		return nil
-	}
-	f, err := os.OpenFile(path, os.O_RDONLY|filelock.NoFollow, 0)
-	if errors.Is(err, fs.ErrNotExist) {
-		return fs.ErrNotExist
-	}
-	if err != nil {
-		if fi, lerr := os.Lstat(path); lerr == nil && !fi.Mode().IsRegular() {
-			return nil // planted (a symlink): nothing to wait for there
-		}
-		w.pollToo()
-		return nil
-	}
-	fi, err := f.Stat()
-	if err != nil || !fi.Mode().IsRegular() {
-		f.Close()
-		return nil // planted (a FIFO, a directory): nothing to wait for there
-	}
-	if fi.Size() == 0 {
-		// Just created, perhaps not locked yet by its creator (every
-		// holder records itself right after locking): a shared lock now
-		// would be granted, and would make the creator's own lock fail.
-		// Look again shortly instead.
-		f.Close()
-		w.pollToo()
-		return nil
-	}
-	lockWaits.Lock()
-	defer lockWaits.Unlock()
-	lw := lockWaits.byPath[path]
-	if lw == nil || !os.SameFile(lw.fi, fi) {
-		lw = &lockWait{path: path, fi: fi, subs: map[chan struct{}]bool{}}
-		if lockWaits.byPath == nil {
-			lockWaits.byPath = map[string]*lockWait{}
-		}
-		lockWaits.byPath[path] = lw
-		go lw.run(f)
-	} else {
-		f.Close()
-	}
-	if lw.done {
-		ring(w.wake)
-		return nil
-	}
-	lw.subs[w.wake] = true
-	w.waiting = append(w.waiting, lw)
-	return nil
-}
-
-// run waits for f's lock to be free, then wakes every subscriber.
-func (lw *lockWait) run(f *os.File) {
-	err := filelock.WaitUnlocked(f)
-	f.Close()
-	if err != nil {
-		// The lock cannot be waited for here (ENOLCK on a network
-		// filesystem without a lock daemon, say): wake the waiters, who
-		// look again, but no faster than a poll would, or they would spin.
-		time.Sleep(pollMax / 2)
-	}
-	lockWaits.Lock()
-	defer lockWaits.Unlock()
-	if lockWaits.byPath[lw.path] == lw {
-		delete(lockWaits.byPath, lw.path)
-	}
-	lw.done = true
-	for ch := range lw.subs {
-		ring(ch)
-	}
-	lw.subs = nil
-}
-
-// pollToo makes the waker poll as well as wait on locks.
-func (w *waker) pollToo() {
-	w.polls = true
-	w.poll = max(w.poll, pollMin)
-}
-
-// nextPoll returns when to look again if w polls (zero if it does not),
-// jittered, and grows the sleep after it.
-func (w *waker) nextPoll() time.Time {
-	if !w.polls {
-		w.poll = 0
-		return time.Time{}
-	}
-	sleep := w.poll/2 + rand.N(w.poll/2+1)
-	w.poll = min(2*w.poll, pollMax)
-	return time.Now().Add(sleep)
-}
-
-// ring wakes the waker that owns ch, once, without blocking.
-func ring(ch chan struct{}) {
-	select {
-	case ch <- struct{}{}:
 	default:
 	}
 }

@@ -4,7 +4,6 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
-	"math/rand/v2"
 	"os"
 	"path/filepath"
 
@@ -26,22 +25,18 @@ func (e *unsafeError) Is(target error) bool { return target == ErrUnsafeDir }
 // are missing, and checks both. envDir names the variable a user sets to
 // choose another directory, for the message.
 func (m Maker) Prepare(dir, envDir string) error {
-	fi, err := os.Stat(dir)
-	if errors.Is(err, fs.ErrNotExist) {
+	exists, err := m.Inspect(dir, envDir)
+	if err == nil && !exists {
 		if err := m.mkdir(dir, true); err != nil {
 			return fmt.Errorf("llmslots: cannot create slot directory: %w", err)
 		}
-		fi, err = os.Stat(dir)
+		_, err = m.Inspect(dir, envDir)
 	}
 	if err != nil {
-		return fmt.Errorf("llmslots: slot directory: %w", err)
-	}
-	if err := m.check(dir, fi, envDir); err != nil {
 		return err
 	}
-	// Tickets are made by path under the queue directory: a symbolic link
-	// there would be followed, and anything but a directory breaks every
-	// wait.
+	// Tickets are made by path in the queue directory: a symbolic link
+	// there would be followed, and anything but a directory breaks a wait.
 	qdir := filepath.Join(dir, QueueDir)
 	qfi, err := os.Lstat(qdir)
 	if errors.Is(err, fs.ErrNotExist) {
@@ -61,7 +56,9 @@ func (m Maker) Prepare(dir, envDir string) error {
 }
 
 // Inspect checks the pool directory dir without creating anything:
-// exists is false when it is missing (which is no error).
+// exists is false when it is missing (which is no error). It refuses what
+// is not a directory, or what another user could tamper with (see
+// perm.CheckDir and perm.CheckParents).
 func (m Maker) Inspect(dir, envDir string) (exists bool, err error) {
 	fi, err := os.Stat(dir)
 	if errors.Is(err, fs.ErrNotExist) {
@@ -70,40 +67,30 @@ func (m Maker) Inspect(dir, envDir string) (exists bool, err error) {
 	if err != nil {
 		return false, fmt.Errorf("llmslots: slot directory: %w", err)
 	}
-	return true, m.check(dir, fi, envDir)
-}
-
-// check refuses a pool directory that is not a directory or that another
-// user could tamper with (see perm.CheckDir and perm.CheckParents).
-func (m Maker) check(dir string, fi fs.FileInfo, envDir string) error {
 	if !fi.IsDir() {
-		return &unsafeError{fmt.Sprintf("llmslots: slot directory %s is not a directory; remove it or set %s to a directory of your own", dir, envDir)}
+		return true, &unsafeError{fmt.Sprintf("llmslots: slot directory %s is not a directory; remove it or set %s to a directory of your own", dir, envDir)}
 	}
 	gid := -1
 	if m.Shared {
 		gid = m.GID
 	}
-	if err := perm.CheckDir(dir, fi, gid); err != nil {
-		return &unsafeError{"llmslots: " + err.Error()}
+	if err = perm.CheckDir(dir, fi, gid); err == nil {
+		err = perm.CheckParents(dir, gid)
 	}
-	if err := perm.CheckParents(dir, gid); err != nil {
-		return &unsafeError{"llmslots: " + err.Error()}
+	if err != nil {
+		return true, &unsafeError{"llmslots: " + err.Error()}
 	}
-	return nil
+	return true, nil
 }
 
-// mkdir makes dir (and, for the pool directory, its parents) private to
-// its owner; in a group's pool it is built under a hidden name with the
-// group's ownership and mode, then renamed into place, so that no member
-// ever meets it half made.
+// mkdir makes dir (and its parents) private to its owner; in a group's
+// pool it is built under a hidden name with the group's ownership and
+// mode, then renamed into place: no member ever meets it half made.
 func (m Maker) mkdir(dir string, pool bool) error {
 	if !m.Shared {
-		if pool {
-			return os.MkdirAll(dir, 0o700)
-		}
-		return os.Mkdir(dir, 0o700)
+		return os.MkdirAll(dir, 0o700)
 	}
-	tmp := filepath.Join(filepath.Dir(dir), fmt.Sprintf("%sllmslots-%d-%016x", NewbornPrefix, os.Getpid(), rand.Uint64()))
+	tmp := hiddenBeside(dir)
 	err := m.build(tmp, pool)
 	if err == nil {
 		err = os.Rename(tmp, dir)
@@ -117,8 +104,7 @@ func (m Maker) mkdir(dir string, pool bool) error {
 	return err
 }
 
-// build makes a group pool's directory at dir, with its queue directory
-// inside when pool is set.
+// build makes a group's directory dir, with a queue directory inside if pool.
 func (m Maker) build(dir string, pool bool) error {
 	if err := os.Mkdir(dir, 0o700); err != nil {
 		return err

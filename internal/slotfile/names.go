@@ -1,8 +1,7 @@
 // Package slotfile is the protocol on disk: the names of slot and ticket
 // files, the record each holds, how a file is made, probed, reclaimed and
 // removed, and the checks a pool directory must pass. It knows nothing of
-// waiting (internal/line) or of the public API; every function here is a
-// few system calls, safe to call from any process that shares the pool.
+// waiting (internal/line) or of the public API.
 package slotfile
 
 import (
@@ -21,53 +20,34 @@ const (
 	QueueDir      = ".queue"
 	TicketPrefix  = "t-"    // a ticket in line
 	DraftPrefix   = "n-"    // a ticket being made: locked and recorded, then renamed
-	NewbornPrefix = ".new-" // a group pool's file being made, before its link
+	NewbornPrefix = ".new-" // a group pool's file being made, before its link or rename
 )
 
 // SlotName is the file name of slot id.
-func SlotName(id int) string {
-	return "slot-" + strconv.Itoa(id) + ".lock"
-}
+func SlotName(id int) string { return "slot-" + strconv.Itoa(id) + ".lock" }
 
 // SlotPath is the path of slot id's file in dir.
-func SlotPath(dir string, id int) string {
-	return filepath.Join(dir, SlotName(id))
-}
+func SlotPath(dir string, id int) string { return filepath.Join(dir, SlotName(id)) }
 
 // ParseSlotName returns the id of a slot file name, or -1 for any other
-// name (ids are canonical decimals below MaxSlots: "slot-01.lock" is not
-// a slot).
+// name ("slot-01.lock" too: ids are canonical decimals below MaxSlots).
 func ParseSlotName(name string) int {
-	s, ok := strings.CutPrefix(name, "slot-")
-	if !ok {
-		return -1
-	}
-	s, ok = strings.CutSuffix(s, ".lock")
-	if !ok {
-		return -1
-	}
-	id, err := strconv.Atoi(s)
-	if err != nil || id < 0 || id >= MaxSlots || strconv.Itoa(id) != s {
+	id, err := strconv.Atoi(strings.TrimSuffix(strings.TrimPrefix(name, "slot-"), ".lock"))
+	if err != nil || id < 0 || id >= MaxSlots || SlotName(id) != name {
 		return -1
 	}
 	return id
 }
 
-// PidInName returns the pid a ticket's (or draft's) name carries, 0 if
+// pidInName returns the pid a ticket's (or draft's) name carries, 0 if
 // none: "t-<arrival>-<pid>-<seq>".
-func PidInName(name string) int {
-	if !strings.HasPrefix(name, TicketPrefix) && !strings.HasPrefix(name, DraftPrefix) {
-		return 0
-	}
+func pidInName(name string) int {
 	parts := strings.Split(name, "-")
-	if len(parts) != 4 {
+	if len(parts) != 4 || parts[0]+"-" != TicketPrefix && parts[0]+"-" != DraftPrefix {
 		return 0
 	}
-	pid, err := strconv.Atoi(parts[2])
-	if err != nil || pid < 0 {
-		return 0
-	}
-	return pid
+	pid, _ := strconv.Atoi(parts[2])
+	return max(pid, 0)
 }
 
 // Describe names what a file that is not regular is, for messages.

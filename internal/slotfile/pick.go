@@ -7,22 +7,20 @@ type Pick struct {
 	// Reclaimed is the record of the dead holder whose file was removed
 	// to take the slot (PID 0 if the slot was free).
 	Reclaimed Record
-	// Soon reports a slot that looked held only because its file is young
-	// and empty: it may be reclaimed, with no event, once old enough.
+	// Soon reports a slot held only by a young empty file: it may be
+	// reclaimed, with no event, once old enough.
 	Soon bool
 	// Unusable lists the slots whose path holds what no llmslots process
-	// makes (a planted symbolic link, a FIFO); Why says what, by slot.
+	// makes (a planted symbolic link, a FIFO); Why says what, in order.
 	Unusable []int
-	Why      map[int]string
+	Why      []string
 }
 
 // Pick makes one attempt at the slots 0..max-1 of dir and takes the first
 // it can, recording rec in it; mine reports a slot this process holds
-// already, which is not tried. It goes in two passes, cheapest first:
-// creating a missing slot file costs one system call per slot it passes,
-// so the common case (a free slot) never probes a held one; only when none
-// is missing does it probe the existing files for a dead holder's, and
-// reclaim it: delete it under its lock and create it anew.
+// already, which is not tried. A missing file is found without probing a
+// held one; only when none is missing are the existing ones probed, and a
+// dead holder's removed under its lock and made anew.
 func (m Maker) Pick(dir string, max int, rec []byte, mine func(id int) bool) (Pick, error) {
 	pick := Pick{ID: -1}
 	var existing []int
@@ -41,19 +39,16 @@ func (m Maker) Pick(dir string, max int, rec []byte, mine func(id int) bool) (Pi
 	}
 	for _, id := range existing {
 		path := SlotPath(dir, id)
-		res, err := Probe(path, Reclaim)
+		res, err := Probe(path, Remove)
 		switch {
 		case err != nil:
 			return pick, err
 		case res.State == Invalid:
 			pick.Unusable = append(pick.Unusable, id)
-			if pick.Why == nil {
-				pick.Why = map[int]string{}
-			}
-			pick.Why[id] = res.Detail
+			pick.Why = append(pick.Why, res.Detail)
 			continue
 		case res.State == Held:
-			pick.Soon = pick.Soon || res.Detail == FreshDetail
+			pick.Soon = pick.Soon || res.Detail == freshDetail
 			continue
 		case res.State == Stale && !res.Removed:
 			continue // judged dead by its pid alone: not ours to delete

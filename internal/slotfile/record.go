@@ -1,7 +1,6 @@
 package slotfile
 
 import (
-	"bytes"
 	"io"
 	"os"
 	"strconv"
@@ -36,9 +35,7 @@ type Record struct {
 	PidNS   string // the pid namespace the pid belongs to (Linux); "" if unknown
 	Command string
 	Label   string
-	// Max is the max its holder or waiter asked with; 0 if unknown (the
-	// reference's records, and older ones, have none).
-	Max int
+	Max     int // the max asked with; 0 if unknown (the reference's records)
 }
 
 const (
@@ -70,52 +67,40 @@ const sinceLayout = "2006-01-02T15:04:05.000000000Z07:00"
 // Marshal renders the record in the file format, in one buffer so that it
 // reaches the file in one write.
 func (r Record) Marshal() []byte {
-	b := make([]byte, 0, 128+len(r.Command)+len(r.Label))
-	b = append(b, "pid="...)
-	b = strconv.AppendInt(b, int64(r.PID), 10)
-	b = appendField(b, "host", r.Host)
+	b := []byte("pid=" + strconv.Itoa(r.PID) + "\n")
+	add := func(key, value string) {
+		if value != "" {
+			b = append(b, key+"="+value+"\n"...)
+		}
+	}
+	add("host", r.Host)
 	if !r.Since.IsZero() {
-		b = append(b, "\nsince="...)
-		b = r.Since.UTC().AppendFormat(b, sinceLayout)
+		add("since", r.Since.UTC().Format(sinceLayout))
 	}
-	b = appendField(b, "start", r.Start)
-	b = appendField(b, "pidns", r.PidNS)
-	b = appendField(b, "command", r.Command)
-	b = appendField(b, "label", r.Label)
+	add("start", r.Start)
+	add("pidns", r.PidNS)
+	add("command", r.Command)
+	add("label", r.Label)
 	if r.Max > 0 {
-		b = append(b, "\nmax="...)
-		b = strconv.AppendInt(b, int64(r.Max), 10)
+		add("max", strconv.Itoa(r.Max))
 	}
-	return append(b, '\n')
+	return b
 }
 
-func appendField(b []byte, key, value string) []byte {
-	if value == "" {
-		return b
-	}
-	b = append(b, '\n')
-	b = append(b, key...)
-	b = append(b, '=')
-	return append(b, value...)
-}
-
-// ParseRecord reads what it can from a slot file's content. Empty, partial
-// and garbage content give a zero or partial record, never an error: a
-// holder may die between creating and writing its file, and other tools may
-// share the directory.
+// ParseRecord reads what it can from a slot file's content: empty, partial
+// or garbage content (a holder died before writing; another tool shares
+// the directory) gives a zero or partial record, never an error.
 func ParseRecord(data []byte) Record {
 	var r Record
-	for len(data) > 0 {
-		var line []byte
-		line, data, _ = bytes.Cut(data, []byte{'\n'})
-		key, value, ok := bytes.Cut(line, []byte{'='})
+	for line := range strings.SplitSeq(string(data), "\n") {
+		key, value, ok := strings.Cut(line, "=")
 		if !ok {
 			continue
 		}
-		v := CleanValue(string(value), MaxCommandLen)
-		switch string(bytes.TrimSpace(key)) {
+		v := CleanValue(value, MaxCommandLen)
+		switch strings.TrimSpace(key) {
 		case "pid":
-			if pid, err := strconv.Atoi(strings.TrimSpace(v)); err == nil && pid > 0 {
+			if pid, err := strconv.Atoi(v); err == nil && pid > 0 {
 				r.PID = pid
 			}
 		case "host":
@@ -154,8 +139,7 @@ func ReadRecord(path string) (Record, error) {
 	return ReadRecordFrom(f)
 }
 
-// ReadRecordFrom reads the record at the start of f, at most MaxRecordRead
-// bytes of it.
+// ReadRecordFrom reads the record at the start of f, as ReadRecord does.
 func ReadRecordFrom(f *os.File) (Record, error) {
 	buf := make([]byte, MaxRecordRead)
 	n, err := f.ReadAt(buf, 0)
@@ -166,8 +150,7 @@ func ReadRecordFrom(f *os.File) (Record, error) {
 }
 
 // CleanValue makes s safe for one line of a record: valid UTF-8, control
-// characters (textsafe.IsControl's) turned to spaces, at most max bytes, cut
-// on a rune boundary.
+// characters (textsafe.IsControl's) turned to spaces, at most max bytes.
 func CleanValue(s string, max int) string {
 	s = strings.ToValidUTF8(s, "?")
 	s = strings.Map(func(r rune) rune {
@@ -176,12 +159,9 @@ func CleanValue(s string, max int) string {
 		}
 		return r
 	}, s)
-	if len(s) > max {
-		cut := max
-		for cut > 0 && !utf8.RuneStart(s[cut]) {
-			cut--
-		}
-		s = s[:cut]
+	for len(s) > max {
+		_, n := utf8.DecodeLastRuneInString(s)
+		s = s[:len(s)-n]
 	}
 	return strings.TrimSpace(s)
 }
