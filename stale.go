@@ -55,8 +55,8 @@ func (p *Pool) ForceRelease(slotID int) error {
 	}
 	if res.State == slotfile.Held {
 		holder := "an unknown process"
-		if res.Rec.PID > 0 {
-			holder = "pid " + strconv.Itoa(res.Rec.PID)
+		if rec, _ := slotfile.ReadRecord(path); rec.PID > 0 {
+			holder = "pid " + strconv.Itoa(rec.PID)
 		}
 		if res.Detail != "" {
 			holder += " (" + res.Detail + ")"

@@ -80,9 +80,6 @@ func Probe(path string, mode Mode) (Result, error) {
 		if fi.Size() == 0 && time.Since(fi.ModTime()) < FreshAge && mode != removeOrphan {
 			return Result{State: Held, Detail: freshDetail}, nil
 		}
-		// Read before the lock: on Windows a locked byte cannot be read.
-		// If the file is replaced meanwhile, the check below sees it.
-		rec, _ := ReadRecord(path)
 		if TestHooks.ProbeBeforeLock != nil {
 			TestHooks.ProbeBeforeLock(path)
 		}
@@ -98,7 +95,13 @@ func Probe(path string, mode Mode) (Result, error) {
 			return FallbackProbe(path, err), nil
 		}
 		if !locked {
-			return Result{State: Held, Rec: rec}, nil
+			// Only status wants a live holder's record: the acquire path
+			// and the line probe held files often and need none.
+			res := Result{State: Held}
+			if mode == Look {
+				res.Rec, _ = ReadRecord(path)
+			}
+			return res, nil
 		}
 		cur, err := lk.Stat()
 		if err != nil || !filelock.Linked(cur) || !filelock.StillAt(path, cur) {
@@ -111,6 +114,7 @@ func Probe(path string, mode Mode) (Result, error) {
 			lk.Unlock()
 			continue
 		}
+		rec, _ := ReadRecord(path)
 		if mode == Look {
 			lk.Unlock()
 			return Result{State: Stale, Rec: rec}, nil
