@@ -29,6 +29,9 @@ type Guard struct {
 	info     fs.FileInfo // the locked file's identity, checked before deleting
 	acquired time.Time
 	max      int // the max the slot was taken with; 0 if unknown
+	// left, for a slot taken in line, is closed once the ticket is gone
+	// (see waitInLine).
+	left chan struct{}
 	// outer, for a nested guard, is the guard whose slot it shares.
 	outer *Guard
 	// passedOn is set once another process shares the slot's lock
@@ -140,6 +143,9 @@ func (g *Guard) Release() error {
 	defer g.mu.Unlock()
 	if g.file == nil {
 		return nil
+	}
+	if g.left != nil {
+		<-g.left // the ticket goes before the slot
 	}
 	// Unregister first: the delete below wakes waiters, and a waiter in
 	// this process must not skip the slot as still ours.

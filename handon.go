@@ -130,6 +130,9 @@ func (g *Guard) PrepareExec(argv, env []string) ([]string, error) {
 		return nil, err
 	}
 	defer g.unlockOuter()
+	if g.left != nil {
+		<-g.left // out of line before the process is replaced
+	}
 	g.markPassedOn() // the program after exec will hold the lock
 	_, ins, err := g.handedOn(func(_ int, f *os.File) (int, error) { return fdpass.KeepOnExec(f) })
 	if errors.Is(err, errors.ErrUnsupported) {

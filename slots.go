@@ -244,8 +244,11 @@ func (p *Pool) acquire(ctx context.Context, max int, deadline time.Time, wait ti
 }
 
 // waitInLine takes a ticket and waits for its turn and a slot (see
-// internal/line). The ticket is gone when it returns, whatever the
-// outcome, so cancellation leaves the line clean.
+// internal/line). Without a slot, the ticket is gone when it returns, so
+// cancellation leaves the line clean. With one, the ticket goes just
+// after: leaving wakes the waiter behind, which on a busy machine may run
+// before this process returns its slot to the caller, and return first
+// though it arrived later. Release waits for the ticket to be gone.
 func (p *Pool) waitInLine(ctx context.Context, max int, deadline time.Time, arrived int64) (*Guard, error) {
 	started := time.Now()
 	rec := p.newRecord(started, max).Marshal()
@@ -260,11 +263,21 @@ func (p *Pool) waitInLine(ctx context.Context, max int, deadline time.Time, arri
 	if err != nil {
 		return nil, err
 	}
-	defer t.Leave()
-	defer p.watchProgress(max, started, t.Name())()
+	stop := p.watchProgress(max, started, t.Name())
 	p.warnOtherMax(max)
 	a := &attempt{p: p, max: max}
 	_, err = t.Wait(ctx, deadline, a)
+	stop()
+	if a.g == nil {
+		t.Leave()
+		return nil, err
+	}
+	left := make(chan struct{})
+	a.g.left = left
+	go func() {
+		t.Leave()
+		close(left)
+	}()
 	return a.g, err
 }
 

@@ -38,8 +38,10 @@ func (t *Ticket) Wait(ctx context.Context, deadline time.Time, s Slots) (bool, e
 		if err != nil {
 			return false, err
 		}
-		if ahead != "" && errors.Is(w.watch(ahead), fs.ErrNotExist) {
-			continue // left since the look: look again
+		if ahead != "" {
+			if err := w.watch(ahead); errors.Is(err, fs.ErrNotExist) || err == errFree {
+				continue // left or died since the look: look again
+			}
 		}
 		if ahead == "" || second {
 			// Wait on the slots before trying them: a slot freed after

@@ -35,8 +35,9 @@ type waker struct {
 
 const (
 	// maxLockWaits bounds the files one waker waits on by their locks
-	// (each a thread blocked in the kernel); past it, it polls as well.
-	maxLockWaits = 64
+	// (each a thread blocked in the kernel): the ticket ahead and 64 slot
+	// files. Past it, it polls as well.
+	maxLockWaits = 1 + 64
 	// The polling sleep grows from pollMin to pollMax, jittered so that
 	// waiters who started together do not look together.
 	pollMin = time.Millisecond
@@ -45,6 +46,9 @@ const (
 	// case one was lost. Rare: each timer wake-up of an idle process costs.
 	recheckEvery = 15 * time.Second
 )
+
+// errFree reports a file whose lock nobody holds: look at it again now.
+var errFree = errors.New("lock free")
 
 // lockWaits holds the process's running waits, by path.
 var lockWaits = struct {
@@ -61,7 +65,8 @@ type lockWait struct {
 
 // watch subscribes w to the release of path's lock, starting a wait if
 // the process has none for that very file. A missing file is reported as
-// fs.ErrNotExist, and a file that cannot be waited on makes w poll.
+// fs.ErrNotExist, one whose lock is free as errFree, and a file that
+// cannot be waited on makes w poll.
 func (w *waker) watch(path string) error {
 	if len(w.waiting) >= maxLockWaits {
 		w.polls = true
@@ -89,6 +94,13 @@ func (w *waker) watch(path string) error {
 		f.Close()
 		w.polls = true
 		return nil
+	}
+	// A lock nobody holds (a dead holder's or waiter's) is not waited on:
+	// the blocked wait would return at once, and the shared lock it takes
+	// could make this waiter's own look at the file, just after, fail.
+	if ok, _ := filelock.TryLock(f); ok {
+		f.Close()
+		return errFree
 	}
 	lockWaits.Lock()
 	defer lockWaits.Unlock()
