@@ -4,17 +4,13 @@
 # so that both see the same machine. Both are measured by NEW's bench (its
 # bench/*.go built against each commit's library, which the bench uses
 # through its public API), with -strategies llmslots when NEW's bench has
-# it. Run as root, it raises the user's inotify instance limit for the
-# whole comparison (each waiting process needs one) and puts it back.
+# it.
 #   bash bench/ab.sh 3f60b16 847b7e9 3
 set -euo pipefail
 old=${1:?old commit} new=${2:?new commit} rounds=${3:-2}
 repo=$(git -C "$(dirname "$0")" rev-parse --show-toplevel)
 tmp=$(mktemp -d)
-limit=/proc/sys/fs/inotify/max_user_instances
-orig=$(cat "$limit")
 cleanup() {
-	echo "$orig" >"$limit" 2>/dev/null || true
 	for c in "$old" "$new"; do git -C "$repo" worktree remove --force "$tmp/$c" 2>/dev/null || true; done
 	rm -rf "$tmp"
 }
@@ -30,7 +26,6 @@ only=()
 if grep -q '"strategies"' "$tmp/$new/bench/main.go"; then
 	only=(-strategies llmslots)
 fi
-echo 400 >"$limit" 2>/dev/null || echo "(cannot raise $limit: the 256-process rows mix in waiters on locks)"
 for round in $(seq "$rounds"); do
 	for c in "$old" "$new"; do
 		echo "== $c, round $round"

@@ -9,6 +9,6 @@ import (
 )
 
 func main() {
-	fmt.Fprintln(os.Stderr, "bench: runs on Linux only (it reads /proc and uses inotify-era numbers)")
+	fmt.Fprintln(os.Stderr, "bench: runs on Linux only (it reads /proc)")
 	os.Exit(1)
 }

@@ -1,6 +1,6 @@
 #!/bin/bash
 # strace.sh STRATEGY N MAX: runs N scale workers (2 ms hold, no think time)
-# of STRATEGY (llmslots, portable, reference, floor) on a fresh pool of MAX
+# of STRATEGY (llmslots, reference, floor) on a fresh pool of MAX
 # slots in /dev/shm for 2 s, one of them under `strace -f -c`, and prints
 # the system calls that worker made per acquisition.
 #   bash bench/strace.sh llmslots 8 4

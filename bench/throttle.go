@@ -93,7 +93,7 @@ func (pv *provider) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 func throttle(root string) error {
 	phase := 20 * time.Second
 	if *flagQuick {
-		phase = 5 * time.Second
+		phase = 2 * time.Second // too short to settle after 2->6: indicative only
 	}
 	fmt.Printf("\n## throttle: %d processes, each: take a slot, one %v request, release; the provider serves K at once (K = %v, %v each), 429 beyond\n",
 		thWorkers, thHold, thPhases, phase)

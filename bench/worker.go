@@ -13,10 +13,10 @@ import (
 	"path/filepath"
 	"runtime/pprof"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/llmslots/llmslots"
-	"github.com/llmslots/llmslots/internal/watch"
 	"golang.org/x/sys/unix"
 )
 
@@ -29,7 +29,6 @@ type strategy func(dir string, max int, wait time.Duration) (release func(), slo
 
 var strategies = map[string]strategy{
 	"llmslots":  librarySlot,
-	"portable":  librarySlot, // with watch.ForcePortable: see runWorker
 	"reference": referenceSlot,
 	"floor":     floorSlot,
 	"fairfloor": fairFloorSlot,
@@ -104,9 +103,8 @@ var ring struct {
 var errRunOver = errors.New("run over")
 
 // openFIFO opens the ring's named pipe i, made by whichever worker comes
-// first. Read-write, so that the open never waits for the other end; and
-// Go's poller, not a blocked thread, waits for its reads, as it waits for
-// the library's inotify events.
+// first. Read-write, so that the open never waits for the other end; Go's
+// poller, not a blocked thread, waits for its reads.
 func openFIFO(dir string, i int) (*os.File, error) {
 	path := filepath.Join(dir, "fifo-"+strconv.Itoa(i))
 	if err := unix.Mkfifo(path, 0o600); err != nil && err != unix.EEXIST {
@@ -188,9 +186,6 @@ func envInt(name string) int {
 
 func runWorker() int {
 	take := strategies[os.Getenv("BENCH_STRATEGY")]
-	// The portable path: waiting on locks and no spares, as macOS and the
-	// BSDs run, here on Linux.
-	watch.ForcePortable = os.Getenv("BENCH_STRATEGY") == "portable"
 	// BENCH_PROFILE=DIR writes each worker's CPU profile to DIR/cpu-PID,
 	// to see where a contended waiter's time goes.
 	if dir := os.Getenv("BENCH_PROFILE"); dir != "" {
@@ -253,13 +248,21 @@ func runWorker() int {
 		}
 		return 0
 	case "hold":
-		// Take a slot, say so, keep it until stdin closes.
-		release, _, err := take(dir, max, time.Hour)
+		// Say "waiting", take a slot within BENCH_WAIT (default an
+		// hour), say "held" and when (monotonic nanoseconds, taken as the
+		// acquire returns), keep it until stdin closes.
+		wait := envDuration("BENCH_WAIT")
+		if wait == 0 {
+			wait = time.Hour
+		}
+		fmt.Println("waiting")
+		release, _, err := take(dir, max, wait)
+		acquired := monotonic()
 		if err != nil {
 			fmt.Println("error", err)
 			return 1
 		}
-		fmt.Println("held")
+		fmt.Println("held", acquired)
 		io.Copy(io.Discard, os.Stdin)
 		release()
 		return 0
@@ -298,6 +301,23 @@ func startWorker(mode, strat, dir string, max int, env ...string) (*worker, erro
 	sc := bufio.NewScanner(stdout)
 	sc.Buffer(make([]byte, 64<<10), 1<<20)
 	return &worker{cmd: cmd, out: sc, stdin: stdin}, nil
+}
+
+// expect reads the worker's reports up to the first that starts with word,
+// and returns the number after it, if any.
+func (w *worker) expect(word string) (int64, error) {
+	for w.out.Scan() {
+		if e, ok := strings.CutPrefix(w.out.Text(), "error "); ok {
+			return 0, fmt.Errorf("worker %d: %s", w.cmd.Process.Pid, e)
+		}
+		rest, ok := strings.CutPrefix(w.out.Text(), word)
+		if !ok {
+			continue
+		}
+		n, _ := strconv.ParseInt(strings.TrimSpace(rest), 10, 64)
+		return n, nil
+	}
+	return 0, fmt.Errorf("worker %d ended before saying %q (%v)", w.cmd.Process.Pid, word, w.out.Err())
 }
 
 func (w *worker) stop() {

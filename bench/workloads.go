@@ -12,14 +12,12 @@ import (
 	"strings"
 	"time"
 
-	"github.com/llmslots/llmslots/internal/watch"
 	"golang.org/x/sys/unix"
 )
 
-// stratNames are the strategies compared side by side: the library on
-// Linux (inotify, spares), the library on the portable path (what macOS
-// and the BSDs run), and the reference.
-var stratNames = []string{"llmslots", "portable", "reference"}
+// stratNames are the strategies compared side by side: the library and
+// the reference.
+var stratNames = []string{"llmslots", "reference"}
 
 // uncontended times one acquire+release with nobody else about, for each
 // strategy and for the floor: bare create-exclusive + flock + unlink +
@@ -54,7 +52,7 @@ func uncontended(root string) error {
 	}
 	// Rounds interleave the loops, so that a noisy moment on the machine
 	// falls on all of them alike.
-	names := []string{"floor", "llmslots", "portable", "reference"}
+	names := []string{"floor", "llmslots", "reference"}
 	runs := map[string][]float64{}
 	for range *flagRuns + 2 { // a few more: these runs are short
 		for _, name := range names {
@@ -63,9 +61,7 @@ func uncontended(root string) error {
 				return err
 			}
 			os.Chmod(dir, 0o700)
-			watch.ForcePortable = name == "portable" // no spares, as macOS
 			runs[name] = append(runs[name], timeLoop(loops[name](dir)))
-			watch.ForcePortable = false
 			os.RemoveAll(dir)
 		}
 	}
@@ -77,6 +73,8 @@ func uncontended(root string) error {
 	for _, name := range names {
 		fmt.Printf("| %-28s | %10.0f | %8.2fx |\n", name, res[name], res[name]/res["floor"])
 	}
+	check("uncontended acquire+release <= the reference's", res["llmslots"] <= res["reference"],
+		"%.0f ns/op against %.0f", res["llmslots"], res["reference"])
 	return nil
 }
 
@@ -133,11 +131,20 @@ func saturated(root string) error {
 		{"total wait, max/min process", func(r satResult) float64 { return r.spread }, "x"},
 		{"cycles", func(r satResult) float64 { return float64(r.cycles) }, ""},
 	}
-	fmt.Printf("| %-28s | %12s | %12s | %12s | %10s | %10s |\n|---|---|---|---|---|---|\n", "metric", "llmslots", "portable", "reference", "ratio", "ratio port.")
+	fmt.Printf("| %-36s | %12s | %12s | %10s |\n|---|---|---|---|\n", "metric", "llmslots", "reference", "ratio")
 	for _, m := range metrics {
-		a, p, b := medianOf(rows["llmslots"], m.get), medianOf(rows["portable"], m.get), medianOf(rows["reference"], m.get)
-		fmt.Printf("| %-28s | %12s | %12s | %12s | %10s | %10s |\n", m.name+unitSuffix(m.unit), fmtNum(a), fmtNum(p), fmtNum(b), ratio(a, b), ratio(p, b))
+		a, b := medianOf(rows["llmslots"], m.get), medianOf(rows["reference"], m.get)
+		fmt.Printf("| %-36s | %12s | %12s | %10s |\n", m.name+unitSuffix(m.unit), fmtNum(a), fmtNum(b), ratio(a, b))
 	}
+	lib := func(get func(satResult) float64) float64 { return medianOf(rows["llmslots"], get) }
+	util := lib(func(r satResult) float64 { return r.utilization })
+	p50 := lib(func(r satResult) float64 { return r.handoffP50 })
+	p99 := lib(func(r satResult) float64 { return r.handoffP99 })
+	inv := lib(func(r satResult) float64 { return 100 * r.inversions })
+	check("saturated: utilization >= 0.95", util >= 0.95, "%.3f", util)
+	check("saturated: handoff p50 <= 0.5 ms", p50 <= 0.5, "%.3f ms", p50)
+	check("saturated: handoff p99 <= 2 ms", p99 <= 2, "%.3f ms", p99)
+	check("saturated: FIFO inversions <= 0.5 %", inv <= 0.5, "%.3f %% of pairs", inv)
 	return nil
 }
 
@@ -229,50 +236,167 @@ func analyse(cycles []cycle, start, end int64, max, procs int) satResult {
 	return r
 }
 
-// idle: 20 waiters blocked behind one holder for 3 s; CPU time and
-// wake-ups (voluntary context switches of all threads) per waiter-second.
+// idle: 20 waiters blocked behind max holders (one process per slot), for
+// max 4 and max 64; the waiters' CPU time and wake-ups (voluntary context
+// switches of all threads) per waiter-second.
 func idle(root string) error {
 	const waiters = 20
-	window := 3 * time.Second
-	fmt.Printf("\n## idle: %d waiters blocked for %v behind a holder (per waiter-second)\n", waiters, window)
-	fmt.Printf("| %-28s | %12s | %12s | %12s | %10s | %10s |\n|---|---|---|---|---|---|\n", "metric", "llmslots", "portable", "reference", "ratio", "ratio port.")
-	res := map[string][2]float64{}
-	for _, name := range stratNames {
-		dir, err := os.MkdirTemp(root, "idle-")
-		if err != nil {
-			return err
+	window, settle := 3*time.Second, time.Second
+	if *flagQuick {
+		window, settle = time.Second, time.Second/2
+	}
+	fmt.Printf("\n## idle: %d waiters blocked for %v behind max holders (per waiter-second, medians of %d runs)\n", waiters, window, *flagRuns)
+	fmt.Printf("| %-8s | %-10s | %12s | %12s | %10s |\n|---|---|---|---|---|\n", "pool", "metric", "llmslots", "reference", "ratio")
+	for _, max := range []int{4, 64} {
+		cpu, wake := map[string][]float64{}, map[string][]float64{}
+		for range *flagRuns {
+			for _, name := range stratNames {
+				c, w, err := idleRun(root, name, max, waiters, settle, window)
+				if err != nil {
+					return err
+				}
+				cpu[name] = append(cpu[name], c)
+				wake[name] = append(wake[name], w)
+			}
 		}
-		os.Chmod(dir, 0o700)
-		holder, err := startWorker("hold", name, dir, 1)
-		if err != nil {
-			return err
+		for _, m := range []struct {
+			name string
+			xs   map[string][]float64
+		}{{"CPU (ms)", cpu}, {"wake-ups", wake}} {
+			a, b := median(m.xs["llmslots"]), median(m.xs["reference"])
+			fmt.Printf("| %-8s | %-10s | %12s | %12s | %10s |\n", fmt.Sprintf("max %d", max), m.name, fmtNum(a), fmtNum(b), ratio(a, b))
 		}
-		holder.out.Scan()
-		var ws []*worker
-		for range waiters {
-			w, err := startWorker("hold", name, dir, 1)
+		c, w := median(cpu["llmslots"]), median(wake["llmslots"])
+		check(fmt.Sprintf("idle, max %d: <= 0.5 wake-ups per waiter-second", max), w <= 0.5, "%.3f", w)
+		check(fmt.Sprintf("idle, max %d: <= 0.05 ms CPU per waiter-second", max), c <= 0.05, "%.3f ms", c)
+	}
+	return nil
+}
+
+// idleRun starts max holders on a fresh pool of max slots, then waiters
+// more processes that wait; it returns the waiters' CPU (ms) and wake-ups
+// per waiter-second over window, after settle.
+func idleRun(root, name string, max, waiters int, settle, window time.Duration) (cpu, wake float64, err error) {
+	dir, err := os.MkdirTemp(root, "idle-")
+	if err != nil {
+		return 0, 0, err
+	}
+	defer os.RemoveAll(dir)
+	os.Chmod(dir, 0o700)
+	var holders, ws []*worker
+	defer func() {
+		for _, w := range append(ws, holders...) {
+			w.stop()
+		}
+	}()
+	for range max {
+		h, err := startWorker("hold", name, dir, max)
+		if err != nil {
+			return 0, 0, err
+		}
+		holders = append(holders, h)
+		if _, err := h.expect("held"); err != nil {
+			return 0, 0, err
+		}
+	}
+	for range waiters {
+		w, err := startWorker("hold", name, dir, max)
+		if err != nil {
+			return 0, 0, err
+		}
+		ws = append(ws, w)
+	}
+	for _, w := range ws {
+		if _, err := w.expect("waiting"); err != nil {
+			return 0, 0, err
+		}
+	}
+	time.Sleep(settle) // every waiter settles into waiting
+	cpu0, cs0 := usage(ws)
+	time.Sleep(window)
+	cpu1, cs1 := usage(ws)
+	ws0 := float64(waiters) * window.Seconds()
+	return (cpu1 - cpu0) / ws0, (cs1 - cs0) / ws0, nil
+}
+
+// reclaim: the holder of a pool of max 1 is killed (SIGKILL) while a
+// waiter is blocked in its acquire; the time from the kill (the clock read
+// just before kill(2)) to the waiter's acquisition (its own timestamp), on
+// the machine-wide monotonic clock. That waiter is then the holder the
+// next repetition kills. Beside it the floor: the same with a waiter
+// blocked in a bare flock, which is what the kernel takes to end the
+// process and hand its lock on. The reference never reclaims a killed
+// holder's slot (its file blocks the slot until someone removes it).
+func reclaim(root string) error {
+	reps := 40
+	if *flagQuick {
+		reps = 20
+	}
+	fmt.Printf("\n## reclaim: the holder of max 1 killed (SIGKILL) while a waiter is blocked; kill to the waiter's acquisition (ms, %d kills a run, medians of %d runs)\n", reps, *flagRuns)
+	names := []string{"floor", "llmslots"}
+	p50, p99, worst := map[string][]float64{}, map[string][]float64{}, map[string][]float64{}
+	for range *flagRuns {
+		for _, name := range names {
+			xs, err := reclaimRun(root, name, reps)
 			if err != nil {
 				return err
 			}
-			ws = append(ws, w)
+			p50[name] = append(p50[name], percentile(xs, 50))
+			p99[name] = append(p99[name], percentile(xs, 99))
+			worst[name] = append(worst[name], percentile(xs, 100))
 		}
-		time.Sleep(time.Second) // every waiter settles into waiting
-		cpu0, cs0 := usage(ws)
-		time.Sleep(window)
-		cpu1, cs1 := usage(ws)
-		ws = append(ws, holder)
-		for _, w := range ws {
-			w.stop()
-		}
-		os.RemoveAll(dir)
-		ws0 := float64(waiters) * window.Seconds()
-		res[name] = [2]float64{(cpu1 - cpu0) / ws0, (cs1 - cs0) / ws0}
 	}
-	for i, m := range []string{"CPU (ms)", "wake-ups"} {
-		a, p, b := res["llmslots"][i], res["portable"][i], res["reference"][i]
-		fmt.Printf("| %-28s | %12s | %12s | %12s | %10s | %10s |\n", m, fmtNum(a), fmtNum(p), fmtNum(b), ratio(a, b), ratio(p, b))
+	fmt.Printf("| %-12s | %12s | %12s | %12s |\n|---|---|---|---|\n", "metric", "floor", "llmslots", "reference")
+	for _, m := range []struct {
+		name string
+		xs   map[string][]float64
+	}{{"p50 (ms)", p50}, {"p99 (ms)", p99}, {"largest (ms)", worst}} {
+		fmt.Printf("| %-12s | %12s | %12s | %12s |\n", m.name, fmtNum(median(m.xs["floor"])), fmtNum(median(m.xs["llmslots"])), "never")
 	}
+	check("reclaim after a holder's SIGKILL <= 1 ms at p99", median(p99["llmslots"]) <= 1,
+		"p99 %.3f ms (p50 %.3f; floor's p99 %.3f)", median(p99["llmslots"]), median(p50["llmslots"]), median(p99["floor"]))
 	return nil
+}
+
+// reclaimRun makes reps kills on a fresh pool of max 1 and returns the
+// times to reclaim (ms).
+func reclaimRun(root, name string, reps int) ([]float64, error) {
+	dir, err := os.MkdirTemp(root, "reclaim-")
+	if err != nil {
+		return nil, err
+	}
+	defer os.RemoveAll(dir)
+	os.Chmod(dir, 0o700)
+	holder, err := startWorker("hold", name, dir, 1)
+	if err != nil {
+		return nil, err
+	}
+	defer func() { holder.stop() }()
+	if _, err := holder.expect("held"); err != nil {
+		return nil, err
+	}
+	var xs []float64
+	for range reps {
+		w, err := startWorker("hold", name, dir, 1, "BENCH_WAIT=10s") // a slot never reclaimed is an error, not a hang
+		if err != nil {
+			return nil, err
+		}
+		if _, err := w.expect("waiting"); err != nil {
+			w.stop()
+			return nil, err
+		}
+		time.Sleep(50 * time.Millisecond) // it gets to its wait
+		killed := monotonic()
+		unix.Kill(holder.cmd.Process.Pid, unix.SIGKILL)
+		acquired, err := w.expect("held")
+		holder.cmd.Wait()
+		holder = w
+		if err != nil {
+			return nil, err
+		}
+		xs = append(xs, float64(acquired-killed)/1e6)
+	}
+	return xs, nil
 }
 
 // usage sums the workers' CPU time (ms, from schedstat's nanoseconds on
@@ -310,7 +434,7 @@ func usage(ws []*worker) (cpuMS, switches float64) {
 func scale(root string) error {
 	length := 3 * time.Second
 	if *flagQuick {
-		length = time.Second
+		length = time.Second / 2
 	}
 	fmt.Printf("\n## scale: processes cycling with a 2 ms hold, %v a run (medians of %d runs)\n", length, *flagRuns)
 	fmt.Println("floor: one process blocked in flock woken by another, no queue (see floorSlot); fairfloor: tokens handed round a ring of pipes, first in, first out, one process woken per handoff (see fairFloorSlot); x floor, x fair: CPU per acquisition over the floor's, the fair floor's")
@@ -319,13 +443,9 @@ func scale(root string) error {
 	if *flagQuick {
 		rows = rows[:3] // 256 processes take a while to start on a small machine
 	}
-	var notes []string
 	for _, sc := range rows {
-		restore, note := inotifyInstances(sc.procs)
-		if note != "" {
-			notes = append(notes, note)
-		}
-		var floorCost, fairCost float64
+		type med struct{ rate, cost float64 }
+		got := map[string]med{}
 		for _, name := range append([]string{"floor", "fairfloor"}, stratNames...) {
 			if *flagStrat != "" && !strings.Contains(","+*flagStrat+",", ","+name+",") {
 				continue
@@ -344,53 +464,45 @@ func scale(root string) error {
 						n++
 					}
 				}
-				cpu := use.cpu
 				switches = append(switches, float64(use.switches)/float64(n))
 				r := analyse(cycles, start, end, sc.max, sc.procs)
 				rate = append(rate, float64(n)/length.Seconds())
-				cost = append(cost, cpu.Seconds()*1e6/float64(n))
+				cost = append(cost, use.cpu.Seconds()*1e6/float64(n))
 				hand = append(hand, r.handoffP50)
 			}
-			switch name {
-			case "floor":
-				floorCost = median(cost)
-			case "fairfloor":
-				fairCost = median(cost)
-			}
+			got[name] = med{median(rate), median(cost)}
 			fmt.Printf("| %-24s | %-9s | %12s | %12s | %9s | %9s | %12s | %12s |\n", fmt.Sprintf("%d processes, max %d", sc.procs, sc.max), name,
-				fmtNum(median(rate)), fmtNum(median(cost)), ratio(median(cost), floorCost), ratio(median(cost), fairCost), fmtNum(median(switches)), fmtNum(median(hand)))
+				fmtNum(median(rate)), fmtNum(median(cost)), ratio(median(cost), got["floor"].cost), ratio(median(cost), got["fairfloor"].cost), fmtNum(median(switches)), fmtNum(median(hand)))
 		}
-		restore()
-	}
-	for _, n := range notes {
-		fmt.Println(n)
+		lib, fair, floor := got["llmslots"], got["fairfloor"], got["floor"]
+		if lib.cost == 0 {
+			continue
+		}
+		row := fmt.Sprintf("scale, %d processes, max %d", sc.procs, sc.max)
+		switch {
+		case sc.max == 4 && fair.cost > 0:
+			limit := 2.5
+			if sc.procs > 64 {
+				limit = 4
+			}
+			check(fmt.Sprintf("%s: CPU/acq <= %gx the fair floor's", row, limit), lib.cost <= limit*fair.cost,
+				"%s µs against %s (%.2fx)", fmtNum(lib.cost), fmtNum(fair.cost), lib.cost/fair.cost)
+			check(row+": acquires/s >= 85 % of the fair floor's", lib.rate >= 0.85*fair.rate,
+				"%s against %s (%.0f %%)", fmtNum(lib.rate), fmtNum(fair.rate), 100*lib.rate/fair.rate)
+		case sc.max == 256 && floor.cost > 0:
+			// Issue #20 asks that 64 processes on max 256 acquire "within
+			// 2x an empty pool's acquire". Read here as: llmslots's CPU per
+			// acquisition in this row at most twice the floor's in the same
+			// row. With 64 processes on 256 slots nobody waits, so the
+			// floor's cycle is an acquire of a free lock (open + flock)
+			// with the same hold, timers and wake-ups around it: the
+			// cheapest an empty pool's acquire can be, while llmslots's
+			// acquire here also passes the slots the others hold.
+			check(row+": CPU/acq <= 2x the floor's (an empty pool's acquire)", lib.cost <= 2*floor.cost,
+				"%s µs against %s (%.2fx)", fmtNum(lib.cost), fmtNum(floor.cost), lib.cost/floor.cost)
+		}
 	}
 	return nil
-}
-
-// instancesPath is the per-user limit of inotify instances.
-const instancesPath = "/proc/sys/fs/inotify/max_user_instances"
-
-// inotifyInstances makes room for procs waiting processes of one user,
-// each of which needs an inotify instance to wait on file events: the
-// default limit, 128, would make half of 256 wait on locks instead, and
-// the row would measure that mix, not the event path. It raises the limit
-// where it may (root), and returns what puts it back and a note saying so.
-func inotifyInstances(procs int) (restore func(), note string) {
-	data, err := os.ReadFile(instancesPath)
-	if err != nil {
-		return func() {}, ""
-	}
-	limit, err := strconv.Atoi(strings.TrimSpace(string(data)))
-	want := procs + 64 // room for the bench's own and other processes besides
-	if err != nil || limit >= want {
-		return func() {}, ""
-	}
-	if err := os.WriteFile(instancesPath, []byte(strconv.Itoa(want)), 0o644); err != nil {
-		return func() {}, fmt.Sprintf("%d processes: %s is %d and cannot be raised here, so some of them wait on locks, not file events", procs, instancesPath, limit)
-	}
-	return func() { os.WriteFile(instancesPath, data, 0o644) },
-		fmt.Sprintf("%d processes: %s raised from %d to %d for the row (each waiting process needs an inotify instance), and put back after", procs, instancesPath, limit, want)
 }
 
 // manyHolders: 512 processes hold slots of a pool of 1024; one more
@@ -416,7 +528,7 @@ func manyHolders(root string) error {
 					return -1
 				}
 				release()
-				xs = append(xs, float64(time.Since(t0).Microseconds()))
+				xs = append(xs, float64(time.Since(t0).Nanoseconds())/1e3)
 			}
 			return median(xs)
 		}
@@ -433,7 +545,9 @@ func manyHolders(root string) error {
 			ws = append(ws, w)
 		}
 		for _, w := range ws {
-			w.out.Scan()
+			if _, err := w.expect("held"); err != nil {
+				return err
+			}
 		}
 		for range *flagRuns {
 			full = append(full, timeOne())
@@ -442,7 +556,11 @@ func manyHolders(root string) error {
 			w.stop()
 		}
 		os.RemoveAll(dir)
-		fmt.Printf("| %-10s | %12s | %12s | %9.1fx |\n", name, fmtNum(median(empty)), fmtNum(median(full)), median(full)/median(empty))
+		e, f := median(empty), median(full)
+		fmt.Printf("| %-10s | %12s | %12s | %9.2fx |\n", name, fmtNum(e), fmtNum(f), f/e)
+		if name == "llmslots" {
+			check("512 held of 1024: acquire <= 2x an empty pool's", f <= 2*e, "%s µs against %s (%.2fx)", fmtNum(f), fmtNum(e), f/e)
+		}
 	}
 	return nil
 }
