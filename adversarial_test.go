@@ -214,18 +214,16 @@ func fill(t *testing.T, dir string, inodes bool) {
 // returns an error saying so. Never more than max either way.
 func TestFullDisk(t *testing.T) {
 	cases := []struct {
-		name    string
-		classic bool   // take slots without spares
-		mount   string // the tmpfs's options
-		logged  bool   // the pool logs to logs
-		hold    bool   // the first slot stays held while the disk fills
-		inodes  bool   // use up the inodes too
-		test    func(t *testing.T, p *Pool, first *Guard, logs *bytes.Buffer)
+		name   string
+		mount  string // the tmpfs's options
+		logged bool   // the pool logs to logs
+		hold   bool   // the first slot stays held while the disk fills
+		inodes bool   // use up the inodes too
+		test   func(t *testing.T, p *Pool, first *Guard, logs *bytes.Buffer)
 	}{{
-		name:    "no room for the record",
-		classic: true, // a spare's record is written before the disk fills: see below
-		mount:   "size=64k,nr_inodes=64,mode=0700",
-		logged:  true,
+		name:   "no room for the record",
+		mount:  "size=64k,nr_inodes=64,mode=0700",
+		logged: true,
 		test: func(t *testing.T, p *Pool, _ *Guard, logs *bytes.Buffer) {
 			g, err := p.Acquire(1, 0)
 			if err != nil {

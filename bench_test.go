@@ -12,7 +12,7 @@ import (
 )
 
 // BenchmarkAcquireRelease is the uncontended path: one Acquire(4, 0) and
-// one Release on a pool nobody else uses, through this process's spare.
+// one Release on a pool nobody else uses.
 func BenchmarkAcquireRelease(b *testing.B) { benchAcquireRelease(b) }
 
 func benchAcquireRelease(b *testing.B) {

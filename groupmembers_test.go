@@ -27,8 +27,7 @@ const (
 	memberGroup = 65534 // nogroup: the pool's group, supplementary for both
 )
 
-// stallEnv, set for a helper to a kind of file ("ticket", "slot",
-// "spare"), makes it say "stall KIND" and sleep right after creating such a
+// stallEnv, set for a helper to a kind of file ("ticket", "slot"), makes it say "stall KIND" and sleep right after creating such a
 // file, before the file has its final mode (see slotfile.TestHooks.Birth).
 const stallEnv = "LLMSLOTS_TEST_STALL_BIRTH"
 
@@ -258,7 +257,7 @@ func TestGroupMembersContend(t *testing.T) {
 
 // Item 6 of issue 11: no file of a group pool is ever seen with a mode
 // other than its final one. A member stalls (then is killed) right after
-// creating a ticket, a slot file or a spare, before the file has its
+// creating a ticket or a slot file, before the file has its
 // group's mode: the other member is never refused by it, and nothing it
 // cannot open or remove is left behind.
 func TestGroupFilesAreBornShared(t *testing.T) {
@@ -310,8 +309,8 @@ func TestGroupFilesAreBornShared(t *testing.T) {
 	})
 }
 
-// checkGroupModes fails the test if a slot file, spare, ticket, draft or
-// the waiters file of the group pool in dir does not have mode 0660.
+// checkGroupModes fails the test if a slot file, ticket or draft of
+// the group pool in dir does not have mode 0660.
 func checkGroupModes(t *testing.T, dir string) {
 	t.Helper()
 	for _, d := range []string{dir, filepath.Join(dir, slotfile.QueueDir)} {

@@ -15,7 +15,6 @@ import (
 
 // The pool directory, or its queue directory, removed under a pool in
 // use: the next acquirer makes it again, and nobody hangs or over-grants.
-// (A spare's survival of the same: TestSpareSurvivesPoolDirRemoval.)
 
 func TestDirectoryRemovedWhileInUseIsRecreated(t *testing.T) {
 	p := newTestPool(t)

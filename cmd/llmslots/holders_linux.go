@@ -9,7 +9,7 @@ import (
 
 // lockHolders returns the pids of the processes that hold the lock of the
 // slot file at path: those with a descriptor open on that file (the same
-// inode: a holder may have opened it by another name, its spare's) whose
+// inode, whatever name it was opened by) whose
 // fdinfo lists a lock, which Linux shows only for the open file that owns it. A process
 // that merely has the file open (a status probe, an acquirer trying the
 // lock) is not listed. After `llmslots run` is killed, this finds the
