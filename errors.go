@@ -152,11 +152,9 @@ type wrapped struct {
 	cause    error
 }
 
-func (e *wrapped) Error() string { return e.msg }
-
+func (e *wrapped) Error() string        { return e.msg }
 func (e *wrapped) Is(target error) bool { return target == e.sentinel }
-
-func (e *wrapped) Unwrap() error { return e.cause }
+func (e *wrapped) Unwrap() error        { return e.cause }
 
 // checkMax validates a pool size.
 func checkMax(max int) error {

@@ -244,11 +244,9 @@ func (p *Pool) acquire(ctx context.Context, max int, deadline time.Time, wait ti
 }
 
 // waitInLine takes a ticket and waits for its turn and a slot (see
-// internal/line). Without a slot, the ticket is gone when it returns, so
-// cancellation leaves the line clean. With one, the ticket goes just
-// after: leaving wakes the waiter behind, which on a busy machine may run
-// before this process returns its slot to the caller, and return first
-// though it arrived later. Release waits for the ticket to be gone.
+// internal/line). Without a slot, the ticket is gone when it returns. With
+// one, it goes just after: leaving wakes the waiter behind, which on a busy
+// machine could otherwise return first. Release waits for it to be gone.
 func (p *Pool) waitInLine(ctx context.Context, max int, deadline time.Time, arrived int64) (*Guard, error) {
 	started := time.Now()
 	rec := p.newRecord(started, max).Marshal()

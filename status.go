@@ -311,22 +311,23 @@ func (p *Pool) warnOtherMax(max int) {
 	if p.maxChecked.Swap(true) {
 		return
 	}
+	var paths []string
 	entries, _ := os.ReadDir(p.dir)
 	for _, e := range entries {
-		if slotfile.ParseSlotName(e.Name()) < 0 {
-			continue
-		}
-		if rec, err := slotfile.ReadRecord(filepath.Join(p.dir, e.Name())); err == nil && rec.Max > 0 && rec.Max != max {
-			p.log().Warn("llmslots: processes use this pool with different max values; each enforces its own",
-				"dir", p.dir, "max", max, "other_max", rec.Max, "other_pid", rec.PID, "file", e.Name())
-			return
+		if slotfile.ParseSlotName(e.Name()) >= 0 {
+			paths = append(paths, filepath.Join(p.dir, e.Name()))
 		}
 	}
 	waiters, _ := p.line().Waiters(false)
 	for _, w := range waiters {
-		if w.Live && w.Rec.Max > 0 && w.Rec.Max != max {
+		if w.Live {
+			paths = append(paths, w.Path)
+		}
+	}
+	for _, path := range paths {
+		if rec, err := slotfile.ReadRecord(path); err == nil && rec.Max > 0 && rec.Max != max {
 			p.log().Warn("llmslots: processes use this pool with different max values; each enforces its own",
-				"dir", p.dir, "max", max, "other_max", w.Rec.Max, "other_pid", w.Rec.PID, "file", filepath.Base(w.Path))
+				"dir", p.dir, "max", max, "other_max", rec.Max, "other_pid", rec.PID, "file", filepath.Base(path))
 			return
 		}
 	}

@@ -95,9 +95,8 @@ func (w *waker) watch(path string) error {
 		w.polls = true
 		return nil
 	}
-	// A lock nobody holds (a dead holder's or waiter's) is not waited on:
-	// the blocked wait would return at once, and the shared lock it takes
-	// could make this waiter's own look at the file, just after, fail.
+	// A free lock (a dead holder's or waiter's) is not waited on: the wait's
+	// shared lock could make this waiter's own probe, just after, fail.
 	if ok, _ := filelock.TryLock(f); ok {
 		f.Close()
 		return errFree
