@@ -294,11 +294,8 @@ func (a *attempt) Try() (bool, time.Time, error) {
 }
 
 func (a *attempt) Paths() []string {
-	if a.paths == nil {
-		a.paths = make([]string, a.max)
-		for id := range a.paths {
-			a.paths[id] = slotfile.SlotPath(a.p.dir, id)
-		}
+	for id := len(a.paths); id < a.max; id++ {
+		a.paths = append(a.paths, slotfile.SlotPath(a.p.dir, id))
 	}
 	return a.paths
 }

@@ -44,10 +44,11 @@ func (t *Ticket) Wait(ctx context.Context, deadline time.Time, s Slots) (bool, e
 			}
 		}
 		if ahead == "" || second {
-			// Wait on the slots before trying them: a slot freed after
-			// the try still wakes the waiter.
+			// Wait on the slots before trying them, so a slot freed after
+			// the try still wakes the waiter; poll if one is missing or
+			// free now, as the try may not get it (a racer, the throttle).
 			for _, p := range s.Paths() {
-				w.watch(p)
+				w.polls = w.watch(p) != nil || w.polls
 			}
 		}
 		stalled := false // the first in line leaves a slot free
