@@ -212,7 +212,11 @@ func Load(dir string) (*State, error) {
 	if err != nil {
 		return nil, fmt.Errorf("llmslots: the throttle state %s is not usable (%w), so ignored: remove it, or run `llmslots resume`", path, err)
 	}
-	if bound := time.Now().Add(MaxPause); st.PauseUntil.After(bound) {
+	bound := time.Now()
+	if fi != nil && fi.ModTime().Before(bound) {
+		bound = fi.ModTime()
+	}
+	if bound = bound.Add(MaxPause); st.PauseUntil.After(bound) {
 		st.PauseUntil = bound
 	}
 	return &st, nil
