@@ -214,7 +214,7 @@ func (p *Pool) gateLocked(max int, have *Guard) (g *Guard, retry time.Time, err 
 	if next := throttle.NextGrant(st, max, now); now.Before(next) {
 		return nil, next, nil
 	}
-	limit, holders := throttle.Effective(st, max), p.countHolders(max, have)
+	limit, holders := throttle.Effective(st, max), p.countHolders(throttle.Span(st, max), have)
 	if holders >= limit {
 		return nil, time.Time{}, nil // a release wakes the waiter
 	}
@@ -233,11 +233,11 @@ func (p *Pool) gateLocked(max int, have *Guard) (g *Guard, retry time.Time, err 
 	return g, time.Time{}, nil
 }
 
-// countHolders counts the slots below max held now (not a dead holder's),
-// but not except.
-func (p *Pool) countHolders(max int, except *Guard) int {
+// countHolders counts the slots below span held now (not a dead
+// holder's), but not except.
+func (p *Pool) countHolders(span int, except *Guard) int {
 	n := 0
-	for id := range max {
+	for id := range span {
 		path := slotfile.SlotPath(p.dir, id)
 		switch {
 		case except != nil && except.path == path:

@@ -34,10 +34,20 @@ func Effective(st *State, ceiling int) int {
 	return min(ceiling, max(1, int(math.Floor(st.Limit+1e-9)))) // 3 may be 2.99999...
 }
 
+// Span is how many slots a caller with max m counts holders in: a limit
+// lowered by reporters with a larger max binds it too, or it would take
+// a slot free below its max beside theirs held above it.
+func Span(st *State, m int) int {
+	if st == nil {
+		return m
+	}
+	return min(MaxLimit, max(m, st.Ceiling))
+}
+
 // Restrictive reports whether st can refuse a grant to a caller with max
 // at now; if not, a grant needs neither the lock nor a count of holders.
 func Restrictive(st *State, max int, now time.Time) bool {
-	return st != nil && (Effective(st, max) < max || now.Before(RampEnd(st, max)))
+	return st != nil && (Effective(st, Span(st, max)) < Span(st, max) || now.Before(RampEnd(st, max)))
 }
 
 // RampEnd is when grants stop being spaced after the pause (zero if none):
@@ -91,7 +101,7 @@ func Throttled(st *State, now time.Time, r Report) State {
 	if st != nil {
 		next = *st
 	}
-	next.Limit = min(next.Limit, float64(r.Max))
+	next.Limit, next.Ceiling = min(next.Limit, float64(r.Max)), max(next.Ceiling, r.Max)
 	newRound := r.Granted.After(next.Decreased)
 	if newRound {
 		eff, failedBefore := Effective(&next, r.Max), next.WMax

@@ -50,6 +50,8 @@ func TestRestrictiveAndRampEnd(t *testing.T) {
 		{"no state", nil, t0, false, time.Time{}},
 		{"limit at max, no pause", &State{Limit: 4}, t0, false, time.Time{}},
 		{"limit below max", &State{Limit: 3.5}, t0, true, time.Time{}},
+		{"limit at max, below a larger max reported with", &State{Limit: 4, Ceiling: 6}, t0, true, time.Time{}},
+		{"limit back at the larger max reported with", &State{Limit: 6, Ceiling: 6}, t0, false, time.Time{}},
 		{"in the pause", &State{Limit: 4, PauseUntil: at(ms(10)), Spacing: ms(5)}, t0, true, at(ms(30))},
 		{"in the ramp", &State{Limit: 4, PauseUntil: t0, Spacing: ms(5)}, at(ms(19)), true, at(ms(20))},
 		{"after the ramp", &State{Limit: 4, PauseUntil: t0, Spacing: ms(5)}, at(ms(20)), false, at(ms(20))},
@@ -137,6 +139,10 @@ func TestThrottled(t *testing.T) {
 			&State{Limit: 1, WMax: 1, Decreased: at(-time.Hour), Backoff: 30},
 			Report{Max: 4, Granted: at(-time.Second)},
 			State{Limit: 1, WMax: 1, Decreased: t0, PauseUntil: at(time.Minute), Spacing: maxSpacing, Backoff: 31}},
+		{"the slots counted are the largest max reported with",
+			&State{Limit: 8, Ceiling: 8, Decreased: at(-time.Hour)},
+			Report{Max: 4, Granted: at(-time.Second), RetryAfter: ms(100)},
+			State{Limit: 2.8, WMax: 4, Ceiling: 8, Decreased: t0, PauseUntil: at(ms(100)), Spacing: ms(10)}},
 		{"a hint beyond a day is cut to a day",
 			nil, Report{Max: 1, Granted: at(-time.Second), RetryAfter: 72 * time.Hour},
 			State{Limit: 1, WMax: 1, Decreased: t0, PauseUntil: at(MaxPause), Spacing: maxSpacing}},
@@ -147,6 +153,7 @@ func TestThrottled(t *testing.T) {
 			before = *c.st
 		}
 		got := Throttled(c.st, t0, c.r)
+		c.want.Ceiling = max(c.want.Ceiling, c.r.Max)
 		c.want.Last = Record{At: t0, PID: 42, Host: "h", Command: "codex", Label: "l", Hint: max(c.r.RetryAfter, 0), Kind: "throttled"}
 		if !reflect.DeepEqual(got, c.want) {
 			t.Errorf("%s:\n got %+v\nwant %+v", c.name, got, c.want)

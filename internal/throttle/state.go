@@ -34,6 +34,7 @@ const (
 type State struct {
 	Limit      float64       // its integer part counts; releases add fractions
 	WMax       int           // the level the last decrease was made from
+	Ceiling    int           // the largest max reported with: the slots counted
 	Decreased  time.Time     // when the limit was last lowered
 	PauseUntil time.Time     // no grant before it
 	Spacing    time.Duration // how far apart grants come after the pause
@@ -55,13 +56,13 @@ type Record struct {
 }
 
 // bounds are the ranges of the numbers the policy relies on.
-var bounds = map[string][2]float64{"limit": {1, MaxLimit}, "spacing": {0, float64(maxSpacing)}, "backoff": {0, maxBackoff}}
+var bounds = map[string][2]float64{"limit": {1, MaxLimit}, "ceiling": {0, MaxLimit}, "spacing": {0, float64(maxSpacing)}, "backoff": {0, maxBackoff}}
 
 // Marshal returns the state file's content for st. Free text is made to
 // fit on its line, so that no field can forge another.
 func Marshal(st State) []byte {
-	b := fmt.Appendf(nil, "%s\nlimit=%.4f\nwmax=%d\ndecreased=%d\npause_until=%d\nspacing=%s\nlast_grant=%d\nbackoff=%d\n",
-		Magic, st.Limit, st.WMax, unixNano(st.Decreased), unixNano(st.PauseUntil), st.Spacing, unixNano(st.LastGrant), st.Backoff)
+	b := fmt.Appendf(nil, "%s\nlimit=%.4f\nwmax=%d\nceiling=%d\ndecreased=%d\npause_until=%d\nspacing=%s\nlast_grant=%d\nbackoff=%d\n",
+		Magic, st.Limit, st.WMax, st.Ceiling, unixNano(st.Decreased), unixNano(st.PauseUntil), st.Spacing, unixNano(st.LastGrant), st.Backoff)
 	if r := st.Last; !r.At.IsZero() {
 		b = fmt.Appendf(b, "report_at=%d\nreport_pid=%d\nreport_host=%s\nreport_hint=%s\nreport_kind=%s\nreport_reason=%s\nreport_command=%s\nreport_label=%s\n",
 			r.At.UnixNano(), r.PID, oneLine(r.Host, maxField), r.Hint, oneLine(r.Kind, 16), oneLine(r.Reason, maxField),
@@ -89,7 +90,7 @@ func Parse(data []byte) (State, error) {
 	}
 	var st State
 	r := &st.Last
-	fields := map[string]any{"limit": &st.Limit, "wmax": &st.WMax, "decreased": &st.Decreased,
+	fields := map[string]any{"limit": &st.Limit, "wmax": &st.WMax, "ceiling": &st.Ceiling, "decreased": &st.Decreased,
 		"pause_until": &st.PauseUntil, "spacing": &st.Spacing, "last_grant": &st.LastGrant,
 		"backoff": &st.Backoff, "report_at": &r.At, "report_pid": &r.PID, "report_host": &r.Host,
 		"report_hint": &r.Hint, "report_kind": &r.Kind, "report_reason": &r.Reason,
