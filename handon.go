@@ -14,7 +14,6 @@ import (
 	"time"
 
 	"github.com/llmslots/llmslots/internal/fdpass"
-	"github.com/llmslots/llmslots/internal/proc"
 	"github.com/llmslots/llmslots/internal/slotfile"
 )
 
@@ -242,7 +241,7 @@ func adoptInherited() []*Guard {
 		}
 		path := slotfile.SlotPath(p.dir, in.ID)
 		f, fi, err := fdpass.Adopt(in.FD, path)
-		if err != nil && proc.HeldByAncestor(path) {
+		if err != nil && slotfile.HeldByAncestor(path) {
 			// The descriptor is gone (a Python layer, a shell or a sandbox
 			// closed it) but an ancestor of this process holds the slot:
 			// waiting for another slot would be waiting on ourselves.

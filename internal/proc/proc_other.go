@@ -8,6 +8,6 @@ func StartTime(pid int) string { return "" }
 // Namespace is unknown here.
 func Namespace() string { return "" }
 
-// HeldByAncestor cannot tell here (no /proc/locks): false, so a process
-// that lost its inherited descriptor waits as any other would.
-func HeldByAncestor(path string) bool { return false }
+// IsAncestor cannot tell here: false, so a process that lost its
+// inherited descriptor waits as any other would.
+func IsAncestor(pid int) bool { return false }

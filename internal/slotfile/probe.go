@@ -166,6 +166,16 @@ func HolderHere(rec Record) bool {
 	return rec.Start == "" || proc.StartTime(rec.PID) == rec.Start
 }
 
+// HeldByAncestor reports whether the slot at path is held, and by an
+// ancestor of this process that its record names, by pid and start time:
+// a process that lost the descriptor its parent handed it (a Python layer
+// or a sandbox closed it) must not wait on itself, but the child of a
+// stranger that got a dead taker's pid must.
+func HeldByAncestor(path string) bool {
+	res, err := Probe(path, Look)
+	return err == nil && res.State == Held && res.Rec.Start != "" && HolderHere(res.Rec) && proc.IsAncestor(res.Rec.PID)
+}
+
 // HolderAlive judges a recorded holder by its pid: a pid that exists is
 // alive unless its start time shows a reuse. A holder on another host or
 // in another pid namespace cannot be judged and counts as alive.
