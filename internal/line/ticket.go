@@ -134,25 +134,30 @@ func (l Line) Ahead(name string) int {
 }
 
 // ahead finds the live ticket right ahead of t: its path ("" when t is
-// first in line) and whether it is first (t second). Dead tickets between
-// are removed (one further ahead is left to the waiter behind it).
-func (t *Ticket) ahead() (path string, first bool, err error) {
+// first in line), whether it is first (t second), and, when it is second,
+// the first's path (head): t waits on that one too, since its departure
+// makes t second without the one ahead moving. Dead tickets between are
+// removed (one further ahead is left to the waiter behind it).
+func (t *Ticket) ahead() (path, head string, second bool, err error) {
 	names, err := t.line.names()
 	if err != nil {
-		return "", false, err
+		return "", "", false, err
 	}
 	i := sort.Search(len(names), func(i int) bool { return names[i][2:] >= t.name[2:] })
 	for i--; i >= 0; i-- {
 		path := filepath.Join(t.line.Dir, names[i])
 		res, err := slotfile.ProbeNamed(path, slotfile.Remove)
 		if err != nil {
-			return "", false, err
+			return "", "", false, err
 		}
 		if res.State == slotfile.Held {
-			return path, i == 0, nil
+			if i == 1 {
+				head = filepath.Join(t.line.Dir, names[0])
+			}
+			return path, head, i == 0, nil
 		}
 	}
-	return "", false, nil
+	return "", "", false, nil
 }
 
 // A Waiter is one ticket as Waiters reports it.

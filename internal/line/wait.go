@@ -2,8 +2,6 @@ package line
 
 import (
 	"context"
-	"errors"
-	"io/fs"
 	"time"
 )
 
@@ -25,7 +23,8 @@ const stallAfter = time.Second
 // Wait waits for t's turn and a slot: first in line, it tries the slots
 // and waits on the locks of the held ones; behind someone, it waits on the
 // lock of the ticket right ahead (and, second in line, on the slots too,
-// to pass a first in line that leaves a slot free). Each wake-up starts
+// to pass a first in line that leaves a slot free; third, on the first's
+// ticket too, whose departure makes it second). Each wake-up starts
 // the look afresh. It returns true once s.Try took a slot, false when
 // deadline (if not zero) passed, or ctx.Err() when ctx ended. The caller
 // leaves the line (t.Leave) whatever the outcome.
@@ -34,14 +33,12 @@ func (t *Ticket) Wait(ctx context.Context, deadline time.Time, s Slots) (bool, e
 	defer w.reset()
 	var freeSince time.Time // when the waiter second in line saw a free slot
 	for {
-		ahead, second, err := t.ahead()
+		ahead, head, second, err := t.ahead()
 		if err != nil {
 			return false, err
 		}
-		if ahead != "" {
-			if err := w.watch(ahead); errors.Is(err, fs.ErrNotExist) || err == errFree {
-				continue // left or died since the look: look again
-			}
+		if ahead != "" && w.gone(ahead) || head != "" && w.gone(head) {
+			continue // left or died since the look: look again
 		}
 		if ahead == "" || second {
 			// Wait on the slots before trying them, so a slot freed after

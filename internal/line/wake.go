@@ -138,6 +138,13 @@ func (lw *lockWait) run(f *os.File) {
 	lw.subs = nil
 }
 
+// gone watches the ticket at path, and reports whether it is gone or its
+// waiter died since the look.
+func (w *waker) gone(path string) bool {
+	err := w.watch(path)
+	return errors.Is(err, fs.ErrNotExist) || err == errFree
+}
+
 // until makes the next sleep end by at, if at is not zero.
 func (w *waker) until(at time.Time) {
 	if !at.IsZero() && (w.at.IsZero() || at.Before(w.at)) {
