@@ -1,6 +1,7 @@
 package llmslots
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -65,6 +66,9 @@ type BusyError struct {
 	// Err is the context's error when a context ended the wait
 	// (AcquireContext); nil when the wait ran out.
 	Err error
+	// Throttle is the pool's throttling when the wait ended (a pause keeps
+	// slots free); nil if the pool has no throttle state.
+	Throttle *ThrottleStatus
 }
 
 // A Holder is one slot's recorded holder.
@@ -93,7 +97,18 @@ func (e *BusyError) Error() string {
 	if e.Err != nil {
 		b.WriteString(": " + e.Err.Error())
 	}
-	if len(e.Holders) == 0 {
+	paused := e.Throttle != nil && !e.Throttle.PausedUntil.IsZero()
+	if paused {
+		fmt.Fprintf(&b, "; the pool is paused until %s", e.Throttle.PausedUntil.Format(time.DateTime))
+		if r := e.Throttle.LastReport; r != nil && r.Kind == "pause" {
+			fmt.Fprintf(&b, " (paused by hand by pid %d: %s)", r.PID, cmp.Or(r.Reason, "no reason given"))
+		} else if r != nil {
+			fmt.Fprintf(&b, " (a provider's throttling reported by pid %d)", r.PID)
+		}
+	} else if e.Throttle != nil && e.Throttle.Limit < e.Max {
+		fmt.Fprintf(&b, "; throttled to %d at once", e.Throttle.Limit)
+	}
+	if len(e.Holders) == 0 && !paused {
 		b.WriteString("; held by pids unknown")
 	}
 	for i, h := range e.Holders {

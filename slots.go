@@ -371,7 +371,7 @@ var errNoUsableSlot = errors.New("no usable slot")
 // their records say: it takes no lock, so it cannot disturb anyone) and
 // any slot that cannot be used.
 func (p *Pool) busyError(max int, wait time.Duration) error {
-	e := &BusyError{Dir: p.dir, Max: max, Wait: wait}
+	e := &BusyError{Dir: p.dir, Max: max, Wait: wait, Throttle: p.throttleStatus(max)}
 	e.Holders, e.Unusable = p.recordedHolders(max)
 	return e
 }
