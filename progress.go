@@ -16,8 +16,9 @@ const progressEvery = 250 * time.Millisecond
 // Progress describes an acquire that waits, for callers that show it
 // ("waiting for a codex slot: 3 ahead, held by ...").
 type Progress struct {
-	Dir string // the pool's directory
-	Max int    // the max the caller asked with
+	Dir   string // the pool's directory
+	Label string // the pool's label (WithLabel): which job waits
+	Max   int    // the max the caller asked with
 	// Ahead counts the waiters ahead of this one in the queue.
 	Ahead int
 	// Holders lists the slots' recorded holders, by slot; Self marks this
@@ -89,7 +90,7 @@ func (p *Pool) watchProgress(max int, started time.Time, ticket string) (stop fu
 // readProgress reads the holders' records and counts the tickets and
 // drafts ahead of ticket.
 func (p *Pool) readProgress(max int, ticket string) Progress {
-	pr := Progress{Dir: p.dir, Max: max, Limit: max}
+	pr := Progress{Dir: p.dir, Label: p.label, Max: max, Limit: max}
 	pr.Holders, _ = p.recordedHolders(max)
 	if pr.Throttle = p.throttleStatus(max); pr.Throttle != nil {
 		pr.Limit, pr.PausedUntil = pr.Throttle.Limit, pr.Throttle.PausedUntil

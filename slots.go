@@ -84,7 +84,21 @@ func NewPool(dir string, opts ...Option) (*Pool, error) {
 	if err != nil {
 		return nil, err
 	}
-	p := &Pool{dir: filepath.Clean(dir), group: g}
+	return (&Pool{dir: filepath.Clean(dir), group: g}).apply(opts)
+}
+
+// With returns a pool on p's directory with p's options and then opts: a
+// cheap way to give each job its own label and progress callback
+// (WithLabel, WithProgress) without a pool of its own made from scratch.
+// The pools share the slots, the line and the limit.
+func (p *Pool) With(opts ...Option) (*Pool, error) {
+	if err := p.usable(); err != nil {
+		return nil, err
+	}
+	return (&Pool{dir: p.dir, label: p.label, progress: p.progress, logger: p.logger, group: p.group}).apply(opts)
+}
+
+func (p *Pool) apply(opts []Option) (*Pool, error) {
 	for _, opt := range opts {
 		if opt == nil {
 			continue

@@ -270,3 +270,62 @@ func TestInvalidArgumentsAreRefused(t *testing.T) {
 		t.Fatalf("after refused calls: %+v %v", st, err)
 	}
 }
+
+// Pool.With gives each job of a program its own label and progress
+// callback on one pool (issue 22, item 12): each waiting job is told of
+// its own wait, under its own label, and holds under it; the jobs share
+// the limit. A bad option is an error, a nil pool too.
+func TestWithGivesEachJobItsLabelAndProgress(t *testing.T) {
+	base := newPool(t, llmslots.WithLabel("batch"))
+	held, err := base.Acquire(1, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var mu sync.Mutex
+	seen := map[string][]string{} // by job: the labels its callback saw
+	var wg sync.WaitGroup
+	errs := make(chan error, 3)
+	for _, job := range []string{"job-a", "job-b", "job-c"} {
+		p, err := base.With(llmslots.WithLabel(job), llmslots.WithProgress(func(pr llmslots.Progress) {
+			mu.Lock()
+			seen[job] = append(seen[job], pr.Label)
+			mu.Unlock()
+		}))
+		if err != nil {
+			t.Fatal(err)
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			g, err := p.Acquire(1, 10*time.Second)
+			if err != nil {
+				errs <- err
+				return
+			}
+			st, _ := p.ReadStatus(1)
+			if l := st.Slots[g.SlotID()].Label; l != job {
+				errs <- errors.New(job + " holds under the label " + l)
+			}
+			g.Release()
+		}()
+	}
+	time.Sleep(500 * time.Millisecond) // each job has waited and said so
+	held.Release()
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Error(err)
+	}
+	for _, job := range []string{"job-a", "job-b", "job-c"} {
+		if len(seen[job]) == 0 || seen[job][0] != job {
+			t.Errorf("%s's progress callback saw labels %q", job, seen[job])
+		}
+	}
+	if _, err := base.With(llmslots.WithLabel("bad\x1b[2J")); !errors.Is(err, llmslots.ErrInvalid) {
+		t.Errorf("With a bad label: %v", err)
+	}
+	var nilPool *llmslots.Pool
+	if _, err := nilPool.With(); !errors.Is(err, llmslots.ErrInvalid) {
+		t.Errorf("With on a nil pool: %v", err)
+	}
+}
