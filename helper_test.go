@@ -42,6 +42,7 @@ var helperModes = map[string]func() int{
 	"ref-hold":      refHoldHelper,      // one slot by the reference protocol, held until stdin closes (chaos_helpers_test.go)
 	"adv-ops":       runOps,             // the operations HELPER_OPS lists, one JSON report each (adversarial_helper_test.go)
 	"adv-eintr":     runSignalStorm,     // acquire/release in goroutines under a storm of signals (adversarial_helper_test.go)
+	"early-release": earlyReleaseHelper, // hand the slot to HELPER_CMD, release it at once, say "released", wait for the child
 }
 
 func TestMain(m *testing.M) {
@@ -136,6 +137,33 @@ func handonHelper() int {
 	}
 	fmt.Println("child", child.Process.Pid)
 	io.Copy(io.Discard, os.Stdin)
+	return 0
+}
+
+// earlyReleaseHelper takes one slot of a pool of 1 (the default pool),
+// starts HELPER_CMD as a child through Guard.Command, and releases the
+// slot at once, before the child ends, as a defer that fires on an early
+// return would; then it says "released" and waits for the child.
+func earlyReleaseHelper() int {
+	g, err := Acquire(1, 10*time.Second)
+	if err != nil {
+		fmt.Println("error", err)
+		return 1
+	}
+	cmd := g.Command(os.Getenv("HELPER_CMD"))
+	if err := cmd.Start(); err != nil {
+		fmt.Println("error", err)
+		return 1
+	}
+	if err := g.Release(); err != nil {
+		fmt.Println("error", err)
+		return 1
+	}
+	fmt.Println("released")
+	if err := cmd.Wait(); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
 	return 0
 }
 

@@ -207,8 +207,8 @@ func TestCommandKeepsTheLimitWhenTheParentIsKilled(t *testing.T) {
 // is free at once when the child ends.
 func TestReleaseWhileTheChildRunsHandsTheSlotOver(t *testing.T) {
 	w := newCodexWorld(t)
-	prog := w.build("./testdata/earlyrelease")
-	parent := w.command(2, prog, "codex")
+	parent := w.command(2, os.Args[0], "-test.run=^$")
+	parent.Env = append(parent.Env, helperEnv+"=early-release", "HELPER_CMD=codex", "GORACE=atexit_sleep_ms=0")
 	out, err := parent.StdoutPipe()
 	if err != nil {
 		t.Fatal(err)
