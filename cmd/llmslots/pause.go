@@ -32,7 +32,10 @@ func pauseCmd(args []string, stdout, stderr io.Writer) int {
 	if msg := pf.check(fs); msg != "" {
 		return usageError(fs, stderr, "%s", msg)
 	}
-	if !cli.IsSet(fs, "for") || *d <= 0 || *d > 24*time.Hour {
+	if !cli.IsSet(fs, "for") {
+		return usageError(fs, stderr, "--for is required: how long to pause, e.g. --for 10m")
+	}
+	if *d <= 0 || *d > 24*time.Hour {
 		return usageError(fs, stderr, "--for must be a duration > 0 and at most 24h, got %v", *d)
 	}
 	if msg := checkText("--reason", *reason); msg != "" {
