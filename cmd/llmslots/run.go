@@ -69,6 +69,7 @@ func runCmd(args []string, stdout, stderr io.Writer) int {
 	shim := fs.String("shim", "", "run the real `NAME` found along PATH, skipping llmslots shims, with ARGS (what shim scripts use)")
 	throttledOn := fs.String("throttled-on", "", "report the work throttled when a line of CMD's stderr matches `REGEX` (Go syntax), e.g. '429|rate.?limit|usage limit'")
 	throttledExit := fs.Int("throttled-exit", -1, "report the work throttled when CMD exits with status `CODE`")
+	noDefault(fs, "throttled-exit")
 	if code, done := parseFlags(fs, args, stdout, stderr); done {
 		return code
 	}

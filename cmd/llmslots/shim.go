@@ -48,6 +48,7 @@ func shimCmd(args []string, stdout, stderr io.Writer) int {
 	remove := fs.Bool("remove", false, "remove the shim NAME instead")
 	throttledOn := fs.String("throttled-on", "", "passed to run: report the work throttled when a line of the program's stderr matches `REGEX`")
 	throttledExit := fs.Int("throttled-exit", -1, "passed to run: report the work throttled when the program exits with status `CODE`")
+	noDefault(fs, "throttled-exit")
 	// Flags may come before or after NAME: parse, take one positional,
 	// parse the rest.
 	var names []string

@@ -25,6 +25,14 @@ func newFlags(name, synopsis, about string) *flag.FlagSet {
 	return fs
 }
 
+// noDefault keeps help from showing a default for the named flags: their
+// initial value (-1 for --throttled-exit) only marks "not given".
+func noDefault(fs *flag.FlagSet, names ...string) {
+	for _, n := range names {
+		fs.Lookup(n).DefValue = ""
+	}
+}
+
 // synopses and abouts hold each subcommand's usage line and description,
 // which --help shows.
 var synopses, abouts = map[*flag.FlagSet]string{}, map[*flag.FlagSet]string{}
