@@ -5,8 +5,9 @@
 //	llmslots run --pool codex --max 4 -- codex exec "review this diff"
 //
 // Subcommands: run (take a slot, run a command holding it), shim (put a
-// slot in front of a program other tools spawn), status, release, cleanup
-// and max. Run "llmslots help" or "llmslots SUBCOMMAND --help" for each.
+// slot in front of a program other tools spawn), status, release, cleanup,
+// pause, resume, max and version (also --version). Run "llmslots help" or
+// "llmslots SUBCOMMAND --help" for each.
 //
 // Exit status: the command's own for run (128+N when it dies of signal N),
 // 75 when no slot freed in time, 64 for a usage error, 126 or 127 when the
@@ -77,6 +78,9 @@ func dispatch(args []string, stdout, stderr io.Writer) int {
 		}
 		printMainUsage(stdout)
 		return exitOK
+	case "version", "-version", "--version":
+		printVersion(stdout)
+		return exitOK
 	}
 	for _, c := range commands {
 		if c.name == args[0] {
@@ -102,6 +106,7 @@ Usage:
   llmslots pause --for D [--reason TEXT] [--pool NAME | --dir DIR]
   llmslots resume [--pool NAME | --dir DIR]
   llmslots max [--json]
+  llmslots version (or --version)
 
 Subcommands:
 `)
