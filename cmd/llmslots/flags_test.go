@@ -55,3 +55,26 @@ func TestFlagErrorsSayTheCause(t *testing.T) {
 		}
 	}
 }
+
+// run's flags written after the command go to the command, as they
+// always did, but no longer silently: one line on stderr says so, unless
+// -- marks where the command begins (issue 22, item 7).
+func TestRunWarnsOfItsFlagsAfterTheCommand(t *testing.T) {
+	e := newEnv(t)
+	r := e.run("run", "--max", "1", "echo", "--max", "3", "--pool=codex")
+	if r.code != 0 || r.stdout != "--max 3 --pool=codex\n" {
+		t.Fatalf("exit %d, stdout %q, stderr %q", r.code, r.stdout, r.stderr)
+	}
+	if strings.Count(r.stderr, "\n") != 1 || !strings.Contains(r.stderr, "warning") ||
+		!strings.Contains(r.stderr, "--max") || !strings.Contains(r.stderr, "--pool") || !strings.Contains(r.stderr, " -- ") {
+		t.Errorf("stderr %q; want one warning line naming --max and --pool and advising --", r.stderr)
+	}
+	for _, args := range [][]string{
+		{"run", "--max", "1", "--", "echo", "--max", "3"},     // -- given: meant for echo
+		{"run", "--max", "1", "echo", "--maximum", "-n", "x"}, // not run's flags
+	} {
+		if r := e.run(args...); r.code != 0 || r.stderr != "" {
+			t.Errorf("llmslots %q: exit %d, stderr %q; want no warning", args, r.code, r.stderr)
+		}
+	}
+}
