@@ -140,6 +140,12 @@ func runCmd(args []string, stdout, stderr io.Writer) int {
 		return failure(stderr, code, fmt.Errorf("llmslots: %s: %w", argv[0], err))
 	}
 
+	// The package records os.Args, read at the first acquire, as the
+	// holder's and the waiter's command: make it CMD, the program the slot
+	// is for, so that status shows it rather than this wrapper and its
+	// flags (as --exec's record does once CMD replaces llmslots).
+	os.Args = argv
+
 	waitOut := stderr
 	if f, ok := stderr.(*os.File); *quiet && (!ok || !cli.IsTerminal(f)) {
 		waitOut = io.Discard
