@@ -51,3 +51,34 @@ func TestStatusShowsTheCommandHoldingTheSlot(t *testing.T) {
 		t.Errorf("the waiter's command said %q", l)
 	}
 }
+
+// Without --max, status reads the pool with the max its holders and
+// waiters recorded, not the default: three holders of max 3 are "3 held,
+// 0 free" of max 3, not 3 held of a default 2 with a warning about max 3
+// (issue 22, item 4). When they disagree it takes the largest, and says
+// which values it saw.
+func TestStatusTakesTheRecordedMax(t *testing.T) {
+	e := newEnv(t)
+	e.env = e.with("LLMSLOTS_MAX=2") // the default, whatever the machine
+	for range 3 {
+		e.holder("--max", "3")
+	}
+	r := e.run("status")
+	if r.code != 0 || !strings.Contains(r.stdout, "(max 3, as its holders and waiters recorded): 3 held, 0 free") ||
+		strings.Contains(r.stdout, "warning") {
+		t.Errorf("status with holders of max 3:\n%s%s", r.stdout, r.stderr)
+	}
+	if st := readStatusEnv(t, e, e.env); st.Max != 3 || st.Free != 0 || len(st.Slots) != 3 {
+		t.Errorf("status --json: max %d, %d free, %d slots; want max 3, 0 free, 3 slots", st.Max, st.Free, len(st.Slots))
+	}
+	e.holder("--max", "4")
+	r = e.run("status")
+	if !strings.Contains(r.stdout, "(max 4, the largest of 3, 4 that its holders and waiters recorded): 4 held, 0 free") ||
+		!strings.Contains(r.stdout, "max 3;") {
+		t.Errorf("status with holders of max 3 and 4:\n%s", r.stdout)
+	}
+	// --max still decides.
+	if r := e.run("status", "--max", "2"); !strings.Contains(r.stdout, "(max 2): 4 held, 0 free") {
+		t.Errorf("status --max 2:\n%s", r.stdout)
+	}
+}
