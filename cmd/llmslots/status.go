@@ -88,8 +88,8 @@ func recordedMaxes(st llmslots.Status) []int {
 // when --max did not give it.
 func printStatus(w io.Writer, st llmslots.Status, from string) {
 	fmt.Fprintf(w, "pool %s (max %d%s): %d held, %d free, %d stale\n", st.Dir, st.Max, from, st.Active, st.Free, st.Stale)
-	if line := throttleLine(st.Throttle, st.Max); line != "" {
-		fmt.Fprintf(w, "throttled: %s\n", line)
+	for _, line := range throttleLines(st.Throttle, st.Max) {
+		fmt.Fprintln(w, line)
 	}
 	if len(st.OtherMaxes) > 0 {
 		fmt.Fprintf(w, "warning: other holders or waiters use this pool with max %s; each process enforces its own max\n", joinInts(st.OtherMaxes))

@@ -82,3 +82,40 @@ func TestStatusTakesTheRecordedMax(t *testing.T) {
 		t.Errorf("status --max 2:\n%s", r.stdout)
 	}
 }
+
+// status calls a pause by hand one, with its reason, and a throttle
+// report's pause "throttled"; it shows the date of an end that is not
+// today, and says nothing of a pause once it has ended (issue 22, item 5).
+func TestStatusShowsAPauseForWhatItIsWhileItLasts(t *testing.T) {
+	e := newEnv(t)
+	r := e.run("pause", "--for", "24h", "--reason", "provider incident")
+	date := time.Now().Add(24 * time.Hour).Format(time.DateOnly) // never today
+	if r.code != 0 || !strings.Contains(r.stdout, "until "+date+" ") {
+		t.Errorf("pause --for 24h: exit %d, %q; want the end's date, %s", r.code, r.stdout, date)
+	}
+	r = e.run("status", "--max", "4")
+	if !strings.Contains(r.stdout, "\npaused by hand until "+date+" ") || !strings.Contains(r.stdout, ": provider incident\n") ||
+		strings.Contains(r.stdout, "throttled") {
+		t.Errorf("status during a pause by hand:\n%s", r.stdout)
+	}
+
+	// A pause that ends: status says nothing of it afterwards.
+	if r := e.run("pause", "--for", "200ms", "--reason", "short one"); r.code != 0 {
+		t.Fatalf("pause: exit %d, %s", r.code, r.stderr)
+	}
+	time.Sleep(200 * time.Millisecond) // its length, counted from before it began
+	r = e.run("status", "--max", "4")
+	if strings.Contains(r.stdout, "paused") || strings.Contains(r.stdout, "throttled") || strings.Contains(r.stdout, "short one") {
+		t.Errorf("status after the pause ended:\n%s", r.stdout)
+	}
+
+	// A throttle report is called one: its pause, then the lowered limit.
+	if r := e.run("run", "--max", "4", "--throttled-exit", "3", "--", "sh", "-c", "exit 3"); r.code != 3 {
+		t.Fatalf("run: exit %d, %s", r.code, r.stderr)
+	}
+	r = e.run("status", "--max", "4")
+	if !strings.Contains(r.stdout, "\nthrottled: paused until ") || !strings.Contains(r.stdout, "last report") ||
+		strings.Contains(r.stdout, "by hand") {
+		t.Errorf("status after a throttle report:\n%s", r.stdout)
+	}
+}

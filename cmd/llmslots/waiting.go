@@ -149,7 +149,7 @@ func waitingLine(p llmslots.Progress, wait time.Duration) string {
 		fmt.Fprintf(&b, ", limit lowered to %d (throttled)", p.Limit)
 	}
 	if !p.PausedUntil.IsZero() {
-		fmt.Fprintf(&b, ", paused until %s", p.PausedUntil.Format("15:04:05"))
+		fmt.Fprintf(&b, ", paused until %s", clock(p.PausedUntil))
 		if p.Throttle != nil && p.Throttle.LastReport != nil {
 			r := p.Throttle.LastReport
 			if r.Kind == "pause" {
