@@ -87,8 +87,7 @@ func dispatch(args []string, stdout, stderr io.Writer) int {
 			return c.run(args[1:], stdout, stderr)
 		}
 	}
-	fmt.Fprintf(stderr, "llmslots: unknown subcommand %q\n\n", args[0])
-	printMainUsage(stderr)
+	fmt.Fprintf(stderr, "llmslots: unknown subcommand %q; see llmslots help\n", printable(args[0]))
 	return exitUsage
 }
 

@@ -86,8 +86,10 @@ func openPool(pf *poolFlags, fs *flag.FlagSet, stderr io.Writer, opts ...llmslot
 	if why := unsuitable(pf.dir); why != "" {
 		return nil, usageError(fs, stderr, "--dir %s is %s; give a directory of llmslots' own", printable(pf.dir), why), true
 	}
-	if env := os.Getenv(llmslots.EnvDir); pf.dir == "" && unsuitable(env) != "" {
-		return nil, failure(stderr, exitError, fmt.Errorf("llmslots: %s=%s is %s; set it to a directory of llmslots' own, or unset it", llmslots.EnvDir, env, unsuitable(env))), true
+	if env := os.Getenv(llmslots.EnvDir); pf.dir == "" {
+		if why := unsuitable(env); why != "" {
+			return nil, failure(stderr, exitError, fmt.Errorf("llmslots: %s=%s is %s; set it to a directory of llmslots' own, or unset it", llmslots.EnvDir, env, why)), true
+		}
 	}
 	p, err := pf.open(opts...)
 	var envErr *llmslots.EnvError
