@@ -95,8 +95,12 @@ func unjudged(pool *llmslots.Pool) []string {
 		if parts := strings.Split(filepath.Base(w.Path), "-"); pid == 0 && len(parts) == 4 {
 			pid, _ = strconv.Atoi(parts[2]) // a ticket's name carries its maker's pid
 		}
-		out = append(out, fmt.Sprintf("left %s: a waiter's ticket of %s, mode %04o, which this user can neither read nor lock, so cannot tell whether its waiter (pid %d) still waits; it counts as waiting. If it does not, remove it: rm %s",
-			printable(w.Path), owner(fi), fi.Mode().Perm(), pid, shellQuote(printable(w.Path))))
+		waiter := "its waiter"
+		if pid > 0 {
+			waiter += fmt.Sprintf(" (pid %d)", pid)
+		}
+		out = append(out, fmt.Sprintf("left %s: a waiter's ticket of %s, mode %04o, which this user can neither read nor lock, so cannot tell whether %s still waits; it counts as waiting. If it does not, remove it: rm %s",
+			printable(w.Path), owner(fi), fi.Mode().Perm(), waiter, shellQuote(printable(w.Path))))
 	}
 	return out
 }

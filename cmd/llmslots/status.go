@@ -18,8 +18,8 @@ Shows each slot of the pool: its state (free, held, or stale: left by a
 holder that died), holder pid, age, label and command, decided by probing
 each slot's lock. Without --max, the pool size is the largest max its
 holders and waiters recorded (the default max when none did). --json
-prints the library's Status as is. With --etcd
-ENDPOINTS (or LLMSLOTS_ETCD set), llmslots-etcd shows the cluster pool.`
+prints the library's Status as is. With --etcd ENDPOINTS (or
+LLMSLOTS_ETCD set), llmslots-etcd shows the cluster pool.`
 
 // statusCmd is "llmslots status".
 func statusCmd(args []string, stdout, stderr io.Writer) int {
