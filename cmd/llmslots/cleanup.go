@@ -4,6 +4,11 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
 
 	"github.com/llmslots/llmslots"
 )
@@ -12,7 +17,9 @@ const cleanupAbout = `
 Removes the slot files left by holders that died (stale slots) and lists
 them. Stale slots need no cleanup to be used: the next acquirer reclaims
 them. This is for tidy directories and reports. Held slots are never
-touched.`
+touched. Tickets of waiters that died are removed too; a ticket this user
+can neither read nor lock (another member's in a group's pool) cannot be
+judged: it is left, and named with its owner and how to remove it.`
 
 // cleanupCmd is "llmslots cleanup".
 func cleanupCmd(args []string, stdout, stderr io.Writer) int {
@@ -53,10 +60,49 @@ func cleanupCmd(args []string, stdout, stderr io.Writer) int {
 		removed++
 	}
 	removed += cleanupWaiters(pool, *dry, stdout)
-	if removed == 0 {
+	left := unjudged(pool)
+	for _, l := range left {
+		fmt.Fprintln(stdout, l)
+	}
+	if removed == 0 && len(left) == 0 {
 		fmt.Fprintf(stdout, "no stale slot files in %s\n", st.Dir)
 	}
 	return exitOK
+}
+
+// unjudged describes the tickets in line that this user can neither read
+// nor lock: whether their waiters live cannot be told, so they count as
+// waiting and cleanup leaves them. In a group's pool that is another
+// member's ticket of mode 0600 (made by hand, or under a umask or tool
+// that narrowed it); cleanup used to leave it without a word.
+func unjudged(pool *llmslots.Pool) []string {
+	st, err := pool.ReadStatus(1)
+	if err != nil {
+		return nil
+	}
+	var out []string
+	for _, w := range st.Waiting {
+		f, err := os.Open(w.Path)
+		if err == nil {
+			f.Close()
+			continue
+		}
+		fi, statErr := os.Lstat(w.Path)
+		if !errors.Is(err, fs.ErrPermission) || statErr != nil {
+			continue
+		}
+		pid := w.PID
+		if parts := strings.Split(filepath.Base(w.Path), "-"); pid == 0 && len(parts) == 4 {
+			pid, _ = strconv.Atoi(parts[2]) // a ticket's name carries its maker's pid
+		}
+		waiter := "its waiter"
+		if pid > 0 {
+			waiter += fmt.Sprintf(" (pid %d)", pid)
+		}
+		out = append(out, fmt.Sprintf("left %s: a waiter's ticket of %s, mode %04o, which this user can neither read nor lock, so cannot tell whether %s still waits; it counts as waiting. If it does not, remove it: rm %s",
+			printable(w.Path), owner(fi), fi.Mode().Perm(), waiter, shellQuote(printable(w.Path))))
+	}
+	return out
 }
 
 // cleanupWaiters removes (or with dry, lists) the tickets of waiters that

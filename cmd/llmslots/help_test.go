@@ -66,3 +66,24 @@ func TestHelpTexts(t *testing.T) {
 		}
 	}
 }
+
+// Help shows a default only where the flag has one: a sentinel that
+// stands for "not given" (--throttled-exit's -1) is no default (issue 22,
+// item 11). The one default every --help may show is --grace's 10s.
+func TestHelpShowsOnlyRealDefaults(t *testing.T) {
+	e := newEnv(t)
+	shown := regexp.MustCompile(`(?m)^  (--\S+).*\n\s+\t.*\(default ([^)]*)\)$`)
+	sawGrace := false
+	for _, c := range commands {
+		r := e.run(c.name, "--help")
+		for _, m := range shown.FindAllStringSubmatch(r.stdout, -1) {
+			if c.name != "release" || m[1] != "--grace" || m[2] != "10s" {
+				t.Errorf("%s --help: %s shows (default %s), which it does not have", c.name, m[1], m[2])
+			}
+			sawGrace = sawGrace || m[1] == "--grace"
+		}
+	}
+	if !sawGrace {
+		t.Error("release --help does not show --grace's default, 10s")
+	}
+}

@@ -5,8 +5,9 @@
 //	llmslots run --pool codex --max 4 -- codex exec "review this diff"
 //
 // Subcommands: run (take a slot, run a command holding it), shim (put a
-// slot in front of a program other tools spawn), status, release, cleanup
-// and max. Run "llmslots help" or "llmslots SUBCOMMAND --help" for each.
+// slot in front of a program other tools spawn), status, release, cleanup,
+// pause, resume, max and version (also --version). Run "llmslots help" or
+// "llmslots SUBCOMMAND --help" for each.
 //
 // Exit status: the command's own for run (128+N when it dies of signal N),
 // 75 when no slot freed in time, 64 for a usage error, 126 or 127 when the
@@ -14,12 +15,9 @@
 package main
 
 import (
-	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"os"
-	"regexp"
 	"strings"
 
 	"github.com/llmslots/llmslots/internal/cli"
@@ -80,14 +78,16 @@ func dispatch(args []string, stdout, stderr io.Writer) int {
 		}
 		printMainUsage(stdout)
 		return exitOK
+	case "version", "-version", "--version":
+		printVersion(stdout)
+		return exitOK
 	}
 	for _, c := range commands {
 		if c.name == args[0] {
 			return c.run(args[1:], stdout, stderr)
 		}
 	}
-	fmt.Fprintf(stderr, "llmslots: unknown subcommand %q\n\n", args[0])
-	printMainUsage(stderr)
+	fmt.Fprintf(stderr, "llmslots: unknown subcommand %q; see llmslots help\n", printable(args[0]))
 	return exitUsage
 }
 
@@ -105,6 +105,7 @@ Usage:
   llmslots pause --for D [--reason TEXT] [--pool NAME | --dir DIR]
   llmslots resume [--pool NAME | --dir DIR]
   llmslots max [--json]
+  llmslots version (or --version)
 
 Subcommands:
 `)
@@ -121,62 +122,6 @@ its command's status (128+N if it dies of signal N); 75: no slot in time;
 other error.
 Run "llmslots SUBCOMMAND --help" for a subcommand's flags.
 `)
-}
-
-// newFlags makes a subcommand's flag set. Parse errors are reported by
-// parseFlags, not by the flag package, so help goes to stdout and errors
-// to stderr.
-func newFlags(name, synopsis, about string) *flag.FlagSet {
-	fs := flag.NewFlagSet("llmslots "+name, flag.ContinueOnError)
-	fs.SetOutput(io.Discard)
-	fs.Usage = func() {} // printUsage does it
-	synopses[fs] = synopsis
-	abouts[fs] = strings.TrimSpace(about)
-	return fs
-}
-
-// synopses and abouts hold each subcommand's usage line and description;
-// --help shows both, a usage error leaves the description out.
-var synopses, abouts = map[*flag.FlagSet]string{}, map[*flag.FlagSet]string{}
-
-// printUsage writes fs's usage to w, with the description when full.
-func printUsage(fs *flag.FlagSet, w io.Writer, full bool) {
-	fmt.Fprintf(w, "Usage: %s\n", synopses[fs])
-	if full {
-		fmt.Fprintf(w, "\n%s\n", abouts[fs])
-	}
-	hasFlags := false
-	fs.VisitAll(func(*flag.Flag) { hasFlags = true })
-	if hasFlags {
-		fmt.Fprint(w, "\nFlags:\n")
-		cli.PrintFlags(fs, w)
-	}
-}
-
-// flagError is a flag package error with the flag written --flag
-// ("flag provided but not defined: --frob"), as help writes flags.
-var flagError = regexp.MustCompile(`^(flag provided but not defined: |flag needs an argument: |invalid (?:boolean )?value "(?:[^"\\]|\\.)*" for (?:flag )?)-([^-])`)
-
-// parseFlags parses args; done is true when the caller should return code
-// (help was shown, or the flags were wrong).
-func parseFlags(fs *flag.FlagSet, args []string, stdout, stderr io.Writer) (code int, done bool) {
-	err := fs.Parse(args)
-	switch {
-	case err == nil:
-		return 0, false
-	case errors.Is(err, flag.ErrHelp):
-		printUsage(fs, stdout, true)
-		return exitOK, true
-	}
-	return usageError(fs, stderr, "%s", flagError.ReplaceAllString(err.Error(), "$1--$2")), true
-}
-
-// usageError reports a usage error with the subcommand's usage and returns
-// exitUsage.
-func usageError(fs *flag.FlagSet, stderr io.Writer, format string, args ...any) int {
-	fmt.Fprintf(stderr, "%s: %s\n\n", fs.Name(), fmt.Sprintf(format, args...))
-	printUsage(fs, stderr, false)
-	return exitUsage
 }
 
 // failure reports an error on one line and returns code. Control

@@ -56,7 +56,7 @@ func TestShimRefusesControlCharactersInNames(t *testing.T) {
 	// Quotes, $( ) and spaces are no control characters: the shim is
 	// written, and running it runs none of them.
 	odd := `x'$(touch pwned) "y"`
-	r := e.run("shim", odd, "--max", "1", "--bin-dir", binDir)
+	r := e.run("shim", odd, "--pool", "odd", "--max", "1", "--bin-dir", binDir) // no pool name: --pool
 	if r.code != 0 {
 		t.Fatalf("shim %q: exit %d, %q", odd, r.code, r.stderr)
 	}

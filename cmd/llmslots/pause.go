@@ -3,6 +3,7 @@ package main
 import (
 	"fmt"
 	"io"
+	"strings"
 	"time"
 
 	"github.com/llmslots/llmslots"
@@ -32,7 +33,10 @@ func pauseCmd(args []string, stdout, stderr io.Writer) int {
 	if msg := pf.check(fs); msg != "" {
 		return usageError(fs, stderr, "%s", msg)
 	}
-	if !cli.IsSet(fs, "for") || *d <= 0 || *d > 24*time.Hour {
+	if !cli.IsSet(fs, "for") {
+		return usageError(fs, stderr, "--for is required: how long to pause, e.g. --for 10m")
+	}
+	if *d <= 0 || *d > 24*time.Hour {
 		return usageError(fs, stderr, "--for must be a duration > 0 and at most 24h, got %v", *d)
 	}
 	if msg := checkText("--reason", *reason); msg != "" {
@@ -45,7 +49,7 @@ func pauseCmd(args []string, stdout, stderr io.Writer) int {
 	if err := pool.Pause(*d, *reason); err != nil {
 		return failure(stderr, exitError, err)
 	}
-	fmt.Fprintf(stdout, "paused %s until %s\n", printable(pool.Dir()), time.Now().Add(*d).Format("15:04:05"))
+	fmt.Fprintf(stdout, "paused %s until %s\n", printable(pool.Dir()), clock(time.Now().Add(*d)))
 	return exitOK
 }
 
@@ -78,28 +82,39 @@ func resumeCmd(args []string, stdout, stderr io.Writer) int {
 	return exitOK
 }
 
-// throttleLine describes a pool's throttling for status and the waiting
-// line; "" when it has none.
-func throttleLine(t *llmslots.ThrottleStatus, max int) string {
+// throttleLines describe what of a pool's throttling is in effect, one
+// line each, for status: a pause by hand, with its reason; the pause and
+// the lowered limit that throttle reports made, with the last report. An
+// ended pause and a report whose effects are over are not shown: they
+// used to be, under "throttled:", long after the pause ended.
+func throttleLines(t *llmslots.ThrottleStatus, max int) []string {
 	if t == nil {
-		return ""
+		return nil
 	}
 	if t.Error != "" {
-		return "throttle state ignored: " + t.Error
+		return []string{"throttle state ignored: " + t.Error}
 	}
-	var parts []string
+	var lines, parts []string
+	r := t.LastReport
+	byHand := r != nil && r.Kind == "pause"
 	if !t.PausedUntil.IsZero() {
-		parts = append(parts, fmt.Sprintf("paused until %s (%.1fs)", t.PausedUntil.Format("15:04:05"), time.Until(t.PausedUntil).Seconds()))
+		until := "until " + clock(t.PausedUntil) + " (" + left(t.PausedUntil) + " left)"
+		if byHand {
+			s := fmt.Sprintf("paused by hand %s by pid %d", until, r.PID)
+			if r.Reason != "" {
+				s += ": " + r.Reason
+			}
+			lines = append(lines, s)
+		} else {
+			parts = append(parts, "paused "+until)
+		}
 	}
 	if t.Limit < max {
 		parts = append(parts, fmt.Sprintf("limit lowered to %d of %d", t.Limit, max))
 	}
-	if r := t.LastReport; r != nil {
+	if len(parts) > 0 && r != nil && !byHand {
 		s := fmt.Sprintf("last report %s ago by pid %d", time.Since(r.At).Round(time.Second), r.PID)
-		if r.Kind == "pause" {
-			s = fmt.Sprintf("paused by hand %s ago by pid %d", time.Since(r.At).Round(time.Second), r.PID)
-		}
-		if r.Hint > 0 && r.Kind != "pause" {
+		if r.Hint > 0 {
 			s += fmt.Sprintf(", retry after %v", r.Hint)
 		}
 		if r.Reason != "" {
@@ -107,12 +122,26 @@ func throttleLine(t *llmslots.ThrottleStatus, max int) string {
 		}
 		parts = append(parts, s)
 	}
-	out := ""
-	for i, p := range parts {
-		if i > 0 {
-			out += "; "
-		}
-		out += p
+	if len(parts) > 0 {
+		lines = append(lines, "throttled: "+strings.Join(parts, "; "))
 	}
-	return out
+	return lines
+}
+
+// clock writes t as a time of day, with its date when that is not today:
+// the end of a 24 h pause written "14:29:25" reads as now.
+func clock(t time.Time) string {
+	if t.Format(time.DateOnly) != time.Now().In(t.Location()).Format(time.DateOnly) {
+		return t.Format(time.DateTime)
+	}
+	return t.Format(time.TimeOnly)
+}
+
+// left is how long until t, to a tenth of a second under a minute.
+func left(t time.Time) string {
+	d := time.Until(t)
+	if d < time.Minute {
+		return fmt.Sprintf("%.1fs", max(d, 0).Seconds())
+	}
+	return d.Round(time.Second).String()
 }

@@ -5,6 +5,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"os"
 	"path/filepath"
 	"strings"
 
@@ -82,6 +83,14 @@ func (pf *poolFlags) open(opts ...llmslots.Option) (*llmslots.Pool, error) {
 // openPool opens the pool for a subcommand and reports a failure: a usage
 // error for a bad name or label, else exitError. done is true on failure.
 func openPool(pf *poolFlags, fs *flag.FlagSet, stderr io.Writer, opts ...llmslots.Option) (p *llmslots.Pool, code int, done bool) {
+	if why := unsuitable(pf.dir); why != "" {
+		return nil, usageError(fs, stderr, "--dir %s is %s; give a directory of llmslots' own", printable(pf.dir), why), true
+	}
+	if env := os.Getenv(llmslots.EnvDir); pf.dir == "" {
+		if why := unsuitable(env); why != "" {
+			return nil, failure(stderr, exitError, fmt.Errorf("llmslots: %s=%s is %s; set it to a directory of llmslots' own, or unset it", llmslots.EnvDir, env, why)), true
+		}
+	}
 	p, err := pf.open(opts...)
 	var envErr *llmslots.EnvError
 	switch {
@@ -118,4 +127,22 @@ func poolStatus(fs *flag.FlagSet, pf *poolFlags, args []string, stdout, stderr i
 		return nil, st, failure(stderr, exitError, err), true
 	}
 	return pool, st, 0, false
+}
+
+// unsuitable says why dir, a pool's root directory, must not hold slots,
+// or "" when it may: the filesystem root and the home directory already
+// hold what the user keeps, and every named pool would be one of their
+// subdirectories (LLMSLOTS_DIR=/ made /.queue, and --pool bin of
+// LLMSLOTS_DIR=$HOME would have been ~/bin).
+func unsuitable(dir string) string {
+	if dir == "" || !filepath.IsAbs(dir) {
+		return "" // none given, or refused as relative elsewhere
+	}
+	if clean := filepath.Clean(dir); filepath.Dir(clean) == clean {
+		return "the filesystem root"
+	}
+	if home, err := os.UserHomeDir(); err == nil && filepath.IsAbs(home) && sameDir(dir, home) {
+		return "the home directory"
+	}
+	return ""
 }

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"errors"
+	"flag"
 	"fmt"
 	"io"
 	"os"
@@ -10,6 +11,7 @@ import (
 	"os/signal"
 	"regexp"
 	"runtime"
+	"strings"
 	"time"
 
 	"github.com/llmslots/llmslots"
@@ -69,6 +71,7 @@ func runCmd(args []string, stdout, stderr io.Writer) int {
 	shim := fs.String("shim", "", "run the real `NAME` found along PATH, skipping llmslots shims, with ARGS (what shim scripts use)")
 	throttledOn := fs.String("throttled-on", "", "report the work throttled when a line of CMD's stderr matches `REGEX` (Go syntax), e.g. '429|rate.?limit|usage limit'")
 	throttledExit := fs.Int("throttled-exit", -1, "report the work throttled when CMD exits with status `CODE`")
+	noDefault(fs, "throttled-exit")
 	if code, done := parseFlags(fs, args, stdout, stderr); done {
 		return code
 	}
@@ -106,6 +109,9 @@ func runCmd(args []string, stdout, stderr io.Writer) int {
 	if *shim == "" && len(argv) == 0 {
 		return usageError(fs, stderr, "no command given; put it after --")
 	}
+	if *shim == "" && !dashDashGiven(args, argv) {
+		warnStrayFlags(fs, argv, stderr)
+	}
 
 	// Find the command before waiting for a slot, so a typo fails at once.
 	var path string
@@ -133,6 +139,12 @@ func runCmd(args []string, stdout, stderr io.Writer) int {
 		}
 		return failure(stderr, code, fmt.Errorf("llmslots: %s: %w", argv[0], err))
 	}
+
+	// The package records os.Args, read at the first acquire, as the
+	// holder's and the waiter's command: make it CMD, the program the slot
+	// is for, so that status shows it rather than this wrapper and its
+	// flags (as --exec's record does once CMD replaces llmslots).
+	os.Args = argv
 
 	waitOut := stderr
 	if f, ok := stderr.(*os.File); *quiet && (!ok || !cli.IsTerminal(f)) {
@@ -252,4 +264,31 @@ func runHolding(g *llmslots.Guard, path string, argv []string, sigs <-chan os.Si
 	status := cli.ExitStatus(cmd.ProcessState)
 	watch.finish(status)
 	return status
+}
+
+// dashDashGiven reports whether "--" ended run's flags in args, rest being
+// what parsing left.
+func dashDashGiven(args, rest []string) bool {
+	n := len(args) - len(rest)
+	return n > 0 && args[n-1] == "--"
+}
+
+// warnStrayFlags says, in one line, which arguments of the command look
+// like run's own flags: "llmslots run echo --max 3" passes --max 3 to echo
+// and runs with the default max, and nothing used to say so. With "--"
+// the user said where the command begins, and nothing is said.
+func warnStrayFlags(fs *flag.FlagSet, argv []string, stderr io.Writer) {
+	var stray []string
+	for _, a := range argv[1:] {
+		name, _, _ := strings.Cut(strings.TrimPrefix(strings.TrimPrefix(a, "-"), "-"), "=")
+		if strings.HasPrefix(a, "-") && name != "" && fs.Lookup(name) != nil {
+			stray = append(stray, "--"+name)
+		}
+	}
+	if len(stray) == 0 {
+		return
+	}
+	cmd := printable(argv[0])
+	fmt.Fprintf(stderr, "llmslots: warning: %s after the command %s go to %s, not to llmslots run; put them before %s, or write -- before %s to pass them on without this warning\n",
+		strings.Join(stray, ", "), cmd, cmd, cmd, cmd)
 }

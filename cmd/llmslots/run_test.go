@@ -39,8 +39,8 @@ func TestExitCodes(t *testing.T) {
 		{"max 0", []string{"run", "--max", "0", "--", "true"}, 64, "--max must be 1..1024, got 0"},
 		{"max too big", []string{"status", "--max", "1025"}, 64, "--max must be 1..1024"},
 		{"negative wait", []string{"run", "--wait", "-1s", "--", "true"}, 64, "--wait must be >= 0"},
-		{"bad duration", []string{"run", "--wait", "soon", "--", "true"}, 64, "invalid value"},
-		{"unknown flag", []string{"run", "--frobnicate", "--", "true"}, 64, "flag provided but not defined"},
+		{"bad duration", []string{"run", "--wait", "soon", "--", "true"}, 64, "--wait soon: not a duration"},
+		{"unknown flag", []string{"run", "--frobnicate", "--", "true"}, 64, "unknown flag --frobnicate"},
 		{"pool and dir", []string{"run", "--pool", "a", "--dir", "/tmp/x", "--", "true"}, 64, "give one of them"},
 		{"relative dir", []string{"status", "--dir", "rel"}, 64, "--dir must be an absolute path"},
 		{"bad pool name", []string{"run", "--pool", "Bad Name", "--", "true"}, 64, "pool name may hold only"},
@@ -77,8 +77,15 @@ func TestExitCodes(t *testing.T) {
 			}
 			switch tt.code {
 			case 64:
-				if !strings.Contains(r.stderr, "Usage:") {
-					t.Errorf("usage error without the usage: %q", r.stderr)
+				if len(args) == 0 {
+					break // no subcommand: the main usage follows
+				}
+				see := "; see llmslots " + args[0] + " --help\n"
+				if args[0] == "frob" {
+					see = "; see llmslots help\n"
+				}
+				if strings.Count(r.stderr, "\n") != 1 || !strings.HasSuffix(r.stderr, see) {
+					t.Errorf("want one line ending %q, got %q", see, r.stderr)
 				}
 			case 1, 126, 127:
 				if strings.Count(r.stderr, "\n") != 1 {
@@ -274,7 +281,7 @@ func TestStatusJSON(t *testing.T) {
 	}
 	s := st.Slots[0]
 	if s.SlotID != 0 || s.State != llmslots.StateHeld || s.PID != h.pid() || s.Label != "review #42" ||
-		!strings.Contains(s.Command, "run --max 2") || s.Path != filepath.Join(e.dir, "slot-0.lock") ||
+		s.Command != "sh -c echo ready; exec cat >/dev/null" || s.Path != filepath.Join(e.dir, "slot-0.lock") ||
 		time.Since(s.Since) > time.Minute || s.AgeSecs < 0 {
 		t.Errorf("slot 0: %+v", s)
 	}

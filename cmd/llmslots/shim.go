@@ -48,6 +48,7 @@ func shimCmd(args []string, stdout, stderr io.Writer) int {
 	remove := fs.Bool("remove", false, "remove the shim NAME instead")
 	throttledOn := fs.String("throttled-on", "", "passed to run: report the work throttled when a line of the program's stderr matches `REGEX`")
 	throttledExit := fs.Int("throttled-exit", -1, "passed to run: report the work throttled when the program exits with status `CODE`")
+	noDefault(fs, "throttled-exit")
 	// Flags may come before or after NAME: parse, take one positional,
 	// parse the rest.
 	var names []string
@@ -126,7 +127,9 @@ func shimCmd(args []string, stdout, stderr io.Writer) int {
 		p = name
 	}
 	if _, err := llmslots.NamedPool(p); errors.Is(err, llmslots.ErrInvalid) && !cli.IsSet(fs, "pool") {
-		p = "" // NAME is no pool name (say, "Codex"): use the default pool
+		// NAME (say, "Codex") is no pool name. It used to mean the default
+		// pool, silently, shared with every run that names none.
+		return usageError(fs, stderr, "NAME %q is no pool name (%s); give the pool with --pool P", name, strings.TrimPrefix(err.Error(), "llmslots: "))
 	} else if errors.Is(err, llmslots.ErrInvalid) {
 		return usageError(fs, stderr, "%s", strings.TrimPrefix(err.Error(), "llmslots: "))
 	}
@@ -145,9 +148,7 @@ func shimCmd(args []string, stdout, stderr io.Writer) int {
 			runArgs = append(runArgs, "--throttled-exit", strconv.Itoa(*throttledExit))
 		}
 	}
-	if p != "" {
-		runArgs = append(runArgs, "--pool", p)
-	}
+	runArgs = append(runArgs, "--pool", p)
 	if cli.IsSet(fs, "max") {
 		runArgs = append(runArgs, "--max", strconv.Itoa(*max))
 	}
@@ -157,11 +158,7 @@ func shimCmd(args []string, stdout, stderr io.Writer) int {
 	if err := writeShim(path, shimScript(name, self, runArgs)); err != nil {
 		return failure(stderr, exitError, err)
 	}
-	where := "the default pool"
-	if p != "" {
-		where = "pool " + p
-	}
-	fmt.Fprintf(stdout, "wrote shim %s: runs the real %s under a slot of %s\n", path, name, where)
+	fmt.Fprintf(stdout, "wrote shim %s: runs the real %s under a slot of pool %s\n", path, name, p)
 	for _, w := range pathWarnings(dir, name, os.Getenv("PATH")) {
 		fmt.Fprintln(stderr, "llmslots: warning: "+w)
 	}

@@ -4,18 +4,22 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"slices"
 	"strconv"
 	"text/tabwriter"
 	"time"
 
 	"github.com/llmslots/llmslots"
+	"github.com/llmslots/llmslots/internal/cli"
 )
 
 const statusAbout = `
 Shows each slot of the pool: its state (free, held, or stale: left by a
 holder that died), holder pid, age, label and command, decided by probing
-each slot's lock. --json prints the library's Status as is. With --etcd
-ENDPOINTS (or LLMSLOTS_ETCD set), llmslots-etcd shows the cluster pool.`
+each slot's lock. Without --max, the pool size is the largest max its
+holders and waiters recorded (the default max when none did). --json
+prints the library's Status as is. With --etcd ENDPOINTS (or
+LLMSLOTS_ETCD set), llmslots-etcd shows the cluster pool.`
 
 // statusCmd is "llmslots status".
 func statusCmd(args []string, stdout, stderr io.Writer) int {
@@ -24,12 +28,31 @@ func statusCmd(args []string, stdout, stderr io.Writer) int {
 	}
 	fs := newFlags("status", "llmslots status [--json] [--max N] [--pool NAME | --dir DIR | --etcd ENDPOINTS]", statusAbout)
 	var pf poolFlags
-	pf.register(fs, "the pool size `N` to report on: slots 0..N-1 are listed, and free ones counted")
+	pf.register(fs, "the pool size `N`")
+	// Its default is not run's: said in full.
+	fs.Lookup("max").Usage = fmt.Sprintf("the pool size `N` to report on: slots 0..N-1 are listed, and free ones counted (1..%d); default: the largest max that the processes using the pool recorded, else $LLMSLOTS_MAX, else from CPUs and memory (see llmslots max)", llmslots.MaxSlots)
 	fs.String("etcd", "", etcdUsage)
 	asJSON := fs.Bool("json", false, "print the status as JSON")
-	_, st, code, done := poolStatus(fs, &pf, args, stdout, stderr)
+	pool, st, code, done := poolStatus(fs, &pf, args, stdout, stderr)
 	if done {
 		return code
+	}
+	from := ""
+	if !cli.IsSet(fs, "max") {
+		// The processes using the pool know its size better than this
+		// machine's default: read it with the max they recorded.
+		if maxes := recordedMaxes(st); len(maxes) > 0 {
+			if m := maxes[len(maxes)-1]; m != st.Max {
+				var err error
+				if st, err = pool.ReadStatus(m); err != nil {
+					return failure(stderr, exitError, err)
+				}
+			}
+			from = ", as its holders and waiters recorded"
+			if len(maxes) > 1 {
+				from = fmt.Sprintf(", the largest of %s that its holders and waiters recorded", joinInts(maxes))
+			}
+		}
 	}
 	if *asJSON {
 		enc := json.NewEncoder(stdout)
@@ -39,15 +62,34 @@ func statusCmd(args []string, stdout, stderr io.Writer) int {
 		}
 		return exitOK
 	}
-	printStatus(stdout, st)
+	printStatus(stdout, st, from)
 	return exitOK
 }
 
-// printStatus writes st as a table.
-func printStatus(w io.Writer, st llmslots.Status) {
-	fmt.Fprintf(w, "pool %s (max %d): %d held, %d free, %d stale\n", st.Dir, st.Max, st.Active, st.Free, st.Stale)
-	if line := throttleLine(st.Throttle, st.Max); line != "" {
-		fmt.Fprintf(w, "throttled: %s\n", line)
+// recordedMaxes lists, in increasing order, the max values the live
+// holders and waiters of st recorded.
+func recordedMaxes(st llmslots.Status) []int {
+	var maxes []int
+	for _, s := range st.Slots {
+		if s.State == llmslots.StateHeld && s.Max > 0 {
+			maxes = append(maxes, s.Max)
+		}
+	}
+	for _, w := range st.Waiting {
+		if w.Max > 0 {
+			maxes = append(maxes, w.Max)
+		}
+	}
+	slices.Sort(maxes)
+	return slices.Compact(maxes)
+}
+
+// printStatus writes st as a table; from says where its max came from
+// when --max did not give it.
+func printStatus(w io.Writer, st llmslots.Status, from string) {
+	fmt.Fprintf(w, "pool %s (max %d%s): %d held, %d free, %d stale\n", st.Dir, st.Max, from, st.Active, st.Free, st.Stale)
+	for _, line := range throttleLines(st.Throttle, st.Max) {
+		fmt.Fprintln(w, line)
 	}
 	if len(st.OtherMaxes) > 0 {
 		fmt.Fprintf(w, "warning: other holders or waiters use this pool with max %s; each process enforces its own max\n", joinInts(st.OtherMaxes))

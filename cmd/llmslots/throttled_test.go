@@ -136,7 +136,7 @@ func TestPauseCommand(t *testing.T) {
 		t.Fatalf("pause: %d %s", r.code, r.stderr)
 	}
 	r := e.run("status", "--max", "4")
-	if !strings.Contains(r.stdout, "paused until") || !strings.Contains(r.stdout, "provider incident") {
+	if !strings.Contains(r.stdout, "paused by hand until") || !strings.Contains(r.stdout, "provider incident") {
 		t.Fatalf("status while paused:\n%s", r.stdout)
 	}
 	p := e.start("run", "--max", "4", "--", "echo", "ran")

@@ -76,11 +76,11 @@ func newWaitDisplay(w io.Writer, max int, wait time.Duration) *waitDisplay {
 func (d *waitDisplay) update(p llmslots.Progress) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	// Off a terminal: one line when the wait starts, and one more each
-	// time a pause starts or ends, so a log shows why the wait is long.
-	pauseChanged := d.last != nil && d.last.PausedUntil.IsZero() != p.PausedUntil.IsZero()
+	// Off a terminal: one line when the wait starts, as documented. A line
+	// more at each start and end of a pause made up to three per waiter,
+	// and a log that dozens of waiters share is read line by line.
 	d.last = &p
-	if !d.live && (!d.printed || pauseChanged) && d.w != io.Discard {
+	if !d.live && !d.printed && d.w != io.Discard {
 		d.printed = true
 		fmt.Fprintln(d.w, waitingLine(p, d.wait))
 	}
@@ -149,7 +149,7 @@ func waitingLine(p llmslots.Progress, wait time.Duration) string {
 		fmt.Fprintf(&b, ", limit lowered to %d (throttled)", p.Limit)
 	}
 	if !p.PausedUntil.IsZero() {
-		fmt.Fprintf(&b, ", paused until %s", p.PausedUntil.Format("15:04:05"))
+		fmt.Fprintf(&b, ", paused until %s", clock(p.PausedUntil))
 		if p.Throttle != nil && p.Throttle.LastReport != nil {
 			r := p.Throttle.LastReport
 			if r.Kind == "pause" {
