@@ -43,7 +43,7 @@ type clusterFlags struct {
 
 func (cf *clusterFlags) register(fs *flag.FlagSet, maxUsage string) {
 	fs.StringVar(&cf.endpoints, "etcd", "", "the cluster's client `ENDPOINTS`, comma-separated (host:port, http://host:port or https://host:port); default: $"+envEndpoints)
-	fs.StringVar(&cf.pool, "pool", "default", "the cluster pool's `NAME` ([A-Za-z0-9._-]); every host that shares the limit uses the same name")
+	fs.StringVar(&cf.pool, "pool", "default", "the cluster pool's `NAME` ([a-z0-9._-], as the host's pools); every host that shares the limit uses the same name")
 	fs.StringVar(&cf.prefix, "prefix", etcdslots.DefaultPrefix, "the etcd key `PREFIX` the pools live under")
 	fs.IntVar(&cf.max, "max", 0, fmt.Sprintf("%s (1..%d); required: a cluster's limit cannot be guessed from one host", maxUsage, llmslots.MaxSlots))
 	fs.StringVar(&cf.cacert, "cacert", "", "verify the cluster's TLS certificates with the CA bundle in `FILE` (turns TLS on)")

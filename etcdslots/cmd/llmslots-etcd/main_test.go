@@ -216,7 +216,7 @@ func (p *proc) wait(timeout time.Duration) int {
 }
 
 func poolName(t *testing.T) string {
-	return fmt.Sprintf("%s-%d", strings.ReplaceAll(t.Name(), "/", "-"), time.Now().UnixNano()%1e9)
+	return fmt.Sprintf("%s-%d", strings.ToLower(strings.ReplaceAll(t.Name(), "/", "-")), time.Now().UnixNano()%1e9)
 }
 
 // readStatus runs status --json.
@@ -354,7 +354,7 @@ func TestRunForwardsSignals(t *testing.T) {
 // a second run on the host is busy although the cluster pool has room.
 func TestRunLocalMax(t *testing.T) {
 	addr := etcdAddr(t)
-	pool := strings.ToLower(poolName(t))
+	pool := poolName(t)
 	e := env(t)
 	args := []string{"run", "--etcd", addr, "--pool", pool, "--max", "5", "--local-max", "1"}
 	holder := start(t, e, append(args, "--", "sh", "-c", "echo held; read x; exit 0")...)
@@ -402,7 +402,8 @@ func TestUsage(t *testing.T) {
 		{[]string{"run", "--etcd", "127.0.0.1:1", "--", "true"}, "--max N is required"},
 		{[]string{"run", "--etcd", "127.0.0.1:1", "--max", "1"}, "no command given"},
 		{[]string{"run", "--etcd", "127.0.0.1:1", "--max", "1", "--exec", "--", "true"}, "--exec cannot be used with a cluster slot"},
-		{[]string{"run", "--etcd", "127.0.0.1:1", "--max", "1", "--pool", "a/b", "--", "true"}, "pool name must be"},
+		{[]string{"run", "--etcd", "127.0.0.1:1", "--max", "1", "--pool", "a/b", "--", "true"}, "pool name may hold only [a-z0-9._-]"},
+		{[]string{"run", "--etcd", "127.0.0.1:1", "--max", "1", "--pool", "Codex", "--", "true"}, "lowercase"},
 		{[]string{"run", "--etcd", "127.0.0.1:1", "--max", "1", "--ttl", "10ms", "--", "true"}, "TTL must be"},
 		{[]string{"run", "--etcd", "127.0.0.1:1", "--max", "1", "--user", "u", "--", "true"}, "LLMSLOTS_ETCD_PASSWORD"},
 		{[]string{"status", "--etcd", "127.0.0.1:1", "--max", "0"}, "--max must be 1..1024"},
