@@ -35,6 +35,7 @@ type clusterFlags struct {
 	prefix    string
 	max       int
 	ttl       time.Duration
+	margin    time.Duration // the loss margin; 0: etcdslots' default
 	cacert    string
 	cert      string
 	key       string
@@ -141,6 +142,9 @@ func (cf *clusterFlags) connect(dial time.Duration, label string) (*clientv3.Cli
 	opts := []etcdslots.Option{etcdslots.WithPrefix(cf.prefix)}
 	if cf.ttl > 0 {
 		opts = append(opts, etcdslots.WithTTL(cf.ttl))
+	}
+	if cf.margin > 0 {
+		opts = append(opts, etcdslots.WithLossMargin(cf.margin))
 	}
 	if label != "" {
 		opts = append(opts, etcdslots.WithLabel(label))
