@@ -29,7 +29,11 @@
 // A slot key lives as long as its lease: Release revokes the lease, so the
 // slot frees at once; a holder or a waiter that dies, hangs or is cut off
 // stops renewing, and the server deletes its keys when the lease expires,
-// TTL after its last renewal.
+// TTL after its last renewal. A key without a lease, which the server
+// never deletes, is not one of the protocol's (etcdctl put writes one, and
+// make-mirror copies keys without their leases): an acquirer that would
+// wait on such a slot or waiter key deletes it, in a transaction that
+// checks it still has no lease and has not changed.
 //
 // # Loss
 //
