@@ -149,8 +149,10 @@ func WithPrefix(s string) Option {
 // WithLossMargin sets how long before the earliest moment the server could
 // expire a holder's lease Lost closes (default TTL/10, at least 100 ms).
 // It covers clocks that run at slightly different rates and the delay
-// between Lost closing and the caller stopping its work. It must be
-// 10ms..TTL/2.
+// between Lost closing and the caller stopping its work: a caller that
+// stops its work with a grace period (SIGTERM, then SIGKILL later) adds
+// the whole period to it, as llmslots-etcd run does with --grace, or the
+// work may outlive the lease. It must be 10ms..TTL/2.
 func WithLossMargin(d time.Duration) Option {
 	return func(p *Pool) error {
 		if d < 10*time.Millisecond {
