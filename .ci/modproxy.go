@@ -104,8 +104,8 @@ func moduleFiles(dir string) ([]string, error) {
 		if err != nil && err != io.EOF {
 			return nil, err
 		}
-		name = filepath.ToSlash(strings.TrimSuffix(name, "\x00"))
-		if name == "" || excluded(dir, name, otherModule) {
+		name = path.Clean(filepath.ToSlash(strings.TrimSuffix(name, "\x00"))) // find's ./x is x
+		if name == "." || excluded(dir, name, otherModule) {
 			continue
 		}
 		fi, err := os.Lstat(filepath.Join(dir, filepath.FromSlash(name)))
