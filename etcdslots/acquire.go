@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/llmslots/llmslots"
+	"go.etcd.io/etcd/api/v3/mvccpb"
 	clientv3 "go.etcd.io/etcd/client/v3"
 )
 
@@ -129,12 +130,19 @@ func (a *attempt) run() (*Guard, error) {
 	a.rev = put.Header.Revision
 	// The slot record says since the grant; the line's order is a.rev.
 	for {
-		ahead, err := a.p.cli.Get(a.ctx, a.p.waitersPrefix(), append(clientv3.WithLastCreate(), clientv3.WithMaxCreateRev(a.rev-1), clientv3.WithKeysOnly())...)
+		// Not WithKeysOnly: etcd then leaves out the lease.
+		ahead, err := a.p.cli.Get(a.ctx, a.p.waitersPrefix(), append(clientv3.WithLastCreate(), clientv3.WithMaxCreateRev(a.rev-1))...)
 		if err = a.note(err); err != nil {
 			return nil, err
 		}
 		if len(ahead.Kvs) == 0 {
 			return a.atHead()
+		}
+		if ahead.Kvs[0].Lease == 0 {
+			if err := a.removeLeaseless(ahead.Kvs[0]); err != nil {
+				return nil, err
+			}
+			continue
 		}
 		if a.once {
 			return nil, errBusy
@@ -200,6 +208,16 @@ func (a *attempt) atHead() (*Guard, error) {
 			}
 			continue // taken by someone with a larger max: look again
 		}
+		// Every slot has a key. One without a lease would never go; look
+		// for such keys (reading the leases costs more than the keys,
+		// so only now) and take the slot of one removed.
+		removed, err := a.removeLeaselessSlots()
+		if err != nil {
+			return nil, err
+		}
+		if removed {
+			continue
+		}
 		if a.once {
 			return nil, errBusy
 		}
@@ -251,6 +269,42 @@ func (a *attempt) claim(id int) (*Guard, error) {
 	default:
 	}
 	return newGuard(a.p, id, key, resp.Header.Revision, a.lease), nil
+}
+
+// removeLeaseless deletes kv, a key under the pool's prefix that has no
+// lease, if it is still the same. No etcdslots process writes such a key
+// (etcdctl put does; so does make-mirror, which copies keys without their
+// leases), and the server never deletes it: left alone, a slot key of
+// that kind would block its slot for good, and a waiter key the line
+// behind it. The transaction compares the key's lease and revision, so a
+// key put back under a lease since the read is left alone.
+func (a *attempt) removeLeaseless(kv *mvccpb.KeyValue) error {
+	key := string(kv.Key)
+	_, err := a.p.cli.Txn(a.ctx).
+		If(clientv3.Compare(clientv3.LeaseValue(key), "=", clientv3.NoLease),
+			clientv3.Compare(clientv3.ModRevision(key), "=", kv.ModRevision)).
+		Then(clientv3.OpDelete(key)).
+		Commit()
+	return a.note(err)
+}
+
+// removeLeaselessSlots removes the lease-less keys of slots 0..max-1 and
+// reports whether there were any.
+func (a *attempt) removeLeaselessSlots() (bool, error) {
+	resp, err := a.p.cli.Get(a.ctx, a.p.slotsPrefix(), clientv3.WithPrefix())
+	if err = a.note(err); err != nil {
+		return false, err
+	}
+	removed := false
+	for _, kv := range resp.Kvs {
+		if id := a.p.slotID(string(kv.Key)); id >= 0 && id < a.max && kv.Lease == 0 {
+			if err := a.removeLeaseless(kv); err != nil {
+				return false, err
+			}
+			removed = true
+		}
+	}
+	return removed, nil
 }
 
 // A deletes is a watch for deletions, opened before the read it follows.

@@ -3,8 +3,10 @@
 package etcdslots_test
 
 import (
+	"bytes"
 	"context"
 	"errors"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -14,6 +16,34 @@ import (
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"go.uber.org/zap"
 )
+
+// TestPoolNameRule: a cluster pool's name follows the host pools' rule
+// ([a-z0-9._-], no leading dot, not a slot file name), so that --local-max
+// can hold the host's pool of the same name; capitals are refused with a
+// message that names the rule.
+func TestPoolNameRule(t *testing.T) {
+	t.Setenv("LLMSLOTS_DIR", t.TempDir()) // NamedPool below reads it; nothing is made there
+	cli := newClient(t, sharedMember(t))
+	for _, name := range []string{"codex", "a.b_c-9", "x", string(bytes.Repeat([]byte("a"), 64))} {
+		if _, err := etcdslots.NewPool(cli, name); err != nil {
+			t.Errorf("name %q: %v", name, err)
+		}
+	}
+	for _, tt := range []struct{ name, want string }{
+		{"Codex", `pool name may hold only [a-z0-9._-] (lowercase, as the host's pools), got "Codex"`},
+		{"CODEX", "[a-z0-9._-]"},
+		{".hidden", "must not start with a dot"},
+		{"slot-0.lock", "slot file name"},
+	} {
+		_, err := etcdslots.NewPool(cli, tt.name)
+		if !errors.Is(err, llmslots.ErrInvalid) || !strings.Contains(err.Error(), tt.want) {
+			t.Errorf("name %q: got %v; want ErrInvalid saying %q", tt.name, err, tt.want)
+		}
+		if _, err := llmslots.NamedPool(tt.name); !errors.Is(err, llmslots.ErrInvalid) {
+			t.Errorf("name %q: the host's pools accept it (%v); the two rules differ", tt.name, err)
+		}
+	}
+}
 
 func TestInvalidInputs(t *testing.T) {
 	cli := newClient(t, sharedMember(t))

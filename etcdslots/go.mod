@@ -2,10 +2,8 @@ module github.com/llmslots/llmslots/etcdslots
 
 go 1.26.0
 
-replace github.com/llmslots/llmslots => ../
-
 require (
-	github.com/llmslots/llmslots v0.0.0-00010101000000-000000000000
+	github.com/llmslots/llmslots v0.1.0
 	go.etcd.io/etcd/api/v3 v3.7.3
 	go.etcd.io/etcd/client/v3 v3.7.3
 	go.etcd.io/etcd/server/v3 v3.7.3

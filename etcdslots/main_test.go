@@ -5,6 +5,7 @@ package etcdslots_test
 import (
 	"fmt"
 	"os"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -85,10 +86,11 @@ func newPool(t testing.TB, cli *clientv3.Client, opts ...etcdslots.Option) *etcd
 	return p
 }
 
+// sanitize makes a test's name a pool name: lowercase, [a-z0-9-].
 func sanitize(s string) string {
-	b := []byte(s)
+	b := []byte(strings.ToLower(s))
 	for i, c := range b {
-		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-') {
+		if !(c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || c == '-') {
 			b[i] = '-'
 		}
 	}

@@ -29,7 +29,11 @@
 // A slot key lives as long as its lease: Release revokes the lease, so the
 // slot frees at once; a holder or a waiter that dies, hangs or is cut off
 // stops renewing, and the server deletes its keys when the lease expires,
-// TTL after its last renewal.
+// TTL after its last renewal. A key without a lease, which the server
+// never deletes, is not one of the protocol's (etcdctl put writes one, and
+// make-mirror copies keys without their leases): an acquirer that would
+// wait on such a slot or waiter key deletes it, in a transaction that
+// checks it still has no lease and has not changed.
 //
 // # Loss
 //
@@ -71,6 +75,7 @@ import (
 	"time"
 
 	"github.com/llmslots/llmslots"
+	"github.com/llmslots/llmslots/internal/slotfile"
 	clientv3 "go.etcd.io/etcd/client/v3"
 )
 
@@ -144,8 +149,10 @@ func WithPrefix(s string) Option {
 // WithLossMargin sets how long before the earliest moment the server could
 // expire a holder's lease Lost closes (default TTL/10, at least 100 ms).
 // It covers clocks that run at slightly different rates and the delay
-// between Lost closing and the caller stopping its work. It must be
-// 10ms..TTL/2.
+// between Lost closing and the caller stopping its work: a caller that
+// stops its work with a grace period (SIGTERM, then SIGKILL later) adds
+// the whole period to it, as llmslots-etcd run does with --grace, or the
+// work may outlive the lease. It must be 10ms..TTL/2.
 func WithLossMargin(d time.Duration) Option {
 	return func(p *Pool) error {
 		if d < 10*time.Millisecond {
@@ -156,8 +163,9 @@ func WithLossMargin(d time.Duration) Option {
 	}
 }
 
-// NewPool returns the pool name in the cluster cli talks to. name is
-// 1..64 bytes of letters, digits, '.', '_' and '-' (not "." or ".."). A nil
+// NewPool returns the pool name in the cluster cli talks to. name follows
+// the host pools' rule (llmslots.NamedPool): 1-64 characters of
+// [a-z0-9._-], lowercase, not starting with a dot. A nil
 // cli, a bad name or a bad option gives an error matching
 // llmslots.ErrInvalid. It makes no request.
 func NewPool(cli *clientv3.Client, name string, opts ...Option) (*Pool, error) {
@@ -185,15 +193,25 @@ func NewPool(cli *clientv3.Client, name string, opts ...Option) (*Pool, error) {
 	return p, nil
 }
 
+// checkName enforces the host pools' name rule (llmslots.NamedPool), so a
+// name is good for both: run --local-max holds the host's pool of the same
+// name, and a name etcd took but the host refused would fail only there,
+// after the cluster slot was taken.
 func checkName(name string) error {
-	if name == "" || len(name) > 64 || name == "." || name == ".." {
-		return invalidf("pool name must be 1..64 bytes of [A-Za-z0-9._-], not . or .., got %q", name)
+	if len(name) < 1 || len(name) > 64 {
+		return invalidf("pool name must be 1-64 characters, got %d in %q", len(name), name)
 	}
-	for _, c := range name {
-		ok := c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '.' || c == '_' || c == '-'
-		if !ok {
-			return invalidf("pool name must be 1..64 bytes of [A-Za-z0-9._-], not . or .., got %q", name)
+	for i := 0; i < len(name); i++ {
+		c := name[i]
+		if !('a' <= c && c <= 'z' || '0' <= c && c <= '9' || c == '.' || c == '_' || c == '-') {
+			return invalidf("pool name may hold only [a-z0-9._-] (lowercase, as the host's pools), got %q", name)
 		}
+	}
+	if name[0] == '.' {
+		return invalidf("pool name must not start with a dot, got %q", name)
+	}
+	if slotfile.ParseSlotName(name) >= 0 {
+		return invalidf("pool name %q is a slot file name, which the host's pools refuse; choose another", name)
 	}
 	return nil
 }

@@ -10,13 +10,19 @@ import (
 	clientv3 "go.etcd.io/etcd/client/v3"
 )
 
+// noLease is the Detail of a slot key without a lease.
+const noLease = "no lease: no etcdslots process wrote it, and the server never deletes it; the next Acquire that finds every slot taken removes it"
+
 // ReadStatus reports slots 0..max-1 and any slot key beyond, with their
 // holders' records, and the waiters in the order they will be served, as
 // the core's Status does for a directory. Dir is etcd://<prefix>/<name>;
 // each entry's Path is its key. An entry whose lease has expired but whose
 // key the server has not yet deleted (it does so within about half a
 // second, or once a leader is elected) is reported stale, or as a dead
-// waiter. It changes nothing. The status is a snapshot of one revision.
+// waiter. So is a key without a lease, with a Detail saying so: no
+// etcdslots process writes one (etcdctl put and make-mirror do), the server
+// never deletes it, and Acquire removes it when it would otherwise wait on
+// it. ReadStatus changes nothing. The status is a snapshot of one revision.
 func (p *Pool) ReadStatus(ctx context.Context, max int) (llmslots.Status, error) {
 	if ctx == nil {
 		return llmslots.Status{}, invalidf("ReadStatus needs a non-nil context; use context.Background()")
@@ -36,6 +42,9 @@ func (p *Pool) ReadStatus(ctx context.Context, max int) (llmslots.Status, error)
 
 	// alive asks whether a lease still has time; one request per entry.
 	alive := func(id int64) (bool, error) {
+		if id == 0 {
+			return false, nil // no lease: see noLease
+		}
 		ttl, err := p.cli.TimeToLive(ctx, clientv3.LeaseID(id))
 		if err != nil {
 			return false, fmt.Errorf("etcdslots: reading lease %x: %w", id, err)
@@ -62,7 +71,11 @@ func (p *Pool) ReadStatus(ctx context.Context, max int) (llmslots.Status, error)
 		if err != nil {
 			return llmslots.Status{}, err
 		}
-		if !ok {
+		switch {
+		case kv.Lease == 0:
+			s.State = llmslots.StateStale
+			s.Detail = noLease
+		case !ok:
 			s.State = llmslots.StateStale
 			s.Detail = fmt.Sprintf("lease %x has expired; the server deletes the key shortly", kv.Lease)
 		}

@@ -20,7 +20,7 @@ import (
 // arguments to it.
 const (
 	clusterCommand = "llmslots-etcd"
-	clusterInstall = "go install github.com/llmslots/llmslots/etcdslots/cmd/llmslots-etcd@latest"
+	clusterInstall = "go install github.com/llmslots/llmslots/etcdslots/cmd/llmslots-etcd@latest (Go 1.26 or newer), or in a clone of the repository: go install ./etcdslots/cmd/llmslots-etcd"
 	envEtcd        = "LLMSLOTS_ETCD"
 	etcdUsage      = "use the cluster pool in the etcd cluster at `ENDPOINTS` (comma-separated): runs llmslots-etcd with the same arguments; default: $LLMSLOTS_ETCD unless --dir or --shim is given; \"\" for the host's pool"
 )

@@ -94,7 +94,7 @@ func TestEtcdWithoutClusterCommand(t *testing.T) {
 		{[]string{"LLMSLOTS_ETCD=127.0.0.1:1"}, []string{"status"}},
 	} {
 		r := e.runEnv(e.with(append([]string{"PATH=" + empty}, tt.env...)...), "", tt.args...)
-		if r.code != exitError || !strings.Contains(r.stderr, "go install github.com/llmslots/llmslots/etcdslots/cmd/llmslots-etcd@latest") {
+		if r.code != exitError || !strings.Contains(r.stderr, "go install github.com/llmslots/llmslots/etcdslots/cmd/llmslots-etcd@latest") || !strings.Contains(r.stderr, "go install ./etcdslots/cmd/llmslots-etcd") {
 			t.Errorf("llmslots %q: exit %d, %q; want %d and the install hint", tt.args, r.code, r.stderr, exitError)
 		}
 	}

@@ -52,8 +52,9 @@ See llmslots pause, resume and status.
 With --etcd ENDPOINTS (or LLMSLOTS_ETCD set) the pool is the cluster pool
 --pool NAME in etcd, shared by every host: llmslots runs llmslots-etcd with
 the same arguments (see "llmslots-etcd run --help"; it has a few flags of
-its own). Install it with
-go install github.com/llmslots/llmslots/etcdslots/cmd/llmslots-etcd@latest`
+its own). Install it with (Go 1.26 or newer)
+go install github.com/llmslots/llmslots/etcdslots/cmd/llmslots-etcd@latest
+or, in a clone of the repository, go install ./etcdslots/cmd/llmslots-etcd`
 
 // runCmd is "llmslots run".
 func runCmd(args []string, stdout, stderr io.Writer) int {

@@ -35,6 +35,7 @@ type clusterFlags struct {
 	prefix    string
 	max       int
 	ttl       time.Duration
+	margin    time.Duration // the loss margin; 0: etcdslots' default
 	cacert    string
 	cert      string
 	key       string
@@ -43,7 +44,7 @@ type clusterFlags struct {
 
 func (cf *clusterFlags) register(fs *flag.FlagSet, maxUsage string) {
 	fs.StringVar(&cf.endpoints, "etcd", "", "the cluster's client `ENDPOINTS`, comma-separated (host:port, http://host:port or https://host:port); default: $"+envEndpoints)
-	fs.StringVar(&cf.pool, "pool", "default", "the cluster pool's `NAME` ([A-Za-z0-9._-]); every host that shares the limit uses the same name")
+	fs.StringVar(&cf.pool, "pool", "default", "the cluster pool's `NAME` ([a-z0-9._-], as the host's pools); every host that shares the limit uses the same name")
 	fs.StringVar(&cf.prefix, "prefix", etcdslots.DefaultPrefix, "the etcd key `PREFIX` the pools live under")
 	fs.IntVar(&cf.max, "max", 0, fmt.Sprintf("%s (1..%d); required: a cluster's limit cannot be guessed from one host", maxUsage, llmslots.MaxSlots))
 	fs.StringVar(&cf.cacert, "cacert", "", "verify the cluster's TLS certificates with the CA bundle in `FILE` (turns TLS on)")
@@ -141,6 +142,9 @@ func (cf *clusterFlags) connect(dial time.Duration, label string) (*clientv3.Cli
 	opts := []etcdslots.Option{etcdslots.WithPrefix(cf.prefix)}
 	if cf.ttl > 0 {
 		opts = append(opts, etcdslots.WithTTL(cf.ttl))
+	}
+	if cf.margin > 0 {
+		opts = append(opts, etcdslots.WithLossMargin(cf.margin))
 	}
 	if label != "" {
 		opts = append(opts, etcdslots.WithLabel(label))

@@ -11,6 +11,7 @@ import (
 	"io"
 	"os"
 	"os/exec"
+	"os/signal"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -31,6 +32,9 @@ const mainEnv = "LLMSLOTS_ETCD_TEST_MAIN"
 
 func TestMain(m *testing.M) {
 	if os.Getenv(mainEnv) != "" {
+		if len(os.Args) > 1 && os.Args[1] == childArg {
+			os.Exit(slotChild(os.Args[2:]))
+		}
 		os.Exit(dispatch(os.Args[1:], os.Stdout, os.Stderr))
 	}
 	code := m.Run()
@@ -216,7 +220,7 @@ func (p *proc) wait(timeout time.Duration) int {
 }
 
 func poolName(t *testing.T) string {
-	return fmt.Sprintf("%s-%d", strings.ReplaceAll(t.Name(), "/", "-"), time.Now().UnixNano()%1e9)
+	return fmt.Sprintf("%s-%d", strings.ToLower(strings.ReplaceAll(t.Name(), "/", "-")), time.Now().UnixNano()%1e9)
 }
 
 // readStatus runs status --json.
@@ -354,7 +358,7 @@ func TestRunForwardsSignals(t *testing.T) {
 // a second run on the host is busy although the cluster pool has room.
 func TestRunLocalMax(t *testing.T) {
 	addr := etcdAddr(t)
-	pool := strings.ToLower(poolName(t))
+	pool := poolName(t)
 	e := env(t)
 	args := []string{"run", "--etcd", addr, "--pool", pool, "--max", "5", "--local-max", "1"}
 	holder := start(t, e, append(args, "--", "sh", "-c", "echo held; read x; exit 0")...)
@@ -402,9 +406,12 @@ func TestUsage(t *testing.T) {
 		{[]string{"run", "--etcd", "127.0.0.1:1", "--", "true"}, "--max N is required"},
 		{[]string{"run", "--etcd", "127.0.0.1:1", "--max", "1"}, "no command given"},
 		{[]string{"run", "--etcd", "127.0.0.1:1", "--max", "1", "--exec", "--", "true"}, "--exec cannot be used with a cluster slot"},
-		{[]string{"run", "--etcd", "127.0.0.1:1", "--max", "1", "--pool", "a/b", "--", "true"}, "pool name must be"},
+		{[]string{"run", "--etcd", "127.0.0.1:1", "--max", "1", "--pool", "a/b", "--", "true"}, "pool name may hold only [a-z0-9._-]"},
+		{[]string{"run", "--etcd", "127.0.0.1:1", "--max", "1", "--pool", "Codex", "--", "true"}, "lowercase"},
 		{[]string{"run", "--etcd", "127.0.0.1:1", "--max", "1", "--ttl", "10ms", "--", "true"}, "TTL must be"},
 		{[]string{"run", "--etcd", "127.0.0.1:1", "--max", "1", "--user", "u", "--", "true"}, "LLMSLOTS_ETCD_PASSWORD"},
+		{[]string{"run", "--etcd", "127.0.0.1:1", "--max", "1", "--ttl", "2s", "--grace", "10s", "--", "true"}, "--grace 10s does not fit --ttl 2s"},
+		{[]string{"run", "--etcd", "127.0.0.1:1", "--max", "1", "--grace", "2s", "--", "true"}, "--grace can be at most 1.8s (TTL/2, less the loss margin 500ms and 200ms for SIGKILL); lower --grace, or raise --ttl to 6s or more"},
 		{[]string{"status", "--etcd", "127.0.0.1:1", "--max", "0"}, "--max must be 1..1024"},
 		{[]string{"frob"}, "unknown subcommand"},
 	} {
@@ -454,4 +461,137 @@ func TestThroughLlmslots(t *testing.T) {
 	if err != nil || json.Unmarshal(out, &st) != nil || st.Dir != "etcd://llmslots/"+pool || st.Free != 2 {
 		t.Errorf("llmslots status with LLMSLOTS_ETCD: %v, %s", err, out)
 	}
+}
+
+// childArg makes this test binary a command that run runs holding the
+// slot: slotChild.
+const childArg = "slot-child"
+
+// slotChild is a command run under a slot: slot-child LOG LOCK NAME
+// TERMSLEEP. It writes its own start (and any exit it lives to see) to LOG,
+// so the test judges the commands by what they did, not by the
+// supervisor's account. It holds an flock on LOCK for as long as it lives;
+// the kernel lets go of it only when the process is gone, SIGKILL
+// included, so a command that finds LOCK taken when it starts ran beside
+// another: it writes "overlap". On SIGTERM it waits TERMSLEEP before
+// exiting, as a command that cleans up slowly does; with TERMSLEEP 0 it
+// exits at once after starting.
+func slotChild(args []string) int {
+	if len(args) != 4 {
+		fmt.Fprintln(os.Stderr, "usage: slot-child LOG LOCK NAME TERMSLEEP")
+		return 2
+	}
+	logPath, lockPath, who := args[0], args[1], args[2]
+	termSleep, err := time.ParseDuration(args[3])
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 2
+	}
+	note := func(what string) {
+		f, err := os.OpenFile(logPath, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o600)
+		if err == nil {
+			fmt.Fprintf(f, "%s %s %d\n", who, what, time.Now().UnixNano())
+			f.Close()
+		}
+	}
+	sigs := make(chan os.Signal, 1)
+	signal.Notify(sigs, syscall.SIGTERM)
+	lock, err := os.OpenFile(lockPath, os.O_RDWR|os.O_CREATE, 0o600)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	if syscall.Flock(int(lock.Fd()), syscall.LOCK_EX|syscall.LOCK_NB) != nil {
+		note("overlap")
+		syscall.Flock(int(lock.Fd()), syscall.LOCK_EX)
+	}
+	note("start")
+	fmt.Println("started")
+	if termSleep == 0 {
+		note("exit")
+		return 0
+	}
+	<-sigs
+	note("term")
+	time.Sleep(termSleep)
+	note("exit")
+	return 0
+}
+
+// childEvents reads a slotChild log: who+" "+what -> when.
+func childEvents(t *testing.T, path string) map[string]time.Time {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	evs := map[string]time.Time{}
+	for _, line := range strings.Split(strings.TrimSpace(string(b)), "\n") {
+		var who, what string
+		var ns int64
+		if n, _ := fmt.Sscanf(line, "%s %s %d", &who, &what, &ns); n == 3 {
+			evs[who+" "+what] = time.Unix(0, ns)
+		}
+	}
+	return evs
+}
+
+// Issue 22: host A holds the slot (max 1, TTL 2 s) and its link to etcd
+// is cut; its command takes 3 s to exit after SIGTERM. Host B, waiting
+// through a proxy of its own, must not start its command while A's still
+// runs: run must have A's command gone, SIGKILL at the latest, before A's
+// lease could expire and the slot be granted again. With the grace not
+// counted against the lease, B started 0.28 s after A's SIGTERM and ran
+// beside it for 2.7 s.
+func TestLostSlotCommandGoneBeforeRegrant(t *testing.T) {
+	addr := etcdAddr(t)
+	pxA, err := etcdtest.NewProxy(addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pxA.Close()
+	pxB, err := etcdtest.NewProxy(addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pxB.Close()
+	dir := t.TempDir()
+	logPath, lockPath := filepath.Join(dir, "log"), filepath.Join(dir, "lock")
+	pool := poolName(t)
+	e := env(t)
+	common := []string{"--pool", pool, "--max", "1", "--ttl", "2s"}
+	a := start(t, e, append(append([]string{"run", "--etcd", pxA.URL()}, common...), "--", self(t), childArg, logPath, lockPath, "A", "3s")...)
+	if l := a.line(10 * time.Second); l != "started" {
+		t.Fatalf("A's command said %q", l)
+	}
+	b := start(t, e, append(append([]string{"run", "--etcd", pxB.URL(), "--wait", "20s"}, common...), "--", self(t), childArg, logPath, lockPath, "B", "0")...)
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+		st := readStatus(t, e, append([]string{"--etcd", addr}, common[:4]...)...)
+		if len(st.Waiting) == 1 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("B is not in line: %+v", st)
+		}
+	}
+	pxA.Cut()
+	if code := a.wait(15 * time.Second); code != exitLost {
+		t.Errorf("A: exit %d; want %d; stderr: %s", code, exitLost, a.errb)
+	}
+	if l := b.line(15 * time.Second); l != "started" {
+		t.Fatalf("B's command said %q", l)
+	}
+	if code := b.wait(10 * time.Second); code != 0 {
+		t.Errorf("B: exit %d; stderr: %s", code, b.errb)
+	}
+	ev := childEvents(t, logPath)
+	term, bStart := ev["A term"], ev["B start"]
+	if term.IsZero() || bStart.IsZero() {
+		t.Fatalf("the commands' log lacks A's SIGTERM or B's start: %v", ev)
+	}
+	if over, ok := ev["B overlap"]; ok {
+		t.Errorf("B's command started %v after A's SIGTERM while A's command still ran (A wrote its exit %v after its SIGTERM; 0 if it was SIGKILLed)",
+			over.Sub(term).Round(10*time.Millisecond), ev["A exit"].Sub(term).Round(10*time.Millisecond))
+	}
+	t.Logf("A's command got SIGTERM, B's started %v later; A's stderr: %s", bStart.Sub(term).Round(10*time.Millisecond), strings.TrimSpace(a.errb.String()))
 }

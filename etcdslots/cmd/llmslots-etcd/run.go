@@ -30,11 +30,13 @@ terminal).
 
 The slot is a lease that this process renews. When it may be lost (no
 renewal acknowledged in time: the cluster is cut off or down, or this host
-was paused; or the slot's key was deleted), CMD is stopped, before any
-other host can be granted the slot: SIGTERM, then SIGKILL after --grace;
-run says why on stderr and exits 76. If this process is killed, on Linux
-CMD gets SIGTERM; elsewhere it runs on without a slot, which frees within
---ttl.
+was paused; or the slot's key was deleted), CMD is stopped: SIGTERM, then
+SIGKILL after --grace, all of it before the lease could expire and any
+other host be granted the slot, so the grace comes out of the lease's time
+and must fit --ttl. run says why on stderr and exits 76. Only CMD itself
+is signalled, not processes it started. If this process is SIGSTOPped it
+cannot stop CMD; if it is killed, on Linux CMD gets SIGTERM (and no
+SIGKILL); elsewhere it runs on without a slot, which frees within --ttl.
 
 With --local-max N it also holds a slot of the host's pool of the same name
 (the one "llmslots run --pool NAME" uses, in LLMSLOTS_DIR): at most N on
@@ -52,7 +54,7 @@ func runCmd(args []string, stdout, stderr io.Writer) int {
 	wait := fs.Duration("wait", 0, "give up after `D` (e.g. 30s, 5m) with exit 75; 0: one attempt; default: wait until a slot frees")
 	label := fs.String("label", "", "record `TEXT` with the slot for status readers")
 	fs.DurationVar(&cf.ttl, "ttl", etcdslots.DefaultTTL, "the slot's lease TTL `D`: a dead or cut-off holder's slot frees this long after its last renewal (1s..1h; the server's minimum is about 2s)")
-	grace := fs.Duration("grace", 10*time.Second, "when the slot is lost, wait `D` after SIGTERM before sending CMD SIGKILL")
+	grace := fs.Duration("grace", 0, "when the slot may be lost, wait `D` after SIGTERM before sending CMD SIGKILL; all of it comes out of the lease's time, so it must fit --ttl (at most TTL/2 less the loss margin, TTL/10, and 200ms for SIGKILL); default: TTL/5, at most 10s (1s with the default --ttl)")
 	localMax := fs.Int("local-max", 0, "also hold a slot of this host's pool of the same name, at most `N` on this host")
 	quiet := fs.Bool("quiet", false, "say nothing while waiting")
 	if code, done := parseFlags(fs, args, stdout, stderr, runSynopsis, runAbout); done {
@@ -68,9 +70,17 @@ func runCmd(args []string, stdout, stderr io.Writer) int {
 		}
 		waitFor = *wait
 	}
-	if *grace < 0 {
-		return usageError(fs, stderr, runSynopsis, "--grace must be >= 0, got %v", *grace)
+	if !shared.IsSet(fs, "grace") {
+		*grace = defaultGrace(cf.ttl)
 	}
+	if msg := checkGrace(*grace, cf.ttl); msg != "" && cf.ttl >= time.Second { // a bad --ttl is NewPool's to report
+		return usageError(fs, stderr, runSynopsis, "%s", msg)
+	}
+	// Lost closes early enough for SIGTERM, the grace and SIGKILL to be
+	// over before the server could expire the lease and grant the slot to
+	// another host (issue 22: with the grace after Lost, a command that
+	// took 3 s to exit ran 2.7 s beside the next holder's).
+	cf.margin = lossMargin(cf.ttl) + *grace + killWait
 	if shared.IsSet(fs, "local-max") && (*localMax < 1 || *localMax > llmslots.MaxSlots) {
 		return usageError(fs, stderr, runSynopsis, "--local-max must be 1..%d, got %d", llmslots.MaxSlots, *localMax)
 	}
@@ -149,6 +159,38 @@ func runCmd(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "%s: releasing slot %d of %s: %v\n", name, h.cluster.SlotID(), pool.Dir(), err)
 	}
 	return code
+}
+
+// killWait is the time allowed from SIGKILL to the command's being gone.
+const killWait = 200 * time.Millisecond
+
+// lossMargin is etcdslots' default loss margin for ttl (see
+// etcdslots.WithLossMargin): the clocks' rates and the delay to act.
+func lossMargin(ttl time.Duration) time.Duration { return max(ttl/10, 100*time.Millisecond) }
+
+// maxGrace is the longest grace ttl leaves room for: Lost may close at
+// most TTL/2 before the server could expire the lease (WithLossMargin's
+// limit), and the loss margin and killWait come out of that too.
+func maxGrace(ttl time.Duration) time.Duration { return ttl/2 - lossMargin(ttl) - killWait }
+
+// defaultGrace is TTL/5 (1 s at the default TTL), at most 10 s: it fits
+// every TTL, and leaves Lost closing no earlier than it must, so that a
+// short hiccup of the cluster does not stop the command.
+func defaultGrace(ttl time.Duration) time.Duration { return min(ttl/5, 10*time.Second) }
+
+// checkGrace says why grace cannot be used with ttl; "" if it can.
+func checkGrace(grace, ttl time.Duration) string {
+	if grace < 0 {
+		return fmt.Sprintf("--grace must be >= 0, got %v", grace)
+	}
+	if grace <= maxGrace(ttl) {
+		return ""
+	}
+	// The least TTL with room for grace: ttl/2 - ttl/10 - killWait >= grace.
+	need := ((grace+killWait)*5/2 + time.Second - 1).Truncate(time.Second)
+	return fmt.Sprintf("--grace %v does not fit --ttl %v: SIGTERM, the grace and SIGKILL must all be over before the lease could expire and another host be granted the slot, "+
+		"so with --ttl %v --grace can be at most %v (TTL/2, less the loss margin %v and %v for SIGKILL); lower --grace, or raise --ttl to %v or more",
+		grace, ttl, ttl, maxGrace(ttl), lossMargin(ttl), killWait, need)
 }
 
 // errorCode is the exit status for an error taking a slot.
@@ -290,7 +332,7 @@ func runHolding(h *held, path string, argv []string, sigs <-chan os.Signal, grac
 			}
 		case <-lost:
 			lost, wasLost = nil, true
-			fmt.Fprintf(stderr, "%s: slot %d of %s may be lost (%v); stopping %s (pid %d): SIGTERM, SIGKILL after %v\n",
+			fmt.Fprintf(stderr, "%s: slot %d of %s may be lost (%v); stopping %s (pid %d) before the lease can expire: SIGTERM, SIGKILL after %v\n",
 				name, g.SlotID(), h.dir, g.Err(), argv[0], cmd.Process.Pid, grace)
 			if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
 				cmd.Process.Kill() // no SIGTERM here (Windows)

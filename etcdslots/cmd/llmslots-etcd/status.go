@@ -17,8 +17,9 @@ const statusSynopsis = name + " status [--etcd ENDPOINTS] --max N [--pool NAME] 
 
 const statusAbout = `
 Shows each slot of the cluster pool: free, held (with the holder's host,
-pid, age, label and command) or stale (its lease has expired; the server
-deletes it shortly), then the waiters of every host in the order they
+pid, age, label and command) or stale (its lease has expired, and the
+server deletes it shortly; or it has no lease, and the next run that finds
+every slot taken deletes it), then the waiters of every host in the order they
 will be served. --json prints the library's Status as is (its "dir" is
 etcd://PREFIX/NAME). The cluster not answering within --timeout: exit 69.`
 
@@ -99,7 +100,7 @@ func printStatus(w io.Writer, st llmslots.Status) {
 	}
 	fmt.Fprintf(w, "\n%d waiting", len(st.Waiting))
 	if n := len(st.DeadWaiters); n > 0 {
-		fmt.Fprintf(w, " (and %d dead waiters, expiring with their leases)", n)
+		fmt.Fprintf(w, " (and %d dead waiters, which the line skips)", n)
 	}
 	fmt.Fprintln(w)
 	if len(st.Waiting) == 0 {
