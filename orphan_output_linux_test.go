@@ -169,3 +169,27 @@ func TestOrphanedChildKeepsItsOutputOnlyInAFile(t *testing.T) {
 		})
 	}
 }
+
+// examples/codex -o FILE, SIGKILLed while its codex runs: codex, which
+// writes to the file itself, finishes, and its review is in the file.
+func TestCodexExampleKeepsTheReviewWhenKilled(t *testing.T) {
+	w := newCodexWorld(t)
+	// The fake codex, with a review on stdout just before it logs its end.
+	talking := strings.Replace(fakeCodex, `echo "end`, `echo "review of: $2"`+"\n"+`echo "end`, 1)
+	if err := os.WriteFile(filepath.Join(w.bin, "codex"), []byte(talking), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	prog := w.build("./examples/codex")
+	out := filepath.Join(t.TempDir(), "review.md")
+	c := w.command(1, prog, "-o", out, "the diff")
+	if err := c.Start(); err != nil {
+		t.Fatal(err)
+	}
+	w.waitFor("codex start", 10*time.Second, func(rs []run) bool { return len(rs) == 1 })
+	c.Process.Kill()
+	c.Wait()
+	w.waitFor("codex end", 10*time.Second, func(rs []run) bool { return rs[0].end != 0 })
+	if got, err := os.ReadFile(out); err != nil || string(got) != "review of: the diff\n" {
+		t.Errorf("the review file holds %q (%v), want codex's review", got, err)
+	}
+}
