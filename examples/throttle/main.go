@@ -77,15 +77,18 @@ func run(pool *llmslots.Pool, max int, argv []string, out, errOut *os.File, trie
 		fmt.Fprintf(errOut, "throttle: try %d holds slot %d after %v in line\n", try, g.SlotID(), time.Since(asked).Round(100*time.Millisecond))
 		said, err := runLogged(g, argv, out, errOut)
 		line := throttledLine(said)
-		if err == nil || line == "" || try == tries {
+		if err == nil || line == "" {
 			g.Release()
 			return err
 		}
 		hint := retryHint(line) // 0 if none: the pool backs off by itself
-		// Report while still holding the slot: the report is about the
-		// work done under it (the pool counts one report per round).
+		// On the guard: its grant time tells the pool whether this 429 is
+		// news or the congestion it has already answered.
 		g.Throttled(hint)
 		g.Release() // a retry waits behind those already in line
+		if try == tries {
+			return fmt.Errorf("throttled %d times: %w", tries, err)
+		}
 		fmt.Fprintf(errOut, "throttle: throttled (retry after %v); the pool is paused, trying again\n", hint)
 	}
 }

@@ -75,3 +75,25 @@ func TestRetryHint(t *testing.T) {
 		}
 	}
 }
+
+// The last try's 429 is reported too, and the error says it gave up.
+func TestGivesUpAfterTheLastTry(t *testing.T) {
+	dir := t.TempDir()
+	pool, err := llmslots.NewPool(filepath.Join(dir, "pool"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, errOut := tempFile(t, dir, "out"), tempFile(t, dir, "err")
+	always := []string{"sh", "-c", `echo "429 Too Many Requests" >&2; exit 1`}
+	err = run(pool, 3, always, out, errOut, 1)
+	if err == nil || !strings.Contains(err.Error(), "throttled 1 times") {
+		t.Errorf("run = %v, want it to give up after 1 try", err)
+	}
+	st, err := pool.ReadStatus(3)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.Throttle == nil || st.Throttle.LastReport == nil {
+		t.Errorf("no report recorded: %+v", st.Throttle)
+	}
+}
