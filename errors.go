@@ -83,8 +83,7 @@ type Holder struct {
 	Self bool
 }
 
-// An UnusableSlot is a slot path that holds what no llmslots process
-// makes.
+// An UnusableSlot is a slot path that holds what no llmslots process makes.
 type UnusableSlot struct {
 	SlotID int
 	Path   string

@@ -6,6 +6,9 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -225,4 +228,38 @@ func ExamplePool_ForceRelease() {
 	// Output:
 	// true
 	// <nil>
+}
+
+// Throttled is called where the 429 is seen: here the child said so on its
+// stderr, with a hint. No process of the pool is then granted a slot for
+// that long, and the pool's limit is lowered (4 x 0.7: 2 may hold at once).
+func ExampleGuard_Throttled() {
+	dir, _ := os.MkdirTemp("", "llmslots-example-")
+	defer os.RemoveAll(dir)
+	pool, _ := llmslots.NewPool(dir)
+
+	g, err := pool.Acquire(4, time.Minute)
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	// Here: g.Command("codex", "exec", prompt), whose stderr says this.
+	cmd := g.Command("sh", "-c", `echo "ERROR: 429 Too Many Requests: rate limit reached, try again in 20s" >&2; exit 1`)
+	var stderr strings.Builder
+	cmd.Stderr = &stderr
+	err = cmd.Run()
+	throttled := regexp.MustCompile(`(?im)(?:429|rate.?limit).*?(?:try again in (\d+)s)?$`)
+	if m := throttled.FindStringSubmatch(strings.TrimSpace(stderr.String())); err != nil && m != nil {
+		secs, _ := strconv.Atoi(m[1]) // no hint: 0, and the pool backs off by itself
+		g.Throttled(time.Duration(secs) * time.Second)
+	}
+	g.Release() // a retry acquires again, behind those already waiting
+
+	st, _ := pool.ReadStatus(4)
+	fmt.Printf("limit %d of %d, paused for %v\n", st.Limit, st.Max, time.Until(st.Throttle.PausedUntil).Round(time.Second))
+	_, err = pool.Acquire(4, 0)
+	fmt.Println("a slot now:", err == nil)
+	// Output:
+	// limit 2 of 4, paused for 20s
+	// a slot now: false
 }

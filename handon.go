@@ -271,20 +271,20 @@ func adoptInherited() []*Guard {
 const CommandGrace = 10 * time.Second
 
 // Command returns the *exec.Cmd to run the named program holding g's slot,
-// as exec.Command does: the child holds the slot for as long as it (or a
-// descendant that keeps the descriptor) lives, so the limit holds for the
-// child itself, not only for this process. A parent killed by SIGKILL, or
-// stopped by SIGTERM or SIGINT sent to its pid alone, never frees the slot
-// while its child runs; nor does Release (see Release).
+// as exec.Command does: the child holds the slot while it (or a descendant
+// that keeps the descriptor) lives, so the limit holds for the child itself,
+// even once this process is killed (SIGKILL, or SIGTERM or SIGINT to its pid
+// alone) or calls Release. But output this process captures (Output, a
+// buffer, StdoutPipe) comes through a pipe: orphaned, the child dies of
+// SIGPIPE at its next write, its output lost. Give it *os.File values (a
+// file, os.Stdout), which it inherits, to keep it.
 //
-// The slot is handed on as Inherit does: through cmd.ExtraFiles and the
-// LLMSLOTS_INHERITED entry of cmd.Env. Append to either; do not replace
-// them. A failure to hand the slot on (a released Guard; Windows, where a
-// lock cannot be passed to a child: errors.ErrUnsupported) is put in
-// cmd.Err, as exec.Command puts a failed path lookup there: Start, Run and
-// Output return it and the program does not run. So the call chains:
+// The slot is handed on as Inherit does (cmd.ExtraFiles, LLMSLOTS_INHERITED
+// in cmd.Env: append, do not replace). A failure to hand it on (a released
+// Guard; errors.ErrUnsupported on Windows) goes in cmd.Err, as a failed path
+// lookup does: Start, Run and Output return it. So:
 //
-//	out, err := g.Command("codex", "exec", prompt).Output()
+//	err := g.Command("codex", "exec", prompt).Run()
 func (g *Guard) Command(name string, arg ...string) *exec.Cmd {
 	cmd := exec.Command(name, arg...)
 	g.handTo(cmd)

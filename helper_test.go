@@ -54,7 +54,10 @@ func TestMain(m *testing.M) {
 		}
 		os.Exit(run())
 	}
-	os.Exit(m.Run())
+	stop := sayAlive("github.com/llmslots/llmslots")
+	code := m.Run()
+	stop()
+	os.Exit(code)
 }
 
 // helperCmd is the command that runs bin (the test binary, os.Args[0], or

@@ -29,9 +29,8 @@ type Progress struct {
 	// Limit is the pool's effective limit: Max, unless throttle reports
 	// (Guard.Throttled) lowered it.
 	Limit int
-	// PausedUntil is when the pool's pause ends, after a throttle report
-	// or a pause by hand; zero when no pause is on. No slot is granted
-	// before it.
+	// PausedUntil is when the pool's pause ends, after a throttle report or
+	// a pause by hand; zero when no pause is on. No slot is granted before it.
 	PausedUntil time.Time
 	// Throttle is the pool's throttling state (see Status.Throttle); nil
 	// when there is none.

@@ -56,10 +56,9 @@ type Status struct {
 	// DeadWaiters lists tickets left by waiters that died; the queue
 	// skips them (see RemoveDeadWaiters). Never null in JSON.
 	DeadWaiters []WaiterStatus `json:"dead_waiters"`
-	// OtherMaxes lists, in increasing order, the max values that live
-	// holders and waiters recorded and that differ from Max: processes
-	// sharing the pool disagree on its size, and each enforces its own.
-	// Never null in JSON.
+	// OtherMaxes lists, in increasing order, the max values that live holders
+	// and waiters recorded and that differ from Max: processes sharing the
+	// pool disagree on its size, and each enforces its own. Never null in JSON.
 	OtherMaxes []int `json:"other_maxes"`
 	// Limit is the effective limit: how many may hold a slot at once now.
 	// Max, unless throttle reports (Guard.Throttled) lowered it.

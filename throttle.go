@@ -50,9 +50,12 @@ type ThrottleReport struct {
 //     Each release not throttled raises it by a slot per round (as many
 //     releases as the limit), slower just below the level that failed.
 //
-// The state is shared in the pool's directory (.throttle) and survives
-// crashes; ReadStatus shows it, Pool.Resume clears it. On a nil Guard
-// Throttled does nothing; a failure to record the report is logged.
+// A retry (Release, acquire again) joins the back of the line, on purpose:
+// the pause holds everyone, grants after it are spaced, those ahead waited
+// longer, and a slot kept to retry would pass the lowered limit. The state
+// is shared in the pool's directory (.throttle) and survives crashes;
+// ReadStatus shows it, Pool.Resume clears it. On a nil Guard Throttled does
+// nothing; a failure to record the report is logged.
 func (g *Guard) Throttled(retryAfter time.Duration) {
 	if g == nil || g.pool == nil {
 		return

@@ -5,9 +5,18 @@
 // is killed while codex runs.
 //
 //	go run ./examples/codex "review the diff in HEAD"
+//	go run ./examples/codex -o review.md "review the diff in HEAD"
+//
+// codex writes to this program's own stdout and stderr, or with -o to a
+// file: to descriptors it inherits, never to a pipe this program drains
+// (cmd.Output, a bytes.Buffer, StdoutPipe). If this program is killed,
+// codex keeps the slot and runs on; a pipe would then have no reader, and
+// codex's next write would kill it with SIGPIPE: the slot held for
+// nothing, the review lost. A file outlives this program.
 package main
 
 import (
+	"flag"
 	"fmt"
 	"os"
 	"strings"
@@ -17,17 +26,31 @@ import (
 )
 
 func main() {
-	if err := review(strings.Join(os.Args[1:], " ")); err != nil {
+	out := flag.String("o", "", "write codex's output to this `file` (default: this program's stdout)")
+	flag.Parse()
+	if err := review(strings.Join(flag.Args(), " "), *out); err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(1)
 	}
 }
 
-func review(prompt string) error {
+func review(prompt, outPath string) error {
 	g, err := llmslots.Acquire(3, 2*time.Minute)
 	if err != nil {
 		return err
 	}
 	defer g.Release()
-	return g.Command("codex", "exec", prompt).Run()
+	cmd := g.Command("codex", "exec", prompt)
+	// *os.File values are handed to the child as they are: no pipe, no
+	// copying goroutine here that dies with this process.
+	cmd.Stdout, cmd.Stderr = os.Stdout, os.Stderr
+	if outPath != "" {
+		f, err := os.Create(outPath)
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		cmd.Stdout = f
+	}
+	return cmd.Run()
 }
