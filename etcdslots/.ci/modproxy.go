@@ -6,7 +6,7 @@
 // uses it to build etcdslots without go.work, against the core module at
 // the version etcdslots/go.mod requires, before that version is published.
 //
-//	git ls-files -z | go run .ci/modproxy.go -module M -version V -dir SRC -out DIR
+//	git ls-files -z | go run etcdslots/.ci/modproxy.go -module M -version V -dir SRC -out DIR
 //
 // It reads the files to publish, NUL-separated and relative to SRC, from
 // stdin, and leaves out what the module zip rules do: files in a
