@@ -7,6 +7,7 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -147,5 +148,39 @@ func TestLoweredLimitHoldsForASmallerMax(t *testing.T) {
 	if g, err := q.Acquire(2, 300*time.Millisecond); !errors.Is(err, ErrBusy) {
 		g.Release()
 		t.Fatalf("Acquire(2) beside two holders under a limit of 2: %v, want ErrBusy", err)
+	}
+}
+
+// A wait that ends during a pause says the pool is paused, until when and
+// why, not "held by pids unknown" (issue 22, item 5); one that ends under
+// a lowered limit says so.
+func TestBusyErrorSaysThePause(t *testing.T) {
+	p := newTestPool(t)
+	if err := p.Pause(time.Hour, "provider maintenance"); err != nil {
+		t.Fatal(err)
+	}
+	_, err := p.Acquire(2, 100*time.Millisecond)
+	var busy *BusyError
+	if !errors.As(err, &busy) || busy.Throttle == nil || busy.Throttle.PausedUntil.IsZero() {
+		t.Fatalf("Acquire during a pause: %v", err)
+	}
+	msg := err.Error()
+	until := busy.Throttle.PausedUntil.Format(time.DateTime)
+	for _, want := range []string{"paused until " + until, "paused by hand by pid", "provider maintenance"} {
+		if !strings.Contains(msg, want) {
+			t.Errorf("the busy error %q does not say %q", msg, want)
+		}
+	}
+	if strings.Contains(msg, "pids unknown") {
+		t.Errorf("the busy error %q blames unknown holders", msg)
+	}
+	if err := p.Resume(); err != nil {
+		t.Fatal(err)
+	}
+	g := mustAcquire(t, p, 2, 0)
+	g.Throttled(time.Millisecond)
+	time.Sleep(10 * time.Millisecond)
+	if _, err := p.Acquire(2, 50*time.Millisecond); err == nil || !strings.Contains(err.Error(), "throttled to 1 at once") {
+		t.Fatalf("Acquire beside one holder under a limit of 1: %v", err)
 	}
 }
