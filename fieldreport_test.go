@@ -184,3 +184,21 @@ func TestBusyErrorSaysThePause(t *testing.T) {
 		t.Fatalf("Acquire beside one holder under a limit of 1: %v", err)
 	}
 }
+
+// Item 23: a filesystem root is no pool directory, given or from
+// LLMSLOTS_DIR: before, LLMSLOTS_DIR=/ was accepted and made /.queue.
+func TestFilesystemRootIsNoPool(t *testing.T) {
+	if _, err := NewPool("/"); !errors.Is(err, ErrInvalid) {
+		t.Errorf("NewPool(\"/\"): %v, want ErrInvalid", err)
+	}
+	t.Setenv(EnvDir, "//")
+	if _, err := DefaultPool(); !errors.Is(err, ErrInvalid) {
+		t.Errorf("DefaultPool with %s=//: %v, want ErrInvalid", EnvDir, err)
+	}
+	if _, err := Acquire(1, 0); !errors.Is(err, ErrInvalid) {
+		t.Errorf("Acquire with %s=//: %v, want ErrInvalid", EnvDir, err)
+	}
+	if _, err := os.Lstat("/" + ".queue"); err == nil {
+		t.Errorf("/.queue exists")
+	}
+}

@@ -80,6 +80,9 @@ func NewPool(dir string, opts ...Option) (*Pool, error) {
 	if !filepath.IsAbs(dir) {
 		return nil, invalidf("pool directory must be an absolute path, got %q", dir)
 	}
+	if clean := filepath.Clean(dir); filepath.Dir(clean) == clean {
+		return nil, invalidf("pool directory must not be a filesystem root (where its files would lie among everything else), got %q", dir)
+	}
 	g, err := groupFromEnv()
 	if err != nil {
 		return nil, err
