@@ -41,8 +41,8 @@ a live line on stderr when it is a terminal, one line otherwise; while the
 pool is paused after a throttle report, it says until when.
 
 With --throttled-on REGEX, CMD's stderr goes through llmslots (to the same
-place, byte for byte, as it comes; CMD sees a pipe there, not a terminal)
-and the first line matching REGEX reports the slot's work throttled: every
+place, byte for byte, within 0.2 s; CMD writes to a file of its own, not a
+terminal, and writes on if llmslots is killed) and the first line matching REGEX reports the slot's work throttled: every
 process of the pool stops being granted slots for the hint the line gives
 ("try again in 20s", "Retry-After: 5"), or a backoff without one, and the
 pool's limit is lowered until work succeeds again. --throttled-exit CODE
@@ -232,7 +232,8 @@ func runHolding(g *llmslots.Guard, path string, argv []string, sigs <-chan os.Si
 	if err := g.Inherit(cmd); err != nil && !errors.Is(err, errors.ErrUnsupported) {
 		return failure(stderr, exitError, err)
 	}
-	started, err := watch.attach(cmd, os.Stderr)
+	exited := make(chan struct{}) // closed once CMD has exited (or did not start)
+	started, err := watch.attach(cmd, os.Stderr, exited)
 	if err != nil {
 		return failure(stderr, exitError, fmt.Errorf("llmslots: cannot watch %s's stderr: %w", path, err))
 	}
@@ -241,9 +242,9 @@ func runHolding(g *llmslots.Guard, path string, argv []string, sigs <-chan os.Si
 	err = cmd.Start()
 	started()
 	if err != nil {
+		close(exited)
 		return failure(stderr, cli.ExecFailureCode(err), fmt.Errorf("llmslots: cannot run %s: %w", path, err))
 	}
-	waited := make(chan struct{})
 	go func() {
 		for {
 			select {
@@ -251,13 +252,13 @@ func runHolding(g *llmslots.Guard, path string, argv []string, sigs <-chan os.Si
 				if cli.ForwardSignal(s) {
 					cmd.Process.Signal(s)
 				}
-			case <-waited:
+			case <-exited:
 				return
 			}
 		}
 	}()
 	err = cmd.Wait()
-	close(waited)
+	close(exited)
 	var exitErr *exec.ExitError
 	if err != nil && !errors.As(err, &exitErr) {
 		return failure(stderr, exitError, fmt.Errorf("llmslots: waiting for %s: %w", path, err))

@@ -33,43 +33,76 @@ type throttleWatch struct {
 // pieces of this size (the bytes still all reach the terminal).
 const maxLine = 64 << 10
 
-// attach makes cmd's stderr a pipe that is copied to stderr as it comes,
-// byte for byte and unbuffered, while its lines are matched against re.
-// The command sees a pipe, not a terminal, on its stderr; its output is
-// otherwise untouched. The returned function closes the parent's end of
-// the pipe's write side; call it after cmd.Start.
-func (w *throttleWatch) attach(cmd *exec.Cmd, stderr io.Writer) (started func(), err error) {
+// attach makes cmd's stderr a file of its own, unlinked at once, which a
+// goroutine copies to stderr as it grows while it matches the lines
+// against re. Not a pipe: once llmslots is killed, a pipe that no one
+// reads kills the command (SIGPIPE) at its next write, while the command
+// keeps its slot, and its output is lost; a file outlives llmslots. The
+// command sees a regular file on its stderr, not a terminal; its output
+// reaches stderr byte for byte, within tailMax. exited must be closed
+// once the command has exited: the copy then takes what is left and ends.
+// The returned function closes the parent's copy of the command's side;
+// call it after cmd.Start.
+func (w *throttleWatch) attach(cmd *exec.Cmd, stderr io.Writer, exited <-chan struct{}) (started func(), err error) {
 	w.done = make(chan struct{})
 	if w.re == nil {
 		close(w.done)
 		return func() {}, nil
 	}
-	pr, pw, err := os.Pipe()
+	tmp, err := os.CreateTemp("", "llmslots-stderr-*")
 	if err != nil {
 		return nil, err
 	}
-	cmd.Stderr = pw
+	name := tmp.Name()
+	tmp.Close()
+	// Two open files, so that reading does not move the command's offset.
+	wf, err := os.OpenFile(name, os.O_WRONLY|os.O_APPEND, 0)
+	if err != nil {
+		os.Remove(name)
+		return nil, err
+	}
+	rf, err := os.Open(name)
+	os.Remove(name) // Unix: gone once both are closed (Windows: at the end)
+	if err != nil {
+		wf.Close()
+		return nil, err
+	}
+	cmd.Stderr = wf
 	go func() {
 		defer close(w.done)
-		defer pr.Close()
+		defer os.Remove(name)
+		defer rf.Close()
 		buf := make([]byte, 32<<10)
 		var line []byte
+		wait, last := tailMin, false
 		for {
-			n, err := pr.Read(buf)
+			n, err := rf.Read(buf)
 			if n > 0 {
 				stderr.Write(buf[:n])
 				line = w.scan(append(line, buf[:n]...))
+				wait = tailMin
+				continue
 			}
-			if err != nil {
-				if len(line) > 0 {
-					w.match(line)
-				}
-				return
+			if err != nil && err != io.EOF || last {
+				break
+			}
+			select {
+			case <-exited:
+				last = true // one more read takes what it wrote before it exited
+			case <-time.After(wait):
+				wait = min(2*wait, tailMax)
 			}
 		}
+		if len(line) > 0 {
+			w.match(line)
+		}
 	}()
-	return func() { pw.Close() }, nil
+	return func() { wf.Close() }, nil
 }
+
+// How often the copy looks for more of the command's stderr: soon after
+// some came, less often as it stays quiet.
+const tailMin, tailMax = 10 * time.Millisecond, 200 * time.Millisecond
 
 // scan matches every complete line of data and returns what is left.
 func (w *throttleWatch) scan(data []byte) []byte {
@@ -102,8 +135,9 @@ func (w *throttleWatch) report(hint time.Duration) {
 }
 
 // finish is called once the command has exited with status: it waits a
-// little for the rest of stderr (a descendant that keeps the pipe open is
-// not waited for), and reports a watched exit status.
+// little for the rest of stderr to be copied (what a descendant writes
+// after the command exited stays in the file, not copied), and reports a
+// watched exit status.
 func (w *throttleWatch) finish(status int) {
 	select {
 	case <-w.done:
