@@ -223,3 +223,12 @@ func packageLogger() *slog.Logger {
 	}
 	return discard
 }
+
+// busyError builds the ErrBusy error, naming who holds the slots (as
+// their records say: it takes no lock, so it cannot disturb anyone) and
+// any slot that cannot be used.
+func (p *Pool) busyError(max int, wait time.Duration) error {
+	e := &BusyError{Dir: p.dir, Max: max, Wait: wait, Throttle: p.throttleStatus(max)}
+	e.Holders, e.Unusable = p.recordedHolders(max)
+	return e
+}

@@ -384,15 +384,6 @@ func (p *Pool) tryAcquire(max int) (g *Guard, soon bool, err error) {
 // pointless and the acquire fails at once with the busy error naming them.
 var errNoUsableSlot = errors.New("no usable slot")
 
-// busyError builds the ErrBusy error, naming who holds the slots (as
-// their records say: it takes no lock, so it cannot disturb anyone) and
-// any slot that cannot be used.
-func (p *Pool) busyError(max int, wait time.Duration) error {
-	e := &BusyError{Dir: p.dir, Max: max, Wait: wait, Throttle: p.throttleStatus(max)}
-	e.Holders, e.Unusable = p.recordedHolders(max)
-	return e
-}
-
 // newRecord is this process's record for a slot (or ticket) of p taken at
 // since with max.
 func (p *Pool) newRecord(since time.Time, max int) slotfile.Record {

@@ -262,11 +262,11 @@ func (g *Guard) afterRelease() {
 		return
 	}
 	p, max := g.pool, g.max
-	if _, changes := throttle.Released(p.readThrottle(), max); !changes {
+	if _, changes := throttle.Released(p.readThrottle(), max, time.Now()); !changes {
 		return
 	}
 	err := p.updateThrottle(throttle.GrantPatience, func(st *throttle.State) (throttle.State, bool) {
-		return throttle.Released(st, max)
+		return throttle.Released(st, max, time.Now())
 	})
 	if err != nil && !errors.Is(err, throttle.ErrBusy) {
 		p.log().Warn("llmslots: throttle state not updated at release", "dir", p.dir, "err", err)

@@ -12,6 +12,12 @@ const (
 	// SlowRounds: the limit grows by one per round, but by one per
 	// SlowRounds across the level below the one that failed.
 	SlowRounds = 16
+	// Rounds are jobs, and jobs may last minutes: growth is also bounded
+	// in wall-clock time. A release raises the limit by a slot per
+	// GrowEvery since the last raise (a slot at most, as if the round had
+	// ended), and the slow band ends ProbeAfter after the decrease.
+	GrowEvery  = time.Second
+	ProbeAfter = 3 * time.Second
 	// With no hint, a report pauses for base, doubled per report until a
 	// success, up to cap.
 	backoffBase = time.Second
@@ -113,7 +119,7 @@ func Throttled(st *State, now time.Time, r Report) State {
 		} else {
 			next.Limit = math.Max(1, next.Limit*decreaseFactor)
 		}
-		next.Decreased = now
+		next.Decreased, next.Raised = now, now
 	}
 	hint := max(r.RetryAfter, 0)
 	pause := hint
@@ -154,10 +160,11 @@ func (st *State) extendPause(now time.Time, d time.Duration) {
 	}
 }
 
-// Released is st after the release of work that was not throttled, and
-// whether it changed: the backoff ends, and the limit grows by a slot per
-// round, slower below the level that failed, forgotten once passed.
-func Released(st *State, max int) (State, bool) {
+// Released is st after the release at now of work that was not
+// throttled, and whether it changed: the backoff ends, and the limit grows
+// by a slot per round or per GrowEvery, whichever comes first, slower
+// below the level that failed (until ProbeAfter), forgotten once passed.
+func Released(st *State, max int, now time.Time) (State, bool) {
 	top := float64(max)
 	if st == nil || st.Limit >= top && st.Backoff == 0 {
 		return State{}, false
@@ -165,11 +172,11 @@ func Released(st *State, max int) (State, bool) {
 	next := *st
 	next.Backoff = 0
 	if next.Limit < top {
-		step := 1 / next.Limit
-		if Effective(&next, max) == next.WMax-1 {
+		step := math.Max(1/next.Limit, math.Min(1, now.Sub(next.Raised).Seconds()/GrowEvery.Seconds()))
+		if Effective(&next, max) == next.WMax-1 && now.Sub(next.Decreased) < ProbeAfter {
 			step /= SlowRounds
 		}
-		next.Limit = math.Min(top, next.Limit+step)
+		next.Limit, next.Raised = math.Min(top, next.Limit+step), now
 		if next.Limit >= float64(next.WMax+1) {
 			next.WMax = 0
 		}

@@ -154,6 +154,9 @@ func TestThrottled(t *testing.T) {
 		}
 		got := Throttled(c.st, t0, c.r)
 		c.want.Ceiling = max(c.want.Ceiling, c.r.Max)
+		if c.want.Decreased.Equal(t0) {
+			c.want.Raised = t0 // a decrease starts the clock of growth
+		}
 		c.want.Last = Record{At: t0, PID: 42, Host: "h", Command: "codex", Label: "l", Hint: max(c.r.RetryAfter, 0), Kind: "throttled"}
 		if !reflect.DeepEqual(got, c.want) {
 			t.Errorf("%s:\n got %+v\nwant %+v", c.name, got, c.want)
@@ -188,6 +191,7 @@ func TestPaused(t *testing.T) {
 
 // TestReleased: with max 8.
 func TestReleased(t *testing.T) {
+	soon := at(-ms(100)) // raised 100 ms ago: the round, not the clock, bounds the step
 	for _, c := range []struct {
 		name    string
 		st      *State
@@ -197,13 +201,19 @@ func TestReleased(t *testing.T) {
 		{"no state", nil, State{}, false},
 		{"at max, no backoff: nothing to do", &State{Limit: 8}, State{}, false},
 		{"at max, a backoff: it ends", &State{Limit: 8, Backoff: 3}, State{Limit: 8}, true},
-		{"one slot per round: 1/limit", &State{Limit: 2, Backoff: 1}, State{Limit: 2.5}, true},
+		{"one slot per round: 1/limit", &State{Limit: 2, Backoff: 1, Raised: soon}, State{Limit: 2.5, Raised: t0}, true},
+		{"a slot per GrowEvery since the last raise, when rounds are long",
+			&State{Limit: 4, Raised: at(-GrowEvery / 2)}, State{Limit: 4.5, Raised: t0}, true},
+		{"rounds are longer still: a slot at most per release",
+			&State{Limit: 2, Raised: at(-time.Hour)}, State{Limit: 3, Raised: t0}, true},
 		{"just below the level that failed: SlowRounds times slower",
-			&State{Limit: 3, WMax: 4}, State{Limit: 3 + 1.0/3/SlowRounds, WMax: 4}, true},
-		{"past the level that failed: forgotten", &State{Limit: 4.9, WMax: 4}, State{Limit: 4.9 + 1/4.9}, true},
-		{"never above max", &State{Limit: 7.9}, State{Limit: 8}, true},
+			&State{Limit: 3, WMax: 4, Decreased: soon, Raised: soon}, State{Limit: 3 + 1.0/3/SlowRounds, WMax: 4, Decreased: soon, Raised: t0}, true},
+		{"the slow band ends ProbeAfter after the decrease",
+			&State{Limit: 3, WMax: 4, Decreased: at(-ProbeAfter), Raised: soon}, State{Limit: 3 + 1.0/3, WMax: 4, Decreased: at(-ProbeAfter), Raised: t0}, true},
+		{"past the level that failed: forgotten", &State{Limit: 4.9, WMax: 4, Raised: soon}, State{Limit: 4.9 + 1/4.9, Raised: t0}, true},
+		{"never above max", &State{Limit: 7.9, Raised: soon}, State{Limit: 8, Raised: t0}, true},
 	} {
-		got, changes := Released(c.st, 8)
+		got, changes := Released(c.st, 8, t0)
 		if changes != c.changes || !reflect.DeepEqual(got, c.want) {
 			t.Errorf("%s: Released = %+v, %v; want %+v, %v", c.name, got, changes, c.want, c.changes)
 		}

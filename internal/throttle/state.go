@@ -36,6 +36,7 @@ type State struct {
 	WMax       int           // the level the last decrease was made from
 	Ceiling    int           // the largest max reported with: the slots counted
 	Decreased  time.Time     // when the limit was last lowered
+	Raised     time.Time     // when a release last raised it (or it was lowered)
 	PauseUntil time.Time     // no grant before it
 	Spacing    time.Duration // how far apart grants come after the pause
 	LastGrant  time.Time     // the last grant made in that ramp
@@ -61,8 +62,8 @@ var bounds = map[string][2]float64{"limit": {1, MaxLimit}, "ceiling": {0, MaxLim
 // Marshal returns the state file's content for st. Free text is made to
 // fit on its line, so that no field can forge another.
 func Marshal(st State) []byte {
-	b := fmt.Appendf(nil, "%s\nlimit=%.4f\nwmax=%d\nceiling=%d\ndecreased=%d\npause_until=%d\nspacing=%s\nlast_grant=%d\nbackoff=%d\n",
-		Magic, st.Limit, st.WMax, st.Ceiling, unixNano(st.Decreased), unixNano(st.PauseUntil), st.Spacing, unixNano(st.LastGrant), st.Backoff)
+	b := fmt.Appendf(nil, "%s\nlimit=%.4f\nwmax=%d\nceiling=%d\ndecreased=%d\nraised=%d\npause_until=%d\nspacing=%s\nlast_grant=%d\nbackoff=%d\n",
+		Magic, st.Limit, st.WMax, st.Ceiling, unixNano(st.Decreased), unixNano(st.Raised), unixNano(st.PauseUntil), st.Spacing, unixNano(st.LastGrant), st.Backoff)
 	if r := st.Last; !r.At.IsZero() {
 		b = fmt.Appendf(b, "report_at=%d\nreport_pid=%d\nreport_host=%s\nreport_hint=%s\nreport_kind=%s\nreport_reason=%s\nreport_command=%s\nreport_label=%s\n",
 			r.At.UnixNano(), r.PID, oneLine(r.Host, maxField), r.Hint, oneLine(r.Kind, 16), oneLine(r.Reason, maxField),
@@ -90,7 +91,7 @@ func Parse(data []byte) (State, error) {
 	}
 	var st State
 	r := &st.Last
-	fields := map[string]any{"limit": &st.Limit, "wmax": &st.WMax, "ceiling": &st.Ceiling, "decreased": &st.Decreased,
+	fields := map[string]any{"limit": &st.Limit, "wmax": &st.WMax, "ceiling": &st.Ceiling, "decreased": &st.Decreased, "raised": &st.Raised,
 		"pause_until": &st.PauseUntil, "spacing": &st.Spacing, "last_grant": &st.LastGrant,
 		"backoff": &st.Backoff, "report_at": &r.At, "report_pid": &r.PID, "report_host": &r.Host,
 		"report_hint": &r.Hint, "report_kind": &r.Kind, "report_reason": &r.Reason,

@@ -12,6 +12,7 @@ import (
 var (
 	full = State{
 		Limit: 2.8, WMax: 4, Ceiling: 6, Decreased: time.Unix(0, 1_700_000_000_000_000_001),
+		Raised:     time.Unix(0, 1_700_000_000_200_000_000),
 		PauseUntil: time.Unix(0, 1_700_000_000_300_000_000), Spacing: 30 * time.Millisecond,
 		LastGrant: time.Unix(0, 1_700_000_000_310_000_000), Backoff: 2,
 		Last: Record{At: time.Unix(0, 1_700_000_000_000_000_001), PID: 4242, Host: "build-7",
@@ -22,6 +23,7 @@ limit=2.8000
 wmax=4
 ceiling=6
 decreased=1700000000000000001
+raised=1700000000200000000
 pause_until=1700000000300000000
 spacing=30ms
 last_grant=1700000000310000000
