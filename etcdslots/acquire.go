@@ -165,10 +165,12 @@ func (a *attempt) run() (*Guard, error) {
 // deleted. Only the head of the line watches the slots, so a release wakes
 // one process.
 func (a *attempt) atHead() (*Guard, error) {
-	var d *deletes
+	var d, tw *deletes // tw: the throttle's keys, once it holds the head back
 	defer func() {
-		if d != nil {
-			d.cancel()
+		for _, w := range []*deletes{d, tw} {
+			if w != nil {
+				w.cancel()
+			}
 		}
 	}()
 	for {
@@ -180,13 +182,30 @@ func (a *attempt) atHead() (*Guard, error) {
 				return nil, err
 			}
 		}
-		slots, err := a.p.cli.Get(a.ctx, a.p.slotsPrefix(), clientv3.WithPrefix(), clientv3.WithKeysOnly())
-		if err = a.note(err); err != nil {
+		used, th, err := a.look()
+		if err != nil {
 			return nil, err
 		}
-		used := make(map[int]bool, len(slots.Kvs))
-		for _, kv := range slots.Kvs {
-			used[a.p.slotID(string(kv.Key))] = true
+		vd := a.judge(used, th, time.Now())
+		if !vd.ok {
+			if a.once {
+				return nil, errBusy
+			}
+			if tw == nil {
+				// Opened before the next look, as d is: nothing between is missed.
+				if tw, err = a.watchThrottle(); err != nil && !errors.Is(err, errWatch) {
+					return nil, err
+				}
+				continue
+			}
+			if err := a.waitGate(d, tw, vd.until); errors.Is(err, errWatch) {
+				d.cancel()
+				tw.cancel()
+				d, tw = nil, nil
+			} else if err != nil {
+				return nil, err
+			}
+			continue
 		}
 		free := -1
 		for id := range a.max {
@@ -196,11 +215,11 @@ func (a *attempt) atHead() (*Guard, error) {
 			}
 		}
 		if free >= 0 {
-			g, err := a.claim(free)
+			g, err := a.claim(free, vd)
 			if g != nil || err != nil {
 				return g, err
 			}
-			continue // taken by someone with a larger max: look again
+			continue // taken by someone with a larger max, or the throttle changed: look again
 		}
 		// Every slot has a key. One without a lease would never go; look
 		// for such keys (reading the leases costs more than the keys,
@@ -224,10 +243,11 @@ func (a *attempt) atHead() (*Guard, error) {
 		if err != nil {
 			return nil, err
 		}
-		if id := a.p.slotID(key); id >= 0 && id < a.max {
+		if id := a.p.slotID(key); id >= 0 && id < a.max && vd.write == nil {
 			// The usual handoff: take the slot just freed without reading
-			// the others first.
-			if g, err := a.claim(id); g != nil || err != nil {
+			// the others first. The state could not refuse it at the look,
+			// and the claim fails if the state changed since.
+			if g, err := a.claim(id, vd); g != nil || err != nil {
 				return g, err
 			}
 		}
@@ -237,13 +257,17 @@ func (a *attempt) atHead() (*Guard, error) {
 // claim takes slot id if it is absent and this waiter is still in line,
 // in one transaction that also leaves the line (waking the next waiter).
 // nil, nil: the slot was taken first.
-func (a *attempt) claim(id int) (*Guard, error) {
+func (a *attempt) claim(id int, vd verdict) (*Guard, error) {
 	key := a.p.slotKey(id)
+	then := []clientv3.Op{clientv3.OpPut(key, string(newRecord(a.p.label, time.Now())), clientv3.WithLease(a.lease.id)), clientv3.OpDelete(a.key)}
+	if vd.write != nil {
+		then = append(then, clientv3.OpPut(a.p.stateKey(), string(vd.write)))
+	}
 	resp, err := a.p.cli.Txn(a.ctx).
 		If(clientv3.Compare(clientv3.CreateRevision(a.key), "=", a.rev),
-			clientv3.Compare(clientv3.CreateRevision(key), "=", 0)).
-		Then(clientv3.OpPut(key, string(newRecord(a.p.label, time.Now())), clientv3.WithLease(a.lease.id)),
-			clientv3.OpDelete(a.key)).
+			clientv3.Compare(clientv3.CreateRevision(key), "=", 0),
+			clientv3.Compare(clientv3.ModRevision(a.p.stateKey()), "=", vd.mod)).
+		Then(then...).
 		Else(clientv3.OpGet(a.key, clientv3.WithKeysOnly())).
 		Commit()
 	if err = a.note(err); err != nil {
@@ -262,7 +286,12 @@ func (a *attempt) claim(id int) (*Guard, error) {
 		return nil, a.leaseGone()
 	default:
 	}
-	return newGuard(a.p, id, key, resp.Header.Revision, a.lease), nil
+	if vd.ramp {
+		a.p.seen.granted(resp.Header.Revision, time.Now())
+	}
+	g := newGuard(a.p, id, key, resp.Header.Revision, a.lease)
+	g.max, g.underState = a.max, vd.seen
+	return g, nil
 }
 
 // removeLeaseless deletes kv, a key under the pool's prefix that has no

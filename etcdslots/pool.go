@@ -103,6 +103,7 @@ type Pool struct {
 	ttl    time.Duration
 	margin time.Duration
 	label  string
+	seen   thSeen // when this process saw the pause end and the ramp's grants
 }
 
 // An Option configures a Pool.

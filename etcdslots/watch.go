@@ -28,8 +28,17 @@ type deletes struct {
 var errWatch = errors.New("watch broken")
 
 func (a *attempt) watchDeletes(key string, prefix bool) (*deletes, error) {
+	return a.watch(key, prefix, false)
+}
+
+// watch opens a watch of key (a prefix if prefix), of its deletions, and
+// of its puts too if puts.
+func (a *attempt) watch(key string, prefix, puts bool) (*deletes, error) {
 	ctx, cancel := context.WithCancel(clientv3.WithRequireLeader(a.ctx))
-	opts := []clientv3.OpOption{clientv3.WithFilterPut(), clientv3.WithCreatedNotify()}
+	opts := []clientv3.OpOption{clientv3.WithCreatedNotify()}
+	if !puts {
+		opts = append(opts, clientv3.WithFilterPut())
+	}
 	if prefix {
 		opts = append(opts, clientv3.WithPrefix())
 	}
@@ -74,18 +83,8 @@ func (d *deletes) next() (key string, created bool, err error) {
 	case <-a.ctx.Done():
 		return "", false, a.ctx.Err()
 	case wr, ok := <-d.ch:
-		if !ok || wr.Canceled || wr.Err() != nil {
-			if ok && wr.Err() != nil {
-				a.lastErr = wr.Err()
-			}
-			// After a breath, so that a cluster without a leader is not
-			// spun on.
-			select {
-			case <-time.After(100 * time.Millisecond):
-			case <-a.ctx.Done():
-				return "", false, a.ctx.Err()
-			}
-			return "", false, errWatch
+		if err := a.broken(wr, ok); err != nil {
+			return "", false, err
 		}
 		if wr.Created {
 			return "", true, nil
@@ -97,4 +96,22 @@ func (d *deletes) next() (key string, created bool, err error) {
 		}
 		return "", false, nil
 	}
+}
+
+// broken returns errWatch, after a breath, if a watch's response says it
+// broke; nil if it is a response like any other.
+func (a *attempt) broken(wr clientv3.WatchResponse, ok bool) error {
+	if ok && !wr.Canceled && wr.Err() == nil {
+		return nil
+	}
+	if ok && wr.Err() != nil {
+		a.lastErr = wr.Err()
+	}
+	// After a breath, so that a cluster without a leader is not spun on.
+	select {
+	case <-time.After(100 * time.Millisecond):
+	case <-a.ctx.Done():
+		return a.ctx.Err()
+	}
+	return errWatch
 }
