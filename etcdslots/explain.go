@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/llmslots/llmslots"
+	"github.com/llmslots/llmslots/internal/throttle"
 	clientv3 "go.etcd.io/etcd/client/v3"
 )
 
@@ -83,26 +84,40 @@ func (a *attempt) explain(callerCtx context.Context, err error) error {
 	return fmt.Errorf("etcdslots: acquiring a slot of %s: %w", a.p.Dir(), err)
 }
 
-// holders names who held the slots, as their records say, for the busy
-// message; it asks the cluster briefly and says so when it cannot.
+// holders names who held the slots, as their records say, and what of
+// the throttle held the line back, for the busy message; it asks the
+// cluster briefly and says so when it cannot.
 func (a *attempt) holders() string {
 	ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
 	defer cancel()
-	resp, err := a.p.cli.Get(ctx, a.p.slotsPrefix(), clientv3.WithPrefix())
+	resp, err := a.p.cli.Txn(ctx).Then(append([]clientv3.Op{clientv3.OpGet(a.p.slotsPrefix(), clientv3.WithPrefix())}, a.p.throttleOps()...)...).Commit()
 	if err != nil {
 		return "holders unknown"
 	}
 	var hs []string
-	for _, kv := range resp.Kvs {
+	for _, kv := range resp.Responses[0].GetResponseRange().Kvs {
 		if id := a.p.slotID(string(kv.Key)); id >= 0 && id < a.max {
 			r := parseRecord(kv.Value)
 			hs = append(hs, fmt.Sprintf("%d@%s", r.PID, r.Host))
 		}
 	}
-	if len(hs) == 0 {
-		return "no holder now"
+	msg := "no holder now"
+	if len(hs) > 0 {
+		msg = "held by pid@host " + strings.Join(hs, ", ")
 	}
-	return "held by pid@host " + strings.Join(hs, ", ")
+	v := a.p.view(resp.Responses[1].GetResponseRange().Kvs, resp.Responses[2].GetResponseRange().Kvs, time.Now())
+	if r := v.raw.Last; v.paused && r != nil && r.Kind == "pause" {
+		msg += fmt.Sprintf("; paused by hand by pid %d on %s", r.PID, r.Host)
+		if r.Reason != "" {
+			msg += ": " + r.Reason
+		}
+	} else if v.paused && r != nil {
+		msg += fmt.Sprintf("; paused after a throttle report by pid %d on %s", r.PID, r.Host)
+	}
+	if limit := throttle.Effective(v.st, a.max); limit < a.max {
+		msg += fmt.Sprintf("; limit lowered to %d by throttle reports", limit)
+	}
+	return msg
 }
 
 // diagnose says what a quick TCP dial to each endpoint finds, so that "did

@@ -104,7 +104,9 @@ func revTime(rev int64) time.Time { return time.Unix(0, rev) }
 // process wrote reads as no state, as the host pool ignores a bad file.
 func (p *Pool) view(state, pause []*mvccpb.KeyValue, now time.Time) thView {
 	var v thView
-	if len(pause) > 0 {
+	if len(pause) > 0 && pause[0].Lease != 0 {
+		// A pause key without a lease (etcdctl put, make-mirror) would
+		// never end: it is not one of ours, and pauses nothing.
 		v.paused, v.lease = true, pause[0].Lease
 	}
 	if len(state) == 0 || json.Unmarshal(state[0].Value, &v.raw) != nil || !(v.raw.Limit >= 1 && v.raw.Limit <= throttle.MaxLimit) {
@@ -337,8 +339,8 @@ func (p *Pool) released(max int) {
 }
 
 // throttleStatus is the state for ReadStatus; nil if none. The pause's
-// end is the pause lease's remaining TTL, by the server's clock, to the
-// second (the server gives whole seconds).
+// end is the pause lease's remaining TTL, by the server's clock, rounded
+// up to the second (the server gives whole seconds).
 func (p *Pool) throttleStatus(ctx context.Context, v thView, max int, now time.Time) (*llmslots.ThrottleStatus, error) {
 	if v.st == nil && !v.paused {
 		return nil, nil
@@ -349,8 +351,10 @@ func (p *Pool) throttleStatus(ctx context.Context, v thView, max int, now time.T
 		if err != nil {
 			return nil, fmt.Errorf("etcdslots: reading the pause's lease %x: %w", v.lease, err)
 		}
-		if ttl.TTL > 0 {
-			ts.PausedUntil, ts.Spacing = now.Add(time.Duration(ttl.TTL)*time.Second), v.raw.Spacing
+		if ttl.TTL >= 0 { // -1: expired since the read
+			// The server truncates to whole seconds: add one, so that a
+			// pause with 0.4 s left is not shown over.
+			ts.PausedUntil, ts.Spacing = now.Add(time.Duration(ttl.TTL+1)*time.Second), v.raw.Spacing
 		}
 	}
 	return ts, nil

@@ -33,8 +33,8 @@ func TestPauseStatusResume(t *testing.T) {
 	if !strings.Contains(text.stdout, "throttled: paused by hand by pid") || !strings.Contains(text.stdout, ": quota spent") {
 		t.Errorf("status does not show the pause:\n%s", text.stdout)
 	}
-	if r := run(t, e, append(append([]string{"run", "--max", "2", "--wait", "500ms"}, at...), "--", "true")...); r.code != exitBusy {
-		t.Errorf("run while paused: exit %d (%s), want %d", r.code, r.stderr, exitBusy)
+	if r := run(t, e, append(append([]string{"run", "--max", "2", "--wait", "500ms"}, at...), "--", "true")...); r.code != exitBusy || !strings.Contains(r.stderr, "paused by hand by pid") {
+		t.Errorf("run while paused: exit %d (%s), want %d saying the pool is paused", r.code, r.stderr, exitBusy)
 	}
 	if r := run(t, e, append([]string{"resume"}, at...)...); r.code != 0 || r.stdout != "resumed etcd://llmslots/"+pool+"\n" {
 		t.Fatalf("resume: exit %d, %q, %q", r.code, r.stdout, r.stderr)
