@@ -13,6 +13,7 @@ import (
 	"github.com/llmslots/llmslots"
 	"github.com/llmslots/llmslots/etcdslots/internal/etcdtest"
 	"github.com/llmslots/llmslots/internal/throttle"
+	"github.com/prometheus/client_golang/prometheus"
 	clientv3 "go.etcd.io/etcd/client/v3"
 )
 
@@ -245,6 +246,73 @@ func TestPauseResumeStatus(t *testing.T) {
 			t.Errorf("Pause(%v): %v, want ErrInvalid", bad, err)
 		}
 	}
+}
+
+// TestPausedWaitersIdle: three waiters in line behind a pause of 5 s make
+// no request for 2 s of it (the head watches the throttle's keys, the
+// others the waiter ahead; no timer runs while the pause key lives), and
+// all three are granted once it ends, in order. Requests are counted by
+// the member itself (etcd_mvcc_range_total and txn_total, this process's
+// member, which no other test uses meanwhile).
+func TestPausedWaitersIdle(t *testing.T) {
+	cli := newClient(t, sharedMember(t))
+	p := newPool(t, cli)
+	const d = 5 * time.Second
+	if err := p.Pause(d, "idle test"); err != nil {
+		t.Fatal(err)
+	}
+	paused := time.Now()
+	got := make(chan int, 3)
+	for i := range 3 {
+		go func() {
+			g, err := p.Acquire(1, 20*time.Second)
+			if err != nil {
+				t.Errorf("waiter %d: %v", i, err)
+				got <- -1
+				return
+			}
+			g.Release()
+			got <- i
+		}()
+		waitInLine(t, p, 1, i+1) // so that they stand in this order
+	}
+	before := requests(t)
+	window := time.NewTimer(2 * time.Second) // the span measured, not a wait for an event
+	<-window.C
+	made := requests(t) - before
+	if time.Since(paused) >= d {
+		t.Fatalf("the window outlasted the pause; the machine is too slow for this test")
+	}
+	for want := range 3 {
+		if i := <-got; i != want {
+			t.Errorf("granted waiter %d, want %d", i, want)
+		}
+	}
+	t.Logf("3 waiters in a paused line: %v requests in 2 s; all granted %v after the pause began", made, time.Since(paused).Round(time.Millisecond))
+	if made > 0 {
+		t.Errorf("the paused line made %v requests in 2 s, want none", made)
+	}
+}
+
+// requests is how many ranges and transactions the member has served.
+func requests(t *testing.T) float64 {
+	t.Helper()
+	mfs, err := prometheus.DefaultGatherer.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := 0.0
+	for _, mf := range mfs {
+		if mf.GetName() == "etcd_mvcc_range_total" || mf.GetName() == "etcd_mvcc_txn_total" {
+			for _, m := range mf.GetMetric() {
+				n += m.GetCounter().GetValue()
+			}
+		}
+	}
+	if n == 0 {
+		t.Fatal("no etcd_mvcc_range_total or txn_total among the metrics")
+	}
+	return n
 }
 
 func maxInt(a, b int) int {
