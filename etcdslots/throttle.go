@@ -195,6 +195,17 @@ func (p *Pool) changeThrottle(ctx context.Context, change func(st *throttle.Stat
 			return err
 		}
 		now := time.Now()
+		if v.paused && v.st != nil {
+			// This host may have first seen the pause long after it
+			// began: ask the server how long it has left, in whole
+			// seconds, truncated, so a report that outlasts it always
+			// gets a lease of its own and never shortens it.
+			ttl, err := p.cli.TimeToLive(ctx, clientv3.LeaseID(v.lease))
+			if err != nil {
+				return err
+			}
+			v.st.PauseUntil = now.Add(time.Duration(max(ttl.TTL, 0)) * time.Second)
+		}
 		next, ok := change(v.st, now)
 		if !ok {
 			return nil

@@ -99,6 +99,42 @@ func TestPauseIgnoresTheWallClock(t *testing.T) {
 	}
 }
 
+// TestReportExtendsAPauseSeenLate: a host that first sees a pause of 4 s
+// 2.5 s into it, and reports a hint of 3 s, makes the pause end 5.5 s
+// after it began, not at 4 s: it asks the server how long the pause has
+// left rather than counting it from when it saw it.
+func TestReportExtendsAPauseSeenLate(t *testing.T) {
+	addr := sharedMember(t)
+	cli := newClient(t, addr)
+	p1 := newPool(t, cli)
+	p2 := namedPool(t, p1.Name(), addr) // another process's view: it has seen nothing yet
+	g, err := p2.Acquire(2, 5*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now()
+	if err := p1.Pause(4*time.Second, "seen late"); err != nil {
+		t.Fatal(err)
+	}
+	late := time.NewTimer(2500 * time.Millisecond) // the scenario: 2.5 s of the pause pass
+	<-late.C
+	if err := g.Throttled(3 * time.Second); err != nil {
+		t.Fatal(err)
+	}
+	reported := time.Since(start)
+	g.Release()
+	g, err = p1.Acquire(2, 10*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	took := time.Since(start)
+	g.Release()
+	t.Logf("pause of 4 s at 0, report of 3 s at %v: next grant at %v", reported.Round(time.Millisecond), took.Round(time.Millisecond))
+	if took < reported+3*time.Second {
+		t.Errorf("granted %v after the pause began, before the report's 3 s (made at %v) had passed", took, reported)
+	}
+}
+
 // TestThrottledLimitAcrossHosts: four hosts behind their own proxies on
 // max 4, one of them reporting every fifth round, after a report by the
 // test lowered the limit to 2. etcd's own history (a watch of the slots
