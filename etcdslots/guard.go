@@ -131,7 +131,7 @@ func (g *Guard) Release() error {
 		if g.releaseErr != nil {
 			go g.lease.revokeLater()
 		}
-		if g.underState && !g.reported.Load() {
+		if g.underState && !g.reported.Load() && g.releaseErr == nil { // not when the cluster did not answer
 			g.p.released(g.max) // work that was not throttled raises the limit
 		}
 	})

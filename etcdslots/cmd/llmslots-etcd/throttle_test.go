@@ -88,7 +88,8 @@ func TestRunThrottledOn(t *testing.T) {
 
 // "llmslots pause" and "resume" with LLMSLOTS_ETCD set (or --etcd) reach
 // the cluster pool through llmslots-etcd, and leave the host's pools
-// alone: they used to pause a host's directory and say so.
+// alone: they used to pause a host's directory and say so. "llmslots run
+// --etcd --throttled-on", refused before, reports to the cluster pool.
 func TestCorePauseReachesTheCluster(t *testing.T) {
 	addr := etcdAddr(t)
 	dir := t.TempDir()
@@ -132,5 +133,13 @@ func TestCorePauseReachesTheCluster(t *testing.T) {
 	}
 	if st := readStatus(t, e, "--etcd", addr, "--pool", pool, "--max", "1"); st.Throttle != nil {
 		t.Errorf("the cluster pool after llmslots resume: %+v", st.Throttle)
+	}
+	cmd = exec.Command(core, "run", "--etcd", addr, "--pool", pool, "--max", "2", "--throttled-on", "429", "--", "sh", "-c", "echo 'HTTP 429: retry after 2 seconds' >&2; exit 9")
+	cmd.Env = e
+	if out, err := cmd.CombinedOutput(); cmd.ProcessState.ExitCode() != 9 || string(out) != "HTTP 429: retry after 2 seconds\n" {
+		t.Fatalf("llmslots run --etcd --throttled-on: %v, %q", err, out)
+	}
+	if th := readStatus(t, e, "--etcd", addr, "--pool", pool, "--max", "2").Throttle; th == nil || th.LastReport == nil || th.LastReport.Hint != 2*time.Second || th.PausedUntil.IsZero() {
+		t.Errorf("the cluster pool after llmslots run --etcd --throttled-on: %+v", th)
 	}
 }
