@@ -3,14 +3,8 @@ package etcdslots
 import (
 	"context"
 	"errors"
-	"fmt"
-	"net"
-	"net/url"
-	"strings"
-	"sync"
 	"time"
 
-	"github.com/llmslots/llmslots"
 	"go.etcd.io/etcd/api/v3/mvccpb"
 	clientv3 "go.etcd.io/etcd/client/v3"
 )
@@ -171,10 +165,12 @@ func (a *attempt) run() (*Guard, error) {
 // deleted. Only the head of the line watches the slots, so a release wakes
 // one process.
 func (a *attempt) atHead() (*Guard, error) {
-	var d *deletes
+	var d, tw *deletes // tw: the throttle's keys, once it holds the head back
 	defer func() {
-		if d != nil {
-			d.cancel()
+		for _, w := range []*deletes{d, tw} {
+			if w != nil {
+				w.cancel()
+			}
 		}
 	}()
 	for {
@@ -186,13 +182,30 @@ func (a *attempt) atHead() (*Guard, error) {
 				return nil, err
 			}
 		}
-		slots, err := a.p.cli.Get(a.ctx, a.p.slotsPrefix(), clientv3.WithPrefix(), clientv3.WithKeysOnly())
-		if err = a.note(err); err != nil {
+		used, th, err := a.look()
+		if err != nil {
 			return nil, err
 		}
-		used := make(map[int]bool, len(slots.Kvs))
-		for _, kv := range slots.Kvs {
-			used[a.p.slotID(string(kv.Key))] = true
+		vd := a.judge(used, th, time.Now())
+		if !vd.ok {
+			if a.once {
+				return nil, errBusy
+			}
+			if tw == nil {
+				// Opened before the next look, as d is: nothing between is missed.
+				if tw, err = a.watchThrottle(); err != nil && !errors.Is(err, errWatch) {
+					return nil, err
+				}
+				continue
+			}
+			if err := a.waitGate(d, tw, vd.until); errors.Is(err, errWatch) {
+				d.cancel()
+				tw.cancel()
+				d, tw = nil, nil
+			} else if err != nil {
+				return nil, err
+			}
+			continue
 		}
 		free := -1
 		for id := range a.max {
@@ -202,11 +215,11 @@ func (a *attempt) atHead() (*Guard, error) {
 			}
 		}
 		if free >= 0 {
-			g, err := a.claim(free)
+			g, err := a.claim(free, vd)
 			if g != nil || err != nil {
 				return g, err
 			}
-			continue // taken by someone with a larger max: look again
+			continue // taken by someone with a larger max, or the throttle changed: look again
 		}
 		// Every slot has a key. One without a lease would never go; look
 		// for such keys (reading the leases costs more than the keys,
@@ -230,10 +243,11 @@ func (a *attempt) atHead() (*Guard, error) {
 		if err != nil {
 			return nil, err
 		}
-		if id := a.p.slotID(key); id >= 0 && id < a.max {
+		if id := a.p.slotID(key); id >= 0 && id < a.max && vd.write == nil {
 			// The usual handoff: take the slot just freed without reading
-			// the others first.
-			if g, err := a.claim(id); g != nil || err != nil {
+			// the others first. The state could not refuse it at the look,
+			// and the claim fails if the state changed since.
+			if g, err := a.claim(id, vd); g != nil || err != nil {
 				return g, err
 			}
 		}
@@ -243,13 +257,17 @@ func (a *attempt) atHead() (*Guard, error) {
 // claim takes slot id if it is absent and this waiter is still in line,
 // in one transaction that also leaves the line (waking the next waiter).
 // nil, nil: the slot was taken first.
-func (a *attempt) claim(id int) (*Guard, error) {
+func (a *attempt) claim(id int, vd verdict) (*Guard, error) {
 	key := a.p.slotKey(id)
+	then := []clientv3.Op{clientv3.OpPut(key, string(newRecord(a.p.label, time.Now())), clientv3.WithLease(a.lease.id)), clientv3.OpDelete(a.key)}
+	if vd.write != nil {
+		then = append(then, clientv3.OpPut(a.p.stateKey(), string(vd.write)))
+	}
 	resp, err := a.p.cli.Txn(a.ctx).
 		If(clientv3.Compare(clientv3.CreateRevision(a.key), "=", a.rev),
-			clientv3.Compare(clientv3.CreateRevision(key), "=", 0)).
-		Then(clientv3.OpPut(key, string(newRecord(a.p.label, time.Now())), clientv3.WithLease(a.lease.id)),
-			clientv3.OpDelete(a.key)).
+			clientv3.Compare(clientv3.CreateRevision(key), "=", 0),
+			clientv3.Compare(clientv3.ModRevision(a.p.stateKey()), "=", vd.mod)).
+		Then(then...).
 		Else(clientv3.OpGet(a.key, clientv3.WithKeysOnly())).
 		Commit()
 	if err = a.note(err); err != nil {
@@ -268,7 +286,12 @@ func (a *attempt) claim(id int) (*Guard, error) {
 		return nil, a.leaseGone()
 	default:
 	}
-	return newGuard(a.p, id, key, resp.Header.Revision, a.lease), nil
+	if vd.ramp {
+		a.p.seen.granted(resp.Header.Revision, time.Now())
+	}
+	g := newGuard(a.p, id, key, resp.Header.Revision, a.lease)
+	g.max, g.underState = a.max, vd.seen
+	return g, nil
 }
 
 // removeLeaseless deletes kv, a key under the pool's prefix that has no
@@ -305,217 +328,4 @@ func (a *attempt) removeLeaselessSlots() (bool, error) {
 		}
 	}
 	return removed, nil
-}
-
-// A deletes is a watch for deletions, opened before the read it follows.
-//
-// Why before: a watch that starts at a past revision (WithRev) is one the
-// server must catch up, and etcd catches up such watches only every 100 ms,
-// so a release landing in that window would reach the waiter up to 100 ms
-// late (etcd's watchResyncPeriod). A watch from the current revision is
-// served at once; opening it first and reading after its creation is
-// confirmed misses nothing (a deletion between the two is both read and
-// delivered, and costs one extra look).
-type deletes struct {
-	a      *attempt
-	ch     clientv3.WatchChan
-	cancel context.CancelFunc
-}
-
-// errWatch is an internal marker: the watch broke (no leader, a
-// compaction, a closed client); open another and read again.
-var errWatch = errors.New("watch broken")
-
-func (a *attempt) watchDeletes(key string, prefix bool) (*deletes, error) {
-	ctx, cancel := context.WithCancel(clientv3.WithRequireLeader(a.ctx))
-	opts := []clientv3.OpOption{clientv3.WithFilterPut(), clientv3.WithCreatedNotify()}
-	if prefix {
-		opts = append(opts, clientv3.WithPrefix())
-	}
-	d := &deletes{a: a, ch: a.p.cli.Watch(ctx, key, opts...), cancel: cancel}
-	for {
-		_, created, err := d.next()
-		if err != nil {
-			cancel()
-			return nil, err
-		}
-		if created {
-			return d, nil
-		}
-	}
-}
-
-// wait waits for a deletion and returns the deleted key.
-func (d *deletes) wait() (string, error) {
-	for {
-		key, created, err := d.next()
-		if err != nil || (!created && key != "") {
-			return key, err
-		}
-	}
-}
-
-// next returns the first deleted key of the next response, or created for
-// the response that confirms the watch.
-func (d *deletes) next() (key string, created bool, err error) {
-	a := d.a
-	var timeout <-chan time.Time
-	if !a.waitEnd.IsZero() {
-		t := time.NewTimer(time.Until(a.waitEnd))
-		defer t.Stop()
-		timeout = t.C
-	}
-	select {
-	case <-timeout:
-		return "", false, errBusy
-	case <-a.lease.lost:
-		return "", false, a.leaseGone()
-	case <-a.ctx.Done():
-		return "", false, a.ctx.Err()
-	case wr, ok := <-d.ch:
-		if !ok || wr.Canceled || wr.Err() != nil {
-			if ok && wr.Err() != nil {
-				a.lastErr = wr.Err()
-			}
-			// After a breath, so that a cluster without a leader is not
-			// spun on.
-			select {
-			case <-time.After(100 * time.Millisecond):
-			case <-a.ctx.Done():
-				return "", false, a.ctx.Err()
-			}
-			return "", false, errWatch
-		}
-		if wr.Created {
-			return "", true, nil
-		}
-		for _, ev := range wr.Events {
-			if ev.Type == clientv3.EventTypeDelete {
-				return string(ev.Kv.Key), false, nil
-			}
-		}
-		return "", false, nil
-	}
-}
-
-// note records how a request went; it returns err unchanged, or nil.
-func (a *attempt) note(err error) error {
-	if err == nil {
-		a.answered = true
-		return nil
-	}
-	a.answered = false
-	a.lastErr = err
-	if permanent(err) {
-		return &sentinelError{
-			msg:       fmt.Sprintf("etcdslots: the cluster at %s refused: %v", a.p.endpoints(), err),
-			sentinels: []error{errRefused},
-			cause:     err,
-		}
-	}
-	if a.lease != nil {
-		select {
-		case <-a.lease.lost:
-			return a.leaseGone()
-		default:
-		}
-	}
-	return err
-}
-
-func (a *attempt) leaseGone() error {
-	err := a.lease.Err()
-	if err == nil {
-		err = fmt.Errorf("%w: lease %x of waiter %s ended", ErrLeaseLost, int64(a.lease.id), a.key)
-	}
-	return fmt.Errorf("etcdslots: waiting for a slot of %s lost the place in line: %w", a.p.Dir(), err)
-}
-
-// explain turns what ended the attempt into the error the caller gets.
-func (a *attempt) explain(callerCtx context.Context, err error) error {
-	if errors.Is(err, ErrLeaseLost) || errors.Is(err, errRefused) {
-		return err
-	}
-	unavailable := !a.answered || (a.lease != nil && time.Since(a.lease.lastAck()) > a.lease.ttl/2)
-	if unavailable {
-		cause := a.lastErr
-		if cause == nil {
-			cause = err
-		}
-		var ctxErr error
-		if callerCtx.Err() != nil {
-			ctxErr = callerCtx.Err()
-		} else if errors.Is(err, context.DeadlineExceeded) || errors.Is(cause, context.DeadlineExceeded) {
-			ctxErr = context.DeadlineExceeded
-		}
-		return &sentinelError{
-			msg:       fmt.Sprintf("etcdslots: the cluster at %s did not answer in time for pool %s (%v): %s", a.p.endpoints(), a.p.Dir(), cause, diagnose(a.p.cli.Endpoints())),
-			sentinels: []error{ErrUnavailable},
-			cause:     errors.Join(ctxErr, cause),
-		}
-	}
-	if callerCtx.Err() != nil {
-		// As the core's AcquireContext: the ctx's error, not ErrBusy.
-		return fmt.Errorf("etcdslots: gave up waiting for a slot of %s (max=%d; %s): %w", a.p.Dir(), a.max, a.holders(), callerCtx.Err())
-	}
-	if errors.Is(err, errBusy) || errors.Is(err, context.DeadlineExceeded) {
-		return &sentinelError{
-			msg:       fmt.Sprintf("etcdslots: no free slot in %s within %v (max=%d); %s", a.p.Dir(), a.wait, a.max, a.holders()),
-			sentinels: []error{llmslots.ErrBusy},
-		}
-	}
-	return fmt.Errorf("etcdslots: acquiring a slot of %s: %w", a.p.Dir(), err)
-}
-
-// holders names who held the slots, as their records say, for the busy
-// message; it asks the cluster briefly and says so when it cannot.
-func (a *attempt) holders() string {
-	ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
-	defer cancel()
-	resp, err := a.p.cli.Get(ctx, a.p.slotsPrefix(), clientv3.WithPrefix())
-	if err != nil {
-		return "holders unknown"
-	}
-	var hs []string
-	for _, kv := range resp.Kvs {
-		if id := a.p.slotID(string(kv.Key)); id >= 0 && id < a.max {
-			r := parseRecord(kv.Value)
-			hs = append(hs, fmt.Sprintf("%d@%s", r.PID, r.Host))
-		}
-	}
-	if len(hs) == 0 {
-		return "no holder now"
-	}
-	return "held by pid@host " + strings.Join(hs, ", ")
-}
-
-// diagnose says what a quick TCP dial to each endpoint finds, so that "did
-// not answer" comes with a reason: nothing listens, or something does and
-// the cluster has no quorum, or TLS or credentials fail.
-func diagnose(endpoints []string) string {
-	res := make([]string, len(endpoints))
-	var wg sync.WaitGroup
-	for i, ep := range endpoints {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			hostport := ep
-			if u, err := url.Parse(ep); err == nil && u.Host != "" {
-				hostport = u.Host
-			}
-			c, err := net.DialTimeout("tcp", hostport, 150*time.Millisecond)
-			if err != nil {
-				res[i] = fmt.Sprintf("%s: %v", ep, err)
-				return
-			}
-			c.Close()
-			res[i] = ep + ": accepts TCP connections"
-		}()
-	}
-	wg.Wait()
-	msg := strings.Join(res, "; ")
-	if strings.Contains(msg, "accepts TCP") {
-		msg += " (an endpoint that accepts connections but does not answer: no quorum, or a TLS or credentials mismatch)"
-	}
-	return msg
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	clientv3 "go.etcd.io/etcd/client/v3"
@@ -17,6 +18,10 @@ type Guard struct {
 	token int64
 	since time.Time
 	lease *lease
+
+	max        int         // the max it was acquired with
+	underState bool        // the pool had a throttle state at the grant
+	reported   atomic.Bool // Throttled was called: its release raises nothing
 
 	stopWatch context.CancelFunc
 	watchDone chan struct{}
@@ -125,6 +130,9 @@ func (g *Guard) Release() error {
 		g.releaseErr = g.lease.revoke(time.Second)
 		if g.releaseErr != nil {
 			go g.lease.revokeLater()
+		}
+		if g.underState && !g.reported.Load() && g.releaseErr == nil { // not when the cluster did not answer
+			g.p.released(g.max) // work that was not throttled raises the limit
 		}
 	})
 	return g.releaseErr

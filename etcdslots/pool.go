@@ -60,6 +60,20 @@
 // a resource that remembers the largest token it has seen can refuse a
 // stale holder's late writes.
 //
+// # Throttling
+//
+// Guard.Throttled, Pool.Pause and Pool.Resume are the host pool's (see
+// llmslots.Guard.Throttled), across hosts: one key, <prefix>/<name>/
+// throttle/state, holds the policy's state and changes only by
+// transactions that compare its mod revision. A pause ends when the server
+// deletes throttle/pause, put under a lease whose TTL is the pause: etcd's
+// clock, not a host's, ends it, and the reporter need not live. The head
+// of the line reads the slots and the throttle at one revision and, when
+// the state could refuse the grant, writes the state in the claim's
+// transaction, so grants judged from one snapshot serialize and the
+// holders never pass the lowered limit. throttle.go says how the
+// policy's instants are kept without wall clocks.
+//
 // # Limits
 //
 // All callers of a pool must use the same max: a caller with max 3 counts
@@ -103,6 +117,7 @@ type Pool struct {
 	ttl    time.Duration
 	margin time.Duration
 	label  string
+	seen   thSeen // when this process saw the pause end and the ramp's grants
 }
 
 // An Option configures a Pool.

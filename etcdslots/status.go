@@ -22,7 +22,10 @@ const noLease = "no lease: no etcdslots process wrote it, and the server never d
 // waiter. So is a key without a lease, with a Detail saying so: no
 // etcdslots process writes one (etcdctl put and make-mirror do), the server
 // never deletes it, and Acquire removes it when it would otherwise wait on
-// it. ReadStatus changes nothing. The status is a snapshot of one revision.
+// it. Throttle is the throttle's state (Guard.Throttled, Pause): the
+// effective limit, also in Limit; the pause's end, by the server's clock
+// to the second; the last report. ReadStatus changes nothing. The status
+// is a snapshot of one revision.
 func (p *Pool) ReadStatus(ctx context.Context, max int) (llmslots.Status, error) {
 	if ctx == nil {
 		return llmslots.Status{}, invalidf("ReadStatus needs a non-nil context; use context.Background()")
@@ -30,10 +33,10 @@ func (p *Pool) ReadStatus(ctx context.Context, max int) (llmslots.Status, error)
 	if err := checkMax(max); err != nil {
 		return llmslots.Status{}, err
 	}
-	resp, err := p.cli.Txn(ctx).Then(
+	resp, err := p.cli.Txn(ctx).Then(append([]clientv3.Op{
 		clientv3.OpGet(p.slotsPrefix(), clientv3.WithPrefix()),
 		clientv3.OpGet(p.waitersPrefix(), clientv3.WithPrefix(), clientv3.WithSort(clientv3.SortByCreateRevision, clientv3.SortAscend)),
-	).Commit()
+	}, p.throttleOps()...)...).Commit()
 	if err != nil {
 		return llmslots.Status{}, fmt.Errorf("etcdslots: reading the status of %s from %s: %w", p.Dir(), p.endpoints(), err)
 	}
@@ -53,7 +56,13 @@ func (p *Pool) ReadStatus(ctx context.Context, max int) (llmslots.Status, error)
 	}
 
 	now := time.Now()
-	st := llmslots.Status{Dir: p.Dir(), Max: max, PIDs: []int{}, Slots: []llmslots.SlotStatus{}, Waiting: []llmslots.WaiterStatus{}, DeadWaiters: []llmslots.WaiterStatus{}}
+	st := llmslots.Status{Dir: p.Dir(), Max: max, Limit: max, PIDs: []int{}, Slots: []llmslots.SlotStatus{}, Waiting: []llmslots.WaiterStatus{}, DeadWaiters: []llmslots.WaiterStatus{}}
+	th := p.view(resp.Responses[2].GetResponseRange().Kvs, resp.Responses[3].GetResponseRange().Kvs, now)
+	if st.Throttle, err = p.throttleStatus(ctx, th, max, now); err != nil {
+		return llmslots.Status{}, err
+	} else if st.Throttle != nil {
+		st.Limit = st.Throttle.Limit
+	}
 	held := map[int]llmslots.SlotStatus{}
 	var beyond []int
 	for _, kv := range slotKVs {

@@ -15,9 +15,10 @@ import (
 )
 
 // The cluster pool (etcd) is served by a command of its own, llmslots-etcd,
-// in the etcdslots module: this command stays free of etcd's client. run
-// and status with --etcd ENDPOINTS, or with LLMSLOTS_ETCD set, hand their
-// arguments to it.
+// in the etcdslots module: this command stays free of etcd's client. run,
+// status, pause and resume with --etcd ENDPOINTS, or with LLMSLOTS_ETCD
+// set, hand their arguments to it (pause used not to, and paused a host's
+// directory while saying so: issue 21, item 5).
 const (
 	clusterCommand = "llmslots-etcd"
 	clusterInstall = "go install github.com/llmslots/llmslots/etcdslots/cmd/llmslots-etcd@latest (Go 1.26 or newer), or in a clone of the repository: go install ./etcdslots/cmd/llmslots-etcd"
@@ -25,16 +26,16 @@ const (
 	etcdUsage      = "use the cluster pool in the etcd cluster at `ENDPOINTS` (comma-separated): runs llmslots-etcd with the same arguments; default: $LLMSLOTS_ETCD unless --dir or --shim is given; \"\" for the host's pool"
 )
 
-// valueFlags are the flags of run and status, and of llmslots-etcd's,
+// valueFlags are the flags of run, status, pause and resume, and of llmslots-etcd's,
 // that take a value as the next argument: wantsCluster skips those values.
 var valueFlags = map[string]bool{
 	"pool": true, "dir": true, "max": true, "wait": true, "label": true, "shim": true,
-	"throttled-on": true, "throttled-exit": true,
+	"throttled-on": true, "throttled-exit": true, "for": true, "reason": true,
 	"etcd": true, "prefix": true, "ttl": true, "grace": true, "local-max": true,
 	"cacert": true, "cert": true, "key": true, "user": true, "timeout": true,
 }
 
-// wantsCluster reports whether args, a run's or a status's, ask for the
+// wantsCluster reports whether args, a run's, status's, pause's or resume's, ask for the
 // cluster pool: a non-empty --etcd among the flags (before "--" or the
 // command), else a non-empty LLMSLOTS_ETCD unless --dir or --shim names a
 // host's pool (so shims keep working with LLMSLOTS_ETCD set). --etcd ""

@@ -42,6 +42,9 @@ func TestEtcdExecsClusterCommand(t *testing.T) {
 		{[]string{"LLMSLOTS_ETCD=h1:2379"}, []string{"run", "--max", "3", "--", "true"}},
 		{[]string{"LLMSLOTS_ETCD=h1:2379"}, []string{"status", "--json", "--max", "3"}},
 		{nil, []string{"status", "--etcd", "h1:2379", "--max", "3"}},
+		{[]string{"LLMSLOTS_ETCD=h1:2379"}, []string{"pause", "--pool", "codex", "--for", "30s", "--reason", "429s"}},
+		{nil, []string{"pause", "--for=1m", "--etcd", "h1:2379"}},
+		{[]string{"LLMSLOTS_ETCD=h1:2379"}, []string{"resume", "--pool", "codex"}},
 	} {
 		os.Remove(out)
 		cmd := exec.Command(bin, tt.args...)
@@ -69,6 +72,8 @@ func TestEtcdExecsClusterCommand(t *testing.T) {
 		{[]string{"LLMSLOTS_ETCD=h1:2379"}, []string{"status", "--etcd", "", "--max", "2"}},
 		{[]string{"LLMSLOTS_ETCD=h1:2379"}, []string{"run", "--dir", e.dir, "--max", "2", "--", "true"}},
 		{nil, []string{"run", "--max", "2", "--", "true", "--etcd", "h1:2379"}},
+		{[]string{"LLMSLOTS_ETCD=h1:2379"}, []string{"pause", "--dir", e.dir, "--for", "1s"}},
+		{[]string{"LLMSLOTS_ETCD=h1:2379"}, []string{"resume", "--etcd", "", "--dir", e.dir}},
 	} {
 		os.Remove(out)
 		r := e.runEnv(e.with(append([]string{"PATH=" + stubDir + ":" + os.Getenv("PATH")}, tt.env...)...), "", tt.args...)
@@ -92,6 +97,7 @@ func TestEtcdWithoutClusterCommand(t *testing.T) {
 	}{
 		{nil, []string{"run", "--etcd", "127.0.0.1:1", "--max", "1", "--", "true"}},
 		{[]string{"LLMSLOTS_ETCD=127.0.0.1:1"}, []string{"status"}},
+		{[]string{"LLMSLOTS_ETCD=127.0.0.1:1"}, []string{"pause", "--for", "1m"}},
 	} {
 		r := e.runEnv(e.with(append([]string{"PATH=" + empty}, tt.env...)...), "", tt.args...)
 		if r.code != exitError || !strings.Contains(r.stderr, "go install github.com/llmslots/llmslots/etcdslots/cmd/llmslots-etcd@latest") || !strings.Contains(r.stderr, "go install ./etcdslots/cmd/llmslots-etcd") {

@@ -102,8 +102,8 @@ Usage:
   llmslots status [--json] [--max N] [--pool NAME | --dir DIR | --etcd ENDPOINTS]
   llmslots release --slot N [--kill] [--grace 10s] [--pool NAME | --dir DIR]
   llmslots cleanup [--dry-run] [--max N] [--pool NAME | --dir DIR]
-  llmslots pause --for D [--reason TEXT] [--pool NAME | --dir DIR]
-  llmslots resume [--pool NAME | --dir DIR]
+  llmslots pause --for D [--reason TEXT] [--pool NAME | --dir DIR | --etcd ENDPOINTS]
+  llmslots resume [--pool NAME | --dir DIR | --etcd ENDPOINTS]
   llmslots max [--json]
   llmslots version (or --version)
 
@@ -115,8 +115,8 @@ Subcommands:
 	fmt.Fprint(w, `
 Environment: LLMSLOTS_DIR (the default pool's directory), LLMSLOTS_MAX (the
 default max), LLMSLOTS_GROUP (share every pool with the members of this Unix
-group, a name or a gid), LLMSLOTS_ETCD (run and status use the cluster pool
-in these etcd endpoints, through llmslots-etcd). Exit status: run exits with
+group, a name or a gid), LLMSLOTS_ETCD (run, status, pause and resume use
+the cluster pool in these etcd endpoints, through llmslots-etcd). Exit status: run exits with
 its command's status (128+N if it dies of signal N); 75: no slot in time;
 64: usage error; 126/127: the command cannot be run / was not found; 1: any
 other error.

@@ -15,13 +15,20 @@ Pauses the pool by hand: no process is granted a slot until D has passed.
 Holders keep their slots and waiters their places in line; when the pause
 ends, grants resume one at a time. The pause is what a throttle report
 (llmslots run --throttled-on, Guard.Throttled) makes, without lowering the
-pool's limit. status shows it, with --reason; llmslots resume ends it.`
+pool's limit. status shows it, with --reason; llmslots resume ends it.
+With --etcd ENDPOINTS (or LLMSLOTS_ETCD set, unless --dir is given) the
+cluster pool --pool NAME is paused: llmslots runs "llmslots-etcd pause"
+with the same arguments, and etcd's clock ends the pause.`
 
 // pauseCmd is "llmslots pause".
 func pauseCmd(args []string, stdout, stderr io.Writer) int {
-	fs := newFlags("pause", "llmslots pause --for D [--reason TEXT] [--pool NAME | --dir DIR]", pauseAbout)
+	if wantsCluster(args) {
+		return runCluster("pause", args, stderr)
+	}
+	fs := newFlags("pause", "llmslots pause --for D [--reason TEXT] [--pool NAME | --dir DIR | --etcd ENDPOINTS]", pauseAbout)
 	var pf poolFlags
 	pf.register(fs, "")
+	fs.String("etcd", "", etcdUsage)
 	d := fs.Duration("for", 0, "pause for `D` (e.g. 90s, 5m; at most 24h)")
 	reason := fs.String("reason", "", "record `TEXT` as the reason, for status readers")
 	if code, done := parseFlags(fs, args, stdout, stderr); done {
@@ -55,13 +62,19 @@ func pauseCmd(args []string, stdout, stderr io.Writer) int {
 
 const resumeAbout = `
 Ends a pause and forgets every throttle report: the pool's limit is its
-max again. The pool's throttle state file is removed.`
+max again. The pool's throttle state file is removed. With --etcd (or
+LLMSLOTS_ETCD set, unless --dir is given), "llmslots-etcd resume" resumes
+the cluster pool.`
 
 // resumeCmd is "llmslots resume".
 func resumeCmd(args []string, stdout, stderr io.Writer) int {
-	fs := newFlags("resume", "llmslots resume [--pool NAME | --dir DIR]", resumeAbout)
+	if wantsCluster(args) {
+		return runCluster("resume", args, stderr)
+	}
+	fs := newFlags("resume", "llmslots resume [--pool NAME | --dir DIR | --etcd ENDPOINTS]", resumeAbout)
 	var pf poolFlags
 	pf.register(fs, "")
+	fs.String("etcd", "", etcdUsage)
 	if code, done := parseFlags(fs, args, stdout, stderr); done {
 		return code
 	}

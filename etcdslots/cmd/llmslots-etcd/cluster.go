@@ -42,11 +42,15 @@ type clusterFlags struct {
 	user      string
 }
 
+// register defines the flags on fs; --max only with a maxUsage (pause and
+// resume have no max).
 func (cf *clusterFlags) register(fs *flag.FlagSet, maxUsage string) {
 	fs.StringVar(&cf.endpoints, "etcd", "", "the cluster's client `ENDPOINTS`, comma-separated (host:port, http://host:port or https://host:port); default: $"+envEndpoints)
 	fs.StringVar(&cf.pool, "pool", "default", "the cluster pool's `NAME` ([a-z0-9._-], as the host's pools); every host that shares the limit uses the same name")
 	fs.StringVar(&cf.prefix, "prefix", etcdslots.DefaultPrefix, "the etcd key `PREFIX` the pools live under")
-	fs.IntVar(&cf.max, "max", 0, fmt.Sprintf("%s (1..%d); required: a cluster's limit cannot be guessed from one host", maxUsage, llmslots.MaxSlots))
+	if maxUsage != "" {
+		fs.IntVar(&cf.max, "max", 0, fmt.Sprintf("%s (1..%d); required: a cluster's limit cannot be guessed from one host", maxUsage, llmslots.MaxSlots))
+	}
 	fs.StringVar(&cf.cacert, "cacert", "", "verify the cluster's TLS certificates with the CA bundle in `FILE` (turns TLS on)")
 	fs.StringVar(&cf.cert, "cert", "", "present the client certificate in `FILE` (with --key; turns TLS on)")
 	fs.StringVar(&cf.key, "key", "", "the client certificate's private key `FILE`")
@@ -62,11 +66,13 @@ func (cf *clusterFlags) check(fs *flag.FlagSet) string {
 	if len(cf.list()) == 0 {
 		return "no cluster: give --etcd ENDPOINTS or set " + envEndpoints
 	}
-	if !shared.IsSet(fs, "max") {
-		return "--max N is required: every host of a cluster pool must use the same max"
-	}
-	if cf.max < 1 || cf.max > llmslots.MaxSlots {
-		return fmt.Sprintf("--max must be 1..%d, got %d", llmslots.MaxSlots, cf.max)
+	if fs.Lookup("max") != nil { // pause and resume have none
+		if !shared.IsSet(fs, "max") {
+			return "--max N is required: every host of a cluster pool must use the same max"
+		}
+		if cf.max < 1 || cf.max > llmslots.MaxSlots {
+			return fmt.Sprintf("--max must be 1..%d, got %d", llmslots.MaxSlots, cf.max)
+		}
 	}
 	if (cf.cert == "") != (cf.key == "") {
 		return "--cert and --key go together"

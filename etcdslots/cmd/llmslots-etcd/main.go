@@ -1,12 +1,12 @@
-// Command llmslots-etcd is "llmslots run" and "llmslots status" on a
+// Command llmslots-etcd is "llmslots run", "status", "pause" and "resume" on a
 // cluster-wide pool kept in etcd (package etcdslots): at most N processes
 // at once across every host that reaches the cluster.
 //
 //	llmslots-etcd run --etcd host1:2379,host2:2379 --pool codex --max 10 -- codex exec "review this diff"
 //	llmslots-etcd status --etcd host1:2379 --pool codex --max 10
 //
-// "llmslots run --etcd ..." and "llmslots status --etcd ..." (or either
-// with LLMSLOTS_ETCD set) run this command with the same arguments, so the
+// "llmslots run --etcd ...", and status, pause and resume so (or with
+// LLMSLOTS_ETCD set), run this command with the same arguments, so the
 // core command needs no etcd client. It lives in the etcdslots module:
 //
 //	go install github.com/llmslots/llmslots/etcdslots/cmd/llmslots-etcd@latest
@@ -66,6 +66,10 @@ func dispatch(args []string, stdout, stderr io.Writer) int {
 		return runCmd(args[1:], stdout, stderr)
 	case "status":
 		return statusCmd(args[1:], stdout, stderr)
+	case "pause":
+		return pauseCmd(args[1:], stdout, stderr)
+	case "resume":
+		return resumeCmd(args[1:], stdout, stderr)
 	case "help", "-h", "-help", "--help":
 		if len(args) > 1 {
 			return dispatch([]string{args[1], "--help"}, stdout, stderr)
@@ -84,10 +88,14 @@ func printMainUsage(w io.Writer) {
 Usage:
   %s
   %s
+  %s
+  %s
 
 Subcommands:
   run      take a cluster slot and run a command holding it
   status   show each cluster slot's holder and the waiters in line
+  pause    grant no slot of the cluster pool for a while
+  resume   end a pause and forget throttle reports
 
 Environment: LLMSLOTS_ETCD (the endpoints, when --etcd is not given),
 LLMSLOTS_ETCD_PASSWORD (the password for --user), LLMSLOTS_DIR (the host's
@@ -95,9 +103,8 @@ pools, for --local-max). Exit status: run exits with its command's status
 (128+N if it dies of signal N); 76: the slot was lost and the command was
 stopped; 75: no slot in time; 69: the cluster did not answer; 64: usage
 error; 126/127: the command cannot be run / was not found; 1: any other
-error. "llmslots run --etcd ..." and "llmslots status --etcd ..." run this
-command. Run "%s SUBCOMMAND --help" for a subcommand's flags.
-`, name, runSynopsis, statusSynopsis, name)
+error. "llmslots run|status|pause|resume --etcd ..." run this command. Run "%s SUBCOMMAND --help" for a subcommand's flags.
+`, name, runSynopsis, statusSynopsis, pauseSynopsis, resumeSynopsis, name)
 }
 
 // newFlags makes a subcommand's flag set; parseFlags reports its errors.
@@ -124,11 +131,9 @@ var flagError = regexp.MustCompile(`^(flag provided but not defined: |flag needs
 
 // notHere are core flags that have no meaning for a cluster pool, and why.
 var notHere = map[string]string{
-	"dir":            "--dir names a host's directory; a cluster pool is named by --pool (and --prefix)",
-	"exec":           "--exec cannot be used with a cluster slot: someone must stay behind to renew its lease",
-	"shim":           "shims run the host's pools; a cluster pool is not supported there yet",
-	"throttled-on":   "--throttled-on is not supported for a cluster pool yet",
-	"throttled-exit": "--throttled-exit is not supported for a cluster pool yet",
+	"dir":  "--dir names a host's directory; a cluster pool is named by --pool (and --prefix)",
+	"exec": "--exec cannot be used with a cluster slot: someone must stay behind to renew its lease",
+	"shim": "shims run the host's pools; a cluster pool is not supported there yet",
 }
 
 // parseFlags parses args; done is true when the caller should return code.

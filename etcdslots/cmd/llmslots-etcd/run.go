@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"os/signal"
+	"regexp"
 	"strconv"
 	"strings"
 	"syscall"
@@ -18,7 +19,7 @@ import (
 	shared "github.com/llmslots/llmslots/internal/cli"
 )
 
-const runSynopsis = name + " run [--etcd ENDPOINTS] --max N [--pool NAME] [--wait D] [--label TEXT] [--ttl D] [--grace D] [--local-max N] [--prefix P] [--cacert FILE] [--cert FILE --key FILE] [--user NAME] [--quiet] -- CMD [ARGS...]"
+const runSynopsis = name + " run [--etcd ENDPOINTS] --max N [--pool NAME] [--wait D] [--label TEXT] [--ttl D] [--grace D] [--local-max N] [--throttled-on REGEX] [--throttled-exit CODE] [--prefix P] [--cacert FILE] [--cert FILE --key FILE] [--user NAME] [--quiet] -- CMD [ARGS...]"
 
 const runAbout = `
 Takes a slot of the cluster pool (at most --max holders across every host
@@ -43,6 +44,15 @@ With --local-max N it also holds a slot of the host's pool of the same name
 this host and --max across all hosts. The host's slot is taken first, so
 no cluster slot is held while waiting for this host; CMD inherits it.
 
+With --throttled-on REGEX, CMD's stderr is a file of its own that run
+copies to its stderr as it grows (so CMD writes on if run is killed), and
+the first line matching REGEX reports the slot's work throttled
+(etcdslots.Guard.Throttled): no host is granted a slot of the pool for the
+hint the line gives ("try again in 20s", "Retry-After: 5"), or a backoff
+without one, by the cluster's clock, and the pool's limit is lowered until
+work succeeds again. --throttled-exit CODE reports the same when CMD exits
+with status CODE. See pause, resume and status.
+
 No slot within --wait: exit 75. The cluster not answering within --wait
 (at least a second): exit 69.`
 
@@ -57,6 +67,8 @@ func runCmd(args []string, stdout, stderr io.Writer) int {
 	grace := fs.Duration("grace", 0, "when the slot may be lost, wait `D` after SIGTERM before sending CMD SIGKILL; all of it comes out of the lease's time, so it must fit --ttl (at most TTL/2 less the loss margin, TTL/10, and 200ms for SIGKILL); default: TTL/5, at most 10s (1s with the default --ttl)")
 	localMax := fs.Int("local-max", 0, "also hold a slot of this host's pool of the same name, at most `N` on this host")
 	quiet := fs.Bool("quiet", false, "say nothing while waiting")
+	throttledOn := fs.String("throttled-on", "", "report the work throttled when a line of CMD's stderr matches `REGEX` (Go syntax), e.g. '429|rate.?limit|usage limit'")
+	throttledExit := fs.Int("throttled-exit", -1, "report the work throttled when CMD exits with status `CODE`")
 	if code, done := parseFlags(fs, args, stdout, stderr, runSynopsis, runAbout); done {
 		return code
 	}
@@ -83,6 +95,17 @@ func runCmd(args []string, stdout, stderr io.Writer) int {
 	cf.margin = lossMargin(cf.ttl) + *grace + killWait
 	if shared.IsSet(fs, "local-max") && (*localMax < 1 || *localMax > llmslots.MaxSlots) {
 		return usageError(fs, stderr, runSynopsis, "--local-max must be 1..%d, got %d", llmslots.MaxSlots, *localMax)
+	}
+	watch := &throttleWatch{exitCode: *throttledExit, stderr: stderr}
+	if *throttledOn != "" {
+		re, err := regexp.Compile(*throttledOn)
+		if err != nil {
+			return usageError(fs, stderr, runSynopsis, "--throttled-on: %v", err)
+		}
+		watch.re = re
+	}
+	if shared.IsSet(fs, "throttled-exit") && (*throttledExit < 0 || *throttledExit > 255) {
+		return usageError(fs, stderr, runSynopsis, "--throttled-exit must be 0..255, got %d", *throttledExit)
 	}
 	argv := fs.Args()
 	if len(argv) == 0 {
@@ -154,7 +177,8 @@ func runCmd(args []string, stdout, stderr io.Writer) int {
 	case err != nil:
 		return failure(stderr, errorCode(err), err)
 	}
-	code, lost := runHolding(h, path, argv, sigs, *grace, stderr)
+	watch.g = h.cluster
+	code, lost := runHolding(h, path, argv, sigs, *grace, stderr, watch)
 	if err := h.release(lost); err != nil {
 		fmt.Fprintf(stderr, "%s: releasing slot %d of %s: %v\n", name, h.cluster.SlotID(), pool.Dir(), err)
 	}
@@ -293,7 +317,7 @@ func acquire(pool *etcdslots.Pool, max int, local *llmslots.Pool, localMax int, 
 // runHolding runs CMD holding h, forwards signals to it, and stops it when
 // the cluster slot is lost. It returns the exit status to report, and
 // whether the slot was lost.
-func runHolding(h *held, path string, argv []string, sigs <-chan os.Signal, grace time.Duration, stderr io.Writer) (int, bool) {
+func runHolding(h *held, path string, argv []string, sigs <-chan os.Signal, grace time.Duration, stderr io.Writer, watch *throttleWatch) (int, bool) {
 	g := h.cluster
 	select {
 	case <-g.Lost():
@@ -312,10 +336,17 @@ func runHolding(h *held, path string, argv []string, sigs <-chan os.Signal, grac
 		}
 	}
 	stopWithParent(cmd)
-	if err := cmd.Start(); err != nil {
+	waited := make(chan struct{}) // closed once CMD has exited (or did not start)
+	started, err := watch.attach(cmd, os.Stderr, waited)
+	if err != nil {
+		return failure(stderr, exitError, fmt.Errorf("cannot watch %s's stderr: %w", path, err)), false
+	}
+	err = cmd.Start()
+	started()
+	if err != nil {
+		close(waited)
 		return failure(stderr, shared.ExecFailureCode(err), fmt.Errorf("cannot run %s: %w", path, err)), false
 	}
-	waited := make(chan struct{})
 	var waitErr error
 	go func() {
 		waitErr = cmd.Wait()
@@ -353,5 +384,7 @@ func runHolding(h *held, path string, argv []string, sigs <-chan os.Signal, grac
 	if waitErr != nil && !errors.As(waitErr, &exitErr) {
 		return failure(stderr, exitError, fmt.Errorf("waiting for %s: %w", path, waitErr)), false
 	}
-	return shared.ExitStatus(cmd.ProcessState), false
+	status := shared.ExitStatus(cmd.ProcessState)
+	watch.finish(status)
+	return status, false
 }

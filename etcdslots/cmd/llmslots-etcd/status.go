@@ -21,7 +21,9 @@ pid, age, label and command) or stale (its lease has expired, and the
 server deletes it shortly; or it has no lease, and the next run that finds
 every slot taken deletes it), then the waiters of every host in the order they
 will be served. --json prints the library's Status as is (its "dir" is
-etcd://PREFIX/NAME). The cluster not answering within --timeout: exit 69.`
+etcd://PREFIX/NAME). A line "throttled: ..." says what of a pause or a
+lowered limit (Guard.Throttled, run --throttled-on, pause) is in effect.
+The cluster not answering within --timeout: exit 69.`
 
 // statusCmd is "llmslots-etcd status".
 func statusCmd(args []string, stdout, stderr io.Writer) int {
@@ -77,7 +79,11 @@ func statusCmd(args []string, stdout, stderr io.Writer) int {
 // printStatus writes st as tables, as "llmslots status" does, with each
 // holder's and waiter's host.
 func printStatus(w io.Writer, st llmslots.Status) {
-	fmt.Fprintf(w, "pool %s (max %d): %d held, %d free, %d stale\n\n", st.Dir, st.Max, st.Active, st.Free, st.Stale)
+	fmt.Fprintf(w, "pool %s (max %d): %d held, %d free, %d stale\n", st.Dir, st.Max, st.Active, st.Free, st.Stale)
+	for _, l := range throttleLines(st.Throttle, st.Max) {
+		fmt.Fprintln(w, l)
+	}
+	fmt.Fprintln(w)
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 	fmt.Fprintln(tw, "SLOT\tSTATE\tHOST\tPID\tAGE\tLABEL\tCOMMAND")
 	for _, s := range st.Slots {

@@ -36,10 +36,16 @@ type HostConfig struct {
 	Wait      time.Duration // per Acquire; 0 means a minute
 	Rounds    int
 	Label     string
+	// ReportEvery > 0: on every ReportEvery-th round (the first included)
+	// the host reports its work throttled (Guard.Throttled) with the hint
+	// ReportHint right after "start", and logs "reported".
+	ReportEvery int
+	ReportHint  time.Duration
 }
 
 // An Event is one line a host logs. Kinds: "ready", "waiting", "start"
-// (holds Slot with Token), "end" (stopped work, before Release), "lost"
+// (holds Slot with Token), "reported" (Throttled returned; Msg: its
+// error), "end" (stopped work, before Release), "lost"
 // (Lost closed while holding: stopped work), "released", "err" (Acquire
 // failed; Msg says why), "done".
 type Event struct {
@@ -103,6 +109,13 @@ func runHost(v string) {
 		default:
 		}
 		logEvent("start", g.SlotID(), g.Token(), "")
+		if c.ReportEvery > 0 && r%c.ReportEvery == 0 {
+			msg := ""
+			if err := g.Throttled(c.ReportHint); err != nil {
+				msg = err.Error()
+			}
+			logEvent("reported", g.SlotID(), g.Token(), msg)
+		}
 		hold := c.Hold
 		if c.Jitter > 0 {
 			hold += rand.N(c.Jitter)
