@@ -78,6 +78,10 @@ type thSeen struct {
 	pauseEnd   time.Time // first seen over
 	grantRev   int64
 	grantAt    time.Time
+	// The policy's clocks of growth (throttle.Released): when this process
+	// first saw the last decrease, and the last write of the state.
+	decRev, modRev int64
+	decAt, modAt   time.Time
 }
 
 // granted records a grant of the ramp this process made at revision rev.
@@ -126,6 +130,12 @@ func (p *Pool) view(state, pause []*mvccpb.KeyValue, now time.Time) thView {
 	s := &p.seen
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	if s.decRev != r.Decreased {
+		s.decRev, s.decAt = r.Decreased, now
+	}
+	if s.modRev != v.mod {
+		s.modRev, s.modAt = v.mod, now
+	}
 	if r.PauseLease != 0 {
 		if s.pauseLease != r.PauseLease {
 			s.pauseLease, s.pauseFrom, s.pauseEnd = r.PauseLease, now, time.Time{}
@@ -344,8 +354,20 @@ func validText(s string) bool {
 func (p *Pool) released(max int) {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
 	defer cancel()
-	_ = p.changeThrottle(ctx, func(st *throttle.State, _ time.Time) (throttle.State, bool) {
-		return throttle.Released(st, max)
+	_ = p.changeThrottle(ctx, func(st *throttle.State, now time.Time) (throttle.State, bool) {
+		if st == nil {
+			return throttle.State{}, false
+		}
+		// The state keeps revisions, not instants: the policy's time since
+		// the decrease and since the last raise are this host's, from when
+		// it first saw them (later than they were: growth only slower).
+		local := *st
+		p.seen.mu.Lock()
+		local.Decreased, local.Raised = p.seen.decAt, p.seen.modAt
+		p.seen.mu.Unlock()
+		next, changes := throttle.Released(&local, max, now)
+		next.Decreased = st.Decreased // the revision, which rounds compare
+		return next, changes
 	})
 }
 

@@ -31,7 +31,7 @@ func TestStateKeepsNoInstant(t *testing.T) {
 			func(st *throttle.State) throttle.State {
 				return throttle.Throttled(st, now, throttle.Report{Max: 4, Granted: revTime(rev + 5), RetryAfter: 10 * time.Second})
 			},
-			func(st *throttle.State) throttle.State { next, _ := throttle.Released(st, 4); return next },
+			func(st *throttle.State) throttle.State { next, _ := throttle.Released(st, 4, now); return next },
 		} {
 			var old time.Time
 			if v.st != nil {
