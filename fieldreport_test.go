@@ -202,3 +202,17 @@ func TestFilesystemRootIsNoPool(t *testing.T) {
 		t.Errorf("/.queue exists")
 	}
 }
+
+// Item 23, from review: a symbolic link to / is a filesystem root too.
+func TestLinkToTheRootIsNoPool(t *testing.T) {
+	link := filepath.Join(t.TempDir(), "root")
+	if err := os.Symlink("/", link); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := NewPool(link); !errors.Is(err, ErrInvalid) {
+		t.Errorf("NewPool(a link to /): %v, want ErrInvalid", err)
+	}
+	if _, err := NewPool(filepath.Join(link, "codex")); err != nil {
+		t.Errorf("NewPool(a directory below a link to /): %v", err)
+	}
+}

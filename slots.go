@@ -80,7 +80,7 @@ func NewPool(dir string, opts ...Option) (*Pool, error) {
 	if !filepath.IsAbs(dir) {
 		return nil, invalidf("pool directory must be an absolute path, got %q", dir)
 	}
-	if clean := filepath.Clean(dir); filepath.Dir(clean) == clean {
+	if root, err := filepath.EvalSymlinks(dir); err == nil && filepath.Dir(root) == root || filepath.Dir(filepath.Clean(dir)) == filepath.Clean(dir) {
 		return nil, invalidf("pool directory must not be a filesystem root (where its files would lie among everything else), got %q", dir)
 	}
 	g, err := groupFromEnv()

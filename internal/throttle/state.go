@@ -214,11 +214,14 @@ func Load(dir string) (*State, error) {
 	if err != nil {
 		return nil, fmt.Errorf("llmslots: the throttle state %s is not usable (%w), so ignored: remove it, or run `llmslots resume`", path, err)
 	}
-	bound := time.Now()
-	if fi != nil && fi.ModTime().Before(bound) {
-		bound = fi.ModTime()
+	written := time.Now()
+	if fi != nil {
+		written = fi.ModTime()
 	}
-	if bound = bound.Add(MaxPause); st.PauseUntil.After(bound) {
+	if written.After(time.Now().Add(time.Minute)) {
+		written = time.Now().Add(-MaxPause) // a file from the future (a clock gone back) pauses no more
+	}
+	if bound := written.Add(MaxPause); st.PauseUntil.After(bound) {
 		st.PauseUntil = bound
 	}
 	return &st, nil
