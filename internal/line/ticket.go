@@ -134,30 +134,33 @@ func (l Line) Ahead(name string) int {
 }
 
 // ahead finds the live ticket right ahead of t: its path ("" when t is
-// first in line), whether it is first (t second), and, when it is second,
-// the first's path (head): t waits on that one too, since its departure
-// makes t second without the one ahead moving. Dead tickets between are
-// removed (one further ahead is left to the waiter behind it).
-func (t *Ticket) ahead() (path, head string, second bool, err error) {
+// first in line) and t's place (1: first). Third or fourth, t waits on the
+// first's ticket too (head): its departure moves t up, to where it must
+// watch the slots, while the one ahead stays. Dead tickets between are
+// removed (one further ahead is left to the waiter behind it); a dead
+// first, by any that would wait on it.
+func (t *Ticket) ahead() (path, head string, place int, err error) {
 	names, err := t.line.names()
 	if err != nil {
-		return "", "", false, err
+		return "", "", 0, err
 	}
 	i := sort.Search(len(names), func(i int) bool { return names[i][2:] >= t.name[2:] })
 	for i--; i >= 0; i-- {
 		path := filepath.Join(t.line.Dir, names[i])
 		res, err := slotfile.ProbeNamed(path, slotfile.Remove)
 		if err != nil {
-			return "", "", false, err
+			return "", "", 0, err
 		}
 		if res.State == slotfile.Held {
-			if i == 1 {
-				head = filepath.Join(t.line.Dir, names[0])
+			if first := filepath.Join(t.line.Dir, names[0]); i == 1 || i == 2 {
+				if res, err := slotfile.ProbeNamed(first, slotfile.Remove); err == nil && res.State == slotfile.Held {
+					head = first
+				}
 			}
-			return path, head, i == 0, nil
+			return path, head, i + 2, nil
 		}
 	}
-	return "", "", false, nil
+	return "", "", 1, nil
 }
 
 // A Waiter is one ticket as Waiters reports it.

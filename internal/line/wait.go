@@ -22,25 +22,24 @@ const stallAfter = time.Second
 
 // Wait waits for t's turn and a slot: first in line, it tries the slots
 // and waits on the locks of the held ones; behind someone, it waits on the
-// lock of the ticket right ahead (and, second in line, on the slots too,
-// to pass a first in line that leaves a slot free; third, on the first's
-// ticket too, whose departure makes it second). Each wake-up starts
-// the look afresh. It returns true once s.Try took a slot, false when
+// lock of the ticket right ahead (second or third, on the slots too, to
+// pass those ahead when they leave a slot free; third or fourth, on the
+// first's ticket too). Each wake-up starts the look afresh. It returns true once s.Try took a slot, false when
 // deadline (if not zero) passed, or ctx.Err() when ctx ended. The caller
 // leaves the line (t.Leave) whatever the outcome.
 func (t *Ticket) Wait(ctx context.Context, deadline time.Time, s Slots) (bool, error) {
 	w := &waker{wake: make(chan struct{}, 1)}
 	defer w.reset()
-	var freeSince time.Time // when the waiter second in line saw a free slot
+	var freeSince time.Time // when the waiter second or third in line saw a free slot
 	for {
-		ahead, head, second, err := t.ahead()
+		ahead, head, place, err := t.ahead()
 		if err != nil {
 			return false, err
 		}
 		if ahead != "" && w.gone(ahead) || head != "" && w.gone(head) {
 			continue // left or died since the look: look again
 		}
-		if ahead == "" || second {
+		if place <= 3 {
 			// Wait on the slots before trying them, so a slot freed after
 			// the try still wakes the waiter; poll if one is missing or
 			// free now, as the try may not get it (a racer, the throttle).
@@ -48,13 +47,15 @@ func (t *Ticket) Wait(ctx context.Context, deadline time.Time, s Slots) (bool, e
 				w.polls = w.watch(p) != nil || w.polls
 			}
 		}
-		stalled := false // the first in line leaves a slot free
-		if second && s.Free() {
+		// Second in line, a waiter passes a first that leaves a slot free
+		// for stallAfter; third, two that leave one free twice as long.
+		stalled, pass := false, time.Duration(place-1)*stallAfter
+		if (place == 2 || place == 3) && s.Free() {
 			if freeSince.IsZero() {
 				freeSince = time.Now()
 			}
-			if stalled = time.Since(freeSince) >= stallAfter; !stalled {
-				w.until(freeSince.Add(stallAfter))
+			if stalled = time.Since(freeSince) >= pass; !stalled {
+				w.until(freeSince.Add(pass))
 			}
 		} else {
 			freeSince = time.Time{}
