@@ -103,7 +103,7 @@ func main() {
 	fmt.Printf("\ntook %v: %s\n", time.Since(begin).Round(time.Second), strings.Join(took, ", "))
 }
 
-// A target is one of issue #20's, beside what this run measured.
+// A target is one of issue #20's or #21's, beside what this run measured.
 type target struct {
 	name, measured string
 	met            bool
@@ -125,7 +125,7 @@ func printTargets() {
 	if *flagQuick {
 		how = "quick run: one short run of each, fewer rows, indicative only"
 	}
-	fmt.Printf("\n## issue #20's targets (%s)\n", how)
+	fmt.Printf("\n## targets of issues #20 and #21 (%s)\n", how)
 	fmt.Printf("| %-64s | %-36s | %-4s |\n|---|---|---|\n", "target", "measured", "met?")
 	missed := 0
 	for _, t := range targets {

@@ -16,8 +16,8 @@ const (
 	// in wall-clock time. A release raises the limit by a slot per
 	// GrowEvery since the last raise (a slot at most, as if the round had
 	// ended), and the slow band ends ProbeAfter after the decrease.
-	GrowEvery  = time.Second
-	ProbeAfter = 3 * time.Second
+	GrowEvery  = 250 * time.Millisecond
+	ProbeAfter = time.Second
 	// With no hint, a report pauses for base, doubled per report until a
 	// success, up to cap.
 	backoffBase = time.Second

@@ -191,7 +191,7 @@ func TestPaused(t *testing.T) {
 
 // TestReleased: with max 8.
 func TestReleased(t *testing.T) {
-	soon := at(-ms(100)) // raised 100 ms ago: the round, not the clock, bounds the step
+	soon := at(-GrowEvery / 100) // raised just now: the round, not the clock, bounds the step
 	for _, c := range []struct {
 		name    string
 		st      *State
