@@ -188,6 +188,10 @@ func runCmd(args []string, stdout, stderr io.Writer) int {
 // killWait is the time allowed from SIGKILL to the command's being gone.
 const killWait = 200 * time.Millisecond
 
+// pollEvery is how often run looks whether the group of a command it
+// stops is gone: nothing signals that.
+const pollEvery = 10 * time.Millisecond
+
 // lossMargin is etcdslots' default loss margin for ttl (see
 // etcdslots.WithLossMargin): the clocks' rates and the delay to act.
 func lossMargin(ttl time.Duration) time.Duration { return max(ttl/10, 100*time.Millisecond) }
@@ -336,6 +340,8 @@ func runHolding(h *held, path string, argv []string, sigs <-chan os.Signal, grac
 		}
 	}
 	stopWithParent(cmd)
+	restoreTerminal := ownGroup(cmd)
+	defer restoreTerminal()
 	waited := make(chan struct{}) // closed once CMD has exited (or did not start)
 	started, err := watch.attach(cmd, os.Stderr, waited)
 	if err != nil {
@@ -352,29 +358,43 @@ func runHolding(h *held, path string, argv []string, sigs <-chan os.Signal, grac
 		waitErr = cmd.Wait()
 		close(waited)
 	}()
+	// Once the slot is lost, run returns when no process of CMD's group is
+	// left (CMD gone is not enough: its children may have trapped the
+	// SIGTERM that killed it), or killWait after the SIGKILL; pollGroup
+	// looks every pollEvery.
 	lost := g.Lost()
-	var kill <-chan time.Time
-	wasLost := false
+	var kill, pollGroup, giveUp <-chan time.Time
+	wasLost, exited := false, false
+	pid := cmd.Process.Pid
 	for done := false; !done; {
 		select {
 		case s := <-sigs:
-			if shared.ForwardSignal(s) {
-				cmd.Process.Signal(s)
-			}
+			// CMD's group is not the one the terminal signals (run's, or,
+			// when CMD's was made the foreground group, CMD's alone):
+			// SIGINT too reaches CMD only through run.
+			signalGroup(cmd.Process, s.(syscall.Signal))
 		case <-lost:
 			lost, wasLost = nil, true
-			fmt.Fprintf(stderr, "%s: slot %d of %s may be lost (%v); stopping %s (pid %d) before the lease can expire: SIGTERM, SIGKILL after %v\n",
-				name, g.SlotID(), h.dir, g.Err(), argv[0], cmd.Process.Pid, grace)
-			if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
-				cmd.Process.Kill() // no SIGTERM here (Windows)
+			fmt.Fprintf(stderr, "%s: slot %d of %s may be lost (%v); stopping %s (pid %d) and every process of its group before the lease can expire: SIGTERM, SIGKILL after %v\n",
+				name, g.SlotID(), h.dir, g.Err(), argv[0], pid, grace)
+			if err := signalGroup(cmd.Process, syscall.SIGTERM); err != nil {
+				signalGroup(cmd.Process, syscall.SIGKILL) // no SIGTERM here (Windows)
 			}
-			kill = time.After(grace)
+			kill, pollGroup = time.After(grace), time.After(pollEvery)
 		case <-kill:
 			kill = nil
-			fmt.Fprintf(stderr, "%s: %s (pid %d) still runs %v after SIGTERM; sending SIGKILL\n", name, argv[0], cmd.Process.Pid, grace)
-			cmd.Process.Kill()
-		case <-waited:
+			fmt.Fprintf(stderr, "%s: %s's process group (pgid %d) still runs %v after SIGTERM; sending SIGKILL\n", name, argv[0], pid, grace)
+			signalGroup(cmd.Process, syscall.SIGKILL)
+			giveUp = time.After(killWait)
+		case <-pollGroup:
+			pollGroup = time.After(pollEvery)
+			done = exited && groupGone(cmd.Process)
+		case <-giveUp:
+			fmt.Fprintf(stderr, "%s: a process of %s's group (pgid %d) is still there %v after SIGKILL (exited but not yet waited for by its parent, or stuck in the kernel)\n", name, argv[0], pid, killWait)
 			done = true
+		case <-waited:
+			waited, exited = nil, true
+			done = !wasLost || groupGone(cmd.Process)
 		}
 	}
 	if wasLost {

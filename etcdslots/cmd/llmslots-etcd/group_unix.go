@@ -1,0 +1,54 @@
+//go:build unix
+
+package main
+
+import (
+	"errors"
+	"os"
+	"os/exec"
+	"os/signal"
+	"syscall"
+
+	"golang.org/x/sys/unix"
+)
+
+// ownGroup has cmd start in a process group of its own, so that stopping
+// it reaches the processes it starts: `sh -c "child; true"` dies of SIGTERM
+// at once while its child, which the slot covers as much, would run on
+// beside the next holder's command (the reviewer logged that overlap).
+//
+// A process group that is not the terminal's foreground one gets SIGTTIN
+// when it reads the terminal, and the terminal's Ctrl-C does not reach it.
+// So when stdin is this process's controlling terminal and this process
+// is in its foreground, the command's group is made the foreground group
+// (as a shell does for a job), and restore gives the terminal back.
+func ownGroup(cmd *exec.Cmd) (restore func()) {
+	if cmd.SysProcAttr == nil {
+		cmd.SysProcAttr = &syscall.SysProcAttr{}
+	}
+	cmd.SysProcAttr.Setpgid = true
+	fg, err := unix.IoctlGetInt(0, unix.TIOCGPGRP) // fails unless stdin is our terminal
+	if err != nil || fg != syscall.Getpgrp() {
+		return func() {}
+	}
+	cmd.SysProcAttr.Foreground, cmd.SysProcAttr.Ctty = true, 0
+	return func() {
+		// A background process that sets the foreground group gets
+		// SIGTTOU, which stops it, unless it ignores the signal.
+		signal.Ignore(syscall.SIGTTOU)
+		unix.IoctlSetPointerInt(0, unix.TIOCSPGRP, syscall.Getpgrp())
+		signal.Reset(syscall.SIGTTOU)
+	}
+}
+
+// signalGroup sends sig to every process of the group p leads.
+func signalGroup(p *os.Process, sig syscall.Signal) error {
+	return syscall.Kill(-p.Pid, sig)
+}
+
+// groupGone reports whether no process of the group p led is left.
+// A process that has exited but is not yet reaped (its parent, or init,
+// has not waited for it) still counts.
+func groupGone(p *os.Process) bool {
+	return errors.Is(syscall.Kill(-p.Pid, 0), syscall.ESRCH)
+}
