@@ -73,12 +73,12 @@ func runCmd(args []string, stdout, stderr io.Writer) int {
 		return code
 	}
 	if msg := cf.check(fs); msg != "" {
-		return usageError(fs, stderr, runSynopsis, "%s", msg)
+		return usageError(fs, stderr, "%s", msg)
 	}
 	waitFor := time.Duration(-1) // until a slot frees
 	if shared.IsSet(fs, "wait") {
 		if *wait < 0 {
-			return usageError(fs, stderr, runSynopsis, "--wait must be >= 0, got %v", *wait)
+			return usageError(fs, stderr, "--wait must be >= 0, got %v", *wait)
 		}
 		waitFor = *wait
 	}
@@ -86,7 +86,7 @@ func runCmd(args []string, stdout, stderr io.Writer) int {
 		*grace = defaultGrace(cf.ttl)
 	}
 	if msg := checkGrace(*grace, cf.ttl); msg != "" && cf.ttl >= time.Second { // a bad --ttl is NewPool's to report
-		return usageError(fs, stderr, runSynopsis, "%s", msg)
+		return usageError(fs, stderr, "%s", msg)
 	}
 	// Lost closes early enough for SIGTERM, the grace and SIGKILL to be
 	// over before the server could expire the lease and grant the slot to
@@ -94,22 +94,22 @@ func runCmd(args []string, stdout, stderr io.Writer) int {
 	// took 3 s to exit ran 2.7 s beside the next holder's).
 	cf.margin = lossMargin(cf.ttl) + *grace + killWait
 	if shared.IsSet(fs, "local-max") && (*localMax < 1 || *localMax > llmslots.MaxSlots) {
-		return usageError(fs, stderr, runSynopsis, "--local-max must be 1..%d, got %d", llmslots.MaxSlots, *localMax)
+		return usageError(fs, stderr, "--local-max must be 1..%d, got %d", llmslots.MaxSlots, *localMax)
 	}
 	watch := &throttleWatch{exitCode: *throttledExit, stderr: stderr}
 	if *throttledOn != "" {
 		re, err := regexp.Compile(*throttledOn)
 		if err != nil {
-			return usageError(fs, stderr, runSynopsis, "--throttled-on: %v", err)
+			return usageError(fs, stderr, "--throttled-on: %v", err)
 		}
 		watch.re = re
 	}
 	if shared.IsSet(fs, "throttled-exit") && (*throttledExit < 0 || *throttledExit > 255) {
-		return usageError(fs, stderr, runSynopsis, "--throttled-exit must be 0..255, got %d", *throttledExit)
+		return usageError(fs, stderr, "--throttled-exit must be 0..255, got %d", *throttledExit)
 	}
 	argv := fs.Args()
 	if len(argv) == 0 {
-		return usageError(fs, stderr, runSynopsis, "no command given; put it after --")
+		return usageError(fs, stderr, "no command given; put it after --")
 	}
 
 	// Find the command before waiting for a slot, so a typo fails at once.
@@ -144,7 +144,7 @@ func runCmd(args []string, stdout, stderr io.Writer) int {
 		case errors.As(err, &envErr):
 			return failure(stderr, exitError, err)
 		case errors.Is(err, llmslots.ErrInvalid):
-			return usageError(fs, stderr, runSynopsis, "--local-max: %v", err)
+			return usageError(fs, stderr, "--local-max: %v", err)
 		case err != nil:
 			return failure(stderr, exitError, err)
 		}
@@ -152,7 +152,7 @@ func runCmd(args []string, stdout, stderr io.Writer) int {
 	cli, pool, err := cf.connect(dialFor(waitFor), *label)
 	switch {
 	case errors.Is(err, llmslots.ErrInvalid):
-		return usageError(fs, stderr, runSynopsis, "%v", err)
+		return usageError(fs, stderr, "%v", err)
 	case err != nil:
 		return failure(stderr, errorCode(err), err)
 	}
