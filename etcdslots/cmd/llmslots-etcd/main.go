@@ -17,6 +17,9 @@
 // in time: see etcdslots.Guard.Lost) it stops the command, SIGTERM then
 // SIGKILL after --grace, and exits 76.
 //
+// "llmslots-etcd version" (or --version) prints the version it was built
+// from, as "llmslots version" does.
+//
 // Exit status: the command's own for run (128+N when it dies of signal N),
 // 75 when no slot freed in time, 76 when run stopped the command because
 // the slot was lost, 69 when the cluster did not answer, 64 for a usage
@@ -73,6 +76,9 @@ func dispatch(args []string, stdout, stderr io.Writer) int {
 		}
 		printMainUsage(stdout)
 		return exitOK
+	case "version", "-version", "--version":
+		printVersion(stdout)
+		return exitOK
 	}
 	fmt.Fprintf(stderr, "%s: unknown subcommand %q; see %s help\n", name, printable(args[0]), name)
 	return exitUsage
@@ -86,12 +92,14 @@ Usage:
   %s
   %s
   %s
+  %s version (or --version)
 
 Subcommands:
   run      take a cluster slot and run a command holding it
   status   show each cluster slot's holder and the waiters in line
   pause    grant no slot of the cluster pool for a while
   resume   end a pause and forget throttle reports
+  version  print the version this command was built from
 
 Environment: LLMSLOTS_ETCD (the endpoints, when --etcd is not given),
 LLMSLOTS_ETCD_PASSWORD (the password for --user), LLMSLOTS_DIR (the host's
@@ -100,7 +108,7 @@ pools, for --local-max). Exit status: run exits with its command's status
 stopped; 75: no slot in time; 69: the cluster did not answer; 64: usage
 error; 126/127: the command cannot be run / was not found; 1: any other
 error. "llmslots run|status|pause|resume --etcd ..." run this command. Run "%s SUBCOMMAND --help" for a subcommand's flags.
-`, name, runSynopsis, statusSynopsis, pauseSynopsis, resumeSynopsis, name)
+`, name, runSynopsis, statusSynopsis, pauseSynopsis, resumeSynopsis, name, name)
 }
 
 // failure reports err on one line and returns code.
