@@ -14,8 +14,9 @@
 // run takes a cluster slot (and with --local-max a slot of the host's file
 // pool too), runs the command holding it, and exits with the command's
 // status. When the slot may be lost (the holder could not renew its lease
-// in time: see etcdslots.Guard.Lost) it stops the command, SIGTERM then
-// SIGKILL after --grace, and exits 76.
+// in time: see etcdslots.Guard.Lost) it stops the command and every
+// process of its process group, SIGTERM then SIGKILL after --grace, and
+// exits 76.
 //
 // "llmslots-etcd version" (or --version) prints the version it was built
 // from, as "llmslots version" does.

@@ -25,19 +25,27 @@ const runAbout = `
 Takes a slot of the cluster pool (at most --max holders across every host
 that uses the pool), runs CMD holding it, and exits with CMD's exit status
 (128+N when CMD dies of signal N). CMD gets LLMSLOTS_ETCD_SLOT (the slot's
-id) and LLMSLOTS_ETCD_TOKEN (its fencing token) in its environment. SIGINT,
-SIGTERM and SIGHUP are forwarded to CMD (SIGINT only when stdin is not a
-terminal).
+id) and LLMSLOTS_ETCD_TOKEN (its fencing token) in its environment. CMD
+runs in a process group of its own; SIGINT, SIGTERM and SIGHUP sent to run
+are forwarded to the whole group. When stdin is run's terminal and run is
+in its foreground, CMD's group is made the terminal's foreground group (so
+CMD reads the terminal and gets its Ctrl-C) until CMD exits; Ctrl-Z then
+stops CMD but not run, and the shell waits on (kill -CONT the group, or
+avoid Ctrl-Z).
 
 The slot is a lease that this process renews. When it may be lost (no
 renewal acknowledged in time: the cluster is cut off or down, or this host
 was paused; or the slot's key was deleted), CMD is stopped: SIGTERM, then
 SIGKILL after --grace, all of it before the lease could expire and any
 other host be granted the slot, so the grace comes out of the lease's time
-and must fit --ttl. run says why on stderr and exits 76. Only CMD itself
-is signalled, not processes it started. If this process is SIGSTOPped it
-cannot stop CMD; if it is killed, on Linux CMD gets SIGTERM (and no
+and must fit --ttl. The signals go to CMD's process group, so the
+processes CMD started are stopped too (unless they left the group, as a
+daemon does with setsid), and run exits once none is left. run says why
+on stderr and exits 76. If this process is SIGSTOPped it cannot stop CMD;
+if it is killed, on Linux CMD itself gets SIGTERM (not its group, and no
 SIGKILL); elsewhere it runs on without a slot, which frees within --ttl.
+When CMD exits on its own, what it left running in the background is not
+stopped.
 
 With --local-max N it also holds a slot of the host's pool of the same name
 (the one "llmslots run --pool NAME" uses, in LLMSLOTS_DIR): at most N on
