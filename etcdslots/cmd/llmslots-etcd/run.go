@@ -29,9 +29,10 @@ id) and LLMSLOTS_ETCD_TOKEN (its fencing token) in its environment. CMD
 runs in a process group of its own; SIGINT, SIGTERM and SIGHUP sent to run
 are forwarded to the whole group. When stdin is run's terminal and run is
 in its foreground, CMD's group is made the terminal's foreground group (so
-CMD reads the terminal and gets its Ctrl-C) until CMD exits; Ctrl-Z then
-stops CMD but not run, and the shell waits on (kill -CONT the group, or
-avoid Ctrl-Z).
+CMD reads the terminal and gets its Ctrl-C) until CMD exits; when Ctrl-Z
+stops CMD, run takes the terminal back and stops too, so the shell sees
+the job stopped, and fg continues both (Linux; elsewhere run does not
+stop, and the shell waits on).
 
 The slot is a lease that this process renews. When it may be lost (no
 renewal acknowledged in time: the cluster is cut off or down, or this host
@@ -348,8 +349,10 @@ func runHolding(h *held, path string, argv []string, sigs <-chan os.Signal, grac
 		}
 	}
 	stopWithParent(cmd)
-	restoreTerminal := ownGroup(cmd)
-	defer restoreTerminal()
+	lent := ownGroup(cmd) // the terminal, to CMD's group
+	if lent {
+		defer takeBack()
+	}
 	waited := make(chan struct{}) // closed once CMD has exited (or did not start)
 	started, err := watch.attach(cmd, os.Stderr, waited)
 	if err != nil {
@@ -371,6 +374,10 @@ func runHolding(h *held, path string, argv []string, sigs <-chan os.Signal, grac
 	// SIGTERM that killed it), or killWait after the SIGKILL; pollGroup
 	// looks every pollEvery.
 	lost := g.Lost()
+	var stopped <-chan struct{} // the command stopped on the terminal lent it
+	if lent {
+		stopped = stops(cmd.Process)
+	}
 	var kill, pollGroup, giveUp <-chan time.Time
 	wasLost, exited := false, false
 	pid := cmd.Process.Pid
@@ -381,6 +388,8 @@ func runHolding(h *held, path string, argv []string, sigs <-chan os.Signal, grac
 			// when CMD's was made the foreground group, CMD's alone):
 			// SIGINT too reaches CMD only through run.
 			signalGroup(cmd.Process, s.(syscall.Signal))
+		case <-stopped:
+			suspend(cmd.Process)
 		case <-lost:
 			lost, wasLost = nil, true
 			fmt.Fprintf(stderr, "%s: slot %d of %s may be lost (%v); stopping %s (pid %d) and every process of its group before the lease can expire: SIGTERM, SIGKILL after %v\n",

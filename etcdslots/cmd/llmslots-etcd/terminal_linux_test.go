@@ -1,7 +1,6 @@
 package main
 
 import (
-	"errors"
 	"fmt"
 	"os"
 	"os/exec"
@@ -37,21 +36,29 @@ func openPty(t *testing.T) (master, slave *os.File) {
 	return m, s
 }
 
-// run on a terminal, as a shell's foreground job: the command, in a
-// process group of its own, is made the terminal's foreground group, so
-// it reads the terminal (a background group would be stopped by SIGTTIN,
-// and run would wait for it forever) and the terminal's Ctrl-C reaches
-// it (run exits 130, the command's status).
+// run on a terminal, as a job of a shell with job control (bash, set -m):
+// the command, in a process group of its own, is made the terminal's
+// foreground group, so it reads the terminal (a background group would be
+// stopped by SIGTTIN, and run would wait for it forever). Ctrl-Z, which
+// stops the command, stops run too, so the shell sees its job stopped (and
+// does not wait on with the terminal held by a stopped group); fg lends
+// the terminal to the command again and continues it; Ctrl-C reaches it
+// (run exits 130, the command's status).
 func TestCommandOwnsTheTerminal(t *testing.T) {
+	bash, err := exec.LookPath("bash")
+	if err != nil {
+		t.Skip("no bash here")
+	}
 	addr := etcdAddr(t)
 	master, slave := openPty(t)
 	defer master.Close()
-	cmd := exec.Command(self(t), "run", "--etcd", addr, "--pool", poolName(t), "--max", "1", "--",
-		"sh", "-c", `echo ready; read line; echo "got $line"; exec sleep 30`)
+	cmd := exec.Command(bash, "--norc", "--noprofile", "-c", `set -m; "$@"; echo "stopped $?"; fg; echo "run exit $?"`, "bash",
+		self(t), "run", "--etcd", addr, "--pool", poolName(t), "--max", "1", "--",
+		"sh", "-c", `echo ready; read line; echo "got $line"; read more; echo "then $more"; exec sleep 30`)
 	cmd.Env = env(t)
 	cmd.Stdin, cmd.Stdout, cmd.Stderr = slave, slave, slave
-	// A session of its own with the terminal as its controlling one: run
-	// is in the terminal's foreground group, as a shell puts a job.
+	// The shell leads a session of its own, the terminal its controlling
+	// one; set -m puts run in a group of its own, in the foreground.
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true, Setctty: true, Ctty: 0}
 	if err := cmd.Start(); err != nil {
 		slave.Close()
@@ -77,21 +84,22 @@ func TestCommandOwnsTheTerminal(t *testing.T) {
 		for deadline := time.Now().Add(10 * time.Second); !strings.Contains(out.String(), what); time.Sleep(20 * time.Millisecond) {
 			if time.Now().After(deadline) {
 				fg, _ := unix.IoctlGetInt(int(master.Fd()), unix.TIOCGPGRP)
-				t.Fatalf("the terminal never showed %q (foreground group %d, run's pid %d); it shows %q", what, fg, cmd.Process.Pid, out)
+				t.Fatalf("the terminal never showed %q (its foreground group: %d); it shows %q", what, fg, out)
 			}
 		}
 	}
 	waitFor("ready")
 	master.Write([]byte("hi\n"))
 	waitFor("got hi")
+	master.Write([]byte{0x1a}) // Ctrl-Z
+	waitFor("stopped 148")     // 128+SIGTSTP: the shell saw its job stop
+	master.Write([]byte("again\n"))
+	waitFor("then again")
 	master.Write([]byte{0x03}) // Ctrl-C
+	waitFor("run exit 130")
 	select {
-	case err := <-exited:
-		var ee *exec.ExitError
-		if !errors.As(err, &ee) || ee.ExitCode() != 130 {
-			t.Errorf("run after Ctrl-C: %v; want exit 130; terminal: %q", err, out)
-		}
+	case <-exited:
 	case <-time.After(10 * time.Second):
-		t.Fatalf("Ctrl-C did not end the command; terminal: %q", out)
+		t.Fatalf("the shell did not exit; terminal: %q", out)
 	}
 }
