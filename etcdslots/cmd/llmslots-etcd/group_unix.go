@@ -54,7 +54,14 @@ func takeBack() {
 // command's group.
 func suspend(p *os.Process) {
 	takeBack()
-	syscall.Kill(0, syscall.SIGTSTP) // run stops here until SIGCONT
+	// The stop takes effect when a thread of run next enters the kernel,
+	// not necessarily before kill returns: wait for the SIGCONT that ends
+	// it, or run would lend the terminal again before the shell had it.
+	cont := make(chan os.Signal, 1)
+	signal.Notify(cont, syscall.SIGCONT)
+	defer signal.Stop(cont)
+	syscall.Kill(0, syscall.SIGTSTP)
+	<-cont
 	if fg, err := unix.IoctlGetInt(0, unix.TIOCGPGRP); err == nil && fg == syscall.Getpgrp() {
 		unix.IoctlSetPointerInt(0, unix.TIOCSPGRP, p.Pid)
 	}
