@@ -14,8 +14,12 @@
 // run takes a cluster slot (and with --local-max a slot of the host's file
 // pool too), runs the command holding it, and exits with the command's
 // status. When the slot may be lost (the holder could not renew its lease
-// in time: see etcdslots.Guard.Lost) it stops the command, SIGTERM then
-// SIGKILL after --grace, and exits 76.
+// in time: see etcdslots.Guard.Lost) it stops the command and every
+// process of its process group, SIGTERM then SIGKILL after --grace, and
+// exits 76.
+//
+// "llmslots-etcd version" (or --version) prints the version it was built
+// from, as "llmslots version" does.
 //
 // Exit status: the command's own for run (128+N when it dies of signal N),
 // 75 when no slot freed in time, 76 when run stopped the command because
@@ -25,12 +29,9 @@
 package main
 
 import (
-	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"os"
-	"regexp"
 	"strings"
 
 	shared "github.com/llmslots/llmslots/internal/cli"
@@ -76,9 +77,11 @@ func dispatch(args []string, stdout, stderr io.Writer) int {
 		}
 		printMainUsage(stdout)
 		return exitOK
+	case "version", "-version", "--version":
+		printVersion(stdout)
+		return exitOK
 	}
-	fmt.Fprintf(stderr, "%s: unknown subcommand %q\n\n", name, args[0])
-	printMainUsage(stderr)
+	fmt.Fprintf(stderr, "%s: unknown subcommand %q; see %s help\n", name, printable(args[0]), name)
 	return exitUsage
 }
 
@@ -90,12 +93,14 @@ Usage:
   %s
   %s
   %s
+  %s version (or --version)
 
 Subcommands:
   run      take a cluster slot and run a command holding it
   status   show each cluster slot's holder and the waiters in line
   pause    grant no slot of the cluster pool for a while
   resume   end a pause and forget throttle reports
+  version  print the version this command was built from
 
 Environment: LLMSLOTS_ETCD (the endpoints, when --etcd is not given),
 LLMSLOTS_ETCD_PASSWORD (the password for --user), LLMSLOTS_DIR (the host's
@@ -104,62 +109,7 @@ pools, for --local-max). Exit status: run exits with its command's status
 stopped; 75: no slot in time; 69: the cluster did not answer; 64: usage
 error; 126/127: the command cannot be run / was not found; 1: any other
 error. "llmslots run|status|pause|resume --etcd ..." run this command. Run "%s SUBCOMMAND --help" for a subcommand's flags.
-`, name, runSynopsis, statusSynopsis, pauseSynopsis, resumeSynopsis, name)
-}
-
-// newFlags makes a subcommand's flag set; parseFlags reports its errors.
-func newFlags(sub string) *flag.FlagSet {
-	fs := flag.NewFlagSet(name+" "+sub, flag.ContinueOnError)
-	fs.SetOutput(io.Discard)
-	fs.Usage = func() {}
-	return fs
-}
-
-// printUsage writes the synopsis, the description when about is not "",
-// and the flags, written --flag.
-func printUsage(fs *flag.FlagSet, w io.Writer, synopsis, about string) {
-	fmt.Fprintf(w, "Usage: %s\n", synopsis)
-	if about != "" {
-		fmt.Fprintf(w, "\n%s\n", strings.TrimSpace(about))
-	}
-	fmt.Fprint(w, "\nFlags:\n")
-	shared.PrintFlags(fs, w)
-}
-
-// flagError writes a flag package error's flag as --flag.
-var flagError = regexp.MustCompile(`^(flag provided but not defined: |flag needs an argument: |invalid (?:boolean )?value "(?:[^"\\]|\\.)*" for (?:flag )?)-([^-])`)
-
-// notHere are core flags that have no meaning for a cluster pool, and why.
-var notHere = map[string]string{
-	"dir":  "--dir names a host's directory; a cluster pool is named by --pool (and --prefix)",
-	"exec": "--exec cannot be used with a cluster slot: someone must stay behind to renew its lease",
-	"shim": "shims run the host's pools; a cluster pool is not supported there yet",
-}
-
-// parseFlags parses args; done is true when the caller should return code.
-func parseFlags(fs *flag.FlagSet, args []string, stdout, stderr io.Writer, synopsis, about string) (code int, done bool) {
-	err := fs.Parse(args)
-	switch {
-	case err == nil:
-		return 0, false
-	case errors.Is(err, flag.ErrHelp):
-		printUsage(fs, stdout, synopsis, about)
-		return exitOK, true
-	}
-	msg := flagError.ReplaceAllString(err.Error(), "$1--$2")
-	if rest, ok := strings.CutPrefix(msg, "flag provided but not defined: --"); ok {
-		if why, ok := notHere[rest]; ok {
-			msg = why
-		}
-	}
-	return usageError(fs, stderr, synopsis, "%s", msg), true
-}
-
-// usageError reports a usage error, with the synopsis and the flags.
-func usageError(fs *flag.FlagSet, stderr io.Writer, synopsis, format string, args ...any) int {
-	fmt.Fprintf(stderr, "%s: %s\n\n", fs.Name(), fmt.Sprintf(format, args...))
-	printUsage(fs, stderr, synopsis, "")
-	return exitUsage
+`, name, runSynopsis, statusSynopsis, pauseSynopsis, resumeSynopsis, name, name)
 }
 
 // failure reports err on one line and returns code.

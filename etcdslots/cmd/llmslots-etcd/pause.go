@@ -33,18 +33,18 @@ func pauseCmd(args []string, stdout, stderr io.Writer) int {
 		return code
 	}
 	if fs.NArg() > 0 {
-		return usageError(fs, stderr, pauseSynopsis, "unexpected argument %q", fs.Arg(0))
+		return usageError(fs, stderr, "unexpected argument %q", fs.Arg(0))
 	}
 	if msg := cf.check(fs); msg != "" {
-		return usageError(fs, stderr, pauseSynopsis, "%s", msg)
+		return usageError(fs, stderr, "%s", msg)
 	}
 	if !shared.IsSet(fs, "for") {
-		return usageError(fs, stderr, pauseSynopsis, "--for is required: how long to pause, e.g. --for 10m")
+		return usageError(fs, stderr, "--for is required: how long to pause, e.g. --for 10m")
 	}
 	if *d <= 0 || *d > 24*time.Hour {
-		return usageError(fs, stderr, pauseSynopsis, "--for must be a duration > 0 and at most 24h, got %v", *d)
+		return usageError(fs, stderr, "--for must be a duration > 0 and at most 24h, got %v", *d)
 	}
-	return change(fs, &cf, stdout, stderr, pauseSynopsis, func(p pool) (string, error) {
+	return change(fs, &cf, stdout, stderr, func(p pool) (string, error) {
 		if err := p.Pause(*d, *reason); err != nil {
 			return "", err
 		}
@@ -67,12 +67,12 @@ func resumeCmd(args []string, stdout, stderr io.Writer) int {
 		return code
 	}
 	if fs.NArg() > 0 {
-		return usageError(fs, stderr, resumeSynopsis, "unexpected argument %q", fs.Arg(0))
+		return usageError(fs, stderr, "unexpected argument %q", fs.Arg(0))
 	}
 	if msg := cf.check(fs); msg != "" {
-		return usageError(fs, stderr, resumeSynopsis, "%s", msg)
+		return usageError(fs, stderr, "%s", msg)
 	}
-	return change(fs, &cf, stdout, stderr, resumeSynopsis, func(p pool) (string, error) {
+	return change(fs, &cf, stdout, stderr, func(p pool) (string, error) {
 		if err := p.Resume(); err != nil {
 			return "", err
 		}
@@ -88,7 +88,7 @@ type pool interface {
 }
 
 // change connects, makes the change and says what it did.
-func change(fs *flag.FlagSet, cf *clusterFlags, stdout, stderr io.Writer, synopsis string, do func(pool) (string, error)) int {
+func change(fs *flag.FlagSet, cf *clusterFlags, stdout, stderr io.Writer, do func(pool) (string, error)) int {
 	cli, p, err := cf.connect(dialFor(5*time.Second), "")
 	if err == nil {
 		defer cli.Close()
@@ -100,7 +100,7 @@ func change(fs *flag.FlagSet, cf *clusterFlags, stdout, stderr io.Writer, synops
 	}
 	switch {
 	case errors.Is(err, llmslots.ErrInvalid):
-		return usageError(fs, stderr, synopsis, "%v", err)
+		return usageError(fs, stderr, "%v", err)
 	case unreachable(err):
 		return failure(stderr, exitUnavailable, fmt.Errorf("the cluster at %s did not answer: %v", cf.endpoints, err))
 	}

@@ -9,9 +9,7 @@ import (
 	"os/exec"
 	"os/signal"
 	"regexp"
-	"strconv"
 	"strings"
-	"syscall"
 	"time"
 
 	"github.com/llmslots/llmslots"
@@ -25,19 +23,28 @@ const runAbout = `
 Takes a slot of the cluster pool (at most --max holders across every host
 that uses the pool), runs CMD holding it, and exits with CMD's exit status
 (128+N when CMD dies of signal N). CMD gets LLMSLOTS_ETCD_SLOT (the slot's
-id) and LLMSLOTS_ETCD_TOKEN (its fencing token) in its environment. SIGINT,
-SIGTERM and SIGHUP are forwarded to CMD (SIGINT only when stdin is not a
-terminal).
+id) and LLMSLOTS_ETCD_TOKEN (its fencing token) in its environment. CMD
+runs in a process group of its own; SIGINT, SIGTERM and SIGHUP sent to run
+are forwarded to the whole group. When stdin is run's terminal and run is
+in its foreground, CMD's group is made the terminal's foreground group (so
+CMD reads the terminal and gets its Ctrl-C) until CMD exits; when Ctrl-Z
+stops CMD, run takes the terminal back and stops too, so the shell sees
+the job stopped, and fg continues both (Linux; elsewhere run does not
+stop, and the shell waits on).
 
 The slot is a lease that this process renews. When it may be lost (no
 renewal acknowledged in time: the cluster is cut off or down, or this host
 was paused; or the slot's key was deleted), CMD is stopped: SIGTERM, then
 SIGKILL after --grace, all of it before the lease could expire and any
 other host be granted the slot, so the grace comes out of the lease's time
-and must fit --ttl. run says why on stderr and exits 76. Only CMD itself
-is signalled, not processes it started. If this process is SIGSTOPped it
-cannot stop CMD; if it is killed, on Linux CMD gets SIGTERM (and no
+and must fit --ttl. The signals go to CMD's process group, so the
+processes CMD started are stopped too (unless they left the group, as a
+daemon does with setsid), and run exits once none is left. run says why
+on stderr and exits 76. If this process is SIGSTOPped it cannot stop CMD;
+if it is killed, on Linux CMD itself gets SIGTERM (not its group, and no
 SIGKILL); elsewhere it runs on without a slot, which frees within --ttl.
+When CMD exits on its own, what it left running in the background is not
+stopped.
 
 With --local-max N it also holds a slot of the host's pool of the same name
 (the one "llmslots run --pool NAME" uses, in LLMSLOTS_DIR): at most N on
@@ -73,12 +80,12 @@ func runCmd(args []string, stdout, stderr io.Writer) int {
 		return code
 	}
 	if msg := cf.check(fs); msg != "" {
-		return usageError(fs, stderr, runSynopsis, "%s", msg)
+		return usageError(fs, stderr, "%s", msg)
 	}
 	waitFor := time.Duration(-1) // until a slot frees
 	if shared.IsSet(fs, "wait") {
 		if *wait < 0 {
-			return usageError(fs, stderr, runSynopsis, "--wait must be >= 0, got %v", *wait)
+			return usageError(fs, stderr, "--wait must be >= 0, got %v", *wait)
 		}
 		waitFor = *wait
 	}
@@ -86,7 +93,7 @@ func runCmd(args []string, stdout, stderr io.Writer) int {
 		*grace = defaultGrace(cf.ttl)
 	}
 	if msg := checkGrace(*grace, cf.ttl); msg != "" && cf.ttl >= time.Second { // a bad --ttl is NewPool's to report
-		return usageError(fs, stderr, runSynopsis, "%s", msg)
+		return usageError(fs, stderr, "%s", msg)
 	}
 	// Lost closes early enough for SIGTERM, the grace and SIGKILL to be
 	// over before the server could expire the lease and grant the slot to
@@ -94,22 +101,22 @@ func runCmd(args []string, stdout, stderr io.Writer) int {
 	// took 3 s to exit ran 2.7 s beside the next holder's).
 	cf.margin = lossMargin(cf.ttl) + *grace + killWait
 	if shared.IsSet(fs, "local-max") && (*localMax < 1 || *localMax > llmslots.MaxSlots) {
-		return usageError(fs, stderr, runSynopsis, "--local-max must be 1..%d, got %d", llmslots.MaxSlots, *localMax)
+		return usageError(fs, stderr, "--local-max must be 1..%d, got %d", llmslots.MaxSlots, *localMax)
 	}
 	watch := &throttleWatch{exitCode: *throttledExit, stderr: stderr}
 	if *throttledOn != "" {
 		re, err := regexp.Compile(*throttledOn)
 		if err != nil {
-			return usageError(fs, stderr, runSynopsis, "--throttled-on: %v", err)
+			return usageError(fs, stderr, "--throttled-on: %v", err)
 		}
 		watch.re = re
 	}
 	if shared.IsSet(fs, "throttled-exit") && (*throttledExit < 0 || *throttledExit > 255) {
-		return usageError(fs, stderr, runSynopsis, "--throttled-exit must be 0..255, got %d", *throttledExit)
+		return usageError(fs, stderr, "--throttled-exit must be 0..255, got %d", *throttledExit)
 	}
 	argv := fs.Args()
 	if len(argv) == 0 {
-		return usageError(fs, stderr, runSynopsis, "no command given; put it after --")
+		return usageError(fs, stderr, "no command given; put it after --")
 	}
 
 	// Find the command before waiting for a slot, so a typo fails at once.
@@ -144,7 +151,7 @@ func runCmd(args []string, stdout, stderr io.Writer) int {
 		case errors.As(err, &envErr):
 			return failure(stderr, exitError, err)
 		case errors.Is(err, llmslots.ErrInvalid):
-			return usageError(fs, stderr, runSynopsis, "--local-max: %v", err)
+			return usageError(fs, stderr, "--local-max: %v", err)
 		case err != nil:
 			return failure(stderr, exitError, err)
 		}
@@ -152,7 +159,7 @@ func runCmd(args []string, stdout, stderr io.Writer) int {
 	cli, pool, err := cf.connect(dialFor(waitFor), *label)
 	switch {
 	case errors.Is(err, llmslots.ErrInvalid):
-		return usageError(fs, stderr, runSynopsis, "%v", err)
+		return usageError(fs, stderr, "%v", err)
 	case err != nil:
 		return failure(stderr, errorCode(err), err)
 	}
@@ -187,6 +194,10 @@ func runCmd(args []string, stdout, stderr io.Writer) int {
 
 // killWait is the time allowed from SIGKILL to the command's being gone.
 const killWait = 200 * time.Millisecond
+
+// pollEvery is how often run looks whether the group of a command it
+// stops is gone: nothing signals that.
+const pollEvery = 10 * time.Millisecond
 
 // lossMargin is etcdslots' default loss margin for ttl (see
 // etcdslots.WithLossMargin): the clocks' rates and the delay to act.
@@ -312,79 +323,4 @@ func acquire(pool *etcdslots.Pool, max int, local *llmslots.Pool, localMax int, 
 		return nil, nil, err
 	}
 	return h, nil, nil
-}
-
-// runHolding runs CMD holding h, forwards signals to it, and stops it when
-// the cluster slot is lost. It returns the exit status to report, and
-// whether the slot was lost.
-func runHolding(h *held, path string, argv []string, sigs <-chan os.Signal, grace time.Duration, stderr io.Writer, watch *throttleWatch) (int, bool) {
-	g := h.cluster
-	select {
-	case <-g.Lost():
-		// Lost before CMD began (this process was paused right after the
-		// grant): do not start it.
-		return failure(stderr, exitLost, fmt.Errorf("slot %d of %s was lost before %s started: %v", g.SlotID(), h.dir, argv[0], g.Err())), true
-	default:
-	}
-	cmd := &exec.Cmd{Path: path, Args: argv, Stdin: os.Stdin, Stdout: os.Stdout, Stderr: os.Stderr}
-	cmd.Env = append(os.Environ(),
-		"LLMSLOTS_ETCD_SLOT="+strconv.Itoa(g.SlotID()),
-		"LLMSLOTS_ETCD_TOKEN="+strconv.FormatInt(g.Token(), 10))
-	if h.local != nil {
-		if err := h.local.Inherit(cmd); err != nil && !errors.Is(err, errors.ErrUnsupported) {
-			return failure(stderr, exitError, err), false
-		}
-	}
-	stopWithParent(cmd)
-	waited := make(chan struct{}) // closed once CMD has exited (or did not start)
-	started, err := watch.attach(cmd, os.Stderr, waited)
-	if err != nil {
-		return failure(stderr, exitError, fmt.Errorf("cannot watch %s's stderr: %w", path, err)), false
-	}
-	err = cmd.Start()
-	started()
-	if err != nil {
-		close(waited)
-		return failure(stderr, shared.ExecFailureCode(err), fmt.Errorf("cannot run %s: %w", path, err)), false
-	}
-	var waitErr error
-	go func() {
-		waitErr = cmd.Wait()
-		close(waited)
-	}()
-	lost := g.Lost()
-	var kill <-chan time.Time
-	wasLost := false
-	for done := false; !done; {
-		select {
-		case s := <-sigs:
-			if shared.ForwardSignal(s) {
-				cmd.Process.Signal(s)
-			}
-		case <-lost:
-			lost, wasLost = nil, true
-			fmt.Fprintf(stderr, "%s: slot %d of %s may be lost (%v); stopping %s (pid %d) before the lease can expire: SIGTERM, SIGKILL after %v\n",
-				name, g.SlotID(), h.dir, g.Err(), argv[0], cmd.Process.Pid, grace)
-			if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
-				cmd.Process.Kill() // no SIGTERM here (Windows)
-			}
-			kill = time.After(grace)
-		case <-kill:
-			kill = nil
-			fmt.Fprintf(stderr, "%s: %s (pid %d) still runs %v after SIGTERM; sending SIGKILL\n", name, argv[0], cmd.Process.Pid, grace)
-			cmd.Process.Kill()
-		case <-waited:
-			done = true
-		}
-	}
-	if wasLost {
-		return exitLost, true
-	}
-	var exitErr *exec.ExitError
-	if waitErr != nil && !errors.As(waitErr, &exitErr) {
-		return failure(stderr, exitError, fmt.Errorf("waiting for %s: %w", path, waitErr)), false
-	}
-	status := shared.ExitStatus(cmd.ProcessState)
-	watch.finish(status)
-	return status, false
 }

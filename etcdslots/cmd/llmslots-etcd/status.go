@@ -36,18 +36,18 @@ func statusCmd(args []string, stdout, stderr io.Writer) int {
 		return code
 	}
 	if fs.NArg() > 0 {
-		return usageError(fs, stderr, statusSynopsis, "unexpected argument %q", fs.Arg(0))
+		return usageError(fs, stderr, "unexpected argument %q", fs.Arg(0))
 	}
 	if msg := cf.check(fs); msg != "" {
-		return usageError(fs, stderr, statusSynopsis, "%s", msg)
+		return usageError(fs, stderr, "%s", msg)
 	}
 	if *timeout <= 0 {
-		return usageError(fs, stderr, statusSynopsis, "--timeout must be > 0, got %v", *timeout)
+		return usageError(fs, stderr, "--timeout must be > 0, got %v", *timeout)
 	}
 	cli, pool, err := cf.connect(dialFor(*timeout), "")
 	switch {
 	case errors.Is(err, llmslots.ErrInvalid):
-		return usageError(fs, stderr, statusSynopsis, "%v", err)
+		return usageError(fs, stderr, "%v", err)
 	case err != nil:
 		return failure(stderr, errorCode(err), err)
 	}
