@@ -47,8 +47,8 @@ type ThrottleReport struct {
 //     the pause apart (5-500 ms), so the line does not stampede.
 //   - The limit is multiplied by 0.7 (at least 1) once per round: a report
 //     of work granted before the last decrease is the same congestion.
-//     Each release not throttled raises it by a slot per round (as many
-//     releases as the limit), slower just below the level that failed.
+//     Each release not throttled raises it by a slot per round (or per
+//     250 ms), slower for a second just below the level that failed.
 //
 // A retry (Release, acquire again) joins the back of the line, on purpose:
 // the pause holds everyone, grants after it are spaced, those ahead waited
