@@ -70,8 +70,10 @@ func (w *throttleWatch) attach(cmd *exec.Cmd, stderr io.Writer, exited <-chan st
 		os.Remove(name)
 		return nil, err
 	}
-	rf, err := os.Open(name)
-	os.Remove(name) // Unix: gone once both are closed (Windows: at the end)
+	// Writable, to free what was copied (freeCopied). Unix: the file is
+	// gone once both are closed (Windows: removed at the end).
+	rf, err := os.OpenFile(name, os.O_RDWR, 0)
+	os.Remove(name)
 	if err != nil {
 		wf.Close()
 		return nil, err
@@ -83,6 +85,7 @@ func (w *throttleWatch) attach(cmd *exec.Cmd, stderr io.Writer, exited <-chan st
 		defer rf.Close()
 		buf := make([]byte, 32<<10)
 		var line []byte
+		var copied, freed int64
 		wait, last := tailMin, false
 		for {
 			n, err := rf.Read(buf)
@@ -90,6 +93,10 @@ func (w *throttleWatch) attach(cmd *exec.Cmd, stderr io.Writer, exited <-chan st
 				stderr.Write(buf[:n])
 				line = w.scan(append(line, buf[:n]...))
 				wait = tailMin
+				if copied += int64(n); copied-freed >= 1<<20 {
+					freeCopied(rf, copied)
+					freed = copied
+				}
 				continue
 			}
 			if err != nil && err != io.EOF || last {
