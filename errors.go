@@ -13,6 +13,7 @@ import (
 
 	"github.com/llmslots/llmslots/internal/slotfile"
 	"github.com/llmslots/llmslots/internal/textsafe"
+	"github.com/llmslots/llmslots/internal/throttle"
 )
 
 // ErrBusy is matched (errors.Is) by the error Acquire returns when no slot
@@ -229,6 +230,6 @@ func packageLogger() *slog.Logger {
 // any slot that cannot be used.
 func (p *Pool) busyError(max int, wait time.Duration) error {
 	e := &BusyError{Dir: p.dir, Max: max, Wait: wait, Throttle: p.throttleStatus(max)}
-	e.Holders, e.Unusable = p.recordedHolders(max)
+	e.Holders, e.Unusable = p.recordedHolders(throttle.Span(p.readThrottle(), max)) // as a gated grant counts
 	return e
 }

@@ -5,6 +5,7 @@ package llmslots
 import (
 	"context"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -145,9 +146,14 @@ func TestLoweredLimitHoldsForASmallerMax(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if g, err := q.Acquire(2, 300*time.Millisecond); !errors.Is(err, ErrBusy) {
-		g.Release()
+	_, err = q.Acquire(2, 300*time.Millisecond)
+	var busy *BusyError
+	if !errors.As(err, &busy) {
 		t.Fatalf("Acquire(2) beside two holders under a limit of 2: %v, want ErrBusy", err)
+	}
+	// The error names the holders the refusal counted, above its max too.
+	if ids := fmt.Sprint(busy.Holders); !strings.Contains(ids, "{2 ") || !strings.Contains(ids, "{3 ") {
+		t.Errorf("the busy error names holders %v, not those of slots 2 and 3", busy.Holders)
 	}
 }
 
