@@ -99,11 +99,16 @@ func (e *BusyError) Error() string {
 	}
 	paused := e.Throttle != nil && !e.Throttle.PausedUntil.IsZero()
 	if paused {
-		fmt.Fprintf(&b, "; the pool is paused until %s", e.Throttle.PausedUntil.Format(time.DateTime))
-		if r := e.Throttle.LastReport; r != nil && r.Kind == "pause" {
-			fmt.Fprintf(&b, " (paused by hand by pid %d: %s)", r.PID, cmp.Or(r.Reason, "no reason given"))
-		} else if r != nil {
-			fmt.Fprintf(&b, " (a provider's throttling reported by pid %d)", r.PID)
+		until, r := e.Throttle.PausedUntil.Format(time.DateTime), e.Throttle.LastReport
+		switch {
+		case r != nil && r.Kind == "usage":
+			fmt.Fprintf(&b, "; the pool waits until %s for a usage limit to reset (reported by pid %d: %s)", until, r.PID, shorten(cmp.Or(r.Reason, "no message"), 160))
+		case r != nil && r.Kind == "pause":
+			fmt.Fprintf(&b, "; the pool is paused until %s (paused by hand by pid %d: %s)", until, r.PID, cmp.Or(r.Reason, "no reason given"))
+		case r != nil:
+			fmt.Fprintf(&b, "; the pool is paused until %s (a provider's throttling reported by pid %d)", until, r.PID)
+		default:
+			fmt.Fprintf(&b, "; the pool is paused until %s", until)
 		}
 	} else if e.Throttle != nil && e.Throttle.Limit < e.Max {
 		fmt.Fprintf(&b, "; throttled to %d at once", e.Throttle.Limit)

@@ -31,7 +31,7 @@ type ThrottleReport struct {
 	PID     int           `json:"pid"`
 	Host    string        `json:"host"`
 	Hint    time.Duration `json:"hint_ns"` // the provider's retry-after; 0 if none
-	Kind    string        `json:"kind"`    // "throttled" (Guard.Throttled) or "pause" (Pool.Pause)
+	Kind    string        `json:"kind"`    // "throttled" (Guard.Throttled), "usage" (a UsageLimit to ReportLimit) or "pause" (Pool.Pause)
 	Reason  string        `json:"reason,omitempty"`
 	Command string        `json:"command,omitempty"`
 	Label   string        `json:"label,omitempty"`
@@ -57,15 +57,20 @@ type ThrottleReport struct {
 // ReadStatus shows it, Pool.Resume clears it. On a nil Guard Throttled does
 // nothing; a failure to record the report is logged.
 func (g *Guard) Throttled(retryAfter time.Duration) {
+	g.report(retryAfter, "", throttle.Throttled)
+}
+
+// report records a report by g's holder: policy is the state after it.
+func (g *Guard) report(retryAfter time.Duration, reason string, policy func(*throttle.State, time.Time, throttle.Report) throttle.State) {
 	if g == nil || g.pool == nil {
 		return
 	}
 	g.mu.Lock()
 	g.th.reported = true
-	r := throttle.Report{Max: cmp.Or(g.max, MaxSlots), Granted: g.acquired, RetryAfter: retryAfter, Jitter: rand.Float64(), By: g.pool.reporter("")}
+	r := throttle.Report{Max: cmp.Or(g.max, MaxSlots), Granted: g.acquired, RetryAfter: retryAfter, Jitter: rand.Float64(), By: g.pool.reporter(reason)}
 	g.mu.Unlock()
 	if err := g.pool.updateThrottle(throttle.ChangePatience, func(st *throttle.State) (throttle.State, bool) {
-		return throttle.Throttled(st, time.Now(), r), true
+		return policy(st, time.Now(), r), true
 	}); err != nil {
 		g.pool.log().Warn("llmslots: the throttle report was not recorded", "dir", g.pool.dir, "err", err)
 	}

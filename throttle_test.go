@@ -293,3 +293,64 @@ func TestThrottleTempIsNewborn(t *testing.T) {
 		t.Fatalf("throttle.TempPrefix %q does not start with %q", throttle.TempPrefix, slotfile.NewbornPrefix)
 	}
 }
+
+// TestReportLimitUsage: a usage limit pauses every grant until its reset,
+// keeps the limit, and the busy error says what the pool waits for; one
+// without a reset ahead pauses for the backoff, one days ahead for 24 h at
+// most; a rate limit is Throttled.
+func TestReportLimitUsage(t *testing.T) {
+	dir := t.TempDir()
+	p, _ := NewPool(dir)
+	q, _ := NewPool(dir) // another "process" of the pool
+	g, err := p.Acquire(4, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	reset := time.Now().Add(700 * time.Millisecond)
+	line := "You've hit your usage limit. Upgrade to Pro or try again in 1 second."
+	g.ReportLimit(Limit{Kind: UsageLimit, ResetAt: reset, Line: line})
+	g.Release()
+	st, err := q.ReadStatus(4)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r := st.Throttle.LastReport; st.Limit != 4 || r == nil || r.Kind != "usage" || r.Reason != line || st.Throttle.PausedUntil.Sub(reset).Abs() > 10*time.Millisecond {
+		t.Fatalf("status after a usage limit: limit %d, throttle %+v, report %+v", st.Limit, st.Throttle, r)
+	}
+	_, err = q.Acquire(4, 100*time.Millisecond)
+	if !errors.Is(err, ErrBusy) || !strings.Contains(err.Error(), "for a usage limit to reset") || !strings.Contains(err.Error(), line) {
+		t.Fatalf("Acquire during the pause: %v", err)
+	}
+	h, err := q.Acquire(4, 2*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if early := time.Until(reset); early > 0 {
+		t.Fatalf("granted %v before the reset", early)
+	}
+	for _, c := range []struct {
+		l         Limit
+		min, max  time.Duration
+		kind      string
+		limitDrop bool
+	}{
+		{Limit{Kind: UsageLimit}, 500 * time.Millisecond, time.Second, "usage", false},                                                 // no reset: the backoff
+		{Limit{Kind: UsageLimit, ResetAt: time.Now().Add(-time.Hour)}, 0, 2 * time.Second, "usage", false},                             // past
+		{Limit{Kind: UsageLimit, ResetAt: time.Now().Add(96 * time.Hour)}, 24*time.Hour - time.Minute, 24 * time.Hour, "usage", false}, // cut
+		{Limit{Kind: RateLimited, RetryAfter: 3 * time.Second}, 3*time.Second - 50*time.Millisecond, 3 * time.Second, "throttled", true},
+	} {
+		if err := q.Resume(); err != nil {
+			t.Fatal(err)
+		}
+		c.l.Line = "a line"
+		h.ReportLimit(c.l)
+		st, _ := q.ReadStatus(4)
+		left := time.Until(st.Throttle.PausedUntil)
+		if st.Throttle.LastReport.Kind != c.kind || left < c.min || left > c.max || (st.Limit < 4) != c.limitDrop {
+			t.Errorf("ReportLimit(%+v): kind %q, paused %v, limit %d", c.l, st.Throttle.LastReport.Kind, left, st.Limit)
+		}
+	}
+	h.Release()
+	var nilGuard *Guard
+	nilGuard.ReportLimit(Limit{Kind: UsageLimit}) // does nothing
+}

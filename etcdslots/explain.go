@@ -111,6 +111,8 @@ func (a *attempt) holders() string {
 		if r.Reason != "" {
 			msg += ": " + r.Reason
 		}
+	} else if v.paused && r != nil && r.Kind == "usage" && v.st != nil {
+		msg += fmt.Sprintf("; waiting until %s for a usage limit to reset, reported by pid %d on %s: %s", v.st.PauseUntil.Format(time.DateTime), r.PID, r.Host, r.Reason)
 	} else if v.paused && r != nil {
 		msg += fmt.Sprintf("; paused after a throttle report by pid %d on %s", r.PID, r.Host)
 	}

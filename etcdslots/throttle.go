@@ -280,15 +280,35 @@ func (p *Pool) reporter(reason string) throttle.Record {
 // returns why the report could not be recorded (the cluster did not
 // answer within 5 s); on a nil Guard it does nothing.
 func (g *Guard) Throttled(retryAfter time.Duration) error {
+	return g.report(retryAfter, "", throttle.Throttled)
+}
+
+// ReportLimit reports l, met by the work done under this slot, to every
+// host of the pool, as the host pool's Guard.ReportLimit does: a
+// RateLimited limit (or one of any other Kind) is Throttled(l.RetryAfter);
+// a UsageLimit pauses the pool until l.ResetAt (at most 24 h ahead; none
+// ahead: the backoff Throttled uses without a hint), keeps the limit, and
+// Status shows it with l.Line. The reset is the provider's instant, read
+// against this host's clock once; the pause then runs on the cluster's.
+// It returns why the report could not be recorded.
+func (g *Guard) ReportLimit(l llmslots.Limit) error {
+	if l.Kind != llmslots.UsageLimit {
+		return g.Throttled(l.RetryAfter)
+	}
+	return g.report(time.Until(l.ResetAt), l.Line, throttle.UsageLimited)
+}
+
+// report records a report by g's holder: policy is the state after it.
+func (g *Guard) report(retryAfter time.Duration, reason string, policy func(*throttle.State, time.Time, throttle.Report) throttle.State) error {
 	if g == nil || g.p == nil {
 		return nil
 	}
 	g.reported.Store(true)
-	r := throttle.Report{Max: g.max, Granted: revTime(g.token), RetryAfter: retryAfter, Jitter: rand.Float64(), By: g.p.reporter("")}
+	r := throttle.Report{Max: g.max, Granted: revTime(g.token), RetryAfter: retryAfter, Jitter: rand.Float64(), By: g.p.reporter(reason)}
 	ctx, cancel := context.WithTimeout(context.Background(), changeTimeout)
 	defer cancel()
 	err := g.p.changeThrottle(ctx, func(st *throttle.State, now time.Time) (throttle.State, bool) {
-		return throttle.Throttled(st, now, r), true
+		return policy(st, now, r), true
 	})
 	if err != nil {
 		return fmt.Errorf("etcdslots: the throttle report on %s was not recorded: %w", g.p.Dir(), err)

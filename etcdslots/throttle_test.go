@@ -357,3 +357,42 @@ func maxInt(a, b int) int {
 	}
 	return b
 }
+
+// TestUsageLimitWaitsForTheReset: a usage limit reported on one client
+// (ReportLimit) holds a second client's grant until the reset it names,
+// keeps the limit, and says so in Status; a busy error names it.
+func TestUsageLimitWaitsForTheReset(t *testing.T) {
+	addr := sharedMember(t)
+	name := poolName(t)
+	a, b := namedPool(t, name, addr), namedPool(t, name, addr)
+	g, err := a.Acquire(2, time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	reset := time.Now().Add(4 * time.Second)
+	line := "You've hit your usage limit. Try again in 4 seconds."
+	if err := g.ReportLimit(llmslots.Limit{Kind: llmslots.UsageLimit, ResetAt: reset, Line: line}); err != nil {
+		t.Fatal(err)
+	}
+	g.Release()
+	st, err := b.ReadStatus(context.Background(), 2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if th := st.Throttle; th == nil || th.LastReport == nil || th.LastReport.Kind != "usage" || th.LastReport.Reason != line || st.Limit != 2 {
+		t.Fatalf("status after the usage limit: limit %d, throttle %+v; want kind usage, the line, limit 2", st.Limit, st.Throttle)
+	}
+	_, err = b.Acquire(2, 300*time.Millisecond)
+	if !errors.Is(err, llmslots.ErrBusy) || !bytes.Contains([]byte(err.Error()), []byte("usage limit to reset")) {
+		t.Fatalf("Acquire in the pause: %v; want ErrBusy naming the usage limit", err)
+	}
+	got, err := b.Acquire(2, 10*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer got.Release()
+	// The cluster rounds the pause up to whole seconds.
+	if late := time.Since(reset); late < 0 || late > 2*time.Second {
+		t.Errorf("granted %v after the reset; want within 0..2 s", late.Round(time.Millisecond))
+	}
+}

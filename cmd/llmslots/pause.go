@@ -109,11 +109,14 @@ func throttleLines(t *llmslots.ThrottleStatus, max int) []string {
 	}
 	var lines, parts []string
 	r := t.LastReport
-	byHand := r != nil && r.Kind == "pause"
+	byHand, usage := r != nil && r.Kind == "pause", r != nil && r.Kind == "usage"
 	if !t.PausedUntil.IsZero() {
 		until := "until " + clock(t.PausedUntil) + " (" + left(t.PausedUntil) + " left)"
-		if byHand {
+		if byHand || usage {
 			s := fmt.Sprintf("paused by hand %s by pid %d", until, r.PID)
+			if usage {
+				s = fmt.Sprintf("waiting for a usage limit to reset %s, reported by pid %d", until, r.PID)
+			}
 			if r.Reason != "" {
 				s += ": " + r.Reason
 			}
@@ -125,7 +128,7 @@ func throttleLines(t *llmslots.ThrottleStatus, max int) []string {
 	if t.Limit < max {
 		parts = append(parts, fmt.Sprintf("limit lowered to %d of %d", t.Limit, max))
 	}
-	if len(parts) > 0 && r != nil && !byHand {
+	if len(parts) > 0 && r != nil && !byHand && !usage {
 		s := fmt.Sprintf("last report %s ago by pid %d", time.Since(r.At).Round(time.Second), r.PID)
 		if r.Hint > 0 {
 			s += fmt.Sprintf(", retry after %v", r.Hint)

@@ -154,6 +154,8 @@ func waitingLine(p llmslots.Progress, wait time.Duration) string {
 			r := p.Throttle.LastReport
 			if r.Kind == "pause" {
 				b.WriteString(" (paused by hand")
+			} else if r.Kind == "usage" {
+				b.WriteString(" (a usage limit reported")
 			} else {
 				b.WriteString(" (throttled")
 			}

@@ -127,8 +127,7 @@ func Throttled(st *State, now time.Time, r Report) State {
 		if newRound || next.Backoff == 0 {
 			next.Backoff = min(next.Backoff+1, maxBackoff)
 		}
-		b := min(backoffCap, backoffBase<<min(next.Backoff-1, 20))
-		pause = b/2 + time.Duration(r.Jitter*float64(b/2))
+		pause = next.backoff(r.Jitter)
 	}
 	next.extendPause(now, pause)
 	next.Last = r.By
@@ -148,6 +147,13 @@ func Paused(st *State, now time.Time, d time.Duration, rec Record) State {
 	next.Last = rec
 	next.Last.At, next.Last.Hint, next.Last.Kind = now, d, "pause"
 	return next
+}
+
+// backoff is the pause of a report without a hint: backoffBase doubled
+// per report since the last success, up to backoffCap, placed by jitter.
+func (st *State) backoff(jitter float64) time.Duration {
+	b := min(backoffCap, backoffBase<<min(st.Backoff-1, 20))
+	return b/2 + time.Duration(jitter*float64(b/2))
 }
 
 // extendPause makes the pause last at least until now+d (at most MaxPause).
@@ -182,4 +188,25 @@ func Released(st *State, max int, now time.Time) (State, bool) {
 		}
 	}
 	return next, true
+}
+
+// UsageLimited is st after a usage cap reported at now: nobody is granted
+// a slot for r.RetryAfter, the time left to the provider's reset (0 if it
+// named none: the shared backoff, doubled per report until a success).
+// The limit is kept: a cap says "nobody until then", not "fewer at once".
+func UsageLimited(st *State, now time.Time, r Report) State {
+	next := State{Limit: float64(r.Max)}
+	if st != nil {
+		next = *st
+	}
+	next.Ceiling = max(next.Ceiling, r.Max)
+	pause := max(r.RetryAfter, 0)
+	if pause == 0 {
+		next.Backoff = min(next.Backoff+1, maxBackoff)
+		pause = next.backoff(r.Jitter)
+	}
+	next.extendPause(now, pause)
+	next.Last = r.By
+	next.Last.At, next.Last.Hint, next.Last.Kind = now, min(pause, MaxPause), "usage"
+	return next
 }

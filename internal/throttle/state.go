@@ -50,7 +50,7 @@ type Record struct {
 	PID     int
 	Host    string
 	Hint    time.Duration // the provider's retry-after; 0: none
-	Kind    string        // "throttled" or "pause"
+	Kind    string        // "throttled", "usage" or "pause"
 	Reason  string
 	Command string
 	Label   string

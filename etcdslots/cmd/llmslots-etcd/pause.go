@@ -118,8 +118,12 @@ func throttleLines(t *llmslots.ThrottleStatus, max int) []string {
 	r := t.LastReport
 	if !t.PausedUntil.IsZero() {
 		s := fmt.Sprintf("paused until about %s (%v left, by the cluster's clock)", t.PausedUntil.Format(time.TimeOnly), time.Until(t.PausedUntil).Round(time.Second))
-		if r != nil && r.Kind == "pause" {
-			s = "paused by hand by pid " + fmt.Sprint(r.PID) + " on " + r.Host + ", " + strings.TrimPrefix(s, "paused ")
+		if r != nil && (r.Kind == "pause" || r.Kind == "usage") {
+			what := "paused by hand"
+			if r.Kind == "usage" {
+				what = "waiting for a usage limit to reset, reported"
+			}
+			s = what + " by pid " + fmt.Sprint(r.PID) + " on " + r.Host + ", " + strings.TrimPrefix(s, "paused ")
 			if r.Reason != "" {
 				s += ": " + r.Reason
 			}
@@ -129,7 +133,7 @@ func throttleLines(t *llmslots.ThrottleStatus, max int) []string {
 	if t.Limit < max {
 		parts = append(parts, fmt.Sprintf("limit lowered to %d of %d", t.Limit, max))
 	}
-	if len(parts) > 0 && r != nil && r.Kind != "pause" {
+	if len(parts) > 0 && r != nil && r.Kind == "throttled" {
 		s := fmt.Sprintf("last report by pid %d on %s", r.PID, r.Host)
 		if r.Hint > 0 {
 			s += fmt.Sprintf(", retry after %v", r.Hint)
