@@ -194,7 +194,7 @@ func sane(t, now time.Time) time.Time {
 func resolve(m []string, now time.Time, loc *time.Location) time.Time {
 	zone, err := time.LoadLocation(m[10]) // "" is UTC
 	if err != nil || m[10] == "" && m[11] == "" {
-		zone = loc
+		zone = cmp.Or(loc, time.Local) // a nil loc is the local zone
 	}
 	hour, minute := atoi(m[7]), atoi(m[8])
 	if m[9] != "" { // a 12-hour clock: 12am is 0:00, 12pm is noon

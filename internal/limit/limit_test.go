@@ -306,3 +306,10 @@ func FuzzDetect(f *testing.F) {
 		}
 	})
 }
+
+// TestNilZone: a nil loc is read as time.Local, not a panic.
+func TestNilZone(t *testing.T) {
+	if f, ok := Detect([]byte("You've hit your limit · resets 3pm\n"), now, nil); !ok || f.ResetAt.IsZero() {
+		t.Errorf("got %v %+v", ok, f)
+	}
+}
