@@ -263,3 +263,37 @@ func ExampleGuard_Throttled() {
 	// limit 2 of 4, paused for 20s
 	// a slot now: false
 }
+
+// The two lines a codex- or claude-spawning program adds: DetectLimit
+// reads what the CLI printed, and ReportLimit shares it with every process
+// of the pool. Here the provider's usage cap resets in 2 hours: the pool
+// waits until then, its limit kept (a 429 would pause it for the hint and
+// lower the limit, as Throttled does).
+func ExampleDetectLimit() {
+	dir, _ := os.MkdirTemp("", "llmslots-example-")
+	defer os.RemoveAll(dir)
+	pool, _ := llmslots.NewPool(dir)
+
+	g, err := pool.Acquire(4, time.Minute)
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	out, _ := os.Create(filepath.Join(dir, "codex.log")) // a file, not a pipe (see Command)
+	// Here: g.Command("codex", "exec", prompt), which prints this.
+	cmd := g.Command("sh", "-c", `echo "ERROR: You've hit your usage limit. Upgrade to Pro or try again in 2 hours."; exit 1`)
+	cmd.Stdout, cmd.Stderr = out, out
+	err = cmd.Run()
+	printed, _ := os.ReadFile(out.Name())
+	if l, ok := llmslots.DetectLimit(printed); ok {
+		g.ReportLimit(l)
+		fmt.Printf("%v (%v), resets in %v\n", l.Kind, err, time.Until(l.ResetAt).Round(time.Minute))
+	}
+	g.Release()
+
+	st, _ := pool.ReadStatus(4)
+	fmt.Printf("limit %d of %d, paused for %v\n", st.Limit, st.Max, time.Until(st.Throttle.PausedUntil).Round(time.Minute))
+	// Output:
+	// usage limit (exit status 1), resets in 2h0m0s
+	// limit 4 of 4, paused for 2h0m0s
+}

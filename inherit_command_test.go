@@ -19,11 +19,13 @@ import (
 
 // fakeCodex is a `codex` for PATH: it logs "start <pid> <ns>" and
 // "end <pid> <ns>" (wall-clock nanoseconds, which every process on the
-// host shares) around a sleep of $CODEX_SECS. The log is the children's
+// host shares) around a sleep of $CODEX_SECS, printing $CODEX_SAYS on
+// stderr at the end if it is set. The log is the children's
 // own account of when they ran, independent of the library's view.
 const fakeCodex = `#!/bin/sh
 echo "start $$ $(date +%s%N)" >> "$CODEX_LOG"
 sleep "$CODEX_SECS"
+[ -z "$CODEX_SAYS" ] || printf '%s\n' "$CODEX_SAYS" >&2
 echo "end $$ $(date +%s%N)" >> "$CODEX_LOG"
 `
 
@@ -199,6 +201,32 @@ func TestCommandKeepsTheLimitWhenTheParentIsKilled(t *testing.T) {
 				t.Errorf("the third later codex did not wait: %+v", rs)
 			}
 		})
+	}
+}
+
+// The README's first snippet tells the pool what codex said: a usage
+// limit on codex's stderr pauses the pool until the reset it names, and
+// the program still shows codex's stderr.
+func TestCodexExampleReportsTheLimit(t *testing.T) {
+	w := newCodexWorld(t)
+	prog := w.build("./examples/codex")
+	says := "ERROR: You've hit your usage limit. Upgrade to Pro or try again in 2 hours."
+	cmd := w.command(0, prog, "review")
+	cmd.Env = append(cmd.Env, "CODEX_SAYS="+says)
+	out, err := cmd.CombinedOutput()
+	if err != nil || !strings.Contains(string(out), says) {
+		t.Fatalf("examples/codex: %v\n%s", err, out)
+	}
+	p, _ := NewPool(w.dir)
+	st, err := p.ReadStatus(3)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.Throttle == nil || st.Throttle.LastReport == nil || st.Throttle.LastReport.Kind != "usage" || st.Limit != 3 {
+		t.Fatalf("after codex's usage limit: limit %d, %+v", st.Limit, st.Throttle)
+	}
+	if left := time.Until(st.Throttle.PausedUntil); left < 2*time.Hour-time.Minute || left > 2*time.Hour {
+		t.Errorf("paused for %v, want 2 h", left)
 	}
 }
 

@@ -3,6 +3,7 @@ package llmslots
 import (
 	"time"
 
+	"github.com/llmslots/llmslots/internal/limit"
 	"github.com/llmslots/llmslots/internal/throttle"
 )
 
@@ -37,6 +38,32 @@ type Limit struct {
 	RetryAfter time.Duration // RateLimited: the provider's hint; 0 if none
 	ResetAt    time.Time     // UsageLimit: when the cap resets; zero if not said
 	Line       string        // the line of output that said so
+}
+
+// DetectLimit finds in output, what an LLM CLI printed (stdout and stderr
+// of `codex exec`, `claude -p`), the provider's message that the account
+// met a rate limit or a usage cap, with its hint or reset; false if there
+// is none. It knows the wordings of the Codex CLI and Claude Code and the
+// OpenAI and Anthropic APIs' error bodies as those print them: plain text,
+// JSON lines, relative ("try again in 2 days 1 hour") and absolute times
+// ("at 8:19 PM", in the local zone; "resets 5pm (America/New_York)", with
+// the zone's rules built in), epochs. Only those shapes count, at the
+// start of a line: the same words in code, diffs, logs, prose or a fenced
+// block (a review of a rate limiter) are no signal. A usage limit
+// outranks a rate limit; otherwise the last message wins. Only the last
+// 64 KiB of output is read. A reset that is not ahead is reported as
+// unknown (zero ResetAt); a provider's overload is no limit of the
+// account, and not reported.
+func DetectLimit(output []byte) (Limit, bool) {
+	f, ok := limit.Detect(output, time.Now(), time.Local)
+	if !ok {
+		return Limit{}, false
+	}
+	kind := RateLimited
+	if f.Kind == limit.UsageLimit {
+		kind = UsageLimit
+	}
+	return Limit{Kind: kind, RetryAfter: f.RetryAfter, ResetAt: f.ResetAt, Line: f.Line}, true
 }
 
 // ReportLimit reports l, met by the work done under this slot, to every

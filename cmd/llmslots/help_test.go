@@ -69,21 +69,21 @@ func TestHelpTexts(t *testing.T) {
 
 // Help shows a default only where the flag has one: a sentinel that
 // stands for "not given" (--throttled-exit's -1) is no default (issue 22,
-// item 11). The one default every --help may show is --grace's 10s.
+// item 11). The defaults --help may show are the real ones below, each.
 func TestHelpShowsOnlyRealDefaults(t *testing.T) {
 	e := newEnv(t)
 	shown := regexp.MustCompile(`(?m)^  (--\S+).*\n\s+\t.*\(default ([^)]*)\)$`)
-	sawGrace := false
+	real := map[string]string{"release --grace": "10s", "run --detect": "auto", "shim --detect": "auto"}
 	for _, c := range commands {
 		r := e.run(c.name, "--help")
 		for _, m := range shown.FindAllStringSubmatch(r.stdout, -1) {
-			if c.name != "release" || m[1] != "--grace" || m[2] != "10s" {
+			if def, ok := real[c.name+" "+m[1]]; !ok || def != m[2] {
 				t.Errorf("%s --help: %s shows (default %s), which it does not have", c.name, m[1], m[2])
 			}
-			sawGrace = sawGrace || m[1] == "--grace"
+			delete(real, c.name+" "+m[1])
 		}
 	}
-	if !sawGrace {
-		t.Error("release --help does not show --grace's default, 10s")
+	for flag, def := range real {
+		t.Errorf("%s --help does not show its default, %s", flag, def)
 	}
 }

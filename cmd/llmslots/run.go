@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"flag"
@@ -18,7 +19,7 @@ import (
 	"github.com/llmslots/llmslots/internal/cli"
 )
 
-const runSynopsis = "llmslots run [--pool NAME | --dir DIR | --etcd ENDPOINTS] [--max N] [--wait D] [--label TEXT] [--exec] [--throttled-on REGEX] [--throttled-exit CODE] -- CMD [ARGS...]"
+const runSynopsis = "llmslots run [--pool NAME | --dir DIR | --etcd ENDPOINTS] [--max N] [--wait D] [--label TEXT] [--exec] [--detect LIST] [--throttled-on REGEX] [--throttled-exit CODE] -- CMD [ARGS...]"
 
 const runAbout = `
 Takes a slot of the pool, runs CMD holding it, and exits with CMD's exit
@@ -39,6 +40,17 @@ waiting for a second one.
 No slot within --wait: exit 75, naming the holders. Waiting, llmslots shows
 a live line on stderr when it is a terminal, one line otherwise; while the
 pool is paused after a throttle report, it says until when.
+
+With --detect LIST (default auto), llmslots recognises a provider's rate or
+usage limit in CMD's stdout and stderr as the CLIs in LIST (codex, claude)
+print it ("exceeded retry limit, last status: 429", "You've hit your usage
+limit ... try again in 3 hours", "Claude AI usage limit reached|1755615600")
+and reports it: a rate limit as --throttled-on does, a usage limit by
+pausing every process of the pool until the reset it names, the limit
+kept. auto watches CMD when it is named codex or claude; none, nothing. A
+stream that is a terminal is left alone (a person reads it, and an
+interactive session keeps its terminal); another reaches its place through
+llmslots, as --throttled-on's stderr does. --exec turns auto off.
 
 With --throttled-on REGEX, CMD's stderr goes through llmslots (to the same
 place, byte for byte, within 0.2 s; CMD writes to a file of its own, not a
@@ -70,6 +82,7 @@ func runCmd(args []string, stdout, stderr io.Writer) int {
 	execFlag := fs.Bool("exec", false, "replace llmslots with CMD once the slot is held (Unix only)")
 	quiet := fs.Bool("quiet", false, "say nothing while waiting unless stderr is a terminal (where the live line is erased once the slot is taken); shims use it, so the program's stderr stays its own")
 	shim := fs.String("shim", "", "run the real `NAME` found along PATH, skipping llmslots shims, with ARGS (what shim scripts use)")
+	detect := fs.String("detect", "auto", "recognise a provider's rate or usage limit in CMD's output, as the CLIs in `LIST` print it (codex, claude), and report it; auto: by CMD's name; none: off")
 	throttledOn := fs.String("throttled-on", "", "report the work throttled when a line of CMD's stderr matches `REGEX` (Go syntax), e.g. '429|rate.?limit|usage limit'")
 	throttledExit := fs.Int("throttled-exit", -1, "report the work throttled when CMD exits with status `CODE`")
 	noDefault(fs, "throttled-exit")
@@ -92,7 +105,15 @@ func runCmd(args []string, stdout, stderr io.Writer) int {
 	if msg := checkText("--shim", *shim); msg != "" {
 		return usageError(fs, stderr, "%s", msg)
 	}
-	watch := &throttleWatch{exitCode: *throttledExit}
+	argv := fs.Args()
+	detecting, msg := cli.Detecting(*detect, cmp.Or(*shim, argv0(argv)))
+	if msg != "" {
+		return usageError(fs, stderr, "%s", msg)
+	}
+	if *execFlag && detecting && cli.IsSet(fs, "detect") {
+		return usageError(fs, stderr, "--detect needs llmslots to stay CMD's parent; drop --exec, or say --detect none")
+	}
+	watch := &throttleWatch{exitCode: *throttledExit, detect: detecting && !*execFlag}
 	if *throttledOn != "" {
 		re, err := regexp.Compile(*throttledOn)
 		if err != nil {
@@ -106,7 +127,6 @@ func runCmd(args []string, stdout, stderr io.Writer) int {
 	if *execFlag && (watch.re != nil || watch.exitCode >= 0) {
 		return usageError(fs, stderr, "--throttled-on and --throttled-exit need llmslots to stay CMD's parent; drop --exec")
 	}
-	argv := fs.Args()
 	if *shim == "" && len(argv) == 0 {
 		return usageError(fs, stderr, "no command given; put it after --")
 	}
@@ -233,9 +253,9 @@ func runHolding(g *llmslots.Guard, path string, argv []string, sigs <-chan os.Si
 		return failure(stderr, exitError, err)
 	}
 	exited := make(chan struct{}) // closed once CMD has exited (or did not start)
-	started, err := watch.attach(cmd, os.Stderr, exited)
+	started, err := watch.attach(cmd, os.Stdout, os.Stderr, exited)
 	if err != nil {
-		return failure(stderr, exitError, fmt.Errorf("llmslots: cannot watch %s's stderr: %w", path, err))
+		return failure(stderr, exitError, fmt.Errorf("llmslots: cannot watch %s's output: %w", path, err))
 	}
 	// Where the lock cannot be handed on (Windows), llmslots holds the slot
 	// for CMD while both live; see docs/command.md, Platform notes.
@@ -293,4 +313,12 @@ func warnStrayFlags(fs *flag.FlagSet, argv []string, stderr io.Writer) {
 	cmd := printable(argv[0])
 	fmt.Fprintf(stderr, "llmslots: warning: %s after the command %s go to %s, not to llmslots run; put them before %s, or write -- before %s to pass them on without this warning\n",
 		strings.Join(stray, ", "), cmd, cmd, cmd, cmd)
+}
+
+// argv0 is the command's name, "" if there is none.
+func argv0(argv []string) string {
+	if len(argv) == 0 {
+		return ""
+	}
+	return argv[0]
 }

@@ -18,7 +18,7 @@ import (
 	"github.com/llmslots/llmslots/internal/cli"
 )
 
-const shimSynopsis = `llmslots shim NAME [--pool P] [--max N] [--wait D] [--bin-dir DIR] [--throttled-on REGEX] [--throttled-exit CODE]
+const shimSynopsis = `llmslots shim NAME [--pool P] [--max N] [--wait D] [--bin-dir DIR] [--detect LIST] [--throttled-on REGEX] [--throttled-exit CODE]
        llmslots shim --remove NAME [--bin-dir DIR]`
 
 const shimAbout = `
@@ -30,9 +30,11 @@ is limited without changing the tool.
 
 The pool is P, by default the pool named NAME, so that a "codex" limit and a
 "claude" limit do not compete. The max is N, by default whatever
-LLMSLOTS_MAX or the machine says when the shim runs. shim refuses to
-overwrite a file it did not write, and warns when DIR is not on PATH or
-comes after the real NAME. Not available on Windows.`
+LLMSLOTS_MAX or the machine says when the shim runs. A shim for codex or
+claude (or one given --detect) keeps llmslots as the program's parent, to
+report the provider's limits it prints (see llmslots run --help). shim
+refuses to overwrite a file it did not write, and warns when DIR is not on
+PATH or comes after the real NAME. Not available on Windows.`
 
 // shimMarker identifies a script written by shim; shim overwrites and
 // removes only files that carry it, and run --shim skips them.
@@ -46,6 +48,7 @@ func shimCmd(args []string, stdout, stderr io.Writer) int {
 	wait := fs.Duration("wait", 0, "give up after `D` with exit 75 (default: wait until a slot frees)")
 	binDir := fs.String("bin-dir", "", "write the shim in `DIR` (default: ~/.local/bin)")
 	remove := fs.Bool("remove", false, "remove the shim NAME instead")
+	detect := fs.String("detect", "auto", "passed to run: recognise a provider's rate or usage limit in the program's output as the CLIs in `LIST` (codex, claude) print it; auto: by NAME; none: off")
 	throttledOn := fs.String("throttled-on", "", "passed to run: report the work throttled when a line of the program's stderr matches `REGEX`")
 	throttledExit := fs.Int("throttled-exit", -1, "passed to run: report the work throttled when the program exits with status `CODE`")
 	noDefault(fs, "throttled-exit")
@@ -94,7 +97,7 @@ func shimCmd(args []string, stdout, stderr io.Writer) int {
 	if cli.IsSet(fs, "throttled-exit") && (*throttledExit < 0 || *throttledExit > 255) {
 		return usageError(fs, stderr, "--throttled-exit must be 0..255, got %d", *throttledExit)
 	}
-	if *remove && (cli.IsSet(fs, "pool") || cli.IsSet(fs, "max") || cli.IsSet(fs, "wait") || cli.IsSet(fs, "throttled-on") || cli.IsSet(fs, "throttled-exit")) {
+	if *remove && (cli.IsSet(fs, "pool") || cli.IsSet(fs, "max") || cli.IsSet(fs, "wait") || cli.IsSet(fs, "detect") || cli.IsSet(fs, "throttled-on") || cli.IsSet(fs, "throttled-exit")) {
 		return usageError(fs, stderr, "--remove takes only NAME and --bin-dir")
 	}
 	if runtime.GOOS == "windows" {
@@ -138,9 +141,13 @@ func shimCmd(args []string, stdout, stderr io.Writer) int {
 		return failure(stderr, exitError, fmt.Errorf("llmslots: cannot find the llmslots binary to call from the shim: %w", err))
 	}
 	runArgs := []string{"run", "--exec", "--quiet", "--shim", name}
-	if *throttledOn != "" || cli.IsSet(fs, "throttled-exit") {
+	detecting, msg := cli.Detecting(*detect, name)
+	if msg != "" {
+		return usageError(fs, stderr, "%s", msg)
+	}
+	if detecting || *throttledOn != "" || cli.IsSet(fs, "throttled-exit") {
 		// llmslots stays the program's parent, to watch it: no --exec.
-		runArgs = []string{"run", "--quiet", "--shim", name}
+		runArgs = []string{"run", "--quiet", "--shim", name, "--detect", *detect}
 		if *throttledOn != "" {
 			runArgs = append(runArgs, "--throttled-on", *throttledOn)
 		}

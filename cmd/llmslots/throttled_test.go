@@ -65,7 +65,9 @@ func TestRunThrottledOn(t *testing.T) {
 		{"rate limit hit; try again at 3:05 PM", 0},
 	} {
 		e := newEnv(t)
-		r := e.runEnv(e.with("MSG="+c.msg, "CODE=1"), "", "run", "--max", "4", "--throttled-on", re, "--", codex, "exec", "x")
+		// --detect none: the stand-in is called codex, and the regexp is
+		// what is tested here.
+		r := e.runEnv(e.with("MSG="+c.msg, "CODE=1"), "", "run", "--max", "4", "--detect", "none", "--throttled-on", re, "--", codex, "exec", "x")
 		if r.code != 1 {
 			t.Fatalf("exit %d, want the child's 1; stderr %q", r.code, r.stderr)
 		}

@@ -4,6 +4,8 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"path/filepath"
+	"slices"
 	"strings"
 )
 
@@ -34,4 +36,25 @@ func IsSet(fs *flag.FlagSet, name string) bool {
 		}
 	})
 	return set
+}
+
+// Detectors are the CLIs whose messages llmslots.DetectLimit knows.
+var Detectors = []string{"codex", "claude"}
+
+// Detecting says whether run --detect list watches the command called
+// name, or what is wrong with list: auto picks by name, none is off.
+func Detecting(list, name string) (bool, string) {
+	switch list {
+	case "none":
+		return false, ""
+	case "auto":
+		name = strings.TrimSuffix(strings.ToLower(filepath.Base(name)), ".exe")
+		return slices.Contains(Detectors, name), ""
+	}
+	for _, d := range strings.Split(list, ",") {
+		if !slices.Contains(Detectors, d) {
+			return false, fmt.Sprintf("--detect %q: %q is none of %s, auto, none", list, d, strings.Join(Detectors, ", "))
+		}
+	}
+	return true, ""
 }

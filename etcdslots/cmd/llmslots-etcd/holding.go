@@ -40,9 +40,9 @@ func runHolding(h *held, path string, argv []string, sigs <-chan os.Signal, grac
 		defer takeBack()
 	}
 	waited := make(chan struct{}) // closed once CMD has exited (or did not start)
-	started, err := watch.attach(cmd, os.Stderr, waited)
+	started, err := watch.attach(cmd, os.Stdout, os.Stderr, waited)
 	if err != nil {
-		return failure(stderr, exitError, fmt.Errorf("cannot watch %s's stderr: %w", path, err)), false
+		return failure(stderr, exitError, fmt.Errorf("cannot watch %s's output: %w", path, err)), false
 	}
 	err = cmd.Start()
 	started()

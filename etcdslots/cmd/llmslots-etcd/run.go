@@ -17,7 +17,7 @@ import (
 	shared "github.com/llmslots/llmslots/internal/cli"
 )
 
-const runSynopsis = name + " run [--etcd ENDPOINTS] --max N [--pool NAME] [--wait D] [--label TEXT] [--ttl D] [--grace D] [--local-max N] [--throttled-on REGEX] [--throttled-exit CODE] [--prefix P] [--cacert FILE] [--cert FILE --key FILE] [--user NAME] [--quiet] -- CMD [ARGS...]"
+const runSynopsis = name + " run [--etcd ENDPOINTS] --max N [--pool NAME] [--wait D] [--label TEXT] [--ttl D] [--grace D] [--local-max N] [--detect LIST] [--throttled-on REGEX] [--throttled-exit CODE] [--prefix P] [--cacert FILE] [--cert FILE --key FILE] [--user NAME] [--quiet] -- CMD [ARGS...]"
 
 const runAbout = `
 Takes a slot of the cluster pool (at most --max holders across every host
@@ -51,6 +51,14 @@ With --local-max N it also holds a slot of the host's pool of the same name
 this host and --max across all hosts. The host's slot is taken first, so
 no cluster slot is held while waiting for this host; CMD inherits it.
 
+With --detect LIST (default auto), run recognises a provider's rate or
+usage limit in CMD's stdout and stderr as the CLIs in LIST (codex, claude)
+print it, and reports it (etcdslots.Guard.ReportLimit): a rate limit as
+--throttled-on does, a usage limit by pausing every host until the reset it
+names, the limit kept. auto watches CMD when it is named codex or claude;
+none, nothing. A stream that is a terminal is left alone; another is a
+file of its own that run copies, as --throttled-on's stderr.
+
 With --throttled-on REGEX, CMD's stderr is a file of its own that run
 copies to its stderr as it grows (so CMD writes on if run is killed), and
 the first line matching REGEX reports the slot's work throttled
@@ -74,6 +82,7 @@ func runCmd(args []string, stdout, stderr io.Writer) int {
 	grace := fs.Duration("grace", 0, "when the slot may be lost, wait `D` after SIGTERM before sending CMD SIGKILL; all of it comes out of the lease's time, so it must fit --ttl (at most TTL/2 less the loss margin, TTL/10, and 200ms for SIGKILL); default: TTL/5, at most 10s (1s with the default --ttl)")
 	localMax := fs.Int("local-max", 0, "also hold a slot of this host's pool of the same name, at most `N` on this host")
 	quiet := fs.Bool("quiet", false, "say nothing while waiting")
+	detect := fs.String("detect", "auto", "recognise a provider's rate or usage limit in CMD's output, as the CLIs in `LIST` print it (codex, claude), and report it; auto: by CMD's name; none: off")
 	throttledOn := fs.String("throttled-on", "", "report the work throttled when a line of CMD's stderr matches `REGEX` (Go syntax), e.g. '429|rate.?limit|usage limit'")
 	throttledExit := fs.Int("throttled-exit", -1, "report the work throttled when CMD exits with status `CODE`")
 	if code, done := parseFlags(fs, args, stdout, stderr, runSynopsis, runAbout); done {
@@ -103,7 +112,12 @@ func runCmd(args []string, stdout, stderr io.Writer) int {
 	if shared.IsSet(fs, "local-max") && (*localMax < 1 || *localMax > llmslots.MaxSlots) {
 		return usageError(fs, stderr, "--local-max must be 1..%d, got %d", llmslots.MaxSlots, *localMax)
 	}
-	watch := &throttleWatch{exitCode: *throttledExit, stderr: stderr}
+	argv := fs.Args()
+	detecting, msg := shared.Detecting(*detect, argv0(argv))
+	if msg != "" {
+		return usageError(fs, stderr, "%s", msg)
+	}
+	watch := &throttleWatch{exitCode: *throttledExit, stderr: stderr, detect: detecting}
 	if *throttledOn != "" {
 		re, err := regexp.Compile(*throttledOn)
 		if err != nil {
@@ -114,7 +128,6 @@ func runCmd(args []string, stdout, stderr io.Writer) int {
 	if shared.IsSet(fs, "throttled-exit") && (*throttledExit < 0 || *throttledExit > 255) {
 		return usageError(fs, stderr, "--throttled-exit must be 0..255, got %d", *throttledExit)
 	}
-	argv := fs.Args()
 	if len(argv) == 0 {
 		return usageError(fs, stderr, "no command given; put it after --")
 	}
@@ -323,4 +336,12 @@ func acquire(pool *etcdslots.Pool, max int, local *llmslots.Pool, localMax int, 
 		return nil, nil, err
 	}
 	return h, nil, nil
+}
+
+// argv0 is the command's name, "" if there is none.
+func argv0(argv []string) string {
+	if len(argv) == 0 {
+		return ""
+	}
+	return argv[0]
 }

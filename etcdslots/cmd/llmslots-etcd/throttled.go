@@ -11,54 +11,83 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/llmslots/llmslots"
+	shared "github.com/llmslots/llmslots/internal/cli"
 )
 
 // This file follows the core command's cmd/llmslots/throttled.go, which
-// lives in another module: the two commands watch a command's stderr the
+// lives in another module: the two commands watch a command's output the
 // same way. A fix to one belongs in the other.
 
 // reporter is the slot a throttleWatch reports on: an etcdslots.Guard.
 type reporter interface {
-	Throttled(retryAfter time.Duration) error
+	ReportLimit(l llmslots.Limit) error
 }
 
-// throttleWatch reports, for run --throttled-on and --throttled-exit, that
-// the command was throttled: a line of its stderr matched re, or it exited
-// with exitCode. The report (Guard.Throttled) is made once per run, at the
-// first sign, while the command may still run: every other process of the
-// pool stops being granted slots at once.
+// throttleWatch reports, for run --detect, --throttled-on and
+// --throttled-exit, that the command met a provider's limit: a line of
+// its output in which llmslots.DetectLimit finds one, a line of its stderr
+// that matches re, or its exit with exitCode. Each kind of limit is
+// reported once per run (Guard.ReportLimit), at the first sign, while the
+// command may still run: every other process of the pool stops being
+// granted slots at once.
 type throttleWatch struct {
-	re       *regexp.Regexp // nil: stderr is not watched
+	re       *regexp.Regexp // nil: no --throttled-on
+	detect   bool           // DetectLimit on the streams that are no terminal
 	exitCode int            // -1: the exit status is not watched
 	g        reporter
 	stderr   io.Writer // where a failed report is said
 
-	once sync.Once
-	hint time.Duration // parsed from the matching line; 0 if none
-	done chan struct{} // closed once stderr is fully copied
+	mu       sync.Mutex
+	reported map[llmslots.LimitKind]bool
+	copies   sync.WaitGroup // the streams being copied
 }
 
 // maxLine bounds the line kept for matching: a longer line is matched in
 // pieces of this size (the bytes still all reach the terminal).
 const maxLine = 64 << 10
 
-// attach makes cmd's stderr a file of its own, unlinked at once, which a
-// goroutine copies to stderr as it grows while it matches the lines
-// against re. Not a pipe: once llmslots-etcd is killed, a pipe that no one
-// reads kills the command (SIGPIPE) at its next write, while the command
-// keeps its slot, and its output is lost; a file outlives llmslots-etcd. The
-// command sees a regular file on its stderr, not a terminal; its output
-// reaches stderr byte for byte, within tailMax. exited must be closed
-// once the command has exited: the copy then takes what is left and ends.
-// The returned function closes the parent's copy of the command's side;
-// call it after cmd.Start.
-func (w *throttleWatch) attach(cmd *exec.Cmd, stderr io.Writer, exited <-chan struct{}) (started func(), err error) {
-	w.done = make(chan struct{})
-	if w.re == nil {
-		close(w.done)
-		return func() {}, nil
+// attach gives cmd the streams to watch: stderr for --throttled-on, and
+// for --detect stdout and stderr where they are no terminal (a person
+// reads a terminal, and the command keeps it: an interactive session
+// stays one). exited must be closed once the command has exited: the
+// copies then take what is left and end. The returned function closes
+// the parent's copies of the command's side; call it after cmd.Start.
+func (w *throttleWatch) attach(cmd *exec.Cmd, stdout, stderr *os.File, exited <-chan struct{}) (started func(), err error) {
+	var opened []*os.File
+	started = func() {
+		for _, f := range opened {
+			f.Close()
+		}
 	}
-	tmp, err := os.CreateTemp("", "llmslots-etcd-stderr-*")
+	if w.detect && !shared.IsTerminal(stdout) {
+		f, err := w.tee(stdout, false, exited)
+		if err != nil {
+			return nil, err
+		}
+		cmd.Stdout, opened = f, append(opened, f)
+	}
+	if w.re != nil || w.detect && !shared.IsTerminal(stderr) {
+		f, err := w.tee(stderr, true, exited)
+		if err != nil {
+			started()
+			return nil, err
+		}
+		cmd.Stderr, opened = f, append(opened, f)
+	}
+	return started, nil
+}
+
+// tee returns a file of its own for one of the command's streams,
+// unlinked at once, which a goroutine copies to dst as it grows while it
+// matches its lines. Not a pipe: once llmslots-etcd is killed, a pipe that no
+// one reads kills the command (SIGPIPE) at its next write, while the
+// command keeps its slot, and its output is lost; a file outlives
+// llmslots-etcd. The command sees a regular file, not a terminal; its output
+// reaches dst byte for byte, within tailMax.
+func (w *throttleWatch) tee(dst io.Writer, isStderr bool, exited <-chan struct{}) (*os.File, error) {
+	tmp, err := os.CreateTemp("", "llmslots-out-*")
 	if err != nil {
 		return nil, err
 	}
@@ -78,20 +107,21 @@ func (w *throttleWatch) attach(cmd *exec.Cmd, stderr io.Writer, exited <-chan st
 		wf.Close()
 		return nil, err
 	}
-	cmd.Stderr = wf
+	w.copies.Add(1)
 	go func() {
-		defer close(w.done)
+		defer w.copies.Done()
 		defer os.Remove(name)
 		defer rf.Close()
 		buf := make([]byte, 32<<10)
 		var line []byte
 		var copied, freed int64
+		st := &stream{isStderr: isStderr}
 		wait, last := tailMin, false
 		for {
 			n, err := rf.Read(buf)
 			if n > 0 {
-				stderr.Write(buf[:n])
-				line = w.scan(append(line, buf[:n]...))
+				dst.Write(buf[:n])
+				line = w.scan(append(line, buf[:n]...), st)
 				wait = tailMin
 				if copied += int64(n); copied-freed >= 1<<20 {
 					freeCopied(rf, copied)
@@ -110,59 +140,89 @@ func (w *throttleWatch) attach(cmd *exec.Cmd, stderr io.Writer, exited <-chan st
 			}
 		}
 		if len(line) > 0 {
-			w.match(line)
+			w.match(line, st)
 		}
 	}()
-	return func() { wf.Close() }, nil
+	return wf, nil
 }
 
 // How often the copy looks for more of the command's stderr: soon after
 // some came, less often as it stays quiet.
 const tailMin, tailMax = 10 * time.Millisecond, 200 * time.Millisecond
 
+// stream is what the matching knows of one of the command's streams.
+type stream struct {
+	isStderr bool // --throttled-on watches stderr alone
+	fenced   bool // inside a ``` block: quoted material, no signal
+}
+
 // scan matches every complete line of data and returns what is left.
-func (w *throttleWatch) scan(data []byte) []byte {
+func (w *throttleWatch) scan(data []byte, st *stream) []byte {
 	for {
 		i := bytes.IndexByte(data, '\n')
 		if i < 0 {
 			if len(data) >= maxLine {
-				w.match(data)
+				w.match(data, st)
 				return data[:0]
 			}
 			return data
 		}
-		w.match(data[:i])
+		w.match(data[:i], st)
 		data = data[i+1:]
 	}
 }
 
-func (w *throttleWatch) match(line []byte) {
-	if w.re.Match(line) {
-		w.report(parseRetryHint(string(line)))
+// match reports what line says. DetectLimit reads one line at a time
+// here, so the stream keeps what it cannot see: whether a fenced block
+// (a review quoting a CLI's message) is open.
+func (w *throttleWatch) match(line []byte, st *stream) {
+	if bytes.HasPrefix(bytes.TrimSpace(line), []byte("```")) {
+		st.fenced = !st.fenced
+	}
+	if w.detect && !st.fenced {
+		if l, ok := llmslots.DetectLimit(line); ok {
+			w.report(l)
+			return
+		}
+	}
+	if st.isStderr && w.re != nil && w.re.Match(line) {
+		w.report(llmslots.Limit{Kind: llmslots.RateLimited, RetryAfter: parseRetryHint(string(line)), Line: string(line)})
 	}
 }
 
-// report makes the one report of this run.
-func (w *throttleWatch) report(hint time.Duration) {
-	w.once.Do(func() {
-		w.hint = hint
-		if err := w.g.Throttled(hint); err != nil {
-			fmt.Fprintf(w.stderr, "%s: %v\n", name, err)
-		}
-	})
+// report reports l, unless a limit of its kind was reported in this run.
+func (w *throttleWatch) report(l llmslots.Limit) {
+	w.mu.Lock()
+	done := w.reported[l.Kind]
+	if w.reported == nil {
+		w.reported = map[llmslots.LimitKind]bool{}
+	}
+	w.reported[l.Kind] = true
+	w.mu.Unlock()
+	if done {
+		return
+	}
+	if err := w.g.ReportLimit(l); err != nil {
+		fmt.Fprintf(w.stderr, "%s: %v\n", name, err)
+	}
 }
 
 // finish is called once the command has exited with status: it waits a
-// little for the rest of stderr to be copied (what a descendant writes
-// after the command exited stays in the file, not copied), and reports a
-// watched exit status.
+// little for the rest of its output to be copied (what a descendant
+// writes after the command exited stays in the file, not copied), and
+// reports a watched exit status.
 func (w *throttleWatch) finish(status int) {
+	copied := make(chan struct{})
+	go func() {
+		w.copies.Wait()
+		close(copied)
+	}()
 	select {
-	case <-w.done:
+	case <-copied:
 	case <-time.After(time.Second):
 	}
 	if w.exitCode >= 0 && status == w.exitCode {
-		w.report(0)
+		w.report(llmslots.Limit{Kind: llmslots.RateLimited})
 	}
 }
 
