@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -141,5 +142,38 @@ func TestCorePauseReachesTheCluster(t *testing.T) {
 	}
 	if th := readStatus(t, e, "--etcd", addr, "--pool", pool, "--max", "2").Throttle; th == nil || th.LastReport == nil || th.LastReport.Hint != 2*time.Second || th.PausedUntil.IsZero() {
 		t.Errorf("the cluster pool after llmslots run --etcd --throttled-on: %+v", th)
+	}
+}
+
+// run --detect auto, on a command named claude that prints Claude Code's
+// usage-limit line with its reset 4 s ahead on stdout: the line reaches
+// stdout, status says the pool waits for a usage limit to reset (the
+// limit kept), and the next run, from another "host", waits for the reset.
+func TestRunDetectsAUsageLimit(t *testing.T) {
+	addr := etcdAddr(t)
+	pool := poolName(t)
+	e := env(t)
+	at := []string{"--etcd", addr, "--pool", pool, "--max", "2"}
+	claude := filepath.Join(t.TempDir(), "claude")
+	if err := os.WriteFile(claude, []byte("#!/bin/sh\nprintf '%s\\n' \"$OUT\"\nexit 1\n"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	reset := time.Now().Add(4 * time.Second).Truncate(time.Second)
+	line := "Claude AI usage limit reached|" + strconv.FormatInt(reset.Unix(), 10)
+	r := run(t, append(e, "OUT="+line), append(append([]string{"run"}, at...), "--", claude, "-p", "hi")...)
+	if r.code != 1 || r.stdout != line+"\n" {
+		t.Fatalf("run: exit %d, stdout %q, stderr %q", r.code, r.stdout, r.stderr)
+	}
+	st := readStatus(t, e, at...)
+	if th := st.Throttle; th == nil || th.LastReport == nil || th.LastReport.Kind != "usage" || th.LastReport.Reason != line || st.Limit != 2 {
+		t.Fatalf("status after the usage limit: limit %d, %+v", st.Limit, st.Throttle)
+	}
+	if text := run(t, e, append([]string{"status"}, at...)...); !strings.Contains(text.stdout, "waiting for a usage limit to reset") {
+		t.Errorf("status does not say what the pool waits for:\n%s", text.stdout)
+	}
+	next := run(t, e, append(append([]string{"run", "--wait", "15s"}, at...), "--", "true")...)
+	// The cluster rounds the pause up to whole seconds.
+	if late := time.Since(reset); next.code != 0 || late < 0 || late > 3*time.Second {
+		t.Errorf("the next run: exit %d, ended %v after the reset (%s)", next.code, late.Round(time.Millisecond), next.stderr)
 	}
 }
