@@ -177,3 +177,20 @@ func TestShimPassesDetect(t *testing.T) {
 		t.Errorf("paused for %v, want 3h05m", left)
 	}
 }
+
+// TestDetectWithoutATempDir: where no file can be made to watch the
+// command's output (TMPDIR gone, a full disk), --detect alone does not
+// keep it from running: a warning, and the command's output unwatched.
+// --throttled-on, asked for, fails as before.
+func TestDetectWithoutATempDir(t *testing.T) {
+	claude := standIn(t, "claude")
+	e := newEnv(t)
+	gone := e.with("TMPDIR="+filepath.Join(t.TempDir(), "gone"), "OUT=hello", "CODE=3")
+	r := e.runEnv(gone, "", "run", "--max", "2", "--", claude)
+	if r.code != 3 || r.stdout != "hello\n" || !strings.Contains(r.stderr, "runs unwatched") {
+		t.Fatalf("exit %d, stdout %q, stderr %q; want 3, hello and a warning", r.code, r.stdout, r.stderr)
+	}
+	if r := e.runEnv(gone, "", "run", "--max", "2", "--throttled-on", "429", "--", claude); r.code != exitError {
+		t.Fatalf("--throttled-on without a temp dir: exit %d, %q", r.code, r.stderr)
+	}
+}

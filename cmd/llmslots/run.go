@@ -254,8 +254,11 @@ func runHolding(g *llmslots.Guard, path string, argv []string, sigs <-chan os.Si
 	}
 	exited := make(chan struct{}) // closed once CMD has exited (or did not start)
 	started, err := watch.attach(cmd, os.Stdout, os.Stderr, exited)
-	if err != nil {
+	if err != nil && watch.re != nil {
 		return failure(stderr, exitError, fmt.Errorf("llmslots: cannot watch %s's output: %w", path, err))
+	} else if err != nil {
+		// --detect alone (perhaps by default): no reason not to run.
+		fmt.Fprintf(stderr, "llmslots: warning: cannot watch %s's output for the provider's limits, so it runs unwatched: %v\n", printable(argv[0]), err)
 	}
 	// Where the lock cannot be handed on (Windows), llmslots holds the slot
 	// for CMD while both live; see docs/command.md, Platform notes.

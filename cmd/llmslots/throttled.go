@@ -42,7 +42,8 @@ const maxLine = 64 << 10
 // reads a terminal, and the command keeps it: an interactive session
 // stays one). exited must be closed once the command has exited: the
 // copies then take what is left and end. The returned function closes
-// the parent's copies of the command's side; call it after cmd.Start.
+// the parent's copies of the command's side; call it after cmd.Start. On
+// an error cmd's streams are stdout and stderr, unwatched.
 func (w *throttleWatch) attach(cmd *exec.Cmd, stdout, stderr *os.File, exited <-chan struct{}) (started func(), err error) {
 	var opened []*os.File
 	started = func() {
@@ -50,20 +51,25 @@ func (w *throttleWatch) attach(cmd *exec.Cmd, stdout, stderr *os.File, exited <-
 			f.Close()
 		}
 	}
-	if w.detect && !cli.IsTerminal(stdout) {
-		f, err := w.tee(stdout, false, exited)
-		if err != nil {
-			return nil, err
+	for _, s := range []struct {
+		watch    bool
+		dst      *os.File
+		to       *io.Writer
+		isStderr bool
+	}{
+		{w.detect && !cli.IsTerminal(stdout), stdout, &cmd.Stdout, false},
+		{w.re != nil || w.detect && !cli.IsTerminal(stderr), stderr, &cmd.Stderr, true},
+	} {
+		if !s.watch {
+			continue
 		}
-		cmd.Stdout, opened = f, append(opened, f)
-	}
-	if w.re != nil || w.detect && !cli.IsTerminal(stderr) {
-		f, err := w.tee(stderr, true, exited)
+		f, err := w.tee(s.dst, s.isStderr, exited)
 		if err != nil {
 			started()
-			return nil, err
+			cmd.Stdout, cmd.Stderr = stdout, stderr
+			return func() {}, err
 		}
-		cmd.Stderr, opened = f, append(opened, f)
+		*s.to, opened = f, append(opened, f)
 	}
 	return started, nil
 }

@@ -41,8 +41,11 @@ func runHolding(h *held, path string, argv []string, sigs <-chan os.Signal, grac
 	}
 	waited := make(chan struct{}) // closed once CMD has exited (or did not start)
 	started, err := watch.attach(cmd, os.Stdout, os.Stderr, waited)
-	if err != nil {
+	if err != nil && watch.re != nil {
 		return failure(stderr, exitError, fmt.Errorf("cannot watch %s's output: %w", path, err)), false
+	} else if err != nil {
+		// --detect alone (perhaps by default): no reason not to run.
+		fmt.Fprintf(stderr, "%s: warning: cannot watch %s's output for the provider's limits, so it runs unwatched: %v\n", name, path, err)
 	}
 	err = cmd.Start()
 	started()
