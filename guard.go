@@ -45,10 +45,10 @@ type Guard struct {
 // heldGuards holds every unreleased Guard of this process, keyed by slot
 // path. It keeps their files reachable (see Guard), and lets an acquirer
 // skip slots this process already holds without touching the filesystem.
-var heldGuards struct {
+var heldGuards = struct {
 	sync.Mutex
 	byPath map[string]*Guard
-}
+}{byPath: map[string]*Guard{}}
 
 // newGuard is the one constructor of a Guard: slot id of p, held through
 // f, whose identity fi is checked before the slot file is deleted (nil for
@@ -60,9 +60,6 @@ func newGuard(p *Pool, id int, f *os.File, fi fs.FileInfo, acquired time.Time) *
 
 func registerGuard(g *Guard) {
 	heldGuards.Lock()
-	if heldGuards.byPath == nil {
-		heldGuards.byPath = make(map[string]*Guard)
-	}
 	heldGuards.byPath[g.path] = g
 	heldGuards.Unlock()
 }

@@ -1,6 +1,7 @@
 package llmslots
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -73,32 +74,22 @@ func (g *Guard) Inherit(cmd *exec.Cmd) error {
 	if g == nil {
 		return invalidf("Inherit called on a nil Guard")
 	}
-	g.mu.Lock()
-	defer g.mu.Unlock()
-	if g.file == nil {
-		return invalidf("the guard of slot %d (%s) is released or zero; there is nothing to inherit", g.id, g.path)
-	}
-	if strings.Contains(g.pool.dir, "\n") {
-		return invalidf("cannot hand on a slot of %q: a directory with a newline cannot be named in %s", g.pool.dir, fdpass.EnvVar)
-	}
-	if err := g.lockOuter(); err != nil {
-		return err
-	}
-	defer g.unlockOuter()
-	base := len(cmd.ExtraFiles)
-	files, ins, err := g.handedOn(func(i int, _ *os.File) (int, error) { return 3 + base + i, nil })
-	if err != nil {
-		return err
-	}
-	if !fdpass.Supported {
-		return fmt.Errorf("llmslots: handing a slot to a child process is not supported on %s: %w", runtime.GOOS, errors.ErrUnsupported)
-	}
-	g.markPassedOn() // the child will share the lock
-	// exec.Cmd dups each of ExtraFiles to 3, 4, ... in the child, without
-	// close-on-exec: the numbers handedOn was given.
-	cmd.ExtraFiles = append(cmd.ExtraFiles, files...)
-	cmd.Env = fdpass.WithEnv(cmd.Env, ins)
-	return nil
+	return g.handOn("inherit", "hand on", func() error {
+		base := len(cmd.ExtraFiles)
+		files, ins, err := g.handedOn(func(i int, _ *os.File) (int, error) { return 3 + base + i, nil })
+		if err != nil {
+			return err
+		}
+		if !fdpass.Supported {
+			return fmt.Errorf("llmslots: handing a slot to a child process is not supported on %s: %w", runtime.GOOS, errors.ErrUnsupported)
+		}
+		cmp.Or(g.outer, g).passedOn = true // the child will share the lock
+		// exec.Cmd dups each of ExtraFiles to 3, 4, ... in the child, without
+		// close-on-exec: the numbers handedOn was given.
+		cmd.ExtraFiles = append(cmd.ExtraFiles, files...)
+		cmd.Env = fdpass.WithEnv(cmd.Env, ins)
+		return nil
+	})
 }
 
 // PrepareExec readies the held slot to pass to the program that replaces
@@ -117,75 +108,61 @@ func (g *Guard) PrepareExec(argv, env []string) ([]string, error) {
 	if g == nil {
 		return nil, invalidf("PrepareExec called on a nil Guard")
 	}
+	err := g.handOn("keep across exec", "keep", func() error {
+		if g.left != nil {
+			<-g.left // out of line before the process is replaced
+		}
+		cmp.Or(g.outer, g).passedOn = true // the program after exec will hold the lock
+		_, ins, err := g.handedOn(func(_ int, f *os.File) (int, error) { return fdpass.KeepOnExec(f) })
+		if errors.Is(err, errors.ErrUnsupported) {
+			return fmt.Errorf("llmslots: keeping a slot across exec is not supported on %s: %w", runtime.GOOS, err)
+		}
+		if err != nil {
+			return fmt.Errorf("llmslots: cannot keep the slot file open across exec: %w", err)
+		}
+		// A nested guard's record is its outer holder's, which outlives it.
+		if !g.nested() {
+			rec := g.pool.newRecord(g.acquired, g.max)
+			rec.Command = slotfile.CleanValue(strings.Join(argv, " "), slotfile.MaxCommandLen)
+			err := g.file.Truncate(0)
+			if err == nil {
+				_, err = g.file.WriteAt(rec.Marshal(), 0)
+			}
+			if err != nil {
+				g.pool.log().Warn("llmslots: slot kept across exec, but its record was not rewritten", "slot", g.id, "path", g.path, "err", err)
+			}
+		}
+		env = fdpass.WithEnv(env, ins)
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return env, nil
+}
+
+// handOn runs do with g locked, and its outer guard too for a nested one
+// (whose file holds the slot only while the outer guard does), once g is
+// found to hold a slot it can hand on. what and verb word the refusals.
+// do marks the guard owning the slot file passedOn: its Release then hands
+// the slot over (see Release).
+func (g *Guard) handOn(what, verb string, do func() error) error {
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	if g.file == nil {
-		return nil, invalidf("the guard of slot %d (%s) is released or zero; there is nothing to keep across exec", g.id, g.path)
+		return invalidf("the guard of slot %d (%s) is released or zero; there is nothing to %s", g.id, g.path, what)
 	}
 	if strings.Contains(g.pool.dir, "\n") {
-		return nil, invalidf("cannot keep a slot of %q: a directory with a newline cannot be named in %s", g.pool.dir, fdpass.EnvVar)
+		return invalidf("cannot %s a slot of %q: a directory with a newline cannot be named in %s", verb, g.pool.dir, fdpass.EnvVar)
 	}
-	if err := g.lockOuter(); err != nil {
-		return nil, err
-	}
-	defer g.unlockOuter()
-	if g.left != nil {
-		<-g.left // out of line before the process is replaced
-	}
-	g.markPassedOn() // the program after exec will hold the lock
-	_, ins, err := g.handedOn(func(_ int, f *os.File) (int, error) { return fdpass.KeepOnExec(f) })
-	if errors.Is(err, errors.ErrUnsupported) {
-		return nil, fmt.Errorf("llmslots: keeping a slot across exec is not supported on %s: %w", runtime.GOOS, err)
-	}
-	if err != nil {
-		return nil, fmt.Errorf("llmslots: cannot keep the slot file open across exec: %w", err)
-	}
-	// A nested guard's record is its outer holder's, which outlives it.
-	if !g.nested() {
-		rec := g.pool.newRecord(g.acquired, g.max)
-		rec.Command = slotfile.CleanValue(strings.Join(argv, " "), slotfile.MaxCommandLen)
-		err := g.file.Truncate(0)
-		if err == nil {
-			_, err = g.file.WriteAt(rec.Marshal(), 0)
-		}
-		if err != nil {
-			g.pool.log().Warn("llmslots: slot kept across exec, but its record was not rewritten", "slot", g.id, "path", g.path, "err", err)
+	if outer := g.outer; outer != nil {
+		outer.mu.Lock()
+		defer outer.mu.Unlock()
+		if outer.file == nil {
+			return invalidf("the slot %d (%s) this nested guard shares was released by its outer guard; there is nothing to hand on", g.id, g.path)
 		}
 	}
-	return fdpass.WithEnv(env, ins), nil
-}
-
-// lockOuter, for a nested guard, locks its outer guard for the length of
-// a hand-on, and refuses if the outer guard is released: the nested
-// guard's file then no longer holds the slot. A no-op for any other guard.
-func (g *Guard) lockOuter() error {
-	if g.outer == nil {
-		return nil
-	}
-	g.outer.mu.Lock()
-	if g.outer.file == nil {
-		g.outer.mu.Unlock()
-		return invalidf("the slot %d (%s) this nested guard shares was released by its outer guard; there is nothing to hand on", g.id, g.path)
-	}
-	return nil
-}
-
-// markPassedOn records that another process will share the slot's lock,
-// on the guard that owns the slot file (the outer one, for a nested
-// guard; lockOuter holds its lock): its Release then hands the slot over
-// (see Release).
-func (g *Guard) markPassedOn() {
-	owner := g
-	if g.outer != nil {
-		owner = g.outer
-	}
-	owner.passedOn = true
-}
-
-func (g *Guard) unlockOuter() {
-	if g.outer != nil {
-		g.outer.mu.Unlock()
-	}
+	return do()
 }
 
 // inherited holds the slots this process was started with (see

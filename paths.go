@@ -89,10 +89,10 @@ func checkPoolName(name string) error {
 
 // defaultPools keeps one Pool per default directory, so the package-level
 // functions check a directory once, yet follow LLMSLOTS_DIR when it changes.
-var defaultPools struct {
+var defaultPools = struct {
 	sync.Mutex
 	byDir map[string]*Pool
-}
+}{byDir: map[string]*Pool{}}
 
 func defaultPool() (*Pool, error) {
 	dir, err := defaultDir()
@@ -105,60 +105,47 @@ func defaultPool() (*Pool, error) {
 		return p, nil
 	}
 	p, err := NewPool(dir)
-	if err != nil {
-		return nil, err
+	if err == nil {
+		defaultPools.byDir[dir] = p
 	}
-	if defaultPools.byDir == nil {
-		defaultPools.byDir = make(map[string]*Pool)
-	}
-	defaultPools.byDir[dir] = p
-	return p, nil
+	return p, err
 }
 
 // The package-level functions: the default pool's operations.
 
-// Acquire takes a slot of the default pool; see Pool.Acquire.
-func Acquire(max int, wait time.Duration) (*Guard, error) {
+// onDefault runs op on the default pool.
+func onDefault[T any](op func(p *Pool) (T, error)) (T, error) {
 	p, err := defaultPool()
 	if err != nil {
-		return nil, err
+		var zero T
+		return zero, err
 	}
-	return p.Acquire(max, wait)
+	return op(p)
+}
+
+// Acquire takes a slot of the default pool; see Pool.Acquire.
+func Acquire(max int, wait time.Duration) (*Guard, error) {
+	return onDefault(func(p *Pool) (*Guard, error) { return p.Acquire(max, wait) })
 }
 
 // AcquireContext takes a slot of the default pool; see Pool.AcquireContext.
 func AcquireContext(ctx context.Context, max int) (*Guard, error) {
-	p, err := defaultPool()
-	if err != nil {
-		return nil, err
-	}
-	return p.AcquireContext(ctx, max)
+	return onDefault(func(p *Pool) (*Guard, error) { return p.AcquireContext(ctx, max) })
 }
 
 // ReadStatus reports the default pool's slots; see Pool.ReadStatus.
 func ReadStatus(max int) (Status, error) {
-	p, err := defaultPool()
-	if err != nil {
-		return Status{}, err
-	}
-	return p.ReadStatus(max)
+	return onDefault(func(p *Pool) (Status, error) { return p.ReadStatus(max) })
 }
 
 // FindStale lists the default pool's stale slots; see Pool.FindStale.
 func FindStale(max int) ([]int, error) {
-	p, err := defaultPool()
-	if err != nil {
-		return nil, err
-	}
-	return p.FindStale(max)
+	return onDefault(func(p *Pool) ([]int, error) { return p.FindStale(max) })
 }
 
 // ForceRelease frees a stale slot of the default pool; see
 // Pool.ForceRelease.
 func ForceRelease(slotID int) error {
-	p, err := defaultPool()
-	if err != nil {
-		return err
-	}
-	return p.ForceRelease(slotID)
+	_, err := onDefault(func(p *Pool) (any, error) { return nil, p.ForceRelease(slotID) })
+	return err
 }
