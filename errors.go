@@ -111,18 +111,11 @@ func (e *BusyError) Error() string {
 	if len(e.Holders) == 0 && !paused {
 		b.WriteString("; held by pids unknown")
 	}
-	for i, h := range e.Holders {
-		if i == 0 {
-			b.WriteString("; held by ")
-		} else {
-			b.WriteString(", ")
-		}
-		b.WriteString("pid " + strconv.Itoa(h.PID))
-		what := h.Label
-		if what == "" {
-			what = h.Command
-		}
-		switch {
+	sep := "; held by "
+	for _, h := range e.Holders {
+		b.WriteString(sep + "pid " + strconv.Itoa(h.PID))
+		sep = ", "
+		switch what := cmp.Or(h.Label, h.Command); {
 		case h.Self && what != "":
 			fmt.Fprintf(&b, " (this process: %s)", shorten(what, 60))
 		case h.Self:
@@ -164,12 +157,10 @@ func invalidf(format string, args ...any) error {
 type wrapped struct {
 	msg      string
 	sentinel error
-	cause    error
 }
 
 func (e *wrapped) Error() string        { return e.msg }
 func (e *wrapped) Is(target error) bool { return target == e.sentinel }
-func (e *wrapped) Unwrap() error        { return e.cause }
 
 // checkMax validates a pool size.
 func checkMax(max int) error {

@@ -165,11 +165,9 @@ func (p *Pool) prepare() error {
 	if p.ready.Load() {
 		return nil
 	}
-	if err := p.group.maker().Prepare(p.dir, EnvDir); err != nil {
-		return err
-	}
-	p.ready.Store(true)
-	return nil
+	err := p.group.maker().Prepare(p.dir, EnvDir)
+	p.ready.Store(err == nil)
+	return err
 }
 
 // remake creates the pool's directory and queue again after they were
@@ -236,10 +234,14 @@ func (p *Pool) acquire(ctx context.Context, max int, deadline time.Time, wait ti
 	}
 	var g *Guard
 	var err error
-	// The uncontended path: nobody waits, so try the slots at once. With
-	// waiters, even a free slot is theirs: go to the back of the line.
+	// The uncontended path: nobody waits, so try the slots at once; the
+	// take is then rechecked behind the throttle gate (throttle.go), so a
+	// report written before it is seen. With waiters, even a free slot is
+	// theirs: go to the back of the line.
 	if p.line().Empty() {
-		g, err = p.tryAcquireFast(max) // behind the throttle gate (throttle.go)
+		if g, _, err = p.tryAcquire(max); g != nil {
+			g = p.recheck(g, max)
+		}
 	}
 	if g == nil && err == nil && (deadline.IsZero() || time.Now().Before(deadline)) && ctx.Err() == nil {
 		arrived := clock.Monotonic() - int64(time.Since(called))

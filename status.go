@@ -4,7 +4,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"sort"
+	"slices"
 	"time"
 
 	"github.com/llmslots/llmslots/internal/slotfile"
@@ -129,7 +129,7 @@ func (p *Pool) ReadStatus(max int) (Status, error) {
 
 // scan probes every slot file below max and beyond it, and the queue.
 func (p *Pool) scan(max int) (Status, error) {
-	st := Status{Dir: p.dir, Max: max, PIDs: []int{}, Slots: []SlotStatus{}, Waiting: []WaiterStatus{}, DeadWaiters: []WaiterStatus{}, OtherMaxes: []int{}}
+	st := Status{Dir: p.dir, Max: max, PIDs: []int{}, Slots: []SlotStatus{}, Waiting: []WaiterStatus{}, DeadWaiters: []WaiterStatus{}, Limit: max}
 	exists, err := p.group.maker().Inspect(p.dir, EnvDir)
 	if err != nil {
 		return Status{}, err
@@ -146,21 +146,11 @@ func (p *Pool) scan(max int) (Status, error) {
 			}
 		}
 	}
-	ids := make([]int, 0, max+len(present))
-	for id := range max {
-		ids = append(ids, id)
-	}
-	var beyond []int
-	for id := range present {
-		if id >= max {
-			beyond = append(beyond, id)
-		}
-	}
-	sort.Ints(beyond)
-	ids = append(ids, beyond...)
-
 	now := time.Now()
-	for _, id := range ids {
+	for id := range MaxSlots { // slots 0..max-1, then the files beyond, in order
+		if id >= max && !present[id] {
+			continue
+		}
 		s := SlotStatus{SlotID: id, State: StateFree, Path: slotfile.SlotPath(p.dir, id)}
 		if present[id] {
 			res, err := slotfile.Probe(s.Path, slotfile.Look)
@@ -177,8 +167,7 @@ func (p *Pool) scan(max int) (Status, error) {
 				s.Here = res.State == slotfile.Held && slotfile.HolderHere(r)
 				s.Self = s.Here && r.PID == os.Getpid()
 				if !r.Since.IsZero() {
-					s.Since = r.Since
-					s.AgeSecs = now.Sub(r.Since).Seconds()
+					s.Since, s.AgeSecs = r.Since, now.Sub(r.Since).Seconds()
 				}
 			}
 		}
@@ -202,37 +191,30 @@ func (p *Pool) scan(max int) (Status, error) {
 			return Status{}, err
 		}
 		st.Waiting, st.DeadWaiters = live, dead
-	}
-	st.OtherMaxes = otherMaxes(st)
-	st.Limit = max
-	if exists {
 		if st.Throttle = p.throttleStatus(max); st.Throttle != nil {
 			st.Limit = st.Throttle.Limit
 		}
 	}
+	st.OtherMaxes = otherMaxes(st)
 	return st, nil
 }
 
 // otherMaxes lists the max values live holders and waiters recorded that
 // differ from st.Max.
 func otherMaxes(st Status) []int {
-	seen := map[int]bool{}
+	out := []int{}
 	for _, s := range st.Slots {
 		if s.State == StateHeld && s.Max > 0 && s.Max != st.Max {
-			seen[s.Max] = true
+			out = append(out, s.Max)
 		}
 	}
 	for _, w := range st.Waiting {
 		if w.Max > 0 && w.Max != st.Max {
-			seen[w.Max] = true
+			out = append(out, w.Max)
 		}
 	}
-	out := []int{}
-	for m := range seen {
-		out = append(out, m)
-	}
-	sort.Ints(out)
-	return out
+	slices.Sort(out)
+	return slices.Compact(out)
 }
 
 // WaiterStatus describes one waiting process, in queue order.

@@ -145,16 +145,6 @@ type guardThrottle struct {
 	holders  int       // the holders a gated grant counted
 }
 
-// tryAcquireFast is the uncontended path's attempt: take, then recheck, so
-// a report written before the take is seen; refused, the caller waits.
-func (p *Pool) tryAcquireFast(max int) (*Guard, error) {
-	g, _, err := p.tryAcquire(max)
-	if g == nil || err != nil {
-		return g, err
-	}
-	return p.recheck(g, max), nil
-}
-
 // recheck decides whether g, taken without the throttle lock, is kept (as
 // gateLocked decides if the state can refuse it) or given back (nil). It
 // is timed before the look: a later report came too late for it.
