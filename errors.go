@@ -218,9 +218,10 @@ func packageLogger() *slog.Logger {
 
 // busyError builds the ErrBusy error, naming who holds the slots (as
 // their records say: it takes no lock, so it cannot disturb anyone) and
-// any slot that cannot be used.
-func (p *Pool) busyError(max int, wait time.Duration) error {
-	e := &BusyError{Dir: p.dir, Max: max, Wait: wait, Throttle: p.throttleStatus(max)}
+// any slot that cannot be used; ctxErr is the context's error, if it ended
+// the wait.
+func (p *Pool) busyError(max int, wait time.Duration, ctxErr error) error {
+	e := &BusyError{Dir: p.dir, Max: max, Wait: wait, Err: ctxErr, Throttle: p.throttleStatus(max)}
 	e.Holders, e.Unusable = p.recordedHolders(throttle.Span(p.readThrottle(), max)) // as a gated grant counts
 	return e
 }

@@ -28,18 +28,11 @@ type Guard struct {
 	file     *os.File    // nil once released
 	info     fs.FileInfo // the locked file's identity, checked before deleting
 	acquired time.Time
-	max      int // the max the slot was taken with; 0 if unknown
-	// left, for a slot taken in line, is closed once the ticket is gone
-	// (see waitInLine).
-	left chan struct{}
-	// outer, for a nested guard, is the guard whose slot it shares.
-	outer *Guard
-	// passedOn is set once another process shares the slot's lock
-	// (Inherit, PrepareExec, Command, also through a nested guard): Release
-	// then hands the slot over instead of deleting its file.
-	passedOn bool
-	// th is what the guard knows of the pool's throttling (throttle.go).
-	th guardThrottle
+	max      int           // the max the slot was taken with; 0 if unknown
+	left     chan struct{} // taken in line: closed once the ticket is gone (waitInLine)
+	outer    *Guard        // a nested guard's: the guard whose slot it shares
+	passedOn bool          // another process shares the lock (handOn): Release hands the slot over
+	th       guardThrottle // what the guard knows of the pool's throttling (throttle.go)
 }
 
 // heldGuards holds every unreleased Guard of this process, keyed by slot

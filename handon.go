@@ -289,11 +289,8 @@ func (g *Guard) CommandContext(ctx context.Context, name string, arg ...string) 
 // handTo hands g's slot to cmd, or records why it cannot in cmd.Err. A
 // lookup error exec already put there comes first.
 func (g *Guard) handTo(cmd *exec.Cmd) {
-	if cmd.Err != nil {
-		return
-	}
-	if err := g.Inherit(cmd); err != nil {
-		cmd.Err = err
+	if cmd.Err == nil {
+		cmd.Err = g.Inherit(cmd)
 	}
 }
 
@@ -306,18 +303,13 @@ func terminate(p *os.Process) error {
 	return nil
 }
 
-// Nested acquisition. The reference deadlocked here: code holding a slot
-// called code that acquired again from the same pool, and with max=1 it
-// waited on itself forever. Two things a holder passes down make the inner
-// acquire return the held slot instead, as a nested guard:
-//
-//   - within a process, a context made by WithGuard;
-//   - across processes, a slot handed to a child (Inherit, PrepareExec).
-//
-// A nested guard names the outer guard's slot, and its Release leaves that
-// slot held: it only closes the nested guard's own descriptor of the
-// locked file, and the lock belongs to the open file, which the outer
-// guard keeps. It never deletes the slot file (its info is nil).
+// Nested acquisition: the reference deadlocked when code holding a slot
+// called code that acquired again from the same pool (with max=1 it waited
+// on itself forever). A context made by WithGuard, or a slot handed to a
+// child (Inherit, PrepareExec), makes the inner acquire return a nested
+// guard on the held slot instead. Its Release only closes its own
+// descriptor of the locked file, whose lock the outer guard's open file
+// keeps; it never deletes the slot file (its info is nil).
 
 type guardKey struct{}
 
@@ -365,7 +357,6 @@ func (p *Pool) nestIn(outer *Guard) (*Guard, error) {
 		return nil, fmt.Errorf("llmslots: cannot nest in slot %d of %s: %w", outer.id, p.dir, err)
 	}
 	p.log().Debug("llmslots: nested in a held slot", "slot", outer.id, "dir", p.dir)
-	// No file identity: a nested guard never deletes the slot file.
 	g := newGuard(p, outer.id, f, nil, time.Now())
 	g.outer = outer
 	return g, nil

@@ -24,23 +24,16 @@ import (
 // A Pool is safe for concurrent use. Make one with NewPool, NamedPool or
 // DefaultPool; the zero Pool is not usable.
 type Pool struct {
-	dir   string
-	label string
-	// progress, if set, is told how a waiting acquire fares (WithProgress).
-	progress func(Progress)
+	dir      string
+	label    string
+	progress func(Progress) // told how a waiting acquire fares (WithProgress)
 	logger   *slog.Logger
 	group    group // who shares the pool: its owner alone, or a Unix group
-	// ready is set once the directory has been created and checked, so
-	// the acquire path does not stat it every time.
-	ready atomic.Bool
-	// unusableLogged is set once an unusable slot has been logged at Warn.
-	unusableLogged atomic.Bool
-	// maxChecked is set once this process has looked, at its first wait,
-	// for holders and waiters that use another max (see warnOtherMax).
-	maxChecked atomic.Bool
-	// throttleBad is set once an unusable throttle state file was logged
-	// (throttle.go), until a usable one is read.
-	throttleBad atomic.Bool
+
+	ready          atomic.Bool // the directory is made and checked: no stat at every acquire
+	unusableLogged atomic.Bool // an unusable slot was logged at Warn
+	maxChecked     atomic.Bool // the first wait looked for other max values (warnOtherMax)
+	throttleBad    atomic.Bool // an unusable throttle state was logged, until a usable one is read
 }
 
 // An Option configures a Pool.
@@ -247,17 +240,16 @@ func (p *Pool) acquire(ctx context.Context, max int, deadline time.Time, wait ti
 		arrived := clock.Monotonic() - int64(time.Since(called))
 		g, err = p.waitInLine(ctx, max, deadline, arrived)
 	}
+	waited := time.Since(called).Round(time.Millisecond)
 	switch {
 	case g != nil:
 		return g, nil
 	case errors.Is(err, errNoUsableSlot):
-		return nil, p.busyError(max, time.Since(called).Round(time.Millisecond))
+		return nil, p.busyError(max, waited, nil)
 	case err == nil && ctx.Err() == nil:
-		return nil, p.busyError(max, wait)
+		return nil, p.busyError(max, wait, nil)
 	case ctx.Err() != nil && (err == nil || errors.Is(err, ctx.Err())):
-		busy := p.busyError(max, time.Since(called).Round(time.Millisecond))
-		busy.(*BusyError).Err = ctx.Err()
-		return nil, busy
+		return nil, p.busyError(max, waited, ctx.Err())
 	}
 	return nil, err
 }

@@ -25,26 +25,18 @@ func (s Slot) String() string {
 }
 
 // Parse reads one line of EnvVar; it accepts exactly the form String
-// writes, with an id below maxID.
+// writes (so no sign, no leading zero), with an id below maxID.
 func Parse(line string, maxID int) (Slot, error) {
-	rest, ok1 := strings.CutPrefix(line, "fd=")
-	fd, rest, ok2 := strings.Cut(rest, ";slot=")
-	id, dir, ok3 := strings.Cut(rest, ";dir=")
+	rest, _ := strings.CutPrefix(line, "fd=")
+	fd, rest, _ := strings.Cut(rest, ";slot=")
+	id, dir, _ := strings.Cut(rest, ";dir=")
 	s := Slot{Dir: dir}
-	var ok4, ok5 bool
-	s.FD, ok4 = decimal(fd)
-	s.ID, ok5 = decimal(id)
-	if !ok1 || !ok2 || !ok3 || !ok4 || !ok5 || s.ID >= maxID {
+	s.FD, _ = strconv.Atoi(fd)
+	s.ID, _ = strconv.Atoi(id)
+	if s.String() != line || s.FD < 0 || s.ID < 0 || s.ID >= maxID {
 		return Slot{}, fmt.Errorf("llmslots: %s=%q is not of the form fd=N;slot=ID;dir=DIR", EnvVar, line)
 	}
 	return s, nil
-}
-
-// decimal reads a non-negative integer written as strconv.Itoa writes it:
-// no sign, no leading zero.
-func decimal(s string) (int, bool) {
-	n, err := strconv.Atoi(s)
-	return n, err == nil && n >= 0 && strconv.Itoa(n) == s
 }
 
 // ParseAll reads every line of an EnvVar value, skipping (and reporting)

@@ -7,7 +7,6 @@ import (
 	"strings"
 	"sync"
 	"time"
-	"unicode/utf8"
 
 	"github.com/llmslots/llmslots/internal/filelock"
 	"github.com/llmslots/llmslots/internal/proc"
@@ -149,19 +148,11 @@ func ReadRecordFrom(f *os.File) (Record, error) {
 	return ParseRecord(buf[:n]), nil
 }
 
-// CleanValue makes s safe for one line of a record: valid UTF-8, control
-// characters (textsafe.IsControl's) turned to spaces, at most max bytes.
+// CleanValue makes s safe for one line of a record (textsafe.Clean), at
+// most max bytes.
 func CleanValue(s string, max int) string {
-	s = strings.ToValidUTF8(s, "?")
-	s = strings.Map(func(r rune) rune {
-		if textsafe.IsControl(r) {
-			return ' '
-		}
-		return r
-	}, s)
-	for len(s) > max {
-		_, n := utf8.DecodeLastRuneInString(s)
-		s = s[:len(s)-n]
+	if s = textsafe.Clean(s); len(s) > max {
+		s = strings.ToValidUTF8(s[:max], "") // drops a rune cut in two
 	}
 	return strings.TrimSpace(s)
 }

@@ -146,13 +146,7 @@ func set(key string, p any, v string) (err error) {
 
 // oneLine makes s fit in n bytes of one line.
 func oneLine(s string, n int) string {
-	s = strings.TrimSpace(strings.Map(func(r rune) rune {
-		if textsafe.IsControl(r) {
-			return ' '
-		}
-		return r
-	}, strings.ToValidUTF8(s, "?")))
-	if len(s) > n {
+	if s = strings.TrimSpace(textsafe.Clean(s)); len(s) > n {
 		s = strings.ToValidUTF8(s[:n], "") // drops a rune cut in two
 	}
 	return s
