@@ -18,17 +18,13 @@ const defaultCap = 16
 
 // Concurrency explains a DefaultMaxConcurrency answer.
 type Concurrency struct {
-	// Max is the answer: at least 1.
-	Max int `json:"max"`
-	// Source is "LLMSLOTS_MAX" when the variable decided, else "computed".
-	Source string `json:"source"`
-	// EnvError says why a set LLMSLOTS_MAX was ignored.
-	EnvError string `json:"env_error,omitempty"`
+	Max      int    `json:"max"`                 // the answer: at least 1
+	Source   string `json:"source"`              // "LLMSLOTS_MAX" when the variable decided, else "computed"
+	EnvError string `json:"env_error,omitempty"` // why a set LLMSLOTS_MAX was ignored
 	// CPUs is the number of CPUs available to this process: the CPUs it
 	// may run on, lowered by a cgroup CPU quota.
-	CPUs int `json:"cpus"`
-	// CPULimit describes the cgroup CPU quota that lowered CPUs, if any.
-	CPULimit string `json:"cpu_limit,omitempty"`
+	CPUs     int    `json:"cpus"`
+	CPULimit string `json:"cpu_limit,omitempty"` // the cgroup CPU quota that lowered CPUs, if any
 	// MemAvailable is the memory available to new work, in bytes: the
 	// smaller of MemAvailable in /proc/meminfo and what the cgroup memory
 	// limits leave.
@@ -42,8 +38,7 @@ type Concurrency struct {
 	// WorkerMemory is the memory budgeted for each slot holder, in bytes:
 	// a `codex exec` or `claude -p` subprocess and its tools.
 	WorkerMemory uint64 `json:"worker_memory_bytes"`
-	// ByMemory is MemAvailable / WorkerMemory.
-	ByMemory int `json:"by_memory"`
+	ByMemory     int    `json:"by_memory"` // MemAvailable / WorkerMemory
 }
 
 // DefaultMaxConcurrency returns a sensible max for a pool of LLM

@@ -55,11 +55,10 @@ func (e *EnvError) Is(target error) bool { return target == ErrInvalid }
 // matches ErrBusy. The holders are as their records said when Acquire gave
 // up; a holder whose record could not be read is left out.
 type BusyError struct {
-	Dir  string        // the pool's directory
-	Max  int           // the max the caller asked with
-	Wait time.Duration // how long the caller waited
-	// Holders lists the slots' recorded holders, by slot.
-	Holders []Holder
+	Dir     string        // the pool's directory
+	Max     int           // the max the caller asked with
+	Wait    time.Duration // how long the caller waited
+	Holders []Holder      // the slots' recorded holders, by slot
 	// Unusable lists slot paths that hold what no llmslots process makes
 	// (a planted symlink, a FIFO): nobody can take them until they are
 	// removed by hand.

@@ -16,25 +16,19 @@ const progressEvery = 250 * time.Millisecond
 // Progress describes an acquire that waits, for callers that show it
 // ("waiting for a codex slot: 3 ahead, held by ...").
 type Progress struct {
-	Dir   string // the pool's directory
-	Label string // the pool's label (WithLabel): which job waits
-	Max   int    // the max the caller asked with
-	// Ahead counts the waiters ahead of this one in the queue.
-	Ahead int
-	// Holders lists the slots' recorded holders, by slot; Self marks this
-	// very process.
-	Holders []Holder
-	// Waited is how long the acquire has waited so far.
-	Waited time.Duration
+	Dir     string        // the pool's directory
+	Label   string        // the pool's label (WithLabel): which job waits
+	Max     int           // the max the caller asked with
+	Ahead   int           // the waiters ahead of this one in the queue
+	Holders []Holder      // the slots' recorded holders, by slot; Self marks this very process
+	Waited  time.Duration // how long the acquire has waited so far
 	// Limit is the pool's effective limit: Max, unless throttle reports
 	// (Guard.Throttled) lowered it.
 	Limit int
 	// PausedUntil is when the pool's pause ends, after a throttle report or
 	// a pause by hand; zero when no pause is on. No slot is granted before it.
 	PausedUntil time.Time
-	// Throttle is the pool's throttling state (see Status.Throttle); nil
-	// when there is none.
-	Throttle *ThrottleStatus
+	Throttle    *ThrottleStatus // the pool's throttling state (see Status.Throttle); nil if none
 }
 
 // WithProgress makes the pool call fn while an acquire waits: when the

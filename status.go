@@ -32,23 +32,19 @@ const (
 
 // Status is a snapshot of a pool's slots, decided by their locks.
 type Status struct {
-	// Dir is the pool's directory.
-	Dir string `json:"dir"`
-	// Max is the pool size the status was read for.
-	Max int `json:"max"`
+	Dir string `json:"dir"` // the pool's directory
+	Max int    `json:"max"` // the pool size the status was read for
 	// Active counts held slots, including any beyond Max that a process
 	// using a larger max holds: they count against everyone's limit.
 	Active int `json:"active"`
 	// Free counts the slots below Max that an acquirer could take now
 	// (free or stale; not invalid).
-	Free int `json:"free"`
-	// Stale counts slot files left by dead holders.
-	Stale int `json:"stale"`
+	Free  int `json:"free"`
+	Stale int `json:"stale"` // slot files left by dead holders
 	// PIDs lists the holders' pids, by slot; a holder whose record could
 	// not be read is left out. Never null in JSON.
-	PIDs []int `json:"pids"`
-	// Slots describes slots 0..Max-1, then any slot file beyond Max.
-	Slots []SlotStatus `json:"slots"`
+	PIDs  []int        `json:"pids"`
+	Slots []SlotStatus `json:"slots"` // slots 0..Max-1, then any slot file beyond Max
 	// Waiting lists the processes waiting for a slot, in the order they
 	// will be served. A waiter that has just been served leaves the list
 	// an instant after its caller has the slot. Never null in JSON.
@@ -72,18 +68,15 @@ type Status struct {
 // SlotStatus describes one slot. For a free slot only SlotID, State and
 // Path are set.
 type SlotStatus struct {
-	SlotID int       `json:"slot_id"`
-	State  SlotState `json:"state"`
-	// PID is the recorded holder's pid; 0 when unknown.
-	PID  int    `json:"pid"`
-	Host string `json:"host"`
-	// Since is when the holder took the slot; zero when unknown.
-	Since time.Time `json:"since,omitzero"`
-	// AgeSecs is how long ago Since was, in seconds.
-	AgeSecs float64 `json:"age_secs"`
-	Label   string  `json:"label"`
-	Command string  `json:"command"`
-	Path    string  `json:"path"`
+	SlotID  int       `json:"slot_id"`
+	State   SlotState `json:"state"`
+	PID     int       `json:"pid"` // the recorded holder's pid; 0 when unknown
+	Host    string    `json:"host"`
+	Since   time.Time `json:"since,omitzero"` // when the holder took the slot; zero when unknown
+	AgeSecs float64   `json:"age_secs"`       // how long ago Since was, in seconds
+	Label   string    `json:"label"`
+	Command string    `json:"command"`
+	Path    string    `json:"path"`
 	// Detail says why the state was decided otherwise than by the lock
 	// (the file could not be opened), what an invalid entry is, or, for a
 	// held slot whose recorded pid is not running here, that another
@@ -100,14 +93,12 @@ type SlotStatus struct {
 	// container or on another host, for a pid reused by another process,
 	// and when it cannot be told.
 	Here bool `json:"here"`
-	// Self is true when the holder is the process reading the status.
-	Self bool `json:"self,omitempty"`
+	Self bool `json:"self,omitempty"` // the holder is the process reading the status
 }
 
-// handedOnDetail marks a held slot whose recorded holder is not running
-// here: the lock is held by a process the holder handed it to (Inherit,
-// llmslots run, a program it exec'd) or its descendants, or the holder is
-// in a pid namespace whose record does not say so (the reference's).
+// handedOnDetail is the Detail of a held slot whose recorded holder is not
+// running here (see SlotStatus.Detail; the reference's records name no pid
+// namespace).
 const handedOnDetail = "its recorded pid is not running here; another process holds the lock (one the holder handed the slot to, or a holder in another pid namespace)"
 
 // ReadStatus reports the state of slots 0..max-1, and of any other slot
@@ -219,18 +210,15 @@ func otherMaxes(st Status) []int {
 
 // WaiterStatus describes one waiting process, in queue order.
 type WaiterStatus struct {
-	// Position is 1 for the head of the queue.
-	Position int    `json:"position"`
-	PID      int    `json:"pid"`
-	Host     string `json:"host"`
-	// Since is when the waiter joined the queue.
-	Since      time.Time `json:"since,omitzero"`
+	Position   int       `json:"position"` // 1 for the head of the queue
+	PID        int       `json:"pid"`
+	Host       string    `json:"host"`
+	Since      time.Time `json:"since,omitzero"` // when the waiter joined the queue
 	WaitedSecs float64   `json:"waited_secs"`
 	Label      string    `json:"label"`
 	Command    string    `json:"command"`
 	Path       string    `json:"path"`
-	// Max is the max the waiter asked with; 0 when unknown.
-	Max int `json:"max,omitempty"`
+	Max        int       `json:"max,omitempty"` // the max the waiter asked with; 0 when unknown
 }
 
 // waiters lists the live waiters in order, and the dead tickets, removing
