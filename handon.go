@@ -53,12 +53,10 @@ func (g *Guard) handedOn(fd func(i int, f *os.File) (int, error)) ([]*os.File, [
 // documentation). Replace neither afterwards: append to them.
 //
 // The lock belongs to the open file, which parent and child then share:
-// the slot is free only once both have closed it (exited). Release in the
-// parent hands the slot over: if the child, or a descendant that kept the
-// descriptor, still runs, it keeps the slot until it exits (see Release).
-// The child's own descendants inherit the descriptor unless they close it:
-// the slot follows the whole process tree. Slots this process itself
-// inherited from other pools are handed on with it.
+// the slot is free only once both have closed it (exited), and Release in
+// the parent hands it over (see Release). The child's descendants inherit
+// the descriptor unless they close it: the slot follows the whole process
+// tree. Slots this process itself inherited from other pools go with it.
 //
 // Inherit fails with an error matching ErrInvalid for a nil cmd, a started
 // cmd or a released Guard, and with errors.ErrUnsupported on platforms that
@@ -165,21 +163,12 @@ func (g *Guard) handOn(what, verb string, do func() error) error {
 	return do()
 }
 
-// inherited holds the slots this process was started with (see
-// fdpass.EnvVar), checked once, at the first acquire or hand-on; slots that
-// fail the check are left out. The package variable keeps their files
+// inheritedGuards returns the slots this process was started with (see
+// fdpass.EnvVar), one per pool, checked once, at the first acquire or
+// hand-on; slots that fail the check are left out. It keeps their files
 // reachable for the life of the process. They are never released here:
 // the process that took them does that.
-var inherited struct {
-	once   sync.Once
-	guards []*Guard
-}
-
-// inheritedGuards returns the checked inherited slots, one per pool.
-func inheritedGuards() []*Guard {
-	inherited.once.Do(func() { inherited.guards = adoptInherited() })
-	return inherited.guards
-}
+var inheritedGuards = sync.OnceValue(adoptInherited)
 
 // inheritedGuard returns the inherited slot of the pool in dir, or nil.
 func inheritedGuard(dir string) *Guard {
