@@ -97,8 +97,7 @@ func (g *Guard) AcquiredAt() time.Time {
 	return g.acquired
 }
 
-// Held reports whether the guard still holds its slot (Release has not
-// been called).
+// Held reports whether the guard still holds its slot: no Release yet.
 func (g *Guard) Held() bool {
 	if g == nil {
 		return false
@@ -118,10 +117,9 @@ func (g *Guard) Held() bool {
 // A slot handed to other processes (Command, CommandContext, Inherit,
 // PrepareExec) is handed over instead: Release closes this process's
 // descriptor and deletes the slot file only if no other process holds its
-// lock any more. While a child (or a descendant that kept the descriptor)
-// still runs, the slot stays held by it; when the last of them exits, the
-// slot is a dead holder's, which the next acquirer reclaims at once.
-// Release never waits for a child.
+// lock. The slot stays held while a child (or a descendant that kept the
+// descriptor) runs, then is a dead holder's, reclaimed by the next
+// acquirer at once. Release never waits for a child.
 //
 // Release is idempotent and safe in defer: a second call, or a call on a
 // nil Guard, returns nil.
@@ -159,11 +157,10 @@ func (g *Guard) Release() error {
 }
 
 // handOver releases a slot whose lock this process shares with processes
-// it handed the slot to. Deleting the slot file now would let another
-// process create it anew while a child still runs under the old one: two
-// holders. So this process only closes its own descriptor, then deletes
-// the file if, and only if, its lock can now be taken: under that lock, as
-// ForceRelease does, so a child that still holds it keeps its slot.
+// it handed it to. Deleting the file now would let another process make it
+// anew while a child runs under the old one: two holders. So it closes its
+// own descriptor, then deletes the file only under its lock, if that can
+// be taken (as ForceRelease does): a child that still holds it keeps it.
 func (g *Guard) handOver() error {
 	err := g.file.Close()
 	if _, perr := slotfile.Probe(g.path, slotfile.Remove); err == nil {

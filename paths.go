@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"time"
 
@@ -72,11 +73,8 @@ func checkPoolName(name string) error {
 	if len(name) < 1 || len(name) > 64 {
 		return invalidf("pool name must be 1-64 characters, got %d in %q", len(name), name)
 	}
-	for i := 0; i < len(name); i++ {
-		c := name[i]
-		if !('a' <= c && c <= 'z' || '0' <= c && c <= '9' || c == '.' || c == '_' || c == '-') {
-			return invalidf("pool name may hold only [a-z0-9._-], got %q", name)
-		}
+	if strings.Trim(name, "abcdefghijklmnopqrstuvwxyz0123456789._-") != "" {
+		return invalidf("pool name may hold only [a-z0-9._-], got %q", name)
 	}
 	if name[0] == '.' {
 		return invalidf("pool name must not start with a dot, got %q", name)

@@ -61,10 +61,8 @@ func (p *Pool) ForceRelease(slotID int) error {
 		if res.Detail != "" {
 			holder += " (" + res.Detail + ")"
 		}
-		return &wrapped{
-			msg:      fmt.Sprintf("llmslots: slot %d of %s is held by %s; refusing to delete a held slot's file, which would let a second process in: stop the holder instead", slotID, p.dir, holder),
-			sentinel: ErrHeld,
-		}
+		msg := fmt.Sprintf("llmslots: slot %d of %s is held by %s; refusing to delete a held slot's file, which would let a second process in: stop the holder instead", slotID, p.dir, holder)
+		return &wrapped{msg: msg, sentinel: ErrHeld}
 	}
 	if res.State == slotfile.Stale && !res.Removed {
 		return fmt.Errorf("llmslots: slot %d of %s looks stale (%s) but its lock cannot be taken, so it is not removed", slotID, p.dir, res.Detail)

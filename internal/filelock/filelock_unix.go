@@ -13,18 +13,12 @@ import (
 
 // NoFollow is added to every open of a slot file: O_NOFOLLOW so that a
 // symlink planted at a slot path is never followed, O_NONBLOCK so that a
-// FIFO planted there cannot hang the open. Neither changes anything for the
-// regular files the protocol makes.
+// FIFO planted there cannot hang the open (a regular file is unaffected).
 const NoFollow = unix.O_NOFOLLOW | unix.O_NONBLOCK
 
-// Open opens path read-write: with create, only if this call creates it
-// (O_EXCL), mode 0600.
-func Open(path string, create bool) (*os.File, error) {
-	flag := os.O_RDWR | NoFollow
-	if create {
-		flag |= os.O_CREATE | os.O_EXCL
-	}
-	return os.OpenFile(path, flag, 0o600)
+// Open creates path, read-write, mode 0600; an existing path fails.
+func Open(path string) (*os.File, error) {
+	return os.OpenFile(path, os.O_RDWR|os.O_CREATE|os.O_EXCL|NoFollow, 0o600)
 }
 
 // TryLock takes an exclusive flock on f without blocking and reports
@@ -49,10 +43,9 @@ func tried(err error, path string) (bool, error) {
 	return false, &fs.PathError{Op: "flock", Path: path, Err: err}
 }
 
-// WaitUnlocked blocks until no exclusive lock is held on f's file, then
-// returns holding nothing: it waits for a shared flock and drops it, so the
-// holder's release or death is the wake-up, on every Unix. It cannot be
-// cancelled: a caller that gives up lets it finish.
+// WaitUnlocked blocks until no exclusive lock is held on f's file: it
+// waits for a shared flock and drops it, so the holder's release or death
+// is the wake-up. It cannot be cancelled: a caller that gives up lets it be.
 func WaitUnlocked(f *os.File) error {
 	if err := onFd(f, func(fd int) error { return unix.Flock(fd, unix.LOCK_SH) }); err != nil {
 		return &fs.PathError{Op: "flock", Path: f.Name(), Err: err}
@@ -106,16 +99,14 @@ func RemoveAndClose(f *os.File, path string, fi fs.FileInfo) error {
 	return rmErr
 }
 
-// A PathLock is an exclusive lock taken by TryLockPath, on the open file
-// it keeps.
+// A PathLock is an exclusive lock TryLockPath took, on the file it keeps.
 type PathLock struct{ f *os.File }
 
-// TryLockPath opens path (flag: os.O_RDONLY or os.O_RDWR; never following
-// a link, never waiting on a FIFO) and tries its exclusive lock, as
-// TryLock does. It returns the lock when taken; nil, false, nil when
-// another holds it. The file becomes an *os.File only once locked: a probe
-// mostly meets a held file, and os.OpenFile would first make a system
-// call to register it with Go's poller, which fails for regular files.
+// TryLockPath opens path (flag: os.O_RDONLY or os.O_RDWR, with NoFollow)
+// and tries its exclusive lock, as TryLock does: the lock when taken; nil,
+// false, nil when another holds it. The file becomes an *os.File only once
+// locked: a probe mostly meets a held file, and os.OpenFile would first try
+// to register it with Go's poller, a system call that fails for it.
 func TryLockPath(path string, flag int) (*PathLock, bool, error) {
 	var fd int
 	err := retryEINTR(func() (err error) {

@@ -15,17 +15,13 @@ import (
 // reparse point itself.
 const NoFollow = 0
 
-// Open opens path read-write: with create, only if this call creates it,
-// mode 0600. A symbolic link at path is refused.
-func Open(path string, create bool) (*os.File, error) {
+// Open creates path, read-write, mode 0600; an existing path fails, and a
+// symbolic link there is refused.
+func Open(path string) (*os.File, error) {
 	if fi, err := os.Lstat(path); err == nil && fi.Mode()&fs.ModeSymlink != 0 {
 		return nil, &fs.PathError{Op: "open", Path: path, Err: fmt.Errorf("is a symbolic link")}
 	}
-	flag := os.O_RDWR
-	if create {
-		flag |= os.O_CREATE | os.O_EXCL
-	}
-	return os.OpenFile(path, flag, 0o600)
+	return os.OpenFile(path, os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o600)
 }
 
 // TryLock locks byte 0 of f exclusively, the same region gofrs/flock locks,

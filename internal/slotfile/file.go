@@ -34,7 +34,7 @@ func (m Maker) create(path, kind string) (f *os.File, err error) {
 	if m.Shared {
 		f, err = os.OpenFile(path, os.O_RDWR|os.O_CREATE|os.O_EXCL|filelock.NoFollow, groupFileMode)
 	} else {
-		f, err = filelock.Open(path, true)
+		f, err = filelock.Open(path)
 	}
 	if err != nil {
 		return nil, err
