@@ -255,16 +255,14 @@ func (p *Pool) acquire(ctx context.Context, max int, deadline time.Time, wait ti
 }
 
 // waitInLine takes a ticket and waits for its turn and a slot (see
-// internal/line). Without a slot, the ticket is gone when it returns. With
-// one, it goes just after: leaving wakes the waiter behind, which on a busy
-// machine could otherwise return first. Release waits for it to be gone.
+// internal/line). Without a slot, the ticket is gone when it returns; with
+// one, it goes just after (Release waits for it): leaving wakes the waiter
+// behind, which on a busy machine could otherwise return first.
 func (p *Pool) waitInLine(ctx context.Context, max int, deadline time.Time, arrived int64) (*Guard, error) {
 	started := time.Now()
 	rec := p.newRecord(started, max).Marshal()
 	t, err := p.line().Join(arrived, rec)
-	if errors.Is(err, fs.ErrNotExist) {
-		// The queue directory, or the whole pool directory, was removed
-		// while this Pool was in use: make it again.
+	if errors.Is(err, fs.ErrNotExist) { // the queue, or the pool, was removed
 		if err = p.remake(); err == nil {
 			t, err = p.line().Join(arrived, rec)
 		}
@@ -298,10 +296,9 @@ type attempt struct {
 	paths []string
 }
 
-func (a *attempt) Try() (bool, time.Time, error) {
-	g, retry, err := a.p.tryAcquireGated(a.max) // throttle.go
-	a.g = g
-	return g != nil, retry, err
+func (a *attempt) Try() (ok bool, retry time.Time, err error) {
+	a.g, retry, err = a.p.tryAcquireGated(a.max) // throttle.go
+	return a.g != nil, retry, err
 }
 
 func (a *attempt) Paths() []string {

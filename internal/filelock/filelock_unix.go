@@ -27,7 +27,7 @@ func Open(path string) (*os.File, error) {
 // same process would free a held slot); flock locks belong to the open file
 // description, so each guard is its own lock, even within one process.
 func TryLock(f *os.File) (bool, error) {
-	return tried(onFd(f, tryFlock), f.Name())
+	return tried(OnFd(f, tryFlock), f.Name())
 }
 
 func tryFlock(fd int) error { return unix.Flock(fd, unix.LOCK_EX|unix.LOCK_NB) }
@@ -47,14 +47,15 @@ func tried(err error, path string) (bool, error) {
 // waits for a shared flock and drops it, so the holder's release or death
 // is the wake-up. It cannot be cancelled: a caller that gives up lets it be.
 func WaitUnlocked(f *os.File) error {
-	if err := onFd(f, func(fd int) error { return unix.Flock(fd, unix.LOCK_SH) }); err != nil {
+	if err := OnFd(f, func(fd int) error { return unix.Flock(fd, unix.LOCK_SH) }); err != nil {
 		return &fs.PathError{Op: "flock", Path: f.Name(), Err: err}
 	}
-	return onFd(f, func(fd int) error { return unix.Flock(fd, unix.LOCK_UN) })
+	return OnFd(f, func(fd int) error { return unix.Flock(fd, unix.LOCK_UN) })
 }
 
-// onFd runs op on f's descriptor, without the side effects of f.Fd.
-func onFd(f *os.File, op func(fd int) error) error {
+// OnFd runs op on f's descriptor, without the side effects of f.Fd, again
+// while it is interrupted (EINTR).
+func OnFd(f *os.File, op func(fd int) error) error {
 	rc, err := f.SyscallConn()
 	if err != nil {
 		return err
