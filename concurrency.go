@@ -25,9 +25,8 @@ type Concurrency struct {
 	// may run on, lowered by a cgroup CPU quota.
 	CPUs     int    `json:"cpus"`
 	CPULimit string `json:"cpu_limit,omitempty"` // the cgroup CPU quota that lowered CPUs, if any
-	// MemAvailable is the memory available to new work, in bytes: the
-	// smaller of MemAvailable in /proc/meminfo and what the cgroup memory
-	// limits leave.
+	// MemAvailable is the memory available to new work, in bytes: the least
+	// of /proc/meminfo's MemAvailable and what the cgroup limits leave.
 	MemAvailable uint64 `json:"mem_available_bytes"`
 	// MemKnown is false where memory could not be read; then memory does
 	// not limit the answer.
@@ -43,11 +42,11 @@ type Concurrency struct {
 
 // DefaultMaxConcurrency returns a sensible max for a pool of LLM
 // subprocesses on this machine: LLMSLOTS_MAX if it holds an integer
-// 1..MaxSlots (another value is logged and ignored); else
-// min(CPUs available, available memory / 350 MiB, 16), at least 1.
-// CPUs honour the cgroup CPU quota and memory the cgroup memory limits
-// (v1 and v2), so the answer inside a container is the container's.
-// ExplainMaxConcurrency shows how the answer was reached.
+// 1..MaxSlots (another value is logged and ignored); else min(CPUs
+// available, available memory / 350 MiB, 16), at least 1. CPUs honour the
+// cgroup CPU quota and memory the cgroup memory limits (v1 and v2), so the
+// answer inside a container is the container's. ExplainMaxConcurrency
+// shows how the answer was reached.
 func DefaultMaxConcurrency() int {
 	return ExplainMaxConcurrency().Max
 }

@@ -60,8 +60,7 @@ type BusyError struct {
 	Wait    time.Duration // how long the caller waited
 	Holders []Holder      // the slots' recorded holders, by slot
 	// Unusable lists slot paths that hold what no llmslots process makes
-	// (a planted symlink, a FIFO): nobody can take them until they are
-	// removed by hand.
+	// (a planted symlink, a FIFO): nobody can take them until removed.
 	Unusable []UnusableSlot
 	// Err is the context's error when a context ended the wait
 	// (AcquireContext); nil when the wait ran out.
@@ -215,10 +214,9 @@ func packageLogger() *slog.Logger {
 	return discard
 }
 
-// busyError builds the ErrBusy error, naming who holds the slots (as
-// their records say: it takes no lock, so it cannot disturb anyone) and
-// any slot that cannot be used; ctxErr is the context's error, if it ended
-// the wait.
+// busyError builds the ErrBusy error, naming who holds the slots (as their
+// records say: it takes no lock, so it disturbs nobody) and any unusable
+// slot; ctxErr is the context's error, if it ended the wait.
 func (p *Pool) busyError(max int, wait time.Duration, ctxErr error) error {
 	e := &BusyError{Dir: p.dir, Max: max, Wait: wait, Err: ctxErr, Throttle: p.throttleStatus(max)}
 	e.Holders, e.Unusable = p.recordedHolders(throttle.Span(p.readThrottle(), max)) // as a gated grant counts

@@ -108,11 +108,10 @@ func (g *Guard) Held() bool {
 }
 
 // Release frees the slot: it deletes the slot's name, but only while still
-// holding its lock and only if the path still names this guard's file.
-// The file is then closed, which drops the lock and wakes the first
-// waiter, blocked on that lock. The slot is free when Release returns,
-// even if it returns an error (which reports a failed delete or close: the
-// file is then closed and its lock gone, so the slot is reclaimable).
+// holding its lock and only if the path still names this guard's file,
+// then closes the file, which drops the lock and wakes the first waiter.
+// The slot is free when Release returns, even with an error (a failed
+// delete or close: the file is closed all the same, its lock gone).
 //
 // A slot handed to other processes (Command, CommandContext, Inherit,
 // PrepareExec) is handed over instead: Release closes this process's

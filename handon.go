@@ -94,14 +94,13 @@ func (g *Guard) Inherit(cmd *exec.Cmd) error {
 // this process through syscall.Exec (as `flock -F` does): it clears
 // close-on-exec on the locked file's descriptor, rewrites the slot's record
 // so that its command is argv (the pid stays: exec keeps it), and returns
-// env (the current environment, if nil) with LLMSLOTS_INHERITED naming
-// the descriptor. Pass the result to syscall.Exec. The slot then lives exactly
-// as long as the new program and its descendants that keep the descriptor.
+// env (the current environment, if nil) with LLMSLOTS_INHERITED naming the
+// descriptor, for syscall.Exec. The slot then lives exactly as long as the
+// new program and its descendants that keep the descriptor.
 //
 // If the exec fails, Release frees the slot as usual. PrepareExec fails
 // with an error matching ErrInvalid on a released Guard, and with
-// errors.ErrUnsupported where there is no exec that keeps descriptors
-// (Windows).
+// errors.ErrUnsupported where no exec keeps descriptors (Windows).
 func (g *Guard) PrepareExec(argv, env []string) ([]string, error) {
 	if g == nil {
 		return nil, invalidf("PrepareExec called on a nil Guard")
@@ -139,11 +138,10 @@ func (g *Guard) PrepareExec(argv, env []string) ([]string, error) {
 	return env, nil
 }
 
-// handOn runs do with g locked, and its outer guard too for a nested one
-// (whose file holds the slot only while the outer guard does), once g is
-// found to hold a slot it can hand on. what and verb word the refusals.
-// do marks the guard owning the slot file passedOn: its Release then hands
-// the slot over (see Release).
+// handOn runs do with g locked, and for a nested guard its outer guard
+// too (whose file holds the slot only while it is held), once g is found
+// to hold a slot it can hand on; what and verb word the refusals. do marks
+// the guard owning the slot file passedOn (see Release).
 func (g *Guard) handOn(what, verb string, do func() error) error {
 	g.mu.Lock()
 	defer g.mu.Unlock()
@@ -164,10 +162,9 @@ func (g *Guard) handOn(what, verb string, do func() error) error {
 }
 
 // inheritedGuards returns the slots this process was started with (see
-// fdpass.EnvVar), one per pool, checked once, at the first acquire or
-// hand-on; slots that fail the check are left out. It keeps their files
-// reachable for the life of the process. They are never released here:
-// the process that took them does that.
+// fdpass.EnvVar), one per pool, checked once at the first acquire or
+// hand-on (those that fail are left out), and keeps their files reachable.
+// They are never released here: the process that took them does that.
 var inheritedGuards = sync.OnceValue(adoptInherited)
 
 // inheritedGuard returns the inherited slot of the pool in dir, or nil.
@@ -181,10 +178,9 @@ func inheritedGuard(dir string) *Guard {
 }
 
 // adoptInherited checks each slot fdpass.EnvVar names: the descriptor must
-// be open on the very file at the slot's path (fstat against lstat, by
-// os.SameFile), still linked, and locked by this open file. A stale
-// variable, which a grandchild may see after its parent closed or reused
-// the descriptor, fails the check and is ignored.
+// be open on the very file at the slot's path, still linked, and locked by
+// this open file; a stale variable (its parent closed or reused the
+// descriptor) fails the check and is ignored.
 func adoptInherited() []*Guard {
 	v := os.Getenv(fdpass.EnvVar)
 	if v == "" {
@@ -208,11 +204,10 @@ func adoptInherited() []*Guard {
 		path := slotfile.SlotPath(p.dir, in.ID)
 		f, fi, err := fdpass.Adopt(in.FD, path)
 		if err != nil && slotfile.HeldByAncestor(path) {
-			// The descriptor is gone (a Python layer, a shell or a sandbox
-			// closed it) but an ancestor of this process holds the slot:
-			// waiting for another slot would be waiting on ourselves.
-			// Nest in it with a stand-in descriptor; this process holds
-			// no lock, so a child it hands the slot to nests the same way.
+			// The descriptor is gone (closed by a Python layer, a shell, a
+			// sandbox) but an ancestor holds the slot: waiting for another
+			// would be waiting on ourselves. Nest in it with a stand-in
+			// descriptor (a child handed the slot nests the same way).
 			log.Debug("llmslots: inherited slot held by an ancestor", "path", path, "fd_err", err)
 			if f, err = os.Open(os.DevNull); err == nil {
 				guards = append(guards, newGuard(p, in.ID, f, nil, time.Now()))
@@ -238,12 +233,11 @@ const CommandGrace = 10 * time.Second
 
 // Command returns the *exec.Cmd to run the named program holding g's slot,
 // as exec.Command does: the child holds the slot while it (or a descendant
-// that keeps the descriptor) lives, so the limit holds for the child itself,
-// even once this process is killed (SIGKILL, or SIGTERM or SIGINT to its pid
-// alone) or calls Release. But output this process captures (Output, a
-// buffer, StdoutPipe) comes through a pipe: orphaned, the child dies of
-// SIGPIPE at its next write, its output lost. Give it *os.File values (a
-// file, os.Stdout), which it inherits, to keep it.
+// that keeps the descriptor) lives, even once this process is killed
+// (SIGKILL, or a signal to its pid alone) or calls Release. But output this
+// process captures (Output, a buffer, StdoutPipe) comes through a pipe:
+// orphaned, the child dies of SIGPIPE at its next write. Give it *os.File
+// values (a file, os.Stdout), which it inherits, to keep it.
 //
 // The slot is handed on as Inherit does (cmd.ExtraFiles, LLMSLOTS_INHERITED
 // in cmd.Env: append, do not replace). A failure to hand it on (a released
@@ -319,8 +313,7 @@ func WithGuard(ctx context.Context, g *Guard) context.Context {
 }
 
 // reenter is the first step of every acquire: a nested guard when the
-// caller already holds a slot of this pool, through ctx or through its
-// parent process; nil, nil otherwise.
+// caller holds a slot of this pool (through ctx or its parent), else nil.
 func (p *Pool) reenter(ctx context.Context) (*Guard, error) {
 	if outer, _ := ctx.Value(guardKey{}).(*Guard); outer != nil && outer.pool != nil && outer.pool.dir == p.dir {
 		if g, err := p.nestIn(outer); g != nil || err != nil {

@@ -3,7 +3,6 @@ package llmslots
 import (
 	"os"
 	"slices"
-	"sync"
 	"time"
 
 	"github.com/llmslots/llmslots/internal/slotfile"
@@ -51,11 +50,9 @@ func (p *Pool) watchProgress(max int, started time.Time, ticket string) (stop fu
 	if p.progress == nil {
 		return func() {}
 	}
-	done := make(chan struct{})
-	var wg sync.WaitGroup
-	wg.Add(1)
+	done, exited := make(chan struct{}), make(chan struct{})
 	go func() {
-		defer wg.Done()
+		defer close(exited)
 		tick := time.NewTicker(progressEvery)
 		defer tick.Stop()
 		var last *Progress
@@ -76,7 +73,7 @@ func (p *Pool) watchProgress(max int, started time.Time, ticket string) (stop fu
 	}()
 	return func() {
 		close(done)
-		wg.Wait()
+		<-exited
 	}
 }
 
