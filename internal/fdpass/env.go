@@ -8,9 +8,8 @@ import (
 )
 
 // EnvVar is the environment variable through which a process learns that
-// it was started holding slots: one line "fd=N;slot=ID;dir=DIR" per pool.
-// The directory comes last on its line, so it may hold any character but
-// a newline.
+// it was started holding slots: one line "fd=N;slot=ID;dir=DIR" per pool,
+// the directory last, so that it may hold any character but a newline.
 const EnvVar = "LLMSLOTS_INHERITED"
 
 // A Slot is one line of EnvVar: the descriptor that holds the locked slot

@@ -8,9 +8,8 @@ import (
 	"os"
 )
 
-// Supported is false: a lock here belongs to the process that took it
-// (LockFileEx on Windows), so a child cannot keep it after its parent
-// exits.
+// Supported is false: a lock here (LockFileEx on Windows) belongs to the
+// process that took it, so a child cannot keep it after its parent exits.
 const Supported = false
 
 // KeepOnExec fails with errors.ErrUnsupported: there is no exec that keeps

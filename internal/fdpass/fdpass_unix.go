@@ -48,10 +48,9 @@ func Dup(f *os.File) (*os.File, error) {
 
 // Adopt checks the inherited descriptor fd and returns a close-on-exec
 // duplicate of it, with the identity of the file it holds: the file at
-// path, still linked, and locked through this open file. It works on a
-// duplicate so that a descriptor that turns out to be something else is
-// left exactly as it was (closing it could break whatever it really is),
-// and so that the original stays open for this process's own children.
+// path, still linked, and locked through this open file. Working on a
+// duplicate leaves a descriptor that is something else exactly as it was,
+// and the original open for this process's own children.
 func Adopt(fd int, path string) (*os.File, fs.FileInfo, error) {
 	dup, err := unix.FcntlInt(uintptr(fd), unix.F_DUPFD_CLOEXEC, 0)
 	if err != nil {

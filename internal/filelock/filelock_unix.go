@@ -23,9 +23,8 @@ func Open(path string) (*os.File, error) {
 
 // TryLock takes an exclusive flock on f without blocking and reports
 // whether it got it. flock, not fcntl: fcntl locks belong to the process
-// and vanish when any descriptor of the file closes (a status probe in the
-// same process would free a held slot); flock locks belong to the open file
-// description, so each guard is its own lock, even within one process.
+// and vanish when any of its descriptors of the file closes (a status probe
+// would free a held slot); flock's belong to the open file description.
 func TryLock(f *os.File) (bool, error) {
 	return tried(OnFd(f, tryFlock), f.Name())
 }
@@ -84,9 +83,8 @@ func Linked(fi fs.FileInfo) bool {
 }
 
 // RemoveAndClose removes path if it still names the locked file fi, then
-// closes f, which drops the lock. Deleting before closing matters: once the
-// lock is gone another process may lock this file, and a delete after that
-// would remove its slot file while it runs (the unlink race).
+// closes f, dropping the lock: after that another process may lock the
+// file, and a delete would remove its slot file while it runs.
 func RemoveAndClose(f *os.File, path string, fi fs.FileInfo) error {
 	var rmErr error
 	if StillAt(path, fi) {
