@@ -1,14 +1,12 @@
 // Package line makes waiting fair across processes: waiters are served in
-// the order they arrived, through a line of ticket files in a pool's queue
-// directory, and each waits on a lock, so an idle waiter costs nothing.
-//
-// A ticket is a file locked exclusively for as long as its waiter waits,
-// whose name sorts by arrival (machine-wide monotonic clock, pid,
-// per-process sequence). Only the first in line tries the slots; every
-// other waiter waits on the lock of the ticket right ahead. So a release
-// wakes the first in line, a departure the one behind, and a process that
-// releases and at once asks again goes to the back. A ticket whose lock is
-// free is a dead waiter's: the one behind removes it and moves up.
+// arrival order through ticket files in a pool's queue directory, each
+// locked exclusively while its waiter waits and named to sort by arrival
+// (machine-wide monotonic clock, pid, sequence). Only the first in line
+// tries the slots; every other waiter waits on the lock of the ticket right
+// ahead: an idle waiter costs nothing, a release wakes the first, a
+// departure the one behind, and one who releases and asks again goes to the
+// back. A ticket whose lock is free is a dead waiter's: the one behind
+// removes it.
 package line
 
 import (

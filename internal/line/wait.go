@@ -8,16 +8,14 @@ import (
 // Slots is what a waiter needs of the pool it waits for.
 type Slots interface {
 	// Try takes a free slot if the pool allows a grant now; retry, if not
-	// zero, is when to try again though nothing wakes the waiter (a
-	// pause's end, a young file old enough to judge).
+	// zero, is when to try again though nothing wakes the waiter.
 	Try() (ok bool, retry time.Time, err error)
 	Paths() []string // the slot files whose release may let the waiter in
 	Free() bool      // some slot looks free (a dead holder's is reclaimed by the look)
 }
 
 // stallAfter is how long a free slot may stay untaken by the first in line
-// (stopped by SIGSTOP or Ctrl-Z, or starved of CPU) before the waiter
-// behind it takes it. The first, once it runs again, is served as usual.
+// (stopped, or starved of CPU) before the waiter behind it takes it.
 const stallAfter = time.Second
 
 // Wait waits for t's turn and a slot: first in line, it tries the slots

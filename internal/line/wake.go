@@ -25,8 +25,7 @@ type waker struct {
 	waiting []*lockWait   // the waits this waker subscribes to
 	at      time.Time     // when to look again though nothing wakes it
 	// polls: some file cannot be waited on by its lock (too many, a young
-	// empty file, an unreadable one), so the waker polls too, with a sleep
-	// (poll) that grows while it keeps polling.
+	// empty file, an unreadable one): the waker polls too, its sleep growing.
 	polls bool
 	poll  time.Duration
 }
@@ -60,10 +59,9 @@ type lockWait struct {
 	subs map[chan struct{}]bool
 }
 
-// watch subscribes w to the release of path's lock, starting a wait if
-// the process has none for that very file. It reports a missing file as
-// fs.ErrNotExist and a free lock as errFree; a file it cannot wait on
-// makes w poll.
+// watch subscribes w to the release of path's lock, starting a wait if the
+// process has none for that very file. It reports a missing file as
+// fs.ErrNotExist, a free lock as errFree; one it cannot wait on makes w poll.
 func (w *waker) watch(path string) error {
 	if len(w.waiting) >= maxLockWaits {
 		w.polls = true

@@ -39,9 +39,8 @@ func inGroup(gid int) bool {
 
 // CheckDir refuses a pool directory that would let someone else forge,
 // delete or swap slot files. A private pool's (gid < 0) must be this
-// user's and writable by nobody else; a group's must belong to that group,
-// give it full access, be closed to others, and this process must be a
-// member.
+// user's and writable by nobody else; a group's must be that group's, give
+// it full access and others none, and this process must be a member.
 func CheckDir(dir string, fi fs.FileInfo, gid int) error {
 	if gid >= 0 {
 		return checkGroupDir(dir, fi, gid)
@@ -89,12 +88,11 @@ func checkGroupDir(dir string, fi fs.FileInfo, gid int) error {
 
 // CheckParents refuses a pool directory that someone else could swap for
 // another (a symbolic link to another of the victim's directories, say),
-// as sshd's StrictModes does for a home directory: every directory above
-// it and every symbolic link on the way must belong to root or to this
-// user, and no directory above it may be writable by others or its group
-// unless sticky (as /tmp is); a group pool accepts its own group's
-// writes. The pool directory itself is CheckDir's to judge; a path that
-// does not exist yet is judged up to where it ends.
+// as sshd's StrictModes does: every directory above it and every symbolic
+// link on the way must belong to root or to this user, and no directory
+// above it may be writable by others or its group unless sticky (as /tmp
+// is) or the pool's group's. The pool directory itself is CheckDir's to
+// judge; a path that does not exist yet is judged up to where it ends.
 func CheckParents(dir string, gid int) error {
 	todo := split(dir)
 	cur := "/"

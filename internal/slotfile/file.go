@@ -13,9 +13,8 @@ import (
 	"github.com/llmslots/llmslots/internal/filelock"
 )
 
-// A Maker makes a pool's files: private to their owner (mode 0600), or,
-// with Shared, readable and writable by the Unix group GID (mode 0660),
-// for a pool that several users share.
+// A Maker makes a pool's files: private (mode 0600), or with Shared, the
+// Unix group GID's (mode 0660), for a pool that several users share.
 type Maker struct {
 	Shared bool
 	GID    int

@@ -1,7 +1,6 @@
 // Package slotfile is the protocol on disk: the names of slot and ticket
 // files, the record each holds, how a file is made, probed, reclaimed and
-// removed, and the checks a pool directory must pass. It knows nothing of
-// waiting (internal/line) or of the public API.
+// removed, and the checks a pool directory must pass.
 package slotfile
 
 import (
