@@ -27,11 +27,10 @@ const MaxSlots = slotfile.MaxSlots
 
 // Dir returns the default pool's directory: $LLMSLOTS_DIR if set and
 // non-empty; else $XDG_RUNTIME_DIR/llmslots when XDG_RUNTIME_DIR is an
-// absolute path; else os.UserCacheDir()/llmslots. It is computed on each
-// call, so a change to the environment takes effect at once. Dir does not
-// create or check the directory; when no directory can be derived (no HOME)
-// or LLMSLOTS_DIR is not absolute, it still returns its best answer and the
-// operations on the pool report the error.
+// absolute path; else os.UserCacheDir()/llmslots, computed on each call.
+// It does not create or check the directory; when none can be derived (no
+// HOME) or LLMSLOTS_DIR is not absolute, it still returns its best answer
+// and the operations on the pool report the error.
 func Dir() string {
 	dir, _ := defaultDir()
 	return dir
@@ -45,8 +44,7 @@ func SlotPath(id int) string {
 
 // defaultDir resolves the default pool's directory and reports why it
 // cannot be used. The explicit variable comes first: the reference let
-// XDG_RUNTIME_DIR win over its override, so tests that set the override
-// still deleted real slot files.
+// XDG_RUNTIME_DIR win, so tests that set its override deleted real slots.
 func defaultDir() (string, error) {
 	if d := os.Getenv(EnvDir); d != "" {
 		if !filepath.IsAbs(d) {

@@ -30,12 +30,11 @@ type Progress struct {
 	Throttle    *ThrottleStatus // the pool's throttling state (see Status.Throttle); nil if none
 }
 
-// WithProgress makes the pool call fn while an acquire waits: when the
-// wait starts, then whenever the number of waiters ahead or the holders
-// change, at most four times a second. fn runs on a goroutine of its own,
-// never after the acquire has returned; it should return quickly. The
-// figures come from the holders' and waiters' records, read without
-// taking any lock, so watching never disturbs the pool.
+// WithProgress makes the pool call fn while an acquire waits: when the wait
+// starts, then whenever the waiters ahead or the holders change, at most
+// four times a second. fn runs on a goroutine of its own, never after the
+// acquire has returned, and should return quickly. The figures come from
+// records read without any lock, so watching never disturbs the pool.
 func WithProgress(fn func(Progress)) Option {
 	return func(p *Pool) error {
 		p.progress = fn
@@ -43,9 +42,8 @@ func WithProgress(fn func(Progress)) Option {
 	}
 }
 
-// watchProgress calls p.progress while an acquire with the ticket named
-// ticket waits, until the returned function is called; that function
-// returns once fn will not be called again.
+// watchProgress calls p.progress while the acquire holding ticket waits,
+// until the returned function is called, which returns once it is done.
 func (p *Pool) watchProgress(max int, started time.Time, ticket string) (stop func()) {
 	if p.progress == nil {
 		return func() {}
@@ -89,9 +87,8 @@ func (p *Pool) readProgress(max int, ticket string) Progress {
 	return pr
 }
 
-// recordedHolders reads the records of slots 0..max-1: who holds them, as
-// their records say, and which slot paths hold what no llmslots process
-// makes. It takes no lock, so it cannot disturb anyone.
+// recordedHolders reads the records of slots 0..max-1, taking no lock: the
+// holders they name, and the slot paths that hold what llmslots never makes.
 func (p *Pool) recordedHolders(max int) (holders []Holder, unusable []UnusableSlot) {
 	me := slotfile.Self()
 	for id := range max {

@@ -135,9 +135,8 @@ func ProbeNamed(path string, mode Mode) (Result, error) {
 	return res, err
 }
 
-// FallbackProbe judges a file whose lock could not be tried (lockErr) by
-// its record: a live or unknown holder counts as held, since calling its
-// slot stale would invite a forced release and a second holder.
+// FallbackProbe judges a file whose lock could not be tried (lockErr) by its
+// record: a live or unknown holder is held (stale would invite a second one).
 func FallbackProbe(path string, lockErr error) Result {
 	rec, err := ReadRecord(path)
 	why := "lock not probed (" + lockErr.Error() + ")"
@@ -150,9 +149,8 @@ func FallbackProbe(path string, lockErr error) Result {
 	return Result{State: Stale, Rec: rec, Detail: why + "; pid is dead"}
 }
 
-// HolderHere reports whether rec's pid names, on this host and in this
-// pid namespace, a live process started when the record says: one that
-// may be signalled. Unlike HolderAlive, it answers false when unsure.
+// HolderHere reports whether rec names a live process of this host and pid
+// namespace started when it says, one that may be signalled: false if unsure.
 func HolderHere(rec Record) bool {
 	me := Self()
 	if rec.PID <= 0 || rec.Host != me.Host || rec.PidNS != me.PidNS || !proc.Alive(rec.PID) {

@@ -87,8 +87,7 @@ func (r Record) Marshal() []byte {
 }
 
 // ParseRecord reads what it can from a slot file's content: empty, partial
-// or garbage content (a holder died before writing; another tool shares
-// the directory) gives a zero or partial record, never an error.
+// or garbage content gives a zero or partial record, never an error.
 func ParseRecord(data []byte) Record {
 	var r Record
 	for line := range strings.SplitSeq(string(data), "\n") {
