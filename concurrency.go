@@ -21,8 +21,8 @@ type Concurrency struct {
 	Max      int    `json:"max"`                 // the answer: at least 1
 	Source   string `json:"source"`              // "LLMSLOTS_MAX" when the variable decided, else "computed"
 	EnvError string `json:"env_error,omitempty"` // why a set LLMSLOTS_MAX was ignored
-	// CPUs is the number of CPUs available to this process: the CPUs it
-	// may run on, lowered by a cgroup CPU quota.
+	// CPUs is the number of CPUs this process may run on, lowered by a
+	// cgroup CPU quota.
 	CPUs     int    `json:"cpus"`
 	CPULimit string `json:"cpu_limit,omitempty"` // the cgroup CPU quota that lowered CPUs, if any
 	// MemAvailable is the memory available to new work, in bytes: the least
@@ -30,10 +30,8 @@ type Concurrency struct {
 	MemAvailable uint64 `json:"mem_available_bytes"`
 	// MemKnown is false where memory could not be read; then memory does
 	// not limit the answer.
-	MemKnown bool `json:"mem_known"`
-	// MemLimit describes the cgroup memory limit that lowered
-	// MemAvailable, if any.
-	MemLimit string `json:"mem_limit,omitempty"`
+	MemKnown bool   `json:"mem_known"`
+	MemLimit string `json:"mem_limit,omitempty"` // the cgroup memory limit that lowered MemAvailable, if any
 	// WorkerMemory is the memory budgeted for each slot holder, in bytes:
 	// a `codex exec` or `claude -p` subprocess and its tools.
 	WorkerMemory uint64 `json:"worker_memory_bytes"`

@@ -16,10 +16,9 @@ import (
 // the process exits or dies, whichever comes first: the kernel drops the
 // lock of a dead process, and the next acquirer reclaims the slot.
 //
-// A Guard that is dropped without Release keeps its slot until the process
-// exits: the package keeps every held file reachable, because the runtime
-// closes an unreachable *os.File, and closing drops its lock at a random
-// garbage collection.
+// A Guard dropped without Release keeps its slot until the process exits:
+// the package keeps every held file reachable, since the runtime closes an
+// unreachable *os.File, dropping its lock at a random garbage collection.
 type Guard struct {
 	mu       sync.Mutex
 	pool     *Pool

@@ -18,10 +18,9 @@ import (
 	"github.com/llmslots/llmslots/internal/slotfile"
 )
 
-// handedOn lists what a child of this process should inherit along with
-// g's slot: g first, then every slot this process itself inherited from
-// another pool, so that a slot taken inside another pool's slot does not
-// cut the child off from the outer one. fd(i) numbers the i-th file.
+// handedOn lists what a child of this process should inherit with g's
+// slot: g first, then every slot this process inherited from another pool,
+// so that the child keeps the outer ones too. fd(i) numbers the i-th file.
 func (g *Guard) handedOn(fd func(i int, f *os.File) (int, error)) ([]*os.File, []fdpass.Slot, error) {
 	files := []*os.File{g.file}
 	n, err := fd(0, g.file)
@@ -298,10 +297,9 @@ type guardKey struct{}
 
 // WithGuard returns a copy of ctx that carries g. AcquireContext on the
 // same pool (the same directory) with this context, or one derived from
-// it, returns at once a nested guard on g's slot instead of taking another
-// slot, whatever max it is given; the nested guard's Release leaves g's
-// slot held. While g is released, the context acquires as usual. A nil ctx
-// is taken as context.Background().
+// it, returns at once a nested guard on g's slot instead of taking another,
+// whatever max it is given; its Release leaves g's slot held. While g is
+// released, the context acquires as usual. A nil ctx is context.Background().
 //
 // Pool.Acquire takes no context, so it does not see g; it does see a slot
 // this process inherited (through LLMSLOTS_INHERITED; see Guard.Inherit).

@@ -51,9 +51,8 @@ func WithLogger(l *slog.Logger) Option {
 
 // WithLabel records label in every slot the pool takes, for status
 // readers: what the holder is doing, in the caller's words. A label is at
-// most 256 bytes of UTF-8 without control characters (C0, DEL, C1, and
-// the bidirectional controls such as U+202E, which would reorder what
-// status shows).
+// most 256 bytes of UTF-8 without control characters (C0, DEL, C1, and the
+// bidirectional ones such as U+202E, which would reorder what status shows).
 func WithLabel(label string) Option {
 	return func(p *Pool) error {
 		if err := checkLabel(label); err != nil {
@@ -84,9 +83,8 @@ func NewPool(dir string, opts ...Option) (*Pool, error) {
 }
 
 // With returns a pool on p's directory with p's options and then opts: a
-// cheap way to give each job its own label and progress callback
-// (WithLabel, WithProgress) without a pool of its own made from scratch.
-// The pools share the slots, the line and the limit.
+// cheap way to give each job its own label and progress callback, sharing
+// the slots, the line and the limit.
 func (p *Pool) With(opts ...Option) (*Pool, error) {
 	if err := p.usable(); err != nil {
 		return nil, err
@@ -184,9 +182,8 @@ func (p *Pool) line() line.Line {
 //
 // When no slot frees within wait it returns an error matching ErrBusy that
 // names max, the wait and the holders' pids. max outside 1..MaxSlots and a
-// negative wait give an error matching ErrInvalid. A directory that is not
-// safe to use gives an error matching ErrUnsafeDir. On any error no slot is
-// held.
+// negative wait give an error matching ErrInvalid, a directory not safe to
+// use one matching ErrUnsafeDir. On any error no slot is held.
 func (p *Pool) Acquire(max int, wait time.Duration) (*Guard, error) {
 	if err := p.usable(); err != nil {
 		return nil, err
@@ -227,10 +224,9 @@ func (p *Pool) acquire(ctx context.Context, max int, deadline time.Time, wait ti
 	}
 	var g *Guard
 	var err error
-	// The uncontended path: nobody waits, so try the slots at once; the
-	// take is then rechecked behind the throttle gate (throttle.go), so a
-	// report written before it is seen. With waiters, even a free slot is
-	// theirs: go to the back of the line.
+	// The uncontended path: nobody waits, so take a slot at once, then
+	// recheck it behind the throttle gate (throttle.go) for a report written
+	// before the take. With waiters, even a free slot is theirs: join the line.
 	if p.line().Empty() {
 		if g, _, err = p.tryAcquire(max); g != nil {
 			g = p.recheck(g, max)
@@ -308,9 +304,8 @@ func (a *attempt) Paths() []string {
 	return a.paths
 }
 
-// Free reports whether some slot below max looks free to the waiter
-// second in line: its file is missing, or its holder is dead (the file is
-// then removed, under its lock, as any acquirer would reclaim it).
+// Free reports whether some slot below max looks free to the waiter second
+// in line: no file, or a dead holder's (removed under its lock by the look).
 func (a *attempt) Free() bool {
 	for _, path := range a.Paths() {
 		if res, err := slotfile.Probe(path, slotfile.Remove); err == nil && (res.Removed || res.State == slotfile.Free) {
@@ -322,10 +317,9 @@ func (a *attempt) Free() bool {
 
 // tryAcquire makes one attempt at the slots (slotfile.Maker.Pick) and
 // returns the one it took; nil, nil when all are held. soon reports a slot
-// held only by a young empty file, which may be reclaimed without any
-// event once old enough. A slot whose path holds what no llmslots process
-// makes is skipped, so the rest of the pool keeps working; it is named in
-// the busy error and logged.
+// held only by a young empty file, reclaimable without any event once old
+// enough. A slot whose path holds what llmslots never makes is skipped (the
+// rest of the pool keeps working), logged and named in the busy error.
 func (p *Pool) tryAcquire(max int) (g *Guard, soon bool, err error) {
 	now := time.Now()
 	rec := p.newRecord(now, max).Marshal()
@@ -370,9 +364,8 @@ func (p *Pool) tryAcquire(max int) (g *Guard, soon bool, err error) {
 	return g, false, nil
 }
 
-// errNoUsableSlot reports that every slot below max holds what no
-// llmslots process makes: nothing can free such a slot, so waiting is
-// pointless and the acquire fails at once with the busy error naming them.
+// errNoUsableSlot: every slot below max holds what llmslots never makes, so
+// nothing can free one; the acquire fails at once, the busy error naming them.
 var errNoUsableSlot = errors.New("no usable slot")
 
 // newRecord is this process's record for a slot (or ticket) of p taken at

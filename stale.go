@@ -8,10 +8,9 @@ import (
 )
 
 // FindStale returns the ids of stale slots, below max or beyond it: slot
-// files whose lock nobody holds, left by holders that died. The lock
-// decides; where it cannot be tried, a recorded pid that no longer exists
-// does (see ReadStatus). Stale slots need no cleanup to be usable, since
-// Acquire reclaims them; FindStale is for reports and tidy directories.
+// files whose lock nobody holds, left by holders that died (where the lock
+// cannot be tried, by a recorded pid that no longer exists). Acquire
+// reclaims them anyway; FindStale is for reports and tidy directories.
 func (p *Pool) FindStale(max int) ([]int, error) {
 	st, err := p.ReadStatus(max)
 	if err != nil {
@@ -27,10 +26,9 @@ func (p *Pool) FindStale(max int) ([]int, error) {
 }
 
 // ForceRelease removes slot slotID's file if nobody holds its lock. It
-// returns nil when the file is absent or was stale, and refuses a held
-// slot with an error matching ErrHeld that names the holder's pid:
-// deleting a held slot's file would let a second process take the slot
-// while the first still runs. To free a held slot, stop its holder.
+// returns nil when the file is absent or was stale, and refuses a held slot
+// with an error matching ErrHeld that names the holder's pid: deleting its
+// file would let a second process in (stop the holder instead).
 //
 // The file is deleted while ForceRelease holds its lock, so a process that
 // takes the slot at the same moment keeps it.

@@ -24,9 +24,8 @@ const (
 	// FindStale lists it and ForceRelease removes it.
 	StateStale SlotState = "stale"
 	// StateInvalid: something no llmslots process makes is at the slot's
-	// path (a symlink, a FIFO, a directory). Nobody holds it and nobody can
-	// take it: the pool works with one slot fewer until it is removed by
-	// hand. Acquire never follows, deletes or uses it.
+	// path (a symlink, a FIFO, a directory). Acquire never follows, deletes
+	// or uses it: the pool works with one slot fewer until it is removed.
 	StateInvalid SlotState = "invalid"
 )
 
@@ -59,9 +58,8 @@ type Status struct {
 	// Limit is the effective limit: how many may hold a slot at once now.
 	// Max, unless throttle reports (Guard.Throttled) lowered it.
 	Limit int `json:"limit"`
-	// Throttle is the pool's throttling state: the effective limit, a
-	// pause and its end, the last report. Nil (omitted) when no report
-	// was ever made, or after Pool.Resume.
+	// Throttle is the pool's throttling state (limit, pause, last report);
+	// nil (omitted) when no report was ever made, or after Pool.Resume.
 	Throttle *ThrottleStatus `json:"throttle,omitempty"`
 }
 
@@ -77,37 +75,31 @@ type SlotStatus struct {
 	Label   string    `json:"label"`
 	Command string    `json:"command"`
 	Path    string    `json:"path"`
-	// Detail says why the state was decided otherwise than by the lock
-	// (the file could not be opened), what an invalid entry is, or, for a
-	// held slot whose recorded pid is not running here, that another
-	// process holds the lock: one the holder handed the slot to (Inherit,
-	// llmslots run, a program it exec'd), or a holder in another pid
-	// namespace.
+	// Detail says why the state was decided otherwise than by the lock (the
+	// file could not be opened), what an invalid entry is, or that a held
+	// slot's recorded pid is not running here: another process holds the
+	// lock (one the holder handed it to, or a holder in another namespace).
 	Detail string `json:"detail,omitempty"`
 	// Max is the max the holder asked with; 0 when unknown (records of
 	// the reference and of older versions have none).
 	Max int `json:"max,omitempty"`
-	// Here is true when the recorded pid names a live process of this
-	// host and pid namespace, started when the record says: the holder
-	// itself, which may be signalled. False for a holder in another
-	// container or on another host, for a pid reused by another process,
-	// and when it cannot be told.
+	// Here is true when the recorded pid names a live process of this host
+	// and pid namespace, started when the record says: the holder itself,
+	// which may be signalled. False for a holder in another container or on
+	// another host, for a reused pid, and when it cannot be told.
 	Here bool `json:"here"`
 	Self bool `json:"self,omitempty"` // the holder is the process reading the status
 }
 
 // handedOnDetail is the Detail of a held slot whose recorded holder is not
-// running here (see SlotStatus.Detail; the reference's records name no pid
-// namespace).
+// running here (see SlotStatus.Detail).
 const handedOnDetail = "its recorded pid is not running here; another process holds the lock (one the holder handed the slot to, or a holder in another pid namespace)"
 
 // ReadStatus reports the state of slots 0..max-1, and of any other slot
 // file in the directory. It creates and changes nothing: a missing
-// directory reads as all free. Each held slot is probed with a
-// non-blocking lock attempt, which an acquirer racing with the probe may
-// see as busy for that instant.
-//
-// The status is a snapshot: slots may change as soon as it is read.
+// directory reads as all free. Each held slot is probed with a non-blocking
+// lock attempt, which an acquirer racing with it may see as busy for that
+// instant. The status is a snapshot: slots may change as soon as it is read.
 func (p *Pool) ReadStatus(max int) (Status, error) {
 	if err := p.usable(); err != nil {
 		return Status{}, err
@@ -246,11 +238,10 @@ func (p *Pool) waiters(remove bool) (live, dead []WaiterStatus, err error) {
 	return live, dead, nil
 }
 
-// RemoveDeadWaiters removes the tickets of waiters that died while
-// waiting and returns their pids (0 where none was recorded). The line
-// never needs it (the waiter behind a dead ticket removes it); it is for
-// tidy directories. It also removes what a group member that died while
-// making a file left behind.
+// RemoveDeadWaiters removes the tickets of waiters that died while waiting
+// and returns their pids (0 where none was recorded), and what a group
+// member that died while making a file left. The line never needs it (the
+// waiter behind a dead ticket removes it): it is for tidy directories.
 func (p *Pool) RemoveDeadWaiters() ([]int, error) {
 	if err := p.usable(); err != nil {
 		return nil, err
@@ -271,11 +262,10 @@ func (p *Pool) RemoveDeadWaiters() ([]int, error) {
 	return pids, nil
 }
 
-// warnOtherMax logs, once per pool and process, a warning when a holder
-// or waiter recorded a max other than max: processes that disagree on a
-// pool's size each enforce their own, so the larger one decides. It reads
-// records only, at the first wait, where a look costs nothing against the
-// wait itself.
+// warnOtherMax logs, once per pool and process, a warning when a holder or
+// waiter recorded a max other than max: processes that disagree on a pool's
+// size each enforce their own. It reads records only, at the first wait,
+// where a look costs nothing against the wait itself.
 func (p *Pool) warnOtherMax(max int) {
 	if p.maxChecked.Swap(true) {
 		return

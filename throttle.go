@@ -88,9 +88,8 @@ func (p *Pool) Pause(d time.Duration, reason string) error {
 	})
 }
 
-// Resume ends a pause and forgets every report (the state file is
-// removed): the limit is max again, acquiring as cheap as before. Resuming
-// a pool with no state does nothing.
+// Resume ends a pause and forgets every report (removing the state file):
+// the limit is max again. Resuming a pool with no state does nothing.
 func (p *Pool) Resume() error {
 	if err := p.usable(); err != nil {
 		return err
