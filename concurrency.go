@@ -21,17 +21,13 @@ type Concurrency struct {
 	Max      int    `json:"max"`                 // the answer: at least 1
 	Source   string `json:"source"`              // "LLMSLOTS_MAX" when the variable decided, else "computed"
 	EnvError string `json:"env_error,omitempty"` // why a set LLMSLOTS_MAX was ignored
-	// CPUs is the number of CPUs this process may run on, lowered by a
-	// cgroup CPU quota.
-	CPUs     int    `json:"cpus"`
+	CPUs     int    `json:"cpus"`                // the CPUs this process may run on, lowered by a cgroup CPU quota
 	CPULimit string `json:"cpu_limit,omitempty"` // the cgroup CPU quota that lowered CPUs, if any
 	// MemAvailable is the memory available to new work, in bytes: the least
 	// of /proc/meminfo's MemAvailable and what the cgroup limits leave.
 	MemAvailable uint64 `json:"mem_available_bytes"`
-	// MemKnown is false where memory could not be read; then memory does
-	// not limit the answer.
-	MemKnown bool   `json:"mem_known"`
-	MemLimit string `json:"mem_limit,omitempty"` // the cgroup memory limit that lowered MemAvailable, if any
+	MemKnown     bool   `json:"mem_known"`           // false where memory could not be read: then it limits nothing
+	MemLimit     string `json:"mem_limit,omitempty"` // the cgroup memory limit that lowered MemAvailable, if any
 	// WorkerMemory is the memory budgeted for each slot holder, in bytes:
 	// a `codex exec` or `claude -p` subprocess and its tools.
 	WorkerMemory uint64 `json:"worker_memory_bytes"`
@@ -49,8 +45,7 @@ func DefaultMaxConcurrency() int {
 	return ExplainMaxConcurrency().Max
 }
 
-// ExplainMaxConcurrency returns DefaultMaxConcurrency's answer with the
-// figures it came from.
+// ExplainMaxConcurrency returns DefaultMaxConcurrency's answer and its figures.
 func ExplainMaxConcurrency() Concurrency {
 	c := measureConcurrency(sysinfo.Root{}, os.Getenv(EnvMax))
 	if c.EnvError != "" {
@@ -59,8 +54,7 @@ func ExplainMaxConcurrency() Concurrency {
 	return c
 }
 
-// measureConcurrency computes the default from the files below root and
-// the value of LLMSLOTS_MAX.
+// measureConcurrency computes the default from root's files and LLMSLOTS_MAX.
 func measureConcurrency(root sysinfo.Root, env string) Concurrency {
 	c := Concurrency{WorkerMemory: workerMemory}
 	c.CPUs = runtime.NumCPU() // the CPUs this process may run on

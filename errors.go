@@ -77,9 +77,7 @@ type Holder struct {
 	Host    string
 	Label   string
 	Command string
-	// Self is true when the holder is the calling process itself: waiting
-	// for it could never end.
-	Self bool
+	Self    bool // the calling process itself: waiting for it could never end
 }
 
 // An UnusableSlot is a slot path that holds what no llmslots process makes.
@@ -144,8 +142,7 @@ func shorten(s string, n int) string {
 	return string(r[:n-1]) + "…"
 }
 
-// invalidf returns an error that matches ErrInvalid and reads as the
-// formatted message alone.
+// invalidf returns an error matching ErrInvalid that reads as its message.
 func invalidf(format string, args ...any) error {
 	return &wrapped{msg: "llmslots: " + fmt.Sprintf(format, args...), sentinel: ErrInvalid}
 }

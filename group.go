@@ -13,8 +13,7 @@ import (
 // group, named or numbered (see WithGroup); WithGroup on a pool wins.
 const EnvGroup = "LLMSLOTS_GROUP"
 
-// group says who may share a pool: its owner alone (the default), or the
-// members of one Unix group.
+// group says who may share a pool: its owner alone, or one Unix group.
 type group struct {
 	shared bool
 	gid    int

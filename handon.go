@@ -276,8 +276,7 @@ func (g *Guard) handTo(cmd *exec.Cmd) {
 	}
 }
 
-// terminate asks p to exit: SIGTERM, or a kill where there is no such
-// signal.
+// terminate asks p to exit: SIGTERM, or a kill where there is none.
 func terminate(p *os.Process) error {
 	if err := p.Signal(syscall.SIGTERM); err != nil {
 		return p.Kill()
@@ -324,8 +323,7 @@ func (p *Pool) reenter(ctx context.Context) (*Guard, error) {
 	return nil, nil
 }
 
-// nestIn returns a nested guard on outer's slot; nil, nil if outer has been
-// released.
+// nestIn returns a nested guard on outer's slot; nil, nil if it is released.
 func (p *Pool) nestIn(outer *Guard) (*Guard, error) {
 	outer.mu.Lock()
 	defer outer.mu.Unlock()

@@ -139,8 +139,7 @@ func FindStale(max int) ([]int, error) {
 	return onDefault(func(p *Pool) ([]int, error) { return p.FindStale(max) })
 }
 
-// ForceRelease frees a stale slot of the default pool; see
-// Pool.ForceRelease.
+// ForceRelease frees a stale slot of the default pool; see Pool.ForceRelease.
 func ForceRelease(slotID int) error {
 	_, err := onDefault(func(p *Pool) (any, error) { return nil, p.ForceRelease(slotID) })
 	return err

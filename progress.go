@@ -21,9 +21,7 @@ type Progress struct {
 	Ahead   int           // the waiters ahead of this one in the queue
 	Holders []Holder      // the slots' recorded holders, by slot; Self marks this very process
 	Waited  time.Duration // how long the acquire has waited so far
-	// Limit is the pool's effective limit: Max, unless throttle reports
-	// (Guard.Throttled) lowered it.
-	Limit int
+	Limit   int           // the effective limit: Max, unless throttle reports lowered it
 	// PausedUntil is when the pool's pause ends, after a throttle report or
 	// a pause by hand; zero when no pause is on. No slot is granted before it.
 	PausedUntil time.Time
@@ -75,8 +73,7 @@ func (p *Pool) watchProgress(max int, started time.Time, ticket string) (stop fu
 	}
 }
 
-// readProgress reads the holders' records and counts the tickets and
-// drafts ahead of ticket.
+// readProgress reads the holders' records and counts who is ahead of ticket.
 func (p *Pool) readProgress(max int, ticket string) Progress {
 	pr := Progress{Dir: p.dir, Label: p.label, Max: max, Limit: max}
 	pr.Holders, _ = p.recordedHolders(max)

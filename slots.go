@@ -161,8 +161,7 @@ func (p *Pool) prepare() error {
 	return err
 }
 
-// remake creates the pool's directory and queue again after they were
-// removed while in use.
+// remake makes the pool's directory and queue again, removed while in use.
 func (p *Pool) remake() error {
 	p.ready.Store(false)
 	return p.prepare()
@@ -368,8 +367,7 @@ func (p *Pool) tryAcquire(max int) (g *Guard, soon bool, err error) {
 // nothing can free one; the acquire fails at once, the busy error naming them.
 var errNoUsableSlot = errors.New("no usable slot")
 
-// newRecord is this process's record for a slot (or ticket) of p taken at
-// since with max.
+// newRecord is this process's record for a slot or ticket taken at since.
 func (p *Pool) newRecord(since time.Time, max int) slotfile.Record {
 	rec := slotfile.Self()
 	rec.Since, rec.Label, rec.Max = since, p.label, max

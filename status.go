@@ -36,10 +36,8 @@ type Status struct {
 	// Active counts held slots, including any beyond Max that a process
 	// using a larger max holds: they count against everyone's limit.
 	Active int `json:"active"`
-	// Free counts the slots below Max that an acquirer could take now
-	// (free or stale; not invalid).
-	Free  int `json:"free"`
-	Stale int `json:"stale"` // slot files left by dead holders
+	Free   int `json:"free"`  // slots below Max an acquirer could take now (free or stale)
+	Stale  int `json:"stale"` // slot files left by dead holders
 	// PIDs lists the holders' pids, by slot; a holder whose record could
 	// not be read is left out. Never null in JSON.
 	PIDs  []int        `json:"pids"`
@@ -63,8 +61,7 @@ type Status struct {
 	Throttle *ThrottleStatus `json:"throttle,omitempty"`
 }
 
-// SlotStatus describes one slot. For a free slot only SlotID, State and
-// Path are set.
+// SlotStatus describes one slot; for a free one, only SlotID, State and Path.
 type SlotStatus struct {
 	SlotID  int       `json:"slot_id"`
 	State   SlotState `json:"state"`
@@ -182,8 +179,7 @@ func (p *Pool) scan(max int) (Status, error) {
 	return st, nil
 }
 
-// otherMaxes lists the max values live holders and waiters recorded that
-// differ from st.Max.
+// otherMaxes lists the max values of live holders and waiters but st.Max.
 func otherMaxes(st Status) []int {
 	out := []int{}
 	for _, s := range st.Slots {

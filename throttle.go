@@ -223,8 +223,7 @@ func (p *Pool) gateLocked(max int, have *Guard) (g *Guard, retry time.Time, err 
 	return g, time.Time{}, nil
 }
 
-// countHolders counts the slots below span held now (not a dead
-// holder's), but not except.
+// countHolders counts the slots below span held now (not stale), but except.
 func (p *Pool) countHolders(span int, except *Guard) int {
 	n := 0
 	for id := range span {

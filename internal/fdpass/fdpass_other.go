@@ -12,8 +12,7 @@ import (
 // process that took it, so a child cannot keep it after its parent exits.
 const Supported = false
 
-// KeepOnExec fails with errors.ErrUnsupported: there is no exec that keeps
-// descriptors.
+// KeepOnExec fails with errors.ErrUnsupported: no exec here keeps descriptors.
 func KeepOnExec(f *os.File) (int, error) { return -1, errors.ErrUnsupported }
 
 // Adopt fails with errors.ErrUnsupported.

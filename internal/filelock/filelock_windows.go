@@ -11,8 +11,7 @@ import (
 	"golang.org/x/sys/windows"
 )
 
-// NoFollow has no Windows counterpart in os.OpenFile; Open checks for a
-// reparse point itself.
+// NoFollow has no Windows counterpart: Open checks for a reparse point itself.
 const NoFollow = 0
 
 // Open creates path, read-write, mode 0600; an existing path fails, and a

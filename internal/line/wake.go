@@ -52,8 +52,7 @@ var lockWaits = struct {
 	byPath map[string]*lockWait
 }{byPath: map[string]*lockWait{}}
 
-// A lockWait is one goroutine blocked on one file's lock, and the wakers
-// to wake when it returns.
+// A lockWait is a goroutine blocked on a file's lock, and the wakers to wake.
 type lockWait struct {
 	fi   fs.FileInfo // the file waited on: a new file at its path needs a new wait
 	subs map[chan struct{}]bool

@@ -104,8 +104,7 @@ func ParseRecord(data []byte) Record {
 		case "host":
 			r.Host = v
 		case "since":
-			// A time marshal could not write back (its UTC year outside
-			// 0..9999) is no holder's: drop it.
+			// A time Marshal could not write back (UTC year not 0..9999): drop it.
 			if t, err := time.Parse(time.RFC3339Nano, v); err == nil && t.UTC().Year() >= 0 && t.UTC().Year() <= 9999 {
 				r.Since = t
 			}
@@ -147,8 +146,7 @@ func ReadRecordFrom(f *os.File) (Record, error) {
 	return ParseRecord(buf[:n]), nil
 }
 
-// CleanValue makes s safe for one line of a record (textsafe.Clean), at
-// most max bytes.
+// CleanValue makes s one safe line of a record (textsafe.Clean), <= max bytes.
 func CleanValue(s string, max int) string {
 	if s = textsafe.Clean(s); len(s) > max {
 		s = strings.ToValidUTF8(s[:max], "") // drops a rune cut in two

@@ -10,8 +10,7 @@ import (
 	"strings"
 )
 
-// Root reads /proc and /sys below a directory: "" for the real ones, a
-// prepared tree in tests.
+// Root reads /proc and /sys below Dir: "" for the real ones, a tree in tests.
 type Root struct{ Dir string }
 
 func (r Root) read(path string) string {
@@ -122,8 +121,7 @@ func (r Root) MemAvailable() (avail uint64, desc string, known bool) {
 	}
 	for _, d := range dirs {
 		limit, err := strconv.ParseUint(r.read(filepath.Join(d, limitFile)), 10, 64)
-		// "max" (v2) fails to parse; v1 says "no limit" with a value
-		// near 2^63.
+		// "max" (v2) fails to parse; v1's "no limit" is near 2^63.
 		if err != nil || limit >= 1<<62 {
 			continue
 		}

@@ -17,8 +17,7 @@ const (
 	// the slow band ends ProbeAfter after the decrease.
 	GrowEvery  = 250 * time.Millisecond
 	ProbeAfter = time.Second
-	// With no hint, a report pauses for base, doubled per report until a
-	// success, up to cap.
+	// No hint: a pause of base, doubled per report till a success, up to cap.
 	backoffBase = time.Second
 	backoffCap  = 2 * time.Minute
 	maxBackoff  = 64
