@@ -62,9 +62,7 @@ type BusyError struct {
 	// Unusable lists slot paths that hold what no llmslots process makes
 	// (a planted symlink, a FIFO): nobody can take them until removed.
 	Unusable []UnusableSlot
-	// Err is the context's error when a context ended the wait
-	// (AcquireContext); nil when the wait ran out.
-	Err error
+	Err      error // the context's error, if one ended the wait (AcquireContext)
 	// Throttle is the pool's throttling when the wait ended (a pause keeps
 	// slots free); nil if the pool has no throttle state.
 	Throttle *ThrottleStatus

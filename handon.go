@@ -340,6 +340,5 @@ func (p *Pool) nestIn(outer *Guard) (*Guard, error) {
 	return g, nil
 }
 
-// nested reports whether g is a nested guard: the only guards made
-// without the locked file's identity.
+// nested reports whether g is a nested guard: made without a file identity.
 func (g *Guard) nested() bool { return g.info == nil }

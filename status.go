@@ -209,8 +209,7 @@ type WaiterStatus struct {
 	Max        int       `json:"max,omitempty"` // the max the waiter asked with; 0 when unknown
 }
 
-// waiters lists the live waiters in order, and the dead tickets, removing
-// those when remove is set.
+// waiters lists live waiters in order, and dead tickets: removed if remove.
 func (p *Pool) waiters(remove bool) (live, dead []WaiterStatus, err error) {
 	all, err := p.line().Waiters(remove)
 	if err != nil {

@@ -52,8 +52,7 @@ func IsTerminal(f *os.File) bool {
 	return err != nil || !os.SameFile(fi, null)
 }
 
-// ExitStatus is the shell's view of how a process ended: its exit code,
-// or 128+N when signal N killed it.
+// ExitStatus is a process's exit code, or 128+N when signal N killed it.
 func ExitStatus(ps *os.ProcessState) int {
 	if ws, ok := ps.Sys().(syscall.WaitStatus); ok && ws.Signaled() {
 		return 128 + int(ws.Signal())

@@ -38,8 +38,7 @@ func Parse(line string, maxID int) (Slot, error) {
 	return s, nil
 }
 
-// ParseAll reads every line of an EnvVar value, skipping (and reporting)
-// lines that do not parse.
+// ParseAll parses each line of an EnvVar value, reporting those it skips.
 func ParseAll(v string, maxID int) ([]Slot, []error) {
 	var slots []Slot
 	var errs []error

@@ -15,8 +15,7 @@ import (
 // on Unix a flock belongs to the open file, which a child shares.
 const Supported = true
 
-// errNotTheFile reports an inherited descriptor that is not the locked
-// file at the path it was said to hold.
+// errNotTheFile: an inherited descriptor is not the slot file it names.
 var errNotTheFile = errors.New("the descriptor is not the locked slot file")
 
 // KeepOnExec clears close-on-exec on f's descriptor and returns its number.
@@ -62,8 +61,7 @@ func Adopt(fd int, path string) (*os.File, fs.FileInfo, error) {
 		err = errNotTheFile
 	}
 	if err == nil {
-		// flock on the open file that already holds the lock succeeds; on
-		// any other open file of a held slot it fails.
+		// flock succeeds on the open file holding the lock, on no other.
 		var ok bool
 		if ok, err = filelock.TryLock(f); err == nil && !ok {
 			err = errNotTheFile

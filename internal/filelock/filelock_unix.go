@@ -52,8 +52,7 @@ func WaitUnlocked(f *os.File) error {
 	return OnFd(f, func(fd int) error { return unix.Flock(fd, unix.LOCK_UN) })
 }
 
-// OnFd runs op on f's descriptor, without the side effects of f.Fd, again
-// while it is interrupted (EINTR).
+// OnFd runs op on f's descriptor, retried on EINTR (f.Fd has side effects).
 func OnFd(f *os.File, op func(fd int) error) error {
 	rc, err := f.SyscallConn()
 	if err != nil {

@@ -14,8 +14,7 @@ import (
 // NoFollow has no Windows counterpart: Open checks for a reparse point itself.
 const NoFollow = 0
 
-// Open creates path, read-write, mode 0600; an existing path fails, and a
-// symbolic link there is refused.
+// Open creates path (O_EXCL), read-write, mode 0600, refusing a symlink there.
 func Open(path string) (*os.File, error) {
 	if fi, err := os.Lstat(path); err == nil && fi.Mode()&fs.ModeSymlink != 0 {
 		return nil, &fs.PathError{Op: "open", Path: path, Err: fmt.Errorf("is a symbolic link")}

@@ -131,8 +131,7 @@ func (lw *lockWait) run(f *os.File) {
 	lw.subs = nil
 }
 
-// gone watches the ticket at path, and reports whether it is gone or its
-// waiter died since the look.
+// gone watches the ticket at path and reports it gone, or its waiter dead.
 func (w *waker) gone(path string) bool {
 	err := w.watch(path)
 	return errors.Is(err, fs.ErrNotExist) || err == errFree

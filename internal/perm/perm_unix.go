@@ -12,8 +12,7 @@ import (
 	"syscall"
 )
 
-// envDir is the variable that chooses the default pool's directory,
-// named in the advice of the errors.
+// envDir chooses the default pool's directory, as the errors advise.
 const envDir = "LLMSLOTS_DIR"
 
 // GroupsSupported reports whether pools can be shared by a Unix group.

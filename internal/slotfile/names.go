@@ -38,8 +38,7 @@ func ParseSlotName(name string) int {
 	return id
 }
 
-// pidInName returns the pid a ticket's (or draft's) name carries, 0 if
-// none: "t-<arrival>-<pid>-<seq>".
+// pidInName returns the pid in a ticket name "t-<arrival>-<pid>-<seq>", or 0.
 func pidInName(name string) int {
 	parts := strings.Split(name, "-")
 	if len(parts) != 4 || parts[0]+"-" != TicketPrefix && parts[0]+"-" != DraftPrefix {

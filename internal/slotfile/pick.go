@@ -9,9 +9,7 @@ type Pick struct {
 	// Reclaimed is the record of the dead holder whose file was removed
 	// to take the slot (PID 0 if the slot was free).
 	Reclaimed Record
-	// Soon reports a slot held only by a young empty file: it may be
-	// reclaimed, with no event, once old enough.
-	Soon bool
+	Soon      bool // a slot held only by a young empty file, reclaimable once old
 	// Unusable lists the slots whose path holds what no llmslots process
 	// makes (a planted symbolic link, a FIFO); Why says what, in order.
 	Unusable []int

@@ -63,8 +63,7 @@ var Self = sync.OnceValue(func() Record {
 // it, and the reference's trimmed form, as time.RFC3339Nano.
 const sinceLayout = "2006-01-02T15:04:05.000000000Z07:00"
 
-// Marshal renders the record in the file format, in one buffer so that it
-// reaches the file in one write.
+// Marshal renders the record in one buffer, so that it takes one write.
 func (r Record) Marshal() []byte {
 	b := []byte("pid=" + strconv.Itoa(r.PID) + "\n")
 	add := func(key, value string) {

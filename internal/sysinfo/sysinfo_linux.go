@@ -139,8 +139,7 @@ func (r Root) MemAvailable() (avail uint64, desc string, known bool) {
 	return avail, desc, known
 }
 
-// value reads the number after key on a "key number ..." line of a file
-// such as memory.stat or /proc/meminfo.
+// value reads the number after key on a "key number ..." line of path.
 func (r Root) value(path, key string) (uint64, bool) {
 	for _, line := range strings.Split(r.read(path), "\n") {
 		if f := strings.Fields(line); len(f) >= 2 && f[0] == key {
