@@ -185,10 +185,7 @@ func checkLabel(label string) error {
 
 // log is the pool's logger: its own (WithLogger), or the package's.
 func (p *Pool) log() *slog.Logger {
-	if p.logger != nil {
-		return p.logger
-	}
-	return packageLogger()
+	return cmp.Or(p.logger, packageLogger())
 }
 
 var pkgLogger atomic.Pointer[slog.Logger]
@@ -203,10 +200,7 @@ func SetLogger(l *slog.Logger) {
 }
 
 func packageLogger() *slog.Logger {
-	if l := pkgLogger.Load(); l != nil {
-		return l
-	}
-	return discard
+	return cmp.Or(pkgLogger.Load(), discard)
 }
 
 // busyError builds the ErrBusy error, naming who holds the slots (as their

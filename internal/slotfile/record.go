@@ -89,35 +89,30 @@ func (r Record) Marshal() []byte {
 // or garbage content gives a zero or partial record, never an error.
 func ParseRecord(data []byte) Record {
 	var r Record
+	text := map[string]*string{"host": &r.Host, "start": &r.Start, "pidns": &r.PidNS, "command": &r.Command, "label": &r.Label}
 	for line := range strings.SplitSeq(string(data), "\n") {
 		key, value, ok := strings.Cut(line, "=")
 		if !ok {
 			continue
 		}
 		v := CleanValue(value, MaxCommandLen)
-		switch strings.TrimSpace(key) {
+		switch key = strings.TrimSpace(key); key {
 		case "pid":
 			if pid, err := strconv.Atoi(v); err == nil && pid > 0 {
 				r.PID = pid
 			}
-		case "host":
-			r.Host = v
 		case "since":
 			// A time Marshal could not write back (UTC year not 0..9999): drop it.
 			if t, err := time.Parse(time.RFC3339Nano, v); err == nil && t.UTC().Year() >= 0 && t.UTC().Year() <= 9999 {
 				r.Since = t
 			}
-		case "start":
-			r.Start = v
-		case "pidns":
-			r.PidNS = v
-		case "command":
-			r.Command = v
-		case "label":
-			r.Label = v
 		case "max":
 			if n, err := strconv.Atoi(v); err == nil && n > 0 && n <= MaxSlots {
 				r.Max = n
+			}
+		default:
+			if p := text[key]; p != nil {
+				*p = v
 			}
 		}
 	}
