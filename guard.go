@@ -42,10 +42,9 @@ var heldGuards = struct {
 	byPath map[string]*Guard
 }{byPath: map[string]*Guard{}}
 
-// newGuard is the one constructor of a Guard: slot id of p, held through
-// f, whose identity fi is checked before the slot file is deleted (nil for
-// a nested guard, which never deletes it). The caller sets outer
-// where they apply, and registers a guard it took itself.
+// newGuard is the one constructor of a Guard: slot id of p, held through f,
+// whose identity fi is checked before the file is deleted (nil for a nested
+// guard, which never deletes it). Callers set outer and register their own.
 func newGuard(p *Pool, id int, f *os.File, fi fs.FileInfo, acquired time.Time) *Guard {
 	return &Guard{pool: p, id: id, path: slotfile.SlotPath(p.dir, id), file: f, info: fi, acquired: acquired}
 }
@@ -154,11 +153,10 @@ func (g *Guard) Release() error {
 	return err
 }
 
-// handOver releases a slot whose lock this process shares with processes
-// it handed it to. Deleting the file now would let another process make it
-// anew while a child runs under the old one: two holders. So it closes its
-// own descriptor, then deletes the file only under its lock, if that can
-// be taken (as ForceRelease does): a child that still holds it keeps it.
+// handOver releases a slot whose lock other processes share. Deleting the
+// file now would let another make it anew while a child runs under the old
+// one: two holders. So it closes its own descriptor, then deletes the file
+// only under its lock, if that can be taken (as ForceRelease does).
 func (g *Guard) handOver() error {
 	err := g.file.Close()
 	if _, perr := slotfile.Probe(g.path, slotfile.Remove); err == nil {

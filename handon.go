@@ -43,13 +43,12 @@ func (g *Guard) handedOn(fd func(i int, f *os.File) (int, error)) ([]*os.File, [
 }
 
 // Inherit hands the held slot to cmd, a child process not yet started, so
-// that the slot stays held while the child lives, even if this process
-// dies first. Command and CommandContext call it for you; use Inherit for
-// an exec.Cmd made some other way. The locked slot file is added to
-// cmd.ExtraFiles, and LLMSLOTS_INHERITED in cmd.Env (the current
+// that the slot stays held while the child lives, even if this process dies
+// first; Command and CommandContext call it. The locked slot file is added
+// to cmd.ExtraFiles, and LLMSLOTS_INHERITED in cmd.Env (the current
 // environment, if cmd.Env is nil) tells the child which pool, slot and
-// descriptor it holds (see "Handing a slot on" in the package
-// documentation). Replace neither afterwards: append to them.
+// descriptor it holds (see "Handing a slot on" in the package docs).
+// Replace neither afterwards: append to them.
 //
 // The lock belongs to the open file, which parent and child then share:
 // the slot is free only once both have closed it (exited), and Release in
@@ -58,9 +57,8 @@ func (g *Guard) handedOn(fd func(i int, f *os.File) (int, error)) ([]*os.File, [
 // tree. Slots this process itself inherited from other pools go with it.
 //
 // Inherit fails with an error matching ErrInvalid for a nil cmd, a started
-// cmd or a released Guard, and with errors.ErrUnsupported on platforms that
-// cannot pass a lock to a child (Windows: the lock belongs to the process
-// that took it).
+// cmd or a released Guard, and with errors.ErrUnsupported where a child
+// cannot keep a lock (Windows: it belongs to the process that took it).
 func (g *Guard) Inherit(cmd *exec.Cmd) error {
 	if cmd == nil {
 		return invalidf("Inherit needs a non-nil *exec.Cmd")
@@ -161,9 +159,8 @@ func (g *Guard) handOn(what, verb string, do func() error) error {
 }
 
 // inheritedGuards returns the slots this process was started with (see
-// fdpass.EnvVar), one per pool, checked once at the first acquire or
-// hand-on (those that fail are left out), and keeps their files reachable.
-// They are never released here: the process that took them does that.
+// fdpass.EnvVar), one per pool, checked once (those failing are left out),
+// keeping their files reachable; never released here, but by their taker.
 var inheritedGuards = sync.OnceValue(adoptInherited)
 
 // inheritedGuard returns the inherited slot of the pool in dir, or nil.
@@ -178,8 +175,7 @@ func inheritedGuard(dir string) *Guard {
 
 // adoptInherited checks each slot fdpass.EnvVar names: the descriptor must
 // be open on the very file at the slot's path, still linked, and locked by
-// this open file; a stale variable (its parent closed or reused the
-// descriptor) fails the check and is ignored.
+// this open file; a stale variable fails the check and is ignored.
 func adoptInherited() []*Guard {
 	v := os.Getenv(fdpass.EnvVar)
 	if v == "" {
@@ -203,10 +199,9 @@ func adoptInherited() []*Guard {
 		path := slotfile.SlotPath(p.dir, in.ID)
 		f, fi, err := fdpass.Adopt(in.FD, path)
 		if err != nil && slotfile.HeldByAncestor(path) {
-			// The descriptor is gone (closed by a Python layer, a shell, a
-			// sandbox) but an ancestor holds the slot: waiting for another
-			// would be waiting on ourselves. Nest in it with a stand-in
-			// descriptor (a child handed the slot nests the same way).
+			// The descriptor is gone (closed by a shell, a sandbox) but an
+			// ancestor holds the slot: rather than wait on ourselves, nest in
+			// it with a stand-in descriptor (as a child we hand it to will).
 			log.Debug("llmslots: inherited slot held by an ancestor", "path", path, "fd_err", err)
 			if f, err = os.Open(os.DevNull); err == nil {
 				guards = append(guards, newGuard(p, in.ID, f, nil, time.Now()))
@@ -285,12 +280,11 @@ func terminate(p *os.Process) error {
 }
 
 // Nested acquisition: the reference deadlocked when code holding a slot
-// called code that acquired again from the same pool (with max=1 it waited
-// on itself forever). A context made by WithGuard, or a slot handed to a
-// child (Inherit, PrepareExec), makes the inner acquire return a nested
-// guard on the held slot instead. Its Release only closes its own
-// descriptor of the locked file, whose lock the outer guard's open file
-// keeps; it never deletes the slot file (its info is nil).
+// acquired again from the same pool (with max=1, forever). A context made by
+// WithGuard, or a slot handed to a child (Inherit, PrepareExec), makes the
+// inner acquire return a nested guard on the held slot instead, whose
+// Release only closes its own descriptor of the locked file (the outer
+// guard's open file keeps the lock) and never deletes the slot file.
 
 type guardKey struct{}
 

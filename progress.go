@@ -28,11 +28,10 @@ type Progress struct {
 	Throttle    *ThrottleStatus // the pool's throttling state (see Status.Throttle); nil if none
 }
 
-// WithProgress makes the pool call fn while an acquire waits: when the wait
-// starts, then whenever the waiters ahead or the holders change, at most
-// four times a second. fn runs on a goroutine of its own, never after the
-// acquire has returned, and should return quickly. The figures come from
-// records read without any lock, so watching never disturbs the pool.
+// WithProgress makes the pool call fn while an acquire waits: at the start,
+// then when the waiters ahead or the holders change, at most four times a
+// second. fn runs on a goroutine of its own, never after the acquire has
+// returned, and should be quick; it reads records without any lock.
 func WithProgress(fn func(Progress)) Option {
 	return func(p *Pool) error {
 		p.progress = fn

@@ -314,11 +314,10 @@ func (a *attempt) Free() bool {
 	return false
 }
 
-// tryAcquire makes one attempt at the slots (slotfile.Maker.Pick) and
-// returns the one it took; nil, nil when all are held. soon reports a slot
-// held only by a young empty file, reclaimable without any event once old
-// enough. A slot whose path holds what llmslots never makes is skipped (the
-// rest of the pool keeps working), logged and named in the busy error.
+// tryAcquire makes one attempt at the slots (slotfile.Maker.Pick); nil, nil
+// when all are held. soon reports a slot held only by a young empty file,
+// reclaimable once old. A slot holding what llmslots never makes is skipped
+// (the rest of the pool works on), logged and named in the busy error.
 func (p *Pool) tryAcquire(max int) (g *Guard, soon bool, err error) {
 	now := time.Now()
 	rec := p.newRecord(now, max).Marshal()

@@ -25,13 +25,11 @@ func (p *Pool) FindStale(max int) ([]int, error) {
 	return stale, nil
 }
 
-// ForceRelease removes slot slotID's file if nobody holds its lock. It
+// ForceRelease removes slot slotID's file if nobody holds its lock, while
+// holding it (so a process taking the slot at that moment keeps it). It
 // returns nil when the file is absent or was stale, and refuses a held slot
 // with an error matching ErrHeld that names the holder's pid: deleting its
 // file would let a second process in (stop the holder instead).
-//
-// The file is deleted while ForceRelease holds its lock, so a process that
-// takes the slot at the same moment keeps it.
 func (p *Pool) ForceRelease(slotID int) error {
 	if err := p.usable(); err != nil {
 		return err

@@ -257,10 +257,9 @@ func (p *Pool) RemoveDeadWaiters() ([]int, error) {
 	return pids, nil
 }
 
-// warnOtherMax logs, once per pool and process, a warning when a holder or
-// waiter recorded a max other than max: processes that disagree on a pool's
-// size each enforce their own. It reads records only, at the first wait,
-// where a look costs nothing against the wait itself.
+// warnOtherMax warns, once per pool and process, when a holder or waiter
+// recorded a max other than max (each process enforces its own). It reads
+// records only, at the first wait, where a look costs nothing.
 func (p *Pool) warnOtherMax(max int) {
 	if p.maxChecked.Swap(true) {
 		return

@@ -46,10 +46,9 @@ func Dup(f *os.File) (*os.File, error) {
 }
 
 // Adopt checks the inherited descriptor fd and returns a close-on-exec
-// duplicate of it, with the identity of the file it holds: the file at
-// path, still linked, and locked through this open file. Working on a
-// duplicate leaves a descriptor that is something else exactly as it was,
-// and the original open for this process's own children.
+// duplicate of it, with the identity of the file it holds: the file at path,
+// still linked, and locked through this open file. The duplicate leaves fd
+// as it was, whatever it is, and open for this process's own children.
 func Adopt(fd int, path string) (*os.File, fs.FileInfo, error) {
 	dup, err := unix.FcntlInt(uintptr(fd), unix.F_DUPFD_CLOEXEC, 0)
 	if err != nil {

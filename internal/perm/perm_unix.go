@@ -69,10 +69,9 @@ func checkGroupDir(dir string, fi fs.FileInfo, gid int) error {
 	if perm&0o070 != 0o070 {
 		return fmt.Errorf("slot directory %s does not give its group full access (mode %04o); run: chmod 2770 %s", dir, perm, dir)
 	}
-	// Without setgid, files take their creator's own group, which the
-	// other members cannot open: a dead member's slot would look held
-	// forever. With the sticky bit, members cannot delete each other's
-	// files: a dead member's slot could never be reclaimed.
+	// Without setgid, files take their maker's group, which other members
+	// cannot open: a dead member's slot would look held forever. With the
+	// sticky bit, members cannot delete a dead member's slot file.
 	if fi.Mode()&fs.ModeSetgid == 0 {
 		return fmt.Errorf("slot directory %s lacks the setgid bit (mode %04o): its files would get their makers' own groups, which other members cannot open; run: chmod 2770 %s", dir, octal(fi), dir)
 	}

@@ -55,10 +55,9 @@ func (m Maker) create(path, kind string) (f *os.File, err error) {
 	return f, nil
 }
 
-// New makes a new file for path, at path itself, or in a group's pool at
-// a hidden name beside it (at) for the caller to lock, then link or rename
-// to path: no other member meets it without the group's mode. An existing
-// path gives an error matching fs.ErrExist.
+// New makes a new file for path: at path, or in a group's pool at a hidden
+// name beside it (at) to lock, then link or rename to path, so no member
+// meets it without the group's mode. An existing path fails (fs.ErrExist).
 func (m Maker) New(path, kind string) (f *os.File, at string, err error) {
 	at = path
 	if m.Shared {

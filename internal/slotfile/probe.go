@@ -123,10 +123,9 @@ func Probe(path string, mode Mode) (Result, error) {
 	return Result{State: Held, Detail: "replaced again and again while probed; counted as held"}, nil
 }
 
-// ProbeNamed is Probe for a ticket or draft, whose name carries its
-// maker's pid: with Remove, a young empty file whose maker is gone is
-// removed too. A maker in another pid namespace looks dead here: that
-// costs it a retry (Join makes its draft again), never a second holder.
+// ProbeNamed is Probe for a ticket or draft, whose name carries its maker's
+// pid: with Remove, a young empty file whose maker is gone is removed too (a
+// maker in another pid namespace just retries: Join makes its draft again).
 func ProbeNamed(path string, mode Mode) (Result, error) {
 	res, err := Probe(path, mode)
 	if err == nil && mode != Look && res.Detail == freshDetail && !proc.Alive(pidInName(filepath.Base(path))) {
