@@ -56,8 +56,7 @@ func ExplainMaxConcurrency() Concurrency {
 
 // measureConcurrency computes the default from root's files and LLMSLOTS_MAX.
 func measureConcurrency(root sysinfo.Root, env string) Concurrency {
-	c := Concurrency{WorkerMemory: workerMemory}
-	c.CPUs = runtime.NumCPU() // the CPUs this process may run on
+	c := Concurrency{Source: "computed", CPUs: runtime.NumCPU(), WorkerMemory: workerMemory}
 	if quota, desc := root.CPUQuota(); quota > 0 && quota < c.CPUs {
 		c.CPUs, c.CPULimit = quota, desc
 	}
@@ -68,7 +67,6 @@ func measureConcurrency(root sysinfo.Root, env string) Concurrency {
 		c.Max = min(c.Max, c.ByMemory)
 	}
 	c.Max = max(c.Max, 1)
-	c.Source = "computed"
 	if env != "" {
 		n, err := strconv.Atoi(strings.TrimSpace(env))
 		if err != nil || n < 1 || n > MaxSlots {

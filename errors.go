@@ -193,8 +193,7 @@ var pkgLogger atomic.Pointer[slog.Logger]
 var discard = slog.New(slog.DiscardHandler)
 
 // SetLogger sets the logger of the package-level functions and of pools
-// made without WithLogger. The package is silent until it is called; nil
-// silences it again.
+// made without WithLogger. The package is silent before it and after nil.
 func SetLogger(l *slog.Logger) {
 	pkgLogger.Store(l)
 }

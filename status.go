@@ -31,27 +31,23 @@ const (
 
 // Status is a snapshot of a pool's slots, decided by their locks.
 type Status struct {
-	Dir string `json:"dir"` // the pool's directory
-	Max int    `json:"max"` // the pool size the status was read for
-	// Active counts held slots, including any beyond Max that a process
-	// using a larger max holds: they count against everyone's limit.
-	Active int `json:"active"`
-	Free   int `json:"free"`  // slots below Max an acquirer could take now (free or stale)
-	Stale  int `json:"stale"` // slot files left by dead holders
+	Dir    string `json:"dir"`    // the pool's directory
+	Max    int    `json:"max"`    // the pool size the status was read for
+	Active int    `json:"active"` // held slots, beyond Max too: they count against everyone's limit
+	Free   int    `json:"free"`   // slots below Max an acquirer could take now (free or stale)
+	Stale  int    `json:"stale"`  // slot files left by dead holders
 	// PIDs lists the holders' pids, by slot; a holder whose record could
 	// not be read is left out. Never null in JSON.
 	PIDs  []int        `json:"pids"`
 	Slots []SlotStatus `json:"slots"` // slots 0..Max-1, then any slot file beyond Max
-	// Waiting lists the processes waiting for a slot, in the order they
-	// will be served. A waiter that has just been served leaves the list
-	// an instant after its caller has the slot. Never null in JSON.
+	// Waiting lists the waiters in the order they will be served (one just
+	// served leaves it an instant after its caller). Never null in JSON.
 	Waiting []WaiterStatus `json:"waiting"`
 	// DeadWaiters lists tickets left by waiters that died; the queue
 	// skips them (see RemoveDeadWaiters). Never null in JSON.
 	DeadWaiters []WaiterStatus `json:"dead_waiters"`
-	// OtherMaxes lists, in increasing order, the max values that live holders
-	// and waiters recorded and that differ from Max: processes sharing the
-	// pool disagree on its size, and each enforces its own. Never null in JSON.
+	// OtherMaxes lists, in increasing order, the other max values that live
+	// holders and waiters recorded: each enforces its own. Never null in JSON.
 	OtherMaxes []int `json:"other_maxes"`
 	// Limit is the effective limit: how many may hold a slot at once now.
 	// Max, unless throttle reports (Guard.Throttled) lowered it.
@@ -166,7 +162,7 @@ func (p *Pool) scan(max int) (Status, error) {
 		st.Slots = append(st.Slots, s)
 	}
 	if exists {
-		live, dead, err := p.waiters(false)
+		live, dead, err := p.waiters(slotfile.Look)
 		if err != nil {
 			return Status{}, err
 		}
@@ -209,9 +205,9 @@ type WaiterStatus struct {
 	Max        int       `json:"max,omitempty"` // the max the waiter asked with; 0 when unknown
 }
 
-// waiters lists live waiters in order, and dead tickets: removed if remove.
-func (p *Pool) waiters(remove bool) (live, dead []WaiterStatus, err error) {
-	all, err := p.line().Waiters(remove)
+// waiters lists live waiters in order, and dead tickets (removed with Remove).
+func (p *Pool) waiters(mode slotfile.Mode) (live, dead []WaiterStatus, err error) {
+	all, err := p.line().Waiters(mode)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -244,7 +240,7 @@ func (p *Pool) RemoveDeadWaiters() ([]int, error) {
 	if exists, err := p.group.maker().Inspect(p.dir, EnvDir); err != nil || !exists {
 		return []int{}, err
 	}
-	_, dead, err := p.waiters(true)
+	_, dead, err := p.waiters(slotfile.Remove)
 	if err != nil {
 		return nil, err
 	}
@@ -271,7 +267,7 @@ func (p *Pool) warnOtherMax(max int) {
 			paths = append(paths, filepath.Join(p.dir, e.Name()))
 		}
 	}
-	waiters, _ := p.line().Waiters(false)
+	waiters, _ := p.line().Waiters(slotfile.Look)
 	for _, w := range waiters {
 		if w.Live {
 			paths = append(paths, w.Path)

@@ -46,12 +46,11 @@ func ParseAll(v string, maxID int) ([]Slot, []error) {
 		if line == "" {
 			continue
 		}
-		s, err := Parse(line, maxID)
-		if err != nil {
+		if s, err := Parse(line, maxID); err != nil {
 			errs = append(errs, err)
-			continue
+		} else {
+			slots = append(slots, s)
 		}
-		slots = append(slots, s)
 	}
 	return slots, errs
 }

@@ -165,15 +165,11 @@ type Waiter struct {
 }
 
 // Waiters lists the tickets, live and dead, in arrival order, removing the
-// dead ones if remove is set; drafts still being made are left out.
-func (l Line) Waiters(remove bool) ([]Waiter, error) {
+// dead ones with slotfile.Remove; drafts still being made are left out.
+func (l Line) Waiters(mode slotfile.Mode) ([]Waiter, error) {
 	names, err := l.names()
 	if err != nil {
 		return nil, err
-	}
-	mode := slotfile.Look
-	if remove {
-		mode = slotfile.Remove
 	}
 	var out []Waiter
 	for _, n := range names {
