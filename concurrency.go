@@ -18,47 +18,34 @@ const defaultCap = 16
 
 // Concurrency explains a DefaultMaxConcurrency answer.
 type Concurrency struct {
-	// Max is the answer: at least 1.
-	Max int `json:"max"`
-	// Source is "LLMSLOTS_MAX" when the variable decided, else "computed".
-	Source string `json:"source"`
-	// EnvError says why a set LLMSLOTS_MAX was ignored.
-	EnvError string `json:"env_error,omitempty"`
-	// CPUs is the number of CPUs available to this process: the CPUs it
-	// may run on, lowered by a cgroup CPU quota.
-	CPUs int `json:"cpus"`
-	// CPULimit describes the cgroup CPU quota that lowered CPUs, if any.
-	CPULimit string `json:"cpu_limit,omitempty"`
-	// MemAvailable is the memory available to new work, in bytes: the
-	// smaller of MemAvailable in /proc/meminfo and what the cgroup memory
-	// limits leave.
+	Max      int    `json:"max"`                 // the answer: at least 1
+	Source   string `json:"source"`              // "LLMSLOTS_MAX" when the variable decided, else "computed"
+	EnvError string `json:"env_error,omitempty"` // why a set LLMSLOTS_MAX was ignored
+	CPUs     int    `json:"cpus"`                // the CPUs this process may run on, lowered by a cgroup CPU quota
+	CPULimit string `json:"cpu_limit,omitempty"` // the cgroup CPU quota that lowered CPUs, if any
+	// MemAvailable is the memory available to new work, in bytes: the least
+	// of /proc/meminfo's MemAvailable and what the cgroup limits leave.
 	MemAvailable uint64 `json:"mem_available_bytes"`
-	// MemKnown is false where memory could not be read; then memory does
-	// not limit the answer.
-	MemKnown bool `json:"mem_known"`
-	// MemLimit describes the cgroup memory limit that lowered
-	// MemAvailable, if any.
-	MemLimit string `json:"mem_limit,omitempty"`
+	MemKnown     bool   `json:"mem_known"`           // false where memory could not be read: then it limits nothing
+	MemLimit     string `json:"mem_limit,omitempty"` // the cgroup memory limit that lowered MemAvailable, if any
 	// WorkerMemory is the memory budgeted for each slot holder, in bytes:
 	// a `codex exec` or `claude -p` subprocess and its tools.
 	WorkerMemory uint64 `json:"worker_memory_bytes"`
-	// ByMemory is MemAvailable / WorkerMemory.
-	ByMemory int `json:"by_memory"`
+	ByMemory     int    `json:"by_memory"` // MemAvailable / WorkerMemory
 }
 
 // DefaultMaxConcurrency returns a sensible max for a pool of LLM
 // subprocesses on this machine: LLMSLOTS_MAX if it holds an integer
-// 1..MaxSlots (another value is logged and ignored); else
-// min(CPUs available, available memory / 350 MiB, 16), at least 1.
-// CPUs honour the cgroup CPU quota and memory the cgroup memory limits
-// (v1 and v2), so the answer inside a container is the container's.
-// ExplainMaxConcurrency shows how the answer was reached.
+// 1..MaxSlots (another value is logged and ignored); else min(CPUs
+// available, available memory / 350 MiB, 16), at least 1. CPUs honour the
+// cgroup CPU quota and memory the cgroup memory limits (v1 and v2), so the
+// answer inside a container is the container's. ExplainMaxConcurrency
+// shows how the answer was reached.
 func DefaultMaxConcurrency() int {
 	return ExplainMaxConcurrency().Max
 }
 
-// ExplainMaxConcurrency returns DefaultMaxConcurrency's answer with the
-// figures it came from.
+// ExplainMaxConcurrency returns DefaultMaxConcurrency's answer and its figures.
 func ExplainMaxConcurrency() Concurrency {
 	c := measureConcurrency(sysinfo.Root{}, os.Getenv(EnvMax))
 	if c.EnvError != "" {
@@ -67,11 +54,9 @@ func ExplainMaxConcurrency() Concurrency {
 	return c
 }
 
-// measureConcurrency computes the default from the files below root and
-// the value of LLMSLOTS_MAX.
+// measureConcurrency computes the default from root's files and LLMSLOTS_MAX.
 func measureConcurrency(root sysinfo.Root, env string) Concurrency {
-	c := Concurrency{WorkerMemory: workerMemory}
-	c.CPUs = runtime.NumCPU() // the CPUs this process may run on
+	c := Concurrency{Source: "computed", CPUs: runtime.NumCPU(), WorkerMemory: workerMemory}
 	if quota, desc := root.CPUQuota(); quota > 0 && quota < c.CPUs {
 		c.CPUs, c.CPULimit = quota, desc
 	}
@@ -82,7 +67,6 @@ func measureConcurrency(root sysinfo.Root, env string) Concurrency {
 		c.Max = min(c.Max, c.ByMemory)
 	}
 	c.Max = max(c.Max, 1)
-	c.Source = "computed"
 	if env != "" {
 		n, err := strconv.Atoi(strings.TrimSpace(env))
 		if err != nil || n < 1 || n > MaxSlots {

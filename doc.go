@@ -34,37 +34,29 @@
 //
 // # Handing a slot on
 //
-// A slot covers a child process (codex, claude) only if the child is
-// handed the slot: Guard.Command or Guard.CommandContext, or Guard.Inherit
-// before cmd.Start, or Guard.PrepareExec before syscall.Exec. A child
-// started with a plain exec.Command runs on without a slot if its parent
-// is killed. A handed-on slot is free only once every process that shares
-// its lock has exited: Release hands it over rather than deleting it.
-//
-// The child learns what it holds from the environment variable
-// LLMSLOTS_INHERITED, "fd=N;slot=ID;dir=DIR": the descriptor that holds the
-// locked slot file, the slot's id and its pool's directory; one such line
-// per pool when the process holds slots of several (a "codex" slot taken
-// inside a "claude" slot). The directory comes last on its line, so it may
-// contain any character but a newline. A process started this way that
-// acquires a slot of one of those pools gets the inherited slot back at
-// once, as a nested guard, instead of waiting for a second slot while its
-// own ancestor holds the first: with max=1 that wait would never end. The
-// descriptor is checked (it must be open on the very file at the slot's
-// path, still linked, and locked by this open file) before it is trusted,
-// so a stale variable is ignored. Callers never set the variable
-// themselves.
+// Guard.Command, Guard.CommandContext, Guard.Inherit (before cmd.Start)
+// and Guard.PrepareExec (before syscall.Exec) hand the slot on: it is free
+// only once every process that shares its lock has exited, and Release
+// hands it over rather than deleting it. The child learns what it holds
+// from the environment variable LLMSLOTS_INHERITED, "fd=N;slot=ID;dir=DIR":
+// the descriptor that holds the locked slot file, the slot's id and its
+// pool's directory, one line per pool (a "codex" slot taken inside a
+// "claude" slot). The directory comes last, so it may hold any character
+// but a newline. A process started so that acquires a slot of one of those
+// pools gets the inherited slot back at once, as a nested guard, instead of
+// waiting on its own ancestor's slot (with max=1, forever). The descriptor
+// is trusted only once checked: open on the very file at the slot's path,
+// still linked, and locked by this open file; a stale variable is ignored.
+// Callers never set the variable themselves.
 //
 // # Waiting
 //
 // Waiters are served in arrival order through a line of ticket files in
-// the pool's .queue directory, each locked by its waiter. Waiting is on
-// the locks themselves, on every platform: a waiter blocks in a shared
-// flock on the ticket right ahead of it (the first in line, on the held
-// slot files), which the kernel grants the instant that lock's holder lets
-// go or dies. So a release wakes one process, an idle waiter makes no
-// system call, and what macOS and the BSDs run is what Linux runs. A first
-// in line that does not take a free slot within a second (a stopped
-// process) is passed by the waiter behind it. docs/design.md has the
-// details.
+// the pool's .queue directory, each locked by its waiter. A waiter blocks
+// in a shared flock on the ticket right ahead of it (the first in line, on
+// the held slot files), which the kernel grants the instant that lock's
+// holder lets go or dies: a release wakes one process, and an idle waiter
+// makes no system call, on every platform alike. A first in line that does
+// not take a free slot within a second (a stopped process) is passed by
+// the waiter behind it. docs/design.md has the details.
 package llmslots

@@ -55,18 +55,14 @@ func (e *EnvError) Is(target error) bool { return target == ErrInvalid }
 // matches ErrBusy. The holders are as their records said when Acquire gave
 // up; a holder whose record could not be read is left out.
 type BusyError struct {
-	Dir  string        // the pool's directory
-	Max  int           // the max the caller asked with
-	Wait time.Duration // how long the caller waited
-	// Holders lists the slots' recorded holders, by slot.
-	Holders []Holder
+	Dir     string        // the pool's directory
+	Max     int           // the max the caller asked with
+	Wait    time.Duration // how long the caller waited
+	Holders []Holder      // the slots' recorded holders, by slot
 	// Unusable lists slot paths that hold what no llmslots process makes
-	// (a planted symlink, a FIFO): nobody can take them until they are
-	// removed by hand.
+	// (a planted symlink, a FIFO): nobody can take them until removed.
 	Unusable []UnusableSlot
-	// Err is the context's error when a context ended the wait
-	// (AcquireContext); nil when the wait ran out.
-	Err error
+	Err      error // the context's error, if one ended the wait (AcquireContext)
 	// Throttle is the pool's throttling when the wait ended (a pause keeps
 	// slots free); nil if the pool has no throttle state.
 	Throttle *ThrottleStatus
@@ -79,9 +75,7 @@ type Holder struct {
 	Host    string
 	Label   string
 	Command string
-	// Self is true when the holder is the calling process itself: waiting
-	// for it could never end.
-	Self bool
+	Self    bool // the calling process itself: waiting for it could never end
 }
 
 // An UnusableSlot is a slot path that holds what no llmslots process makes.
@@ -116,18 +110,11 @@ func (e *BusyError) Error() string {
 	if len(e.Holders) == 0 && !paused {
 		b.WriteString("; held by pids unknown")
 	}
-	for i, h := range e.Holders {
-		if i == 0 {
-			b.WriteString("; held by ")
-		} else {
-			b.WriteString(", ")
-		}
-		b.WriteString("pid " + strconv.Itoa(h.PID))
-		what := h.Label
-		if what == "" {
-			what = h.Command
-		}
-		switch {
+	sep := "; held by "
+	for _, h := range e.Holders {
+		b.WriteString(sep + "pid " + strconv.Itoa(h.PID))
+		sep = ", "
+		switch what := cmp.Or(h.Label, h.Command); {
 		case h.Self && what != "":
 			fmt.Fprintf(&b, " (this process: %s)", shorten(what, 60))
 		case h.Self:
@@ -158,8 +145,7 @@ func shorten(s string, n int) string {
 	return string(r[:n-1]) + "…"
 }
 
-// invalidf returns an error that matches ErrInvalid and reads as the
-// formatted message alone.
+// invalidf returns an error matching ErrInvalid that reads as its message.
 func invalidf(format string, args ...any) error {
 	return &wrapped{msg: "llmslots: " + fmt.Sprintf(format, args...), sentinel: ErrInvalid}
 }
@@ -169,12 +155,10 @@ func invalidf(format string, args ...any) error {
 type wrapped struct {
 	msg      string
 	sentinel error
-	cause    error
 }
 
 func (e *wrapped) Error() string        { return e.msg }
 func (e *wrapped) Is(target error) bool { return target == e.sentinel }
-func (e *wrapped) Unwrap() error        { return e.cause }
 
 // checkMax validates a pool size.
 func checkMax(max int) error {
@@ -206,10 +190,7 @@ func checkLabel(label string) error {
 
 // log is the pool's logger: its own (WithLogger), or the package's.
 func (p *Pool) log() *slog.Logger {
-	if p.logger != nil {
-		return p.logger
-	}
-	return packageLogger()
+	return cmp.Or(p.logger, packageLogger())
 }
 
 var pkgLogger atomic.Pointer[slog.Logger]
@@ -217,24 +198,20 @@ var pkgLogger atomic.Pointer[slog.Logger]
 var discard = slog.New(slog.DiscardHandler)
 
 // SetLogger sets the logger of the package-level functions and of pools
-// made without WithLogger. The package is silent until it is called; nil
-// silences it again.
+// made without WithLogger. The package is silent before it and after nil.
 func SetLogger(l *slog.Logger) {
 	pkgLogger.Store(l)
 }
 
 func packageLogger() *slog.Logger {
-	if l := pkgLogger.Load(); l != nil {
-		return l
-	}
-	return discard
+	return cmp.Or(pkgLogger.Load(), discard)
 }
 
-// busyError builds the ErrBusy error, naming who holds the slots (as
-// their records say: it takes no lock, so it cannot disturb anyone) and
-// any slot that cannot be used.
-func (p *Pool) busyError(max int, wait time.Duration) error {
-	e := &BusyError{Dir: p.dir, Max: max, Wait: wait, Throttle: p.throttleStatus(max)}
+// busyError builds the ErrBusy error, naming who holds the slots (as their
+// records say: it takes no lock, so it disturbs nobody) and any unusable
+// slot; ctxErr is the context's error, if it ended the wait.
+func (p *Pool) busyError(max int, wait time.Duration, ctxErr error) error {
+	e := &BusyError{Dir: p.dir, Max: max, Wait: wait, Err: ctxErr, Throttle: p.throttleStatus(max)}
 	e.Holders, e.Unusable = p.recordedHolders(throttle.Span(p.readThrottle(), max)) // as a gated grant counts
 	return e
 }

@@ -13,8 +13,7 @@ import (
 // group, named or numbered (see WithGroup); WithGroup on a pool wins.
 const EnvGroup = "LLMSLOTS_GROUP"
 
-// group says who may share a pool: its owner alone (the default), or the
-// members of one Unix group.
+// group says who may share a pool: its owner alone, or one Unix group.
 type group struct {
 	shared bool
 	gid    int
@@ -23,14 +22,13 @@ type group struct {
 // WithGroup makes the pool shared by the members of the Unix group gid,
 // for agents that run as different users but share one account's rate
 // limit. The pool directory must then belong to that group and give it
-// full access, with nothing for others, with the setgid bit and without
-// the sticky bit (mode 2770, which the package creates, under a parent
-// that must exist and that the group can reach); the caller must be a
-// member. Slot files are made group-readable and -writable. A live holder
-// of another user is never taken for dead (its lock decides, and
-// kill(pid, 0) answering EPERM means alive). Group members are trusted
-// with each other's slots: the directory is group-writable, so any member
-// can delete another's slot file. Not available on Windows.
+// full access, others none, with the setgid bit and without the sticky bit
+// (mode 2770, which the package creates, under a parent that must exist and
+// that the group can reach); the caller must be a member. Slot files are
+// made group-readable and -writable. A live holder of another user is never
+// taken for dead (its lock decides; kill(pid, 0)'s EPERM means alive).
+// Members are trusted with each other's slots: any can delete another's
+// slot file. Not available on Windows.
 func WithGroup(gid int) Option {
 	return func(p *Pool) error {
 		if gid < 0 {

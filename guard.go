@@ -16,10 +16,9 @@ import (
 // the process exits or dies, whichever comes first: the kernel drops the
 // lock of a dead process, and the next acquirer reclaims the slot.
 //
-// A Guard that is dropped without Release keeps its slot until the process
-// exits: the package keeps every held file reachable, because the runtime
-// closes an unreachable *os.File, and closing drops its lock at a random
-// garbage collection.
+// A Guard dropped without Release keeps its slot until the process exits:
+// the package keeps every held file reachable, since the runtime closes an
+// unreachable *os.File, dropping its lock at a random garbage collection.
 type Guard struct {
 	mu       sync.Mutex
 	pool     *Pool
@@ -28,41 +27,30 @@ type Guard struct {
 	file     *os.File    // nil once released
 	info     fs.FileInfo // the locked file's identity, checked before deleting
 	acquired time.Time
-	max      int // the max the slot was taken with; 0 if unknown
-	// left, for a slot taken in line, is closed once the ticket is gone
-	// (see waitInLine).
-	left chan struct{}
-	// outer, for a nested guard, is the guard whose slot it shares.
-	outer *Guard
-	// passedOn is set once another process shares the slot's lock
-	// (Inherit, PrepareExec, Command, also through a nested guard): Release
-	// then hands the slot over instead of deleting its file.
-	passedOn bool
-	// th is what the guard knows of the pool's throttling (throttle.go).
-	th guardThrottle
+	max      int           // the max the slot was taken with; 0 if unknown
+	left     chan struct{} // taken in line: closed once the ticket is gone (waitInLine)
+	outer    *Guard        // a nested guard's: the guard whose slot it shares
+	passedOn bool          // another process shares the lock (handOn): Release hands the slot over
+	th       guardThrottle // what the guard knows of the pool's throttling (throttle.go)
 }
 
 // heldGuards holds every unreleased Guard of this process, keyed by slot
 // path. It keeps their files reachable (see Guard), and lets an acquirer
 // skip slots this process already holds without touching the filesystem.
-var heldGuards struct {
+var heldGuards = struct {
 	sync.Mutex
 	byPath map[string]*Guard
-}
+}{byPath: map[string]*Guard{}}
 
-// newGuard is the one constructor of a Guard: slot id of p, held through
-// f, whose identity fi is checked before the slot file is deleted (nil for
-// a nested guard, which never deletes it). The caller sets outer
-// where they apply, and registers a guard it took itself.
+// newGuard is the one constructor of a Guard: slot id of p, held through f,
+// whose identity fi is checked before the file is deleted (nil for a nested
+// guard, which never deletes it). Callers set outer and register their own.
 func newGuard(p *Pool, id int, f *os.File, fi fs.FileInfo, acquired time.Time) *Guard {
 	return &Guard{pool: p, id: id, path: slotfile.SlotPath(p.dir, id), file: f, info: fi, acquired: acquired}
 }
 
 func registerGuard(g *Guard) {
 	heldGuards.Lock()
-	if heldGuards.byPath == nil {
-		heldGuards.byPath = make(map[string]*Guard)
-	}
 	heldGuards.byPath[g.path] = g
 	heldGuards.Unlock()
 }
@@ -107,8 +95,7 @@ func (g *Guard) AcquiredAt() time.Time {
 	return g.acquired
 }
 
-// Held reports whether the guard still holds its slot (Release has not
-// been called).
+// Held reports whether the guard still holds its slot: no Release yet.
 func (g *Guard) Held() bool {
 	if g == nil {
 		return false
@@ -119,19 +106,17 @@ func (g *Guard) Held() bool {
 }
 
 // Release frees the slot: it deletes the slot's name, but only while still
-// holding its lock and only if the path still names this guard's file.
-// The file is then closed, which drops the lock and wakes the first
-// waiter, blocked on that lock. The slot is free when Release returns,
-// even if it returns an error (which reports a failed delete or close: the
-// file is then closed and its lock gone, so the slot is reclaimable).
+// holding its lock and only if the path still names this guard's file,
+// then closes the file, which drops the lock and wakes the first waiter.
+// The slot is free when Release returns, even with an error (a failed
+// delete or close: the file is closed all the same, its lock gone).
 //
 // A slot handed to other processes (Command, CommandContext, Inherit,
 // PrepareExec) is handed over instead: Release closes this process's
 // descriptor and deletes the slot file only if no other process holds its
-// lock any more. While a child (or a descendant that kept the descriptor)
-// still runs, the slot stays held by it; when the last of them exits, the
-// slot is a dead holder's, which the next acquirer reclaims at once.
-// Release never waits for a child.
+// lock. The slot stays held while a child (or a descendant that kept the
+// descriptor) runs, then is a dead holder's, reclaimed by the next
+// acquirer at once. Release never waits for a child.
 //
 // Release is idempotent and safe in defer: a second call, or a call on a
 // nil Guard, returns nil.
@@ -168,12 +153,10 @@ func (g *Guard) Release() error {
 	return err
 }
 
-// handOver releases a slot whose lock this process shares with processes
-// it handed the slot to. Deleting the slot file now would let another
-// process create it anew while a child still runs under the old one: two
-// holders. So this process only closes its own descriptor, then deletes
-// the file if, and only if, its lock can now be taken: under that lock, as
-// ForceRelease does, so a child that still holds it keeps its slot.
+// handOver releases a slot whose lock other processes share. Deleting the
+// file now would let another make it anew while a child runs under the old
+// one: two holders. So it closes its own descriptor, then deletes the file
+// only under its lock, if that can be taken (as ForceRelease does).
 func (g *Guard) handOver() error {
 	err := g.file.Close()
 	if _, perr := slotfile.Probe(g.path, slotfile.Remove); err == nil {

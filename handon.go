@@ -1,6 +1,7 @@
 package llmslots
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -17,10 +18,9 @@ import (
 	"github.com/llmslots/llmslots/internal/slotfile"
 )
 
-// handedOn lists what a child of this process should inherit along with
-// g's slot: g first, then every slot this process itself inherited from
-// another pool, so that a slot taken inside another pool's slot does not
-// cut the child off from the outer one. fd(i) numbers the i-th file.
+// handedOn lists what a child of this process should inherit with g's
+// slot: g first, then every slot this process inherited from another pool,
+// so that the child keeps the outer ones too. fd(i) numbers the i-th file.
 func (g *Guard) handedOn(fd func(i int, f *os.File) (int, error)) ([]*os.File, []fdpass.Slot, error) {
 	files := []*os.File{g.file}
 	n, err := fd(0, g.file)
@@ -43,26 +43,22 @@ func (g *Guard) handedOn(fd func(i int, f *os.File) (int, error)) ([]*os.File, [
 }
 
 // Inherit hands the held slot to cmd, a child process not yet started, so
-// that the slot stays held while the child lives, even if this process
-// dies first. Command and CommandContext call it for you; use Inherit for
-// an exec.Cmd made some other way. The locked slot file is added to
-// cmd.ExtraFiles, and LLMSLOTS_INHERITED in cmd.Env (the current
+// that the slot stays held while the child lives, even if this process dies
+// first; Command and CommandContext call it. The locked slot file is added
+// to cmd.ExtraFiles, and LLMSLOTS_INHERITED in cmd.Env (the current
 // environment, if cmd.Env is nil) tells the child which pool, slot and
-// descriptor it holds (see "Handing a slot on" in the package
-// documentation). Replace neither afterwards: append to them.
+// descriptor it holds (see "Handing a slot on" in the package docs).
+// Replace neither afterwards: append to them.
 //
 // The lock belongs to the open file, which parent and child then share:
-// the slot is free only once both have closed it (exited). Release in the
-// parent hands the slot over: if the child, or a descendant that kept the
-// descriptor, still runs, it keeps the slot until it exits (see Release).
-// The child's own descendants inherit the descriptor unless they close it:
-// the slot follows the whole process tree. Slots this process itself
-// inherited from other pools are handed on with it.
+// the slot is free only once both have closed it (exited), and Release in
+// the parent hands it over (see Release). The child's descendants inherit
+// the descriptor unless they close it: the slot follows the whole process
+// tree. Slots this process itself inherited from other pools go with it.
 //
 // Inherit fails with an error matching ErrInvalid for a nil cmd, a started
-// cmd or a released Guard, and with errors.ErrUnsupported on platforms that
-// cannot pass a lock to a child (Windows: the lock belongs to the process
-// that took it).
+// cmd or a released Guard, and with errors.ErrUnsupported where a child
+// cannot keep a lock (Windows: it belongs to the process that took it).
 func (g *Guard) Inherit(cmd *exec.Cmd) error {
 	if cmd == nil {
 		return invalidf("Inherit needs a non-nil *exec.Cmd")
@@ -73,136 +69,99 @@ func (g *Guard) Inherit(cmd *exec.Cmd) error {
 	if g == nil {
 		return invalidf("Inherit called on a nil Guard")
 	}
-	g.mu.Lock()
-	defer g.mu.Unlock()
-	if g.file == nil {
-		return invalidf("the guard of slot %d (%s) is released or zero; there is nothing to inherit", g.id, g.path)
-	}
-	if strings.Contains(g.pool.dir, "\n") {
-		return invalidf("cannot hand on a slot of %q: a directory with a newline cannot be named in %s", g.pool.dir, fdpass.EnvVar)
-	}
-	if err := g.lockOuter(); err != nil {
-		return err
-	}
-	defer g.unlockOuter()
-	base := len(cmd.ExtraFiles)
-	files, ins, err := g.handedOn(func(i int, _ *os.File) (int, error) { return 3 + base + i, nil })
-	if err != nil {
-		return err
-	}
-	if !fdpass.Supported {
-		return fmt.Errorf("llmslots: handing a slot to a child process is not supported on %s: %w", runtime.GOOS, errors.ErrUnsupported)
-	}
-	g.markPassedOn() // the child will share the lock
-	// exec.Cmd dups each of ExtraFiles to 3, 4, ... in the child, without
-	// close-on-exec: the numbers handedOn was given.
-	cmd.ExtraFiles = append(cmd.ExtraFiles, files...)
-	cmd.Env = fdpass.WithEnv(cmd.Env, ins)
-	return nil
+	return g.handOn("inherit", "hand on", func() error {
+		base := len(cmd.ExtraFiles)
+		files, ins, err := g.handedOn(func(i int, _ *os.File) (int, error) { return 3 + base + i, nil })
+		if err != nil {
+			return err
+		}
+		if !fdpass.Supported {
+			return fmt.Errorf("llmslots: handing a slot to a child process is not supported on %s: %w", runtime.GOOS, errors.ErrUnsupported)
+		}
+		cmp.Or(g.outer, g).passedOn = true // the child will share the lock
+		// exec.Cmd dups each of ExtraFiles to 3, 4, ... in the child, without
+		// close-on-exec: the numbers handedOn was given.
+		cmd.ExtraFiles = append(cmd.ExtraFiles, files...)
+		cmd.Env = fdpass.WithEnv(cmd.Env, ins)
+		return nil
+	})
 }
 
 // PrepareExec readies the held slot to pass to the program that replaces
 // this process through syscall.Exec (as `flock -F` does): it clears
 // close-on-exec on the locked file's descriptor, rewrites the slot's record
 // so that its command is argv (the pid stays: exec keeps it), and returns
-// env (the current environment, if nil) with LLMSLOTS_INHERITED naming
-// the descriptor. Pass the result to syscall.Exec. The slot then lives exactly
-// as long as the new program and its descendants that keep the descriptor.
+// env (the current environment, if nil) with LLMSLOTS_INHERITED naming the
+// descriptor, for syscall.Exec. The slot then lives exactly as long as the
+// new program and its descendants that keep the descriptor.
 //
 // If the exec fails, Release frees the slot as usual. PrepareExec fails
 // with an error matching ErrInvalid on a released Guard, and with
-// errors.ErrUnsupported where there is no exec that keeps descriptors
-// (Windows).
+// errors.ErrUnsupported where no exec keeps descriptors (Windows).
 func (g *Guard) PrepareExec(argv, env []string) ([]string, error) {
 	if g == nil {
 		return nil, invalidf("PrepareExec called on a nil Guard")
 	}
+	err := g.handOn("keep across exec", "keep", func() error {
+		if g.left != nil {
+			<-g.left // out of line before the process is replaced
+		}
+		cmp.Or(g.outer, g).passedOn = true // the program after exec will hold the lock
+		_, ins, err := g.handedOn(func(_ int, f *os.File) (int, error) { return fdpass.KeepOnExec(f) })
+		if errors.Is(err, errors.ErrUnsupported) {
+			return fmt.Errorf("llmslots: keeping a slot across exec is not supported on %s: %w", runtime.GOOS, err)
+		}
+		if err != nil {
+			return fmt.Errorf("llmslots: cannot keep the slot file open across exec: %w", err)
+		}
+		// A nested guard's record is its outer holder's, which outlives it.
+		if !g.nested() {
+			rec := g.pool.newRecord(g.acquired, g.max)
+			rec.Command = slotfile.CleanValue(strings.Join(argv, " "), slotfile.MaxCommandLen)
+			err := g.file.Truncate(0)
+			if err == nil {
+				_, err = g.file.WriteAt(rec.Marshal(), 0)
+			}
+			if err != nil {
+				g.pool.log().Warn("llmslots: slot kept across exec, but its record was not rewritten", "slot", g.id, "path", g.path, "err", err)
+			}
+		}
+		env = fdpass.WithEnv(env, ins)
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return env, nil
+}
+
+// handOn runs do with g locked, and for a nested guard its outer guard
+// too (whose file holds the slot only while it is held), once g is found
+// to hold a slot it can hand on; what and verb word the refusals. do marks
+// the guard owning the slot file passedOn (see Release).
+func (g *Guard) handOn(what, verb string, do func() error) error {
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	if g.file == nil {
-		return nil, invalidf("the guard of slot %d (%s) is released or zero; there is nothing to keep across exec", g.id, g.path)
+		return invalidf("the guard of slot %d (%s) is released or zero; there is nothing to %s", g.id, g.path, what)
 	}
 	if strings.Contains(g.pool.dir, "\n") {
-		return nil, invalidf("cannot keep a slot of %q: a directory with a newline cannot be named in %s", g.pool.dir, fdpass.EnvVar)
+		return invalidf("cannot %s a slot of %q: a directory with a newline cannot be named in %s", verb, g.pool.dir, fdpass.EnvVar)
 	}
-	if err := g.lockOuter(); err != nil {
-		return nil, err
-	}
-	defer g.unlockOuter()
-	if g.left != nil {
-		<-g.left // out of line before the process is replaced
-	}
-	g.markPassedOn() // the program after exec will hold the lock
-	_, ins, err := g.handedOn(func(_ int, f *os.File) (int, error) { return fdpass.KeepOnExec(f) })
-	if errors.Is(err, errors.ErrUnsupported) {
-		return nil, fmt.Errorf("llmslots: keeping a slot across exec is not supported on %s: %w", runtime.GOOS, err)
-	}
-	if err != nil {
-		return nil, fmt.Errorf("llmslots: cannot keep the slot file open across exec: %w", err)
-	}
-	// A nested guard's record is its outer holder's, which outlives it.
-	if !g.nested() {
-		rec := g.pool.newRecord(g.acquired, g.max)
-		rec.Command = slotfile.CleanValue(strings.Join(argv, " "), slotfile.MaxCommandLen)
-		err := g.file.Truncate(0)
-		if err == nil {
-			_, err = g.file.WriteAt(rec.Marshal(), 0)
-		}
-		if err != nil {
-			g.pool.log().Warn("llmslots: slot kept across exec, but its record was not rewritten", "slot", g.id, "path", g.path, "err", err)
+	if outer := g.outer; outer != nil {
+		outer.mu.Lock()
+		defer outer.mu.Unlock()
+		if outer.file == nil {
+			return invalidf("the slot %d (%s) this nested guard shares was released by its outer guard; there is nothing to hand on", g.id, g.path)
 		}
 	}
-	return fdpass.WithEnv(env, ins), nil
+	return do()
 }
 
-// lockOuter, for a nested guard, locks its outer guard for the length of
-// a hand-on, and refuses if the outer guard is released: the nested
-// guard's file then no longer holds the slot. A no-op for any other guard.
-func (g *Guard) lockOuter() error {
-	if g.outer == nil {
-		return nil
-	}
-	g.outer.mu.Lock()
-	if g.outer.file == nil {
-		g.outer.mu.Unlock()
-		return invalidf("the slot %d (%s) this nested guard shares was released by its outer guard; there is nothing to hand on", g.id, g.path)
-	}
-	return nil
-}
-
-// markPassedOn records that another process will share the slot's lock,
-// on the guard that owns the slot file (the outer one, for a nested
-// guard; lockOuter holds its lock): its Release then hands the slot over
-// (see Release).
-func (g *Guard) markPassedOn() {
-	owner := g
-	if g.outer != nil {
-		owner = g.outer
-	}
-	owner.passedOn = true
-}
-
-func (g *Guard) unlockOuter() {
-	if g.outer != nil {
-		g.outer.mu.Unlock()
-	}
-}
-
-// inherited holds the slots this process was started with (see
-// fdpass.EnvVar), checked once, at the first acquire or hand-on; slots that
-// fail the check are left out. The package variable keeps their files
-// reachable for the life of the process. They are never released here:
-// the process that took them does that.
-var inherited struct {
-	once   sync.Once
-	guards []*Guard
-}
-
-// inheritedGuards returns the checked inherited slots, one per pool.
-func inheritedGuards() []*Guard {
-	inherited.once.Do(func() { inherited.guards = adoptInherited() })
-	return inherited.guards
-}
+// inheritedGuards returns the slots this process was started with (see
+// fdpass.EnvVar), one per pool, checked once (those failing are left out),
+// keeping their files reachable; never released here, but by their taker.
+var inheritedGuards = sync.OnceValue(adoptInherited)
 
 // inheritedGuard returns the inherited slot of the pool in dir, or nil.
 func inheritedGuard(dir string) *Guard {
@@ -215,10 +174,8 @@ func inheritedGuard(dir string) *Guard {
 }
 
 // adoptInherited checks each slot fdpass.EnvVar names: the descriptor must
-// be open on the very file at the slot's path (fstat against lstat, by
-// os.SameFile), still linked, and locked by this open file. A stale
-// variable, which a grandchild may see after its parent closed or reused
-// the descriptor, fails the check and is ignored.
+// be open on the very file at the slot's path, still linked, and locked by
+// this open file; a stale variable fails the check and is ignored.
 func adoptInherited() []*Guard {
 	v := os.Getenv(fdpass.EnvVar)
 	if v == "" {
@@ -242,11 +199,9 @@ func adoptInherited() []*Guard {
 		path := slotfile.SlotPath(p.dir, in.ID)
 		f, fi, err := fdpass.Adopt(in.FD, path)
 		if err != nil && slotfile.HeldByAncestor(path) {
-			// The descriptor is gone (a Python layer, a shell or a sandbox
-			// closed it) but an ancestor of this process holds the slot:
-			// waiting for another slot would be waiting on ourselves.
-			// Nest in it with a stand-in descriptor; this process holds
-			// no lock, so a child it hands the slot to nests the same way.
+			// The descriptor is gone (closed by a shell, a sandbox) but an
+			// ancestor holds the slot: rather than wait on ourselves, nest in
+			// it with a stand-in descriptor (as a child we hand it to will).
 			log.Debug("llmslots: inherited slot held by an ancestor", "path", path, "fd_err", err)
 			if f, err = os.Open(os.DevNull); err == nil {
 				guards = append(guards, newGuard(p, in.ID, f, nil, time.Now()))
@@ -272,12 +227,11 @@ const CommandGrace = 10 * time.Second
 
 // Command returns the *exec.Cmd to run the named program holding g's slot,
 // as exec.Command does: the child holds the slot while it (or a descendant
-// that keeps the descriptor) lives, so the limit holds for the child itself,
-// even once this process is killed (SIGKILL, or SIGTERM or SIGINT to its pid
-// alone) or calls Release. But output this process captures (Output, a
-// buffer, StdoutPipe) comes through a pipe: orphaned, the child dies of
-// SIGPIPE at its next write, its output lost. Give it *os.File values (a
-// file, os.Stdout), which it inherits, to keep it.
+// that keeps the descriptor) lives, even once this process is killed
+// (SIGKILL, or a signal to its pid alone) or calls Release. But output this
+// process captures (Output, a buffer, StdoutPipe) comes through a pipe:
+// orphaned, the child dies of SIGPIPE at its next write. Give it *os.File
+// values (a file, os.Stdout), which it inherits, to keep it.
 //
 // The slot is handed on as Inherit does (cmd.ExtraFiles, LLMSLOTS_INHERITED
 // in cmd.Env: append, do not replace). A failure to hand it on (a released
@@ -312,16 +266,12 @@ func (g *Guard) CommandContext(ctx context.Context, name string, arg ...string) 
 // handTo hands g's slot to cmd, or records why it cannot in cmd.Err. A
 // lookup error exec already put there comes first.
 func (g *Guard) handTo(cmd *exec.Cmd) {
-	if cmd.Err != nil {
-		return
-	}
-	if err := g.Inherit(cmd); err != nil {
-		cmd.Err = err
+	if cmd.Err == nil {
+		cmd.Err = g.Inherit(cmd)
 	}
 }
 
-// terminate asks p to exit: SIGTERM, or a kill where there is no such
-// signal.
+// terminate asks p to exit: SIGTERM, or a kill where there is none.
 func terminate(p *os.Process) error {
 	if err := p.Signal(syscall.SIGTERM); err != nil {
 		return p.Kill()
@@ -329,27 +279,20 @@ func terminate(p *os.Process) error {
 	return nil
 }
 
-// Nested acquisition. The reference deadlocked here: code holding a slot
-// called code that acquired again from the same pool, and with max=1 it
-// waited on itself forever. Two things a holder passes down make the inner
-// acquire return the held slot instead, as a nested guard:
-//
-//   - within a process, a context made by WithGuard;
-//   - across processes, a slot handed to a child (Inherit, PrepareExec).
-//
-// A nested guard names the outer guard's slot, and its Release leaves that
-// slot held: it only closes the nested guard's own descriptor of the
-// locked file, and the lock belongs to the open file, which the outer
-// guard keeps. It never deletes the slot file (its info is nil).
+// Nested acquisition: the reference deadlocked when code holding a slot
+// acquired again from the same pool (with max=1, forever). A context made by
+// WithGuard, or a slot handed to a child (Inherit, PrepareExec), makes the
+// inner acquire return a nested guard on the held slot instead, whose
+// Release only closes its own descriptor of the locked file (the outer
+// guard's open file keeps the lock) and never deletes the slot file.
 
 type guardKey struct{}
 
 // WithGuard returns a copy of ctx that carries g. AcquireContext on the
 // same pool (the same directory) with this context, or one derived from
-// it, returns at once a nested guard on g's slot instead of taking another
-// slot, whatever max it is given; the nested guard's Release leaves g's
-// slot held. While g is released, the context acquires as usual. A nil ctx
-// is taken as context.Background().
+// it, returns at once a nested guard on g's slot instead of taking another,
+// whatever max it is given; its Release leaves g's slot held. While g is
+// released, the context acquires as usual. A nil ctx is context.Background().
 //
 // Pool.Acquire takes no context, so it does not see g; it does see a slot
 // this process inherited (through LLMSLOTS_INHERITED; see Guard.Inherit).
@@ -361,8 +304,7 @@ func WithGuard(ctx context.Context, g *Guard) context.Context {
 }
 
 // reenter is the first step of every acquire: a nested guard when the
-// caller already holds a slot of this pool, through ctx or through its
-// parent process; nil, nil otherwise.
+// caller holds a slot of this pool (through ctx or its parent), else nil.
 func (p *Pool) reenter(ctx context.Context) (*Guard, error) {
 	if outer, _ := ctx.Value(guardKey{}).(*Guard); outer != nil && outer.pool != nil && outer.pool.dir == p.dir {
 		if g, err := p.nestIn(outer); g != nil || err != nil {
@@ -375,8 +317,7 @@ func (p *Pool) reenter(ctx context.Context) (*Guard, error) {
 	return nil, nil
 }
 
-// nestIn returns a nested guard on outer's slot; nil, nil if outer has been
-// released.
+// nestIn returns a nested guard on outer's slot; nil, nil if it is released.
 func (p *Pool) nestIn(outer *Guard) (*Guard, error) {
 	outer.mu.Lock()
 	defer outer.mu.Unlock()
@@ -388,12 +329,10 @@ func (p *Pool) nestIn(outer *Guard) (*Guard, error) {
 		return nil, fmt.Errorf("llmslots: cannot nest in slot %d of %s: %w", outer.id, p.dir, err)
 	}
 	p.log().Debug("llmslots: nested in a held slot", "slot", outer.id, "dir", p.dir)
-	// No file identity: a nested guard never deletes the slot file.
 	g := newGuard(p, outer.id, f, nil, time.Now())
 	g.outer = outer
 	return g, nil
 }
 
-// nested reports whether g is a nested guard: the only guards made
-// without the locked file's identity.
+// nested reports whether g is a nested guard: made without a file identity.
 func (g *Guard) nested() bool { return g.info == nil }

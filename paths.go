@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"time"
 
@@ -26,11 +27,10 @@ const MaxSlots = slotfile.MaxSlots
 
 // Dir returns the default pool's directory: $LLMSLOTS_DIR if set and
 // non-empty; else $XDG_RUNTIME_DIR/llmslots when XDG_RUNTIME_DIR is an
-// absolute path; else os.UserCacheDir()/llmslots. It is computed on each
-// call, so a change to the environment takes effect at once. Dir does not
-// create or check the directory; when no directory can be derived (no HOME)
-// or LLMSLOTS_DIR is not absolute, it still returns its best answer and the
-// operations on the pool report the error.
+// absolute path; else os.UserCacheDir()/llmslots, computed on each call.
+// It does not create or check the directory; when none can be derived (no
+// HOME) or LLMSLOTS_DIR is not absolute, it still returns its best answer
+// and the operations on the pool report the error.
 func Dir() string {
 	dir, _ := defaultDir()
 	return dir
@@ -44,8 +44,7 @@ func SlotPath(id int) string {
 
 // defaultDir resolves the default pool's directory and reports why it
 // cannot be used. The explicit variable comes first: the reference let
-// XDG_RUNTIME_DIR win over its override, so tests that set the override
-// still deleted real slot files.
+// XDG_RUNTIME_DIR win, so tests that set its override deleted real slots.
 func defaultDir() (string, error) {
 	if d := os.Getenv(EnvDir); d != "" {
 		if !filepath.IsAbs(d) {
@@ -72,11 +71,8 @@ func checkPoolName(name string) error {
 	if len(name) < 1 || len(name) > 64 {
 		return invalidf("pool name must be 1-64 characters, got %d in %q", len(name), name)
 	}
-	for i := 0; i < len(name); i++ {
-		c := name[i]
-		if !('a' <= c && c <= 'z' || '0' <= c && c <= '9' || c == '.' || c == '_' || c == '-') {
-			return invalidf("pool name may hold only [a-z0-9._-], got %q", name)
-		}
+	if strings.Trim(name, "abcdefghijklmnopqrstuvwxyz0123456789._-") != "" {
+		return invalidf("pool name may hold only [a-z0-9._-], got %q", name)
 	}
 	if name[0] == '.' {
 		return invalidf("pool name must not start with a dot, got %q", name)
@@ -89,10 +85,10 @@ func checkPoolName(name string) error {
 
 // defaultPools keeps one Pool per default directory, so the package-level
 // functions check a directory once, yet follow LLMSLOTS_DIR when it changes.
-var defaultPools struct {
+var defaultPools = struct {
 	sync.Mutex
 	byDir map[string]*Pool
-}
+}{byDir: map[string]*Pool{}}
 
 func defaultPool() (*Pool, error) {
 	dir, err := defaultDir()
@@ -105,60 +101,46 @@ func defaultPool() (*Pool, error) {
 		return p, nil
 	}
 	p, err := NewPool(dir)
-	if err != nil {
-		return nil, err
+	if err == nil {
+		defaultPools.byDir[dir] = p
 	}
-	if defaultPools.byDir == nil {
-		defaultPools.byDir = make(map[string]*Pool)
-	}
-	defaultPools.byDir[dir] = p
-	return p, nil
+	return p, err
 }
 
 // The package-level functions: the default pool's operations.
 
-// Acquire takes a slot of the default pool; see Pool.Acquire.
-func Acquire(max int, wait time.Duration) (*Guard, error) {
+// onDefault runs op on the default pool.
+func onDefault[T any](op func(p *Pool) (T, error)) (T, error) {
 	p, err := defaultPool()
 	if err != nil {
-		return nil, err
+		var zero T
+		return zero, err
 	}
-	return p.Acquire(max, wait)
+	return op(p)
+}
+
+// Acquire takes a slot of the default pool; see Pool.Acquire.
+func Acquire(max int, wait time.Duration) (*Guard, error) {
+	return onDefault(func(p *Pool) (*Guard, error) { return p.Acquire(max, wait) })
 }
 
 // AcquireContext takes a slot of the default pool; see Pool.AcquireContext.
 func AcquireContext(ctx context.Context, max int) (*Guard, error) {
-	p, err := defaultPool()
-	if err != nil {
-		return nil, err
-	}
-	return p.AcquireContext(ctx, max)
+	return onDefault(func(p *Pool) (*Guard, error) { return p.AcquireContext(ctx, max) })
 }
 
 // ReadStatus reports the default pool's slots; see Pool.ReadStatus.
 func ReadStatus(max int) (Status, error) {
-	p, err := defaultPool()
-	if err != nil {
-		return Status{}, err
-	}
-	return p.ReadStatus(max)
+	return onDefault(func(p *Pool) (Status, error) { return p.ReadStatus(max) })
 }
 
 // FindStale lists the default pool's stale slots; see Pool.FindStale.
 func FindStale(max int) ([]int, error) {
-	p, err := defaultPool()
-	if err != nil {
-		return nil, err
-	}
-	return p.FindStale(max)
+	return onDefault(func(p *Pool) ([]int, error) { return p.FindStale(max) })
 }
 
-// ForceRelease frees a stale slot of the default pool; see
-// Pool.ForceRelease.
+// ForceRelease frees a stale slot of the default pool; see Pool.ForceRelease.
 func ForceRelease(slotID int) error {
-	p, err := defaultPool()
-	if err != nil {
-		return err
-	}
-	return p.ForceRelease(slotID)
+	_, err := onDefault(func(p *Pool) (any, error) { return nil, p.ForceRelease(slotID) })
+	return err
 }

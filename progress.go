@@ -3,7 +3,6 @@ package llmslots
 import (
 	"os"
 	"slices"
-	"sync"
 	"time"
 
 	"github.com/llmslots/llmslots/internal/slotfile"
@@ -16,33 +15,23 @@ const progressEvery = 250 * time.Millisecond
 // Progress describes an acquire that waits, for callers that show it
 // ("waiting for a codex slot: 3 ahead, held by ...").
 type Progress struct {
-	Dir   string // the pool's directory
-	Label string // the pool's label (WithLabel): which job waits
-	Max   int    // the max the caller asked with
-	// Ahead counts the waiters ahead of this one in the queue.
-	Ahead int
-	// Holders lists the slots' recorded holders, by slot; Self marks this
-	// very process.
-	Holders []Holder
-	// Waited is how long the acquire has waited so far.
-	Waited time.Duration
-	// Limit is the pool's effective limit: Max, unless throttle reports
-	// (Guard.Throttled) lowered it.
-	Limit int
+	Dir     string        // the pool's directory
+	Label   string        // the pool's label (WithLabel): which job waits
+	Max     int           // the max the caller asked with
+	Ahead   int           // the waiters ahead of this one in the queue
+	Holders []Holder      // the slots' recorded holders, by slot; Self marks this very process
+	Waited  time.Duration // how long the acquire has waited so far
+	Limit   int           // the effective limit: Max, unless throttle reports lowered it
 	// PausedUntil is when the pool's pause ends, after a throttle report or
 	// a pause by hand; zero when no pause is on. No slot is granted before it.
 	PausedUntil time.Time
-	// Throttle is the pool's throttling state (see Status.Throttle); nil
-	// when there is none.
-	Throttle *ThrottleStatus
+	Throttle    *ThrottleStatus // the pool's throttling state (see Status.Throttle); nil if none
 }
 
-// WithProgress makes the pool call fn while an acquire waits: when the
-// wait starts, then whenever the number of waiters ahead or the holders
-// change, at most four times a second. fn runs on a goroutine of its own,
-// never after the acquire has returned; it should return quickly. The
-// figures come from the holders' and waiters' records, read without
-// taking any lock, so watching never disturbs the pool.
+// WithProgress makes the pool call fn while an acquire waits: at the start,
+// then when the waiters ahead or the holders change, at most four times a
+// second. fn runs on a goroutine of its own, never after the acquire has
+// returned, and should be quick; it reads records without any lock.
 func WithProgress(fn func(Progress)) Option {
 	return func(p *Pool) error {
 		p.progress = fn
@@ -50,18 +39,15 @@ func WithProgress(fn func(Progress)) Option {
 	}
 }
 
-// watchProgress calls p.progress while an acquire with the ticket named
-// ticket waits, until the returned function is called; that function
-// returns once fn will not be called again.
+// watchProgress calls p.progress while the acquire holding ticket waits,
+// until the returned function is called, which returns once it is done.
 func (p *Pool) watchProgress(max int, started time.Time, ticket string) (stop func()) {
 	if p.progress == nil {
 		return func() {}
 	}
-	done := make(chan struct{})
-	var wg sync.WaitGroup
-	wg.Add(1)
+	done, exited := make(chan struct{}), make(chan struct{})
 	go func() {
-		defer wg.Done()
+		defer close(exited)
 		tick := time.NewTicker(progressEvery)
 		defer tick.Stop()
 		var last *Progress
@@ -82,12 +68,11 @@ func (p *Pool) watchProgress(max int, started time.Time, ticket string) (stop fu
 	}()
 	return func() {
 		close(done)
-		wg.Wait()
+		<-exited
 	}
 }
 
-// readProgress reads the holders' records and counts the tickets and
-// drafts ahead of ticket.
+// readProgress reads the holders' records and counts who is ahead of ticket.
 func (p *Pool) readProgress(max int, ticket string) Progress {
 	pr := Progress{Dir: p.dir, Label: p.label, Max: max, Limit: max}
 	pr.Holders, _ = p.recordedHolders(max)
@@ -98,9 +83,8 @@ func (p *Pool) readProgress(max int, ticket string) Progress {
 	return pr
 }
 
-// recordedHolders reads the records of slots 0..max-1: who holds them, as
-// their records say, and which slot paths hold what no llmslots process
-// makes. It takes no lock, so it cannot disturb anyone.
+// recordedHolders reads the records of slots 0..max-1, taking no lock: the
+// holders they name, and the slot paths that hold what llmslots never makes.
 func (p *Pool) recordedHolders(max int) (holders []Holder, unusable []UnusableSlot) {
 	me := slotfile.Self()
 	for id := range max {

@@ -24,23 +24,16 @@ import (
 // A Pool is safe for concurrent use. Make one with NewPool, NamedPool or
 // DefaultPool; the zero Pool is not usable.
 type Pool struct {
-	dir   string
-	label string
-	// progress, if set, is told how a waiting acquire fares (WithProgress).
-	progress func(Progress)
+	dir      string
+	label    string
+	progress func(Progress) // told how a waiting acquire fares (WithProgress)
 	logger   *slog.Logger
 	group    group // who shares the pool: its owner alone, or a Unix group
-	// ready is set once the directory has been created and checked, so
-	// the acquire path does not stat it every time.
-	ready atomic.Bool
-	// unusableLogged is set once an unusable slot has been logged at Warn.
-	unusableLogged atomic.Bool
-	// maxChecked is set once this process has looked, at its first wait,
-	// for holders and waiters that use another max (see warnOtherMax).
-	maxChecked atomic.Bool
-	// throttleBad is set once an unusable throttle state file was logged
-	// (throttle.go), until a usable one is read.
-	throttleBad atomic.Bool
+
+	ready          atomic.Bool // the directory is made and checked: no stat at every acquire
+	unusableLogged atomic.Bool // an unusable slot was logged at Warn
+	maxChecked     atomic.Bool // the first wait looked for other max values (warnOtherMax)
+	throttleBad    atomic.Bool // an unusable throttle state was logged, until a usable one is read
 }
 
 // An Option configures a Pool.
@@ -58,9 +51,8 @@ func WithLogger(l *slog.Logger) Option {
 
 // WithLabel records label in every slot the pool takes, for status
 // readers: what the holder is doing, in the caller's words. A label is at
-// most 256 bytes of UTF-8 without control characters (C0, DEL, C1, and
-// the bidirectional controls such as U+202E, which would reorder what
-// status shows).
+// most 256 bytes of UTF-8 without control characters (C0, DEL, C1, and the
+// bidirectional ones such as U+202E, which would reorder what status shows).
 func WithLabel(label string) Option {
 	return func(p *Pool) error {
 		if err := checkLabel(label); err != nil {
@@ -91,9 +83,8 @@ func NewPool(dir string, opts ...Option) (*Pool, error) {
 }
 
 // With returns a pool on p's directory with p's options and then opts: a
-// cheap way to give each job its own label and progress callback
-// (WithLabel, WithProgress) without a pool of its own made from scratch.
-// The pools share the slots, the line and the limit.
+// cheap way to give each job its own label and progress callback, sharing
+// the slots, the line and the limit.
 func (p *Pool) With(opts ...Option) (*Pool, error) {
 	if err := p.usable(); err != nil {
 		return nil, err
@@ -165,15 +156,12 @@ func (p *Pool) prepare() error {
 	if p.ready.Load() {
 		return nil
 	}
-	if err := p.group.maker().Prepare(p.dir, EnvDir); err != nil {
-		return err
-	}
-	p.ready.Store(true)
-	return nil
+	err := p.group.maker().Prepare(p.dir, EnvDir)
+	p.ready.Store(err == nil)
+	return err
 }
 
-// remake creates the pool's directory and queue again after they were
-// removed while in use.
+// remake makes the pool's directory and queue again, removed while in use.
 func (p *Pool) remake() error {
 	p.ready.Store(false)
 	return p.prepare()
@@ -193,9 +181,8 @@ func (p *Pool) line() line.Line {
 //
 // When no slot frees within wait it returns an error matching ErrBusy that
 // names max, the wait and the holders' pids. max outside 1..MaxSlots and a
-// negative wait give an error matching ErrInvalid. A directory that is not
-// safe to use gives an error matching ErrUnsafeDir. On any error no slot is
-// held.
+// negative wait give an error matching ErrInvalid, a directory not safe to
+// use one matching ErrUnsafeDir. On any error no slot is held.
 func (p *Pool) Acquire(max int, wait time.Duration) (*Guard, error) {
 	if err := p.usable(); err != nil {
 		return nil, err
@@ -236,41 +223,41 @@ func (p *Pool) acquire(ctx context.Context, max int, deadline time.Time, wait ti
 	}
 	var g *Guard
 	var err error
-	// The uncontended path: nobody waits, so try the slots at once. With
-	// waiters, even a free slot is theirs: go to the back of the line.
+	// The uncontended path: nobody waits, so take a slot at once, then
+	// recheck it behind the throttle gate (throttle.go) for a report written
+	// before the take. With waiters, even a free slot is theirs: join the line.
 	if p.line().Empty() {
-		g, err = p.tryAcquireFast(max) // behind the throttle gate (throttle.go)
+		if g, _, err = p.tryAcquire(max); g != nil {
+			g = p.recheck(g, max)
+		}
 	}
 	if g == nil && err == nil && (deadline.IsZero() || time.Now().Before(deadline)) && ctx.Err() == nil {
 		arrived := clock.Monotonic() - int64(time.Since(called))
 		g, err = p.waitInLine(ctx, max, deadline, arrived)
 	}
+	waited := time.Since(called).Round(time.Millisecond)
 	switch {
 	case g != nil:
 		return g, nil
 	case errors.Is(err, errNoUsableSlot):
-		return nil, p.busyError(max, time.Since(called).Round(time.Millisecond))
+		return nil, p.busyError(max, waited, nil)
 	case err == nil && ctx.Err() == nil:
-		return nil, p.busyError(max, wait)
+		return nil, p.busyError(max, wait, nil)
 	case ctx.Err() != nil && (err == nil || errors.Is(err, ctx.Err())):
-		busy := p.busyError(max, time.Since(called).Round(time.Millisecond))
-		busy.(*BusyError).Err = ctx.Err()
-		return nil, busy
+		return nil, p.busyError(max, waited, ctx.Err())
 	}
 	return nil, err
 }
 
 // waitInLine takes a ticket and waits for its turn and a slot (see
-// internal/line). Without a slot, the ticket is gone when it returns. With
-// one, it goes just after: leaving wakes the waiter behind, which on a busy
-// machine could otherwise return first. Release waits for it to be gone.
+// internal/line). Without a slot, the ticket is gone when it returns; with
+// one, it goes just after (Release waits for it): leaving wakes the waiter
+// behind, which on a busy machine could otherwise return first.
 func (p *Pool) waitInLine(ctx context.Context, max int, deadline time.Time, arrived int64) (*Guard, error) {
 	started := time.Now()
 	rec := p.newRecord(started, max).Marshal()
 	t, err := p.line().Join(arrived, rec)
-	if errors.Is(err, fs.ErrNotExist) {
-		// The queue directory, or the whole pool directory, was removed
-		// while this Pool was in use: make it again.
+	if errors.Is(err, fs.ErrNotExist) { // the queue, or the pool, was removed
 		if err = p.remake(); err == nil {
 			t, err = p.line().Join(arrived, rec)
 		}
@@ -304,10 +291,9 @@ type attempt struct {
 	paths []string
 }
 
-func (a *attempt) Try() (bool, time.Time, error) {
-	g, retry, err := a.p.tryAcquireGated(a.max) // throttle.go
-	a.g = g
-	return g != nil, retry, err
+func (a *attempt) Try() (ok bool, retry time.Time, err error) {
+	a.g, retry, err = a.p.tryAcquireGated(a.max) // throttle.go
+	return a.g != nil, retry, err
 }
 
 func (a *attempt) Paths() []string {
@@ -317,9 +303,8 @@ func (a *attempt) Paths() []string {
 	return a.paths
 }
 
-// Free reports whether some slot below max looks free to the waiter
-// second in line: its file is missing, or its holder is dead (the file is
-// then removed, under its lock, as any acquirer would reclaim it).
+// Free reports whether some slot below max looks free to the waiter second
+// in line: no file, or a dead holder's (removed under its lock by the look).
 func (a *attempt) Free() bool {
 	for _, path := range a.Paths() {
 		if res, err := slotfile.Probe(path, slotfile.Remove); err == nil && (res.Removed || res.State == slotfile.Free) {
@@ -329,12 +314,10 @@ func (a *attempt) Free() bool {
 	return false
 }
 
-// tryAcquire makes one attempt at the slots (slotfile.Maker.Pick) and
-// returns the one it took; nil, nil when all are held. soon reports a slot
-// held only by a young empty file, which may be reclaimed without any
-// event once old enough. A slot whose path holds what no llmslots process
-// makes is skipped, so the rest of the pool keeps working; it is named in
-// the busy error and logged.
+// tryAcquire makes one attempt at the slots (slotfile.Maker.Pick); nil, nil
+// when all are held. soon reports a slot held only by a young empty file,
+// reclaimable once old. A slot holding what llmslots never makes is skipped
+// (the rest of the pool works on), logged and named in the busy error.
 func (p *Pool) tryAcquire(max int) (g *Guard, soon bool, err error) {
 	now := time.Now()
 	rec := p.newRecord(now, max).Marshal()
@@ -379,13 +362,11 @@ func (p *Pool) tryAcquire(max int) (g *Guard, soon bool, err error) {
 	return g, false, nil
 }
 
-// errNoUsableSlot reports that every slot below max holds what no
-// llmslots process makes: nothing can free such a slot, so waiting is
-// pointless and the acquire fails at once with the busy error naming them.
+// errNoUsableSlot: every slot below max holds what llmslots never makes, so
+// nothing can free one; the acquire fails at once, the busy error naming them.
 var errNoUsableSlot = errors.New("no usable slot")
 
-// newRecord is this process's record for a slot (or ticket) of p taken at
-// since with max.
+// newRecord is this process's record for a slot or ticket taken at since.
 func (p *Pool) newRecord(since time.Time, max int) slotfile.Record {
 	rec := slotfile.Self()
 	rec.Since, rec.Label, rec.Max = since, p.label, max

@@ -8,10 +8,9 @@ import (
 )
 
 // FindStale returns the ids of stale slots, below max or beyond it: slot
-// files whose lock nobody holds, left by holders that died. The lock
-// decides; where it cannot be tried, a recorded pid that no longer exists
-// does (see ReadStatus). Stale slots need no cleanup to be usable, since
-// Acquire reclaims them; FindStale is for reports and tidy directories.
+// files whose lock nobody holds, left by holders that died (where the lock
+// cannot be tried, by a recorded pid that no longer exists). Acquire
+// reclaims them anyway; FindStale is for reports and tidy directories.
 func (p *Pool) FindStale(max int) ([]int, error) {
 	st, err := p.ReadStatus(max)
 	if err != nil {
@@ -26,14 +25,11 @@ func (p *Pool) FindStale(max int) ([]int, error) {
 	return stale, nil
 }
 
-// ForceRelease removes slot slotID's file if nobody holds its lock. It
-// returns nil when the file is absent or was stale, and refuses a held
-// slot with an error matching ErrHeld that names the holder's pid:
-// deleting a held slot's file would let a second process take the slot
-// while the first still runs. To free a held slot, stop its holder.
-//
-// The file is deleted while ForceRelease holds its lock, so a process that
-// takes the slot at the same moment keeps it.
+// ForceRelease removes slot slotID's file if nobody holds its lock, while
+// holding it (so a process taking the slot at that moment keeps it). It
+// returns nil when the file is absent or was stale, and refuses a held slot
+// with an error matching ErrHeld that names the holder's pid: deleting its
+// file would let a second process in (stop the holder instead).
 func (p *Pool) ForceRelease(slotID int) error {
 	if err := p.usable(); err != nil {
 		return err
@@ -61,10 +57,8 @@ func (p *Pool) ForceRelease(slotID int) error {
 		if res.Detail != "" {
 			holder += " (" + res.Detail + ")"
 		}
-		return &wrapped{
-			msg:      fmt.Sprintf("llmslots: slot %d of %s is held by %s; refusing to delete a held slot's file, which would let a second process in: stop the holder instead", slotID, p.dir, holder),
-			sentinel: ErrHeld,
-		}
+		msg := fmt.Sprintf("llmslots: slot %d of %s is held by %s; refusing to delete a held slot's file, which would let a second process in: stop the holder instead", slotID, p.dir, holder)
+		return &wrapped{msg: msg, sentinel: ErrHeld}
 	}
 	if res.State == slotfile.Stale && !res.Removed {
 		return fmt.Errorf("llmslots: slot %d of %s looks stale (%s) but its lock cannot be taken, so it is not removed", slotID, p.dir, res.Detail)

@@ -4,7 +4,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"sort"
+	"slices"
 	"time"
 
 	"github.com/llmslots/llmslots/internal/slotfile"
@@ -24,99 +24,75 @@ const (
 	// FindStale lists it and ForceRelease removes it.
 	StateStale SlotState = "stale"
 	// StateInvalid: something no llmslots process makes is at the slot's
-	// path (a symlink, a FIFO, a directory). Nobody holds it and nobody can
-	// take it: the pool works with one slot fewer until it is removed by
-	// hand. Acquire never follows, deletes or uses it.
+	// path (a symlink, a FIFO, a directory). Acquire never follows, deletes
+	// or uses it: the pool works with one slot fewer until it is removed.
 	StateInvalid SlotState = "invalid"
 )
 
 // Status is a snapshot of a pool's slots, decided by their locks.
 type Status struct {
-	// Dir is the pool's directory.
-	Dir string `json:"dir"`
-	// Max is the pool size the status was read for.
-	Max int `json:"max"`
-	// Active counts held slots, including any beyond Max that a process
-	// using a larger max holds: they count against everyone's limit.
-	Active int `json:"active"`
-	// Free counts the slots below Max that an acquirer could take now
-	// (free or stale; not invalid).
-	Free int `json:"free"`
-	// Stale counts slot files left by dead holders.
-	Stale int `json:"stale"`
+	Dir    string `json:"dir"`    // the pool's directory
+	Max    int    `json:"max"`    // the pool size the status was read for
+	Active int    `json:"active"` // held slots, beyond Max too: they count against everyone's limit
+	Free   int    `json:"free"`   // slots below Max an acquirer could take now (free or stale)
+	Stale  int    `json:"stale"`  // slot files left by dead holders
 	// PIDs lists the holders' pids, by slot; a holder whose record could
 	// not be read is left out. Never null in JSON.
-	PIDs []int `json:"pids"`
-	// Slots describes slots 0..Max-1, then any slot file beyond Max.
-	Slots []SlotStatus `json:"slots"`
-	// Waiting lists the processes waiting for a slot, in the order they
-	// will be served. A waiter that has just been served leaves the list
-	// an instant after its caller has the slot. Never null in JSON.
+	PIDs  []int        `json:"pids"`
+	Slots []SlotStatus `json:"slots"` // slots 0..Max-1, then any slot file beyond Max
+	// Waiting lists the waiters in the order they will be served (one just
+	// served leaves it an instant after its caller). Never null in JSON.
 	Waiting []WaiterStatus `json:"waiting"`
 	// DeadWaiters lists tickets left by waiters that died; the queue
 	// skips them (see RemoveDeadWaiters). Never null in JSON.
 	DeadWaiters []WaiterStatus `json:"dead_waiters"`
-	// OtherMaxes lists, in increasing order, the max values that live holders
-	// and waiters recorded and that differ from Max: processes sharing the
-	// pool disagree on its size, and each enforces its own. Never null in JSON.
+	// OtherMaxes lists, in increasing order, the other max values that live
+	// holders and waiters recorded: each enforces its own. Never null in JSON.
 	OtherMaxes []int `json:"other_maxes"`
 	// Limit is the effective limit: how many may hold a slot at once now.
 	// Max, unless throttle reports (Guard.Throttled) lowered it.
 	Limit int `json:"limit"`
-	// Throttle is the pool's throttling state: the effective limit, a
-	// pause and its end, the last report. Nil (omitted) when no report
-	// was ever made, or after Pool.Resume.
+	// Throttle is the pool's throttling state (limit, pause, last report);
+	// nil (omitted) when no report was ever made, or after Pool.Resume.
 	Throttle *ThrottleStatus `json:"throttle,omitempty"`
 }
 
-// SlotStatus describes one slot. For a free slot only SlotID, State and
-// Path are set.
+// SlotStatus describes one slot; for a free one, only SlotID, State and Path.
 type SlotStatus struct {
-	SlotID int       `json:"slot_id"`
-	State  SlotState `json:"state"`
-	// PID is the recorded holder's pid; 0 when unknown.
-	PID  int    `json:"pid"`
-	Host string `json:"host"`
-	// Since is when the holder took the slot; zero when unknown.
-	Since time.Time `json:"since,omitzero"`
-	// AgeSecs is how long ago Since was, in seconds.
-	AgeSecs float64 `json:"age_secs"`
-	Label   string  `json:"label"`
-	Command string  `json:"command"`
-	Path    string  `json:"path"`
-	// Detail says why the state was decided otherwise than by the lock
-	// (the file could not be opened), what an invalid entry is, or, for a
-	// held slot whose recorded pid is not running here, that another
-	// process holds the lock: one the holder handed the slot to (Inherit,
-	// llmslots run, a program it exec'd), or a holder in another pid
-	// namespace.
+	SlotID  int       `json:"slot_id"`
+	State   SlotState `json:"state"`
+	PID     int       `json:"pid"` // the recorded holder's pid; 0 when unknown
+	Host    string    `json:"host"`
+	Since   time.Time `json:"since,omitzero"` // when the holder took the slot; zero when unknown
+	AgeSecs float64   `json:"age_secs"`       // how long ago Since was, in seconds
+	Label   string    `json:"label"`
+	Command string    `json:"command"`
+	Path    string    `json:"path"`
+	// Detail says why the state was decided otherwise than by the lock (the
+	// file could not be opened), what an invalid entry is, or that a held
+	// slot's recorded pid is not running here: another process holds the
+	// lock (one the holder handed it to, or a holder in another namespace).
 	Detail string `json:"detail,omitempty"`
 	// Max is the max the holder asked with; 0 when unknown (records of
 	// the reference and of older versions have none).
 	Max int `json:"max,omitempty"`
-	// Here is true when the recorded pid names a live process of this
-	// host and pid namespace, started when the record says: the holder
-	// itself, which may be signalled. False for a holder in another
-	// container or on another host, for a pid reused by another process,
-	// and when it cannot be told.
+	// Here is true when the recorded pid names a live process of this host
+	// and pid namespace, started when the record says: the holder itself,
+	// which may be signalled. False for a holder in another container or on
+	// another host, for a reused pid, and when it cannot be told.
 	Here bool `json:"here"`
-	// Self is true when the holder is the process reading the status.
-	Self bool `json:"self,omitempty"`
+	Self bool `json:"self,omitempty"` // the holder is the process reading the status
 }
 
-// handedOnDetail marks a held slot whose recorded holder is not running
-// here: the lock is held by a process the holder handed it to (Inherit,
-// llmslots run, a program it exec'd) or its descendants, or the holder is
-// in a pid namespace whose record does not say so (the reference's).
+// handedOnDetail is the Detail of a held slot whose recorded holder is not
+// running here (see SlotStatus.Detail).
 const handedOnDetail = "its recorded pid is not running here; another process holds the lock (one the holder handed the slot to, or a holder in another pid namespace)"
 
 // ReadStatus reports the state of slots 0..max-1, and of any other slot
 // file in the directory. It creates and changes nothing: a missing
-// directory reads as all free. Each held slot is probed with a
-// non-blocking lock attempt, which an acquirer racing with the probe may
-// see as busy for that instant.
-//
-// The status is a snapshot: slots may change as soon as it is read.
+// directory reads as all free. Each held slot is probed with a non-blocking
+// lock attempt, which an acquirer racing with it may see as busy for that
+// instant. The status is a snapshot: slots may change as soon as it is read.
 func (p *Pool) ReadStatus(max int) (Status, error) {
 	if err := p.usable(); err != nil {
 		return Status{}, err
@@ -129,7 +105,7 @@ func (p *Pool) ReadStatus(max int) (Status, error) {
 
 // scan probes every slot file below max and beyond it, and the queue.
 func (p *Pool) scan(max int) (Status, error) {
-	st := Status{Dir: p.dir, Max: max, PIDs: []int{}, Slots: []SlotStatus{}, Waiting: []WaiterStatus{}, DeadWaiters: []WaiterStatus{}, OtherMaxes: []int{}}
+	st := Status{Dir: p.dir, Max: max, PIDs: []int{}, Slots: []SlotStatus{}, Waiting: []WaiterStatus{}, DeadWaiters: []WaiterStatus{}, Limit: max}
 	exists, err := p.group.maker().Inspect(p.dir, EnvDir)
 	if err != nil {
 		return Status{}, err
@@ -146,21 +122,11 @@ func (p *Pool) scan(max int) (Status, error) {
 			}
 		}
 	}
-	ids := make([]int, 0, max+len(present))
-	for id := range max {
-		ids = append(ids, id)
-	}
-	var beyond []int
-	for id := range present {
-		if id >= max {
-			beyond = append(beyond, id)
-		}
-	}
-	sort.Ints(beyond)
-	ids = append(ids, beyond...)
-
 	now := time.Now()
-	for _, id := range ids {
+	for id := range MaxSlots { // slots 0..max-1, then the files beyond, in order
+		if id >= max && !present[id] {
+			continue
+		}
 		s := SlotStatus{SlotID: id, State: StateFree, Path: slotfile.SlotPath(p.dir, id)}
 		if present[id] {
 			res, err := slotfile.Probe(s.Path, slotfile.Look)
@@ -177,8 +143,7 @@ func (p *Pool) scan(max int) (Status, error) {
 				s.Here = res.State == slotfile.Held && slotfile.HolderHere(r)
 				s.Self = s.Here && r.PID == os.Getpid()
 				if !r.Since.IsZero() {
-					s.Since = r.Since
-					s.AgeSecs = now.Sub(r.Since).Seconds()
+					s.Since, s.AgeSecs = r.Since, now.Sub(r.Since).Seconds()
 				}
 			}
 		}
@@ -197,64 +162,52 @@ func (p *Pool) scan(max int) (Status, error) {
 		st.Slots = append(st.Slots, s)
 	}
 	if exists {
-		live, dead, err := p.waiters(false)
+		live, dead, err := p.waiters(slotfile.Look)
 		if err != nil {
 			return Status{}, err
 		}
 		st.Waiting, st.DeadWaiters = live, dead
-	}
-	st.OtherMaxes = otherMaxes(st)
-	st.Limit = max
-	if exists {
 		if st.Throttle = p.throttleStatus(max); st.Throttle != nil {
 			st.Limit = st.Throttle.Limit
 		}
 	}
+	st.OtherMaxes = otherMaxes(st)
 	return st, nil
 }
 
-// otherMaxes lists the max values live holders and waiters recorded that
-// differ from st.Max.
+// otherMaxes lists the max values of live holders and waiters but st.Max.
 func otherMaxes(st Status) []int {
-	seen := map[int]bool{}
+	out := []int{}
 	for _, s := range st.Slots {
 		if s.State == StateHeld && s.Max > 0 && s.Max != st.Max {
-			seen[s.Max] = true
+			out = append(out, s.Max)
 		}
 	}
 	for _, w := range st.Waiting {
 		if w.Max > 0 && w.Max != st.Max {
-			seen[w.Max] = true
+			out = append(out, w.Max)
 		}
 	}
-	out := []int{}
-	for m := range seen {
-		out = append(out, m)
-	}
-	sort.Ints(out)
-	return out
+	slices.Sort(out)
+	return slices.Compact(out)
 }
 
 // WaiterStatus describes one waiting process, in queue order.
 type WaiterStatus struct {
-	// Position is 1 for the head of the queue.
-	Position int    `json:"position"`
-	PID      int    `json:"pid"`
-	Host     string `json:"host"`
-	// Since is when the waiter joined the queue.
-	Since      time.Time `json:"since,omitzero"`
+	Position   int       `json:"position"` // 1 for the head of the queue
+	PID        int       `json:"pid"`
+	Host       string    `json:"host"`
+	Since      time.Time `json:"since,omitzero"` // when the waiter joined the queue
 	WaitedSecs float64   `json:"waited_secs"`
 	Label      string    `json:"label"`
 	Command    string    `json:"command"`
 	Path       string    `json:"path"`
-	// Max is the max the waiter asked with; 0 when unknown.
-	Max int `json:"max,omitempty"`
+	Max        int       `json:"max,omitempty"` // the max the waiter asked with; 0 when unknown
 }
 
-// waiters lists the live waiters in order, and the dead tickets, removing
-// those when remove is set.
-func (p *Pool) waiters(remove bool) (live, dead []WaiterStatus, err error) {
-	all, err := p.line().Waiters(remove)
+// waiters lists live waiters in order, and dead tickets (removed with Remove).
+func (p *Pool) waiters(mode slotfile.Mode) (live, dead []WaiterStatus, err error) {
+	all, err := p.line().Waiters(mode)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -276,11 +229,10 @@ func (p *Pool) waiters(remove bool) (live, dead []WaiterStatus, err error) {
 	return live, dead, nil
 }
 
-// RemoveDeadWaiters removes the tickets of waiters that died while
-// waiting and returns their pids (0 where none was recorded). The line
-// never needs it (the waiter behind a dead ticket removes it); it is for
-// tidy directories. It also removes what a group member that died while
-// making a file left behind.
+// RemoveDeadWaiters removes the tickets of waiters that died while waiting
+// and returns their pids (0 where none was recorded), and what a group
+// member that died while making a file left. The line never needs it (the
+// waiter behind a dead ticket removes it): it is for tidy directories.
 func (p *Pool) RemoveDeadWaiters() ([]int, error) {
 	if err := p.usable(); err != nil {
 		return nil, err
@@ -288,7 +240,7 @@ func (p *Pool) RemoveDeadWaiters() ([]int, error) {
 	if exists, err := p.group.maker().Inspect(p.dir, EnvDir); err != nil || !exists {
 		return []int{}, err
 	}
-	_, dead, err := p.waiters(true)
+	_, dead, err := p.waiters(slotfile.Remove)
 	if err != nil {
 		return nil, err
 	}
@@ -301,11 +253,9 @@ func (p *Pool) RemoveDeadWaiters() ([]int, error) {
 	return pids, nil
 }
 
-// warnOtherMax logs, once per pool and process, a warning when a holder
-// or waiter recorded a max other than max: processes that disagree on a
-// pool's size each enforce their own, so the larger one decides. It reads
-// records only, at the first wait, where a look costs nothing against the
-// wait itself.
+// warnOtherMax warns, once per pool and process, when a holder or waiter
+// recorded a max other than max (each process enforces its own). It reads
+// records only, at the first wait, where a look costs nothing.
 func (p *Pool) warnOtherMax(max int) {
 	if p.maxChecked.Swap(true) {
 		return
@@ -317,7 +267,7 @@ func (p *Pool) warnOtherMax(max int) {
 			paths = append(paths, filepath.Join(p.dir, e.Name()))
 		}
 	}
-	waiters, _ := p.line().Waiters(false)
+	waiters, _ := p.line().Waiters(slotfile.Look)
 	for _, w := range waiters {
 		if w.Live {
 			paths = append(paths, w.Path)

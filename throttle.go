@@ -45,17 +45,16 @@ type ThrottleReport struct {
 //     doubled per report until a release succeeds, up to 2 min, jittered);
 //     holders and waiters keep their places. Then grants resume a tenth of
 //     the pause apart (5-500 ms), so the line does not stampede.
-//   - The limit is multiplied by 0.7 (at least 1) once per round: a report
-//     of work granted before the last decrease is the same congestion.
-//     Each release not throttled raises it by a slot per round (or per
-//     250 ms), slower for a second just below the level that failed.
+//   - The limit is multiplied by 0.7 (at least 1) once per round (work
+//     granted before the last decrease is the same congestion). Each
+//     release not throttled raises it by a slot per round (or per 250 ms),
+//     slower for a second just below the level that failed.
 //
 // A retry (Release, acquire again) joins the back of the line, on purpose:
-// the pause holds everyone, grants after it are spaced, those ahead waited
-// longer, and a slot kept to retry would pass the lowered limit. The state
-// is shared in the pool's directory (.throttle) and survives crashes;
-// ReadStatus shows it, Pool.Resume clears it. On a nil Guard Throttled does
-// nothing; a failure to record the report is logged.
+// those ahead waited longer, and a slot kept to retry would pass the
+// lowered limit. The state is shared in the pool's directory (.throttle)
+// and survives crashes; ReadStatus shows it, Pool.Resume clears it. On a
+// nil Guard Throttled does nothing; a failure to record it is logged.
 func (g *Guard) Throttled(retryAfter time.Duration) {
 	g.report(retryAfter, "", throttle.Throttled)
 }
@@ -89,15 +88,13 @@ func (p *Pool) Pause(d time.Duration, reason string) error {
 	if checkLabel(reason) != nil {
 		return invalidf("reason must be at most %d bytes of text without control characters", slotfile.MaxLabelLen)
 	}
-	rec := p.reporter(reason)
 	return p.updateThrottle(throttle.ChangePatience, func(st *throttle.State) (throttle.State, bool) {
-		return throttle.Paused(st, time.Now(), d, rec), true
+		return throttle.Paused(st, time.Now(), d, p.reporter(reason)), true
 	})
 }
 
-// Resume ends a pause and forgets every report (the state file is
-// removed): the limit is max again, acquiring as cheap as before any
-// report. Resuming a pool with no state does nothing.
+// Resume ends a pause and forgets every report (removing the state file):
+// the limit is max again. Resuming a pool with no state does nothing.
 func (p *Pool) Resume() error {
 	if err := p.usable(); err != nil {
 		return err
@@ -150,19 +147,9 @@ type guardThrottle struct {
 	holders  int       // the holders a gated grant counted
 }
 
-// tryAcquireFast is the uncontended path's attempt: take, then recheck, so
-// a report written before the take is seen; refused, the caller waits.
-func (p *Pool) tryAcquireFast(max int) (*Guard, error) {
-	g, _, err := p.tryAcquire(max)
-	if g == nil || err != nil {
-		return g, err
-	}
-	return p.recheck(g, max), nil
-}
-
-// recheck decides whether g, taken without the throttle lock, is kept (as
-// gateLocked decides if the state can refuse it) or given back (nil). It
-// is timed before the look: a later report came too late for it.
+// recheck keeps g, taken without the throttle lock, or gives it back (nil)
+// as gateLocked decides if the state can refuse it. It is timed before the
+// look: a later report came too late for it.
 func (p *Pool) recheck(g *Guard, max int) *Guard {
 	now := time.Now()
 	st := p.readThrottle()
@@ -241,8 +228,7 @@ func (p *Pool) gateLocked(max int, have *Guard) (g *Guard, retry time.Time, err 
 	return g, time.Time{}, nil
 }
 
-// countHolders counts the slots below span held now (not a dead
-// holder's), but not except.
+// countHolders counts the slots below span held now (not stale), but except.
 func (p *Pool) countHolders(span int, except *Guard) int {
 	n := 0
 	for id := range span {
@@ -260,8 +246,8 @@ func (p *Pool) countHolders(span int, except *Guard) int {
 	return n
 }
 
-// afterRelease, at Release of a guard granted under a state and not
-// reported, applies throttle.Released; without the lock if it changes nothing.
+// afterRelease applies throttle.Released at the Release of a guard granted
+// under a state and not reported (without the lock if it changes nothing).
 func (g *Guard) afterRelease() {
 	if !g.th.seen || g.th.reported || g.nested() || g.max <= 0 {
 		return

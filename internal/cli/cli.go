@@ -20,9 +20,8 @@ const (
 	ExitNotFound = 127 // the command was not found (shell convention)
 )
 
-// Forwarded are the signals run passes on to its command. The syscall
-// constants exist on every platform; where a signal cannot be delivered
-// (Windows), forwarding it fails harmlessly.
+// Forwarded are the signals run passes on to its command; where one cannot
+// be delivered (Windows), forwarding it fails harmlessly.
 var Forwarded = []os.Signal{syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP}
 
 // SignalNumber returns s's number, for the 128+N exit status.
@@ -33,20 +32,17 @@ func SignalNumber(s os.Signal) int {
 	return 0
 }
 
-// ForwardSignal reports whether run should pass s on to its command.
-//
-// Ctrl-C on a terminal sends SIGINT to the whole foreground process group,
-// the command included; forwarding it too would deliver it twice, and some
-// programs (interactive agents among them) take a second Ctrl-C as "quit
-// now". So SIGINT is forwarded only when stdin is not a terminal, which is
-// when it comes from kill(1), a parent or a harness's timeout.
+// ForwardSignal reports whether run should pass s on to its command. Ctrl-C
+// on a terminal sends SIGINT to the whole foreground process group, the
+// command included, and some programs take a second one as "quit now": so
+// SIGINT is forwarded only when stdin is not a terminal, which is when it
+// comes from kill(1), a parent or a harness's timeout.
 func ForwardSignal(s os.Signal) bool {
 	return s != syscall.SIGINT || !IsTerminal(os.Stdin)
 }
 
 // IsTerminal reports whether f is a terminal: a character device other
-// than the null device (the standard library has no isatty; this is
-// enough to choose between a live line and plain log lines).
+// than the null device (the standard library has no isatty).
 func IsTerminal(f *os.File) bool {
 	fi, err := f.Stat()
 	if err != nil || fi.Mode()&os.ModeCharDevice == 0 {
@@ -56,8 +52,7 @@ func IsTerminal(f *os.File) bool {
 	return err != nil || !os.SameFile(fi, null)
 }
 
-// ExitStatus is the shell's view of how a process ended: its exit code,
-// or 128+N when signal N killed it.
+// ExitStatus is a process's exit code, or 128+N when signal N killed it.
 func ExitStatus(ps *os.ProcessState) int {
 	if ws, ok := ps.Sys().(syscall.WaitStatus); ok && ws.Signaled() {
 		return 128 + int(ws.Signal())

@@ -30,11 +30,7 @@ func PrintFlags(fs *flag.FlagSet, w io.Writer) {
 // IsSet reports whether the flag name was given on the command line.
 func IsSet(fs *flag.FlagSet, name string) bool {
 	set := false
-	fs.Visit(func(f *flag.Flag) {
-		if f.Name == name {
-			set = true
-		}
-	})
+	fs.Visit(func(f *flag.Flag) { set = set || f.Name == name })
 	return set
 }
 

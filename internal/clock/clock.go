@@ -1,3 +1,2 @@
-// Package clock reads the clock that orders waiters' arrivals across
-// processes.
+// Package clock reads the clock that orders waiters' arrivals.
 package clock

@@ -8,12 +8,11 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// Monotonic reads the machine-wide monotonic clock, which every process
-// on the host shares and no one can set: it orders arrivals in the queue.
-// In a Linux time namespace the namespace's offset is taken out. It reads
-// the clock afresh each call, on every Unix: Go's own monotonic clock is
-// not CLOCK_MONOTONIC everywhere (on macOS it stops while the machine
-// sleeps), so an offset from it would drift.
+// Monotonic reads the machine-wide monotonic clock, which every process on
+// the host shares and no one can set (less a Linux time namespace's
+// offset): it orders arrivals in the queue. It reads the clock afresh each
+// call: Go's own monotonic clock is not CLOCK_MONOTONIC everywhere (on
+// macOS it stops while the machine sleeps), so an offset from it drifts.
 func Monotonic() int64 {
 	if ns, ok := hostMonotonic(); ok {
 		return ns

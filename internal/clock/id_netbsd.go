@@ -1,5 +1,4 @@
 package clock
 
-// golang.org/x/sys/unix has no CLOCK_MONOTONIC for NetBSD; its value there
-// is 3 (<sys/time.h>).
+// x/sys/unix lacks NetBSD's CLOCK_MONOTONIC: 3, in <sys/time.h>.
 const clockMonotonic = 3

@@ -8,10 +8,9 @@ import (
 	"sync"
 )
 
-// nsOffset is this process's time namespace's offset of CLOCK_MONOTONIC
-// in nanoseconds (unshare -T): without taking it out, a waiter there would
-// sort before or after everyone else whenever it arrived. The file reads
-// "monotonic -1000 0" (seconds, nanoseconds); without it the offset is 0.
+// nsOffset is this process's time namespace's CLOCK_MONOTONIC offset in
+// nanoseconds (unshare -T), without which a waiter there would sort out of
+// turn. The file reads "monotonic -1000 0" (seconds, nanoseconds); none: 0.
 var nsOffset = sync.OnceValue(func() int64 {
 	f, err := os.Open("/proc/self/timens_offsets")
 	if err != nil {

@@ -8,9 +8,8 @@ import (
 )
 
 // EnvVar is the environment variable through which a process learns that
-// it was started holding slots: one line "fd=N;slot=ID;dir=DIR" per pool.
-// The directory comes last on its line, so it may hold any character but
-// a newline.
+// it was started holding slots: one line "fd=N;slot=ID;dir=DIR" per pool,
+// the directory last, so that it may hold any character but a newline.
 const EnvVar = "LLMSLOTS_INHERITED"
 
 // A Slot is one line of EnvVar: the descriptor that holds the locked slot
@@ -25,30 +24,21 @@ func (s Slot) String() string {
 }
 
 // Parse reads one line of EnvVar; it accepts exactly the form String
-// writes, with an id below maxID.
+// writes (so no sign, no leading zero), with an id below maxID.
 func Parse(line string, maxID int) (Slot, error) {
-	rest, ok1 := strings.CutPrefix(line, "fd=")
-	fd, rest, ok2 := strings.Cut(rest, ";slot=")
-	id, dir, ok3 := strings.Cut(rest, ";dir=")
+	rest, _ := strings.CutPrefix(line, "fd=")
+	fd, rest, _ := strings.Cut(rest, ";slot=")
+	id, dir, _ := strings.Cut(rest, ";dir=")
 	s := Slot{Dir: dir}
-	var ok4, ok5 bool
-	s.FD, ok4 = decimal(fd)
-	s.ID, ok5 = decimal(id)
-	if !ok1 || !ok2 || !ok3 || !ok4 || !ok5 || s.ID >= maxID {
+	s.FD, _ = strconv.Atoi(fd)
+	s.ID, _ = strconv.Atoi(id)
+	if s.String() != line || s.FD < 0 || s.ID < 0 || s.ID >= maxID {
 		return Slot{}, fmt.Errorf("llmslots: %s=%q is not of the form fd=N;slot=ID;dir=DIR", EnvVar, line)
 	}
 	return s, nil
 }
 
-// decimal reads a non-negative integer written as strconv.Itoa writes it:
-// no sign, no leading zero.
-func decimal(s string) (int, bool) {
-	n, err := strconv.Atoi(s)
-	return n, err == nil && n >= 0 && strconv.Itoa(n) == s
-}
-
-// ParseAll reads every line of an EnvVar value, skipping (and reporting)
-// lines that do not parse.
+// ParseAll parses each line of an EnvVar value, reporting those it skips.
 func ParseAll(v string, maxID int) ([]Slot, []error) {
 	var slots []Slot
 	var errs []error
@@ -56,12 +46,11 @@ func ParseAll(v string, maxID int) ([]Slot, []error) {
 		if line == "" {
 			continue
 		}
-		s, err := Parse(line, maxID)
-		if err != nil {
+		if s, err := Parse(line, maxID); err != nil {
 			errs = append(errs, err)
-			continue
+		} else {
+			slots = append(slots, s)
 		}
-		slots = append(slots, s)
 	}
 	return slots, errs
 }

@@ -8,13 +8,11 @@ import (
 	"os"
 )
 
-// Supported is false: a lock here belongs to the process that took it
-// (LockFileEx on Windows), so a child cannot keep it after its parent
-// exits.
+// Supported is false: a lock here (LockFileEx on Windows) belongs to the
+// process that took it, so a child cannot keep it after its parent exits.
 const Supported = false
 
-// KeepOnExec fails with errors.ErrUnsupported: there is no exec that keeps
-// descriptors.
+// KeepOnExec fails with errors.ErrUnsupported: no exec here keeps descriptors.
 func KeepOnExec(f *os.File) (int, error) { return -1, errors.ErrUnsupported }
 
 // Adopt fails with errors.ErrUnsupported.

@@ -15,54 +15,40 @@ import (
 // on Unix a flock belongs to the open file, which a child shares.
 const Supported = true
 
-// errNotTheFile reports an inherited descriptor that is not the locked
-// file at the path it was said to hold.
+// errNotTheFile: an inherited descriptor is not the slot file it names.
 var errNotTheFile = errors.New("the descriptor is not the locked slot file")
 
 // KeepOnExec clears close-on-exec on f's descriptor and returns its number.
-func KeepOnExec(f *os.File) (int, error) {
-	return onFd(f, func(fd uintptr) (int, error) {
-		flags, err := unix.FcntlInt(fd, unix.F_GETFD, 0)
+func KeepOnExec(f *os.File) (fd int, err error) {
+	err = filelock.OnFd(f, func(n int) error {
+		fd = n
+		flags, err := unix.FcntlInt(uintptr(n), unix.F_GETFD, 0)
 		if err == nil {
-			_, err = unix.FcntlInt(fd, unix.F_SETFD, flags&^unix.FD_CLOEXEC)
+			_, err = unix.FcntlInt(uintptr(n), unix.F_SETFD, flags&^unix.FD_CLOEXEC)
 		}
-		return int(fd), err
+		return err
 	})
+	return fd, err
 }
 
 // Dup returns a second descriptor of f's open file: closing it leaves the
 // lock, which belongs to the open file, in place.
 func Dup(f *os.File) (*os.File, error) {
-	dup, err := onFd(f, func(fd uintptr) (int, error) { return unix.FcntlInt(fd, unix.F_DUPFD_CLOEXEC, 0) })
+	var dup int
+	err := filelock.OnFd(f, func(fd int) (err error) {
+		dup, err = unix.FcntlInt(uintptr(fd), unix.F_DUPFD_CLOEXEC, 0)
+		return err
+	})
 	if err != nil {
 		return nil, &fs.PathError{Op: "dup", Path: f.Name(), Err: err}
 	}
 	return os.NewFile(uintptr(dup), f.Name()), nil
 }
 
-// onFd runs op on f's descriptor, without the side effects of f.Fd, and
-// returns its result, or -1 and the error.
-func onFd(f *os.File, op func(fd uintptr) (int, error)) (int, error) {
-	rc, err := f.SyscallConn()
-	if err != nil {
-		return -1, err
-	}
-	n, opErr := -1, error(nil)
-	if err := rc.Control(func(fd uintptr) { n, opErr = op(fd) }); err != nil {
-		return -1, err
-	}
-	if opErr != nil {
-		return -1, opErr
-	}
-	return n, nil
-}
-
 // Adopt checks the inherited descriptor fd and returns a close-on-exec
-// duplicate of it, with the identity of the file it holds: the file at
-// path, still linked, and locked through this open file. It works on a
-// duplicate so that a descriptor that turns out to be something else is
-// left exactly as it was (closing it could break whatever it really is),
-// and so that the original stays open for this process's own children.
+// duplicate of it, with the identity of the file it holds: the file at path,
+// still linked, and locked through this open file. The duplicate leaves fd
+// as it was, whatever it is, and open for this process's own children.
 func Adopt(fd int, path string) (*os.File, fs.FileInfo, error) {
 	dup, err := unix.FcntlInt(uintptr(fd), unix.F_DUPFD_CLOEXEC, 0)
 	if err != nil {
@@ -74,8 +60,7 @@ func Adopt(fd int, path string) (*os.File, fs.FileInfo, error) {
 		err = errNotTheFile
 	}
 	if err == nil {
-		// flock on the open file that already holds the lock succeeds; on
-		// any other open file of a held slot it fails.
+		// flock succeeds on the open file holding the lock, on no other.
 		var ok bool
 		if ok, err = filelock.TryLock(f); err == nil && !ok {
 			err = errNotTheFile

@@ -1,8 +1,7 @@
 // Package filelock holds the file operations the slot protocol builds on
-// that differ by operating system: opening a slot file without following
-// a link, a non-blocking exclusive lock, a blocking wait for a lock to be
-// free, and deleting a locked file in the order the platform allows. It
-// knows nothing of slots: the protocol above decides what a lock means.
+// that differ by operating system: an open that follows no link, a
+// non-blocking exclusive lock, a blocking wait for a lock to be free, and
+// deleting a locked file in the order the platform allows.
 package filelock
 
 import (

@@ -15,7 +15,7 @@ import (
 const NoFollow = 0
 
 // Open fails: without locks a slot file is of no use.
-func Open(path string, create bool) (*os.File, error) {
+func Open(path string) (*os.File, error) {
 	return nil, &fs.PathError{Op: "open", Path: path, Err: errors.ErrUnsupported}
 }
 

@@ -13,27 +13,20 @@ import (
 
 // NoFollow is added to every open of a slot file: O_NOFOLLOW so that a
 // symlink planted at a slot path is never followed, O_NONBLOCK so that a
-// FIFO planted there cannot hang the open. Neither changes anything for the
-// regular files the protocol makes.
+// FIFO planted there cannot hang the open (a regular file is unaffected).
 const NoFollow = unix.O_NOFOLLOW | unix.O_NONBLOCK
 
-// Open opens path read-write: with create, only if this call creates it
-// (O_EXCL), mode 0600.
-func Open(path string, create bool) (*os.File, error) {
-	flag := os.O_RDWR | NoFollow
-	if create {
-		flag |= os.O_CREATE | os.O_EXCL
-	}
-	return os.OpenFile(path, flag, 0o600)
+// Open creates path, read-write, mode 0600; an existing path fails.
+func Open(path string) (*os.File, error) {
+	return os.OpenFile(path, os.O_RDWR|os.O_CREATE|os.O_EXCL|NoFollow, 0o600)
 }
 
 // TryLock takes an exclusive flock on f without blocking and reports
 // whether it got it. flock, not fcntl: fcntl locks belong to the process
-// and vanish when any descriptor of the file closes (a status probe in the
-// same process would free a held slot); flock locks belong to the open file
-// description, so each guard is its own lock, even within one process.
+// and vanish when any of its descriptors of the file closes (a status probe
+// would free a held slot); flock's belong to the open file description.
 func TryLock(f *os.File) (bool, error) {
-	return tried(onFd(f, tryFlock), f.Name())
+	return tried(OnFd(f, tryFlock), f.Name())
 }
 
 func tryFlock(fd int) error { return unix.Flock(fd, unix.LOCK_EX|unix.LOCK_NB) }
@@ -49,19 +42,18 @@ func tried(err error, path string) (bool, error) {
 	return false, &fs.PathError{Op: "flock", Path: path, Err: err}
 }
 
-// WaitUnlocked blocks until no exclusive lock is held on f's file, then
-// returns holding nothing: it waits for a shared flock and drops it, so the
-// holder's release or death is the wake-up, on every Unix. It cannot be
-// cancelled: a caller that gives up lets it finish.
+// WaitUnlocked blocks until no exclusive lock is held on f's file: it
+// waits for a shared flock and drops it, so the holder's release or death
+// is the wake-up. It cannot be cancelled: a caller that gives up lets it be.
 func WaitUnlocked(f *os.File) error {
-	if err := onFd(f, func(fd int) error { return unix.Flock(fd, unix.LOCK_SH) }); err != nil {
+	if err := OnFd(f, func(fd int) error { return unix.Flock(fd, unix.LOCK_SH) }); err != nil {
 		return &fs.PathError{Op: "flock", Path: f.Name(), Err: err}
 	}
-	return onFd(f, func(fd int) error { return unix.Flock(fd, unix.LOCK_UN) })
+	return OnFd(f, func(fd int) error { return unix.Flock(fd, unix.LOCK_UN) })
 }
 
-// onFd runs op on f's descriptor, without the side effects of f.Fd.
-func onFd(f *os.File, op func(fd int) error) error {
+// OnFd runs op on f's descriptor, retried on EINTR (f.Fd has side effects).
+func OnFd(f *os.File, op func(fd int) error) error {
 	rc, err := f.SyscallConn()
 	if err != nil {
 		return err
@@ -90,9 +82,8 @@ func Linked(fi fs.FileInfo) bool {
 }
 
 // RemoveAndClose removes path if it still names the locked file fi, then
-// closes f, which drops the lock. Deleting before closing matters: once the
-// lock is gone another process may lock this file, and a delete after that
-// would remove its slot file while it runs (the unlink race).
+// closes f, dropping the lock: after that another process may lock the
+// file, and a delete would remove its slot file while it runs.
 func RemoveAndClose(f *os.File, path string, fi fs.FileInfo) error {
 	var rmErr error
 	if StillAt(path, fi) {
@@ -106,16 +97,14 @@ func RemoveAndClose(f *os.File, path string, fi fs.FileInfo) error {
 	return rmErr
 }
 
-// A PathLock is an exclusive lock taken by TryLockPath, on the open file
-// it keeps.
+// A PathLock is an exclusive lock TryLockPath took, on the file it keeps.
 type PathLock struct{ f *os.File }
 
-// TryLockPath opens path (flag: os.O_RDONLY or os.O_RDWR; never following
-// a link, never waiting on a FIFO) and tries its exclusive lock, as
-// TryLock does. It returns the lock when taken; nil, false, nil when
-// another holds it. The file becomes an *os.File only once locked: a probe
-// mostly meets a held file, and os.OpenFile would first make a system
-// call to register it with Go's poller, which fails for regular files.
+// TryLockPath opens path (flag: os.O_RDONLY or os.O_RDWR, with NoFollow)
+// and tries its exclusive lock, as TryLock does: the lock when taken; nil,
+// false, nil when another holds it. The file becomes an *os.File only once
+// locked: a probe mostly meets a held file, and os.OpenFile would first try
+// to register it with Go's poller, a system call that fails for it.
 func TryLockPath(path string, flag int) (*PathLock, bool, error) {
 	var fd int
 	err := retryEINTR(func() (err error) {

@@ -11,27 +11,20 @@ import (
 	"golang.org/x/sys/windows"
 )
 
-// NoFollow has no Windows counterpart in os.OpenFile; Open checks for a
-// reparse point itself.
+// NoFollow has no Windows counterpart: Open checks for a reparse point itself.
 const NoFollow = 0
 
-// Open opens path read-write: with create, only if this call creates it,
-// mode 0600. A symbolic link at path is refused.
-func Open(path string, create bool) (*os.File, error) {
+// Open creates path (O_EXCL), read-write, mode 0600, refusing a symlink there.
+func Open(path string) (*os.File, error) {
 	if fi, err := os.Lstat(path); err == nil && fi.Mode()&fs.ModeSymlink != 0 {
 		return nil, &fs.PathError{Op: "open", Path: path, Err: fmt.Errorf("is a symbolic link")}
 	}
-	flag := os.O_RDWR
-	if create {
-		flag |= os.O_CREATE | os.O_EXCL
-	}
-	return os.OpenFile(path, flag, 0o600)
+	return os.OpenFile(path, os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o600)
 }
 
-// TryLock locks byte 0 of f exclusively, the same region gofrs/flock locks,
-// so probes made through it and acquirers agree. The region lock also blocks
-// other handles' reads of that byte, so on Windows status cannot read a held
-// slot's record.
+// TryLock locks byte 0 of f exclusively, as gofrs/flock does, so probes
+// made through it and acquirers agree. The lock also blocks other handles'
+// reads of that byte: status cannot read a held slot's record here.
 func TryLock(f *os.File) (bool, error) {
 	var ol windows.Overlapped
 	err := windows.LockFileEx(windows.Handle(f.Fd()),
@@ -49,10 +42,9 @@ func TryLock(f *os.File) (bool, error) {
 // cannot lose its name, because Go opens files without FILE_SHARE_DELETE.
 func Linked(fs.FileInfo) bool { return true }
 
-// RemoveAndClose closes f, then removes path. Windows cannot delete a file
-// that is open, so the order is the reverse of Unix; it is still safe: if
-// another process has opened the file since, it holds it open without
-// delete sharing and the removal fails, leaving its slot alone.
+// RemoveAndClose closes f, then removes path, as Windows cannot delete an
+// open file. It is safe all the same: a process that opened the file since
+// holds it without delete sharing, so the removal fails.
 func RemoveAndClose(f *os.File, path string, fi fs.FileInfo) error {
 	if err := f.Close(); err != nil {
 		return err
@@ -64,9 +56,8 @@ func RemoveAndClose(f *os.File, path string, fi fs.FileInfo) error {
 }
 
 // RemoveLocked drops lk's lock and handle, then deletes path if it is
-// still the file lk held: Windows cannot delete an open file. As in
-// RemoveAndClose, a process that opened the file in between keeps it open
-// without delete sharing, so the delete then fails and its slot is safe.
+// still the file lk held (Windows cannot delete an open file; a process
+// that opened it in between makes the delete fail, as in RemoveAndClose).
 func RemoveLocked(path string, lk *PathLock) error {
 	fi, err := lk.Stat()
 	lk.Unlock()
@@ -76,9 +67,8 @@ func RemoveLocked(path string, lk *PathLock) error {
 	return nil
 }
 
-// WaitUnlocked blocks until no exclusive lock is held on byte 0 of f,
-// then returns holding nothing: LockFileEx shared, without
-// LOCKFILE_FAIL_IMMEDIATELY, then unlocked.
+// WaitUnlocked blocks until no exclusive lock is held on byte 0 of f:
+// LockFileEx shared, without LOCKFILE_FAIL_IMMEDIATELY, then unlocked.
 func WaitUnlocked(f *os.File) error {
 	var ol windows.Overlapped
 	h := windows.Handle(f.Fd())

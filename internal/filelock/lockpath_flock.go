@@ -11,9 +11,8 @@ import (
 // A PathLock is an exclusive lock taken by TryLockPath.
 type PathLock struct{ lk *flock.Flock }
 
-// TryLockPath opens path (flag: os.O_RDONLY or os.O_RDWR) and tries its
-// exclusive lock, through gofrs/flock, which locks what TryLock locks. It
-// returns the lock when taken; nil, false, nil when another holds it.
+// TryLockPath is TryLock on path (flag: os.O_RDONLY or os.O_RDWR), through
+// gofrs/flock: the lock when taken; nil, false, nil when another holds it.
 func TryLockPath(path string, flag int) (lk *PathLock, locked bool, err error) {
 	l := flock.New(path, flock.SetFlag(flag|NoFollow))
 	if locked, err = l.TryLock(); err != nil || !locked {

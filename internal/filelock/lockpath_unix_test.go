@@ -17,7 +17,7 @@ import (
 func TestTryLockPath(t *testing.T) {
 	dir := t.TempDir()
 	path := filepath.Join(dir, "slot-0.lock")
-	holder, err := Open(path, true)
+	holder, err := Open(path)
 	if err != nil {
 		t.Fatal(err)
 	}

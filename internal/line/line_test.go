@@ -84,7 +84,7 @@ func TestJoinOrdersByArrival(t *testing.T) {
 			t.Errorf("Ahead(%s) = %d, want %d", tk.Name(), got, want)
 		}
 	}
-	ws, err := l.Waiters(false)
+	ws, err := l.Waiters(slotfile.Look)
 	if err != nil || len(ws) != 3 {
 		t.Fatalf("Waiters = %v, %v; want 3", ws, err)
 	}

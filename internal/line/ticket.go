@@ -1,14 +1,12 @@
 // Package line makes waiting fair across processes: waiters are served in
-// the order they arrived, through a line of ticket files in a pool's queue
-// directory, and each waits on a lock, so an idle waiter costs nothing.
-//
-// A ticket is a file locked exclusively for as long as its waiter waits,
-// whose name sorts by arrival (machine-wide monotonic clock, pid,
-// per-process sequence). Only the first in line tries the slots; every
-// other waiter waits on the lock of the ticket right ahead. So a release
-// wakes the first in line, a departure the one behind, and a process that
-// releases and at once asks again goes to the back. A ticket whose lock is
-// free is a dead waiter's: the one behind removes it and moves up.
+// arrival order through ticket files in a pool's queue directory, each
+// locked exclusively while its waiter waits and named to sort by arrival
+// (machine-wide monotonic clock, pid, sequence). Only the first in line
+// tries the slots; every other waiter waits on the lock of the ticket right
+// ahead: an idle waiter costs nothing, a release wakes the first, a
+// departure the one behind, and one who releases and asks again goes to the
+// back. A ticket whose lock is free is a dead waiter's: the one behind
+// removes it.
 package line
 
 import (
@@ -41,10 +39,9 @@ type Ticket struct {
 var ticketSeq atomic.Uint64
 
 // Join takes a ticket for a waiter that arrived at arrived (machine-wide
-// monotonic nanoseconds), recording rec in it. The ticket gets its name
-// only once locked and recorded, so no other process can see it unlocked
-// and take it for a dead waiter's. A draft removed meanwhile (a cleanup in
-// another pid namespace took its maker for dead) is made again.
+// monotonic nanoseconds), recording rec in it. It is named only once
+// locked and recorded, so nobody takes it for a dead waiter's; a draft
+// removed meanwhile (its maker taken for dead) is made again.
 func (l Line) Join(arrived int64, rec []byte) (*Ticket, error) {
 	var err error
 	for range 3 {
@@ -69,16 +66,14 @@ func (l Line) make(k string, rec []byte) (*os.File, error) {
 	}
 	ok, err := filelock.TryLock(f)
 	if err == nil && !ok {
-		// Probers lock a young empty draft only to remove it (see
-		// slotfile.ProbeNamed): as good as gone.
+		// Probers lock a young empty draft only to remove it: as good as gone.
 		err = fs.ErrNotExist
 	}
 	if err == nil {
 		_, err = f.Write(rec)
 	}
 	if err == nil {
-		// No other process makes this name (pid, sequence): a plain
-		// rename cannot replace another's ticket.
+		// Nobody else makes this name (pid, sequence): a plain rename.
 		err = os.Rename(at, filepath.Join(l.Dir, slotfile.TicketPrefix+k))
 	}
 	if err != nil {
@@ -134,11 +129,10 @@ func (l Line) Ahead(name string) int {
 }
 
 // ahead finds the live ticket right ahead of t: its path ("" when t is
-// first in line) and t's place (1: first). Third or fourth, t waits on the
-// first's ticket too (head): its departure moves t up, to where it must
-// watch the slots, while the one ahead stays. Dead tickets between are
-// removed (one further ahead is left to the waiter behind it); a dead
-// first, by any that would wait on it.
+// first) and t's place (1: first). Third or fourth, t waits on the first's
+// ticket too (head): its departure moves t up to where it watches the
+// slots. Dead tickets between are removed (one further ahead is left to
+// the waiter behind it); a dead first, by any that would wait on it.
 func (t *Ticket) ahead() (path, head string, place int, err error) {
 	names, err := t.line.names()
 	if err != nil {
@@ -170,17 +164,12 @@ type Waiter struct {
 	Live bool
 }
 
-// Waiters lists the tickets in arrival order, live ones and dead ones, and
-// removes the dead ones when remove is set. Drafts still being made are
-// left out.
-func (l Line) Waiters(remove bool) ([]Waiter, error) {
+// Waiters lists the tickets, live and dead, in arrival order, removing the
+// dead ones with slotfile.Remove; drafts still being made are left out.
+func (l Line) Waiters(mode slotfile.Mode) ([]Waiter, error) {
 	names, err := l.names()
 	if err != nil {
 		return nil, err
-	}
-	mode := slotfile.Look
-	if remove {
-		mode = slotfile.Remove
 	}
 	var out []Waiter
 	for _, n := range names {

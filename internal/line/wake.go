@@ -12,31 +12,27 @@ import (
 	"github.com/llmslots/llmslots/internal/filelock"
 )
 
-// A waker wakes a waiter by the locks themselves, on every platform: for
-// each file it waits on (the ticket ahead; for the head of the line, the
-// held slots), a goroutine blocks in a shared lock, which the kernel
-// grants the instant the holder releases its exclusive lock or dies. An
-// idle waiter makes no system call at all.
+// A waker wakes a waiter by the locks themselves: for each file it waits
+// on (the ticket ahead; for the head of the line, the held slots), a
+// goroutine blocks in a shared lock, which the kernel grants the instant
+// the holder lets go or dies. An idle waiter makes no system call at all.
 //
-// A blocking lock cannot be cancelled, so a waiter that gives up leaves
-// its wait to end at the holder's release. Waits are shared across the
-// process, one per file: a waiter that asks again joins the same wait,
-// and the threads blocked are bounded by the files, not by the waits.
+// A blocking lock cannot be cancelled: a wait given up ends at the
+// holder's release. Waits are shared across the process, one per file, so
+// the threads blocked are bounded by the files, not by the waits.
 type waker struct {
 	wake    chan struct{} // buffered: a wake-up between waits is kept
 	waiting []*lockWait   // the waits this waker subscribes to
 	at      time.Time     // when to look again though nothing wakes it
-	// polls is set when some file cannot be waited on by its lock (too
-	// many files, a young empty file, an unreadable one): the waker polls
-	// as well, with a sleep (poll) that grows while it keeps polling.
+	// polls: some file cannot be waited on by its lock (too many, a young
+	// empty file, an unreadable one): the waker polls too, its sleep growing.
 	polls bool
 	poll  time.Duration
 }
 
 const (
 	// maxLockWaits bounds the files one waker waits on by their locks
-	// (each a thread blocked in the kernel): the ticket ahead and 64 slot
-	// files. Past it, it polls as well.
+	// (each a thread blocked in the kernel): the ticket ahead and 64 slots.
 	maxLockWaits = 1 + 64
 	// The polling sleep grows from pollMin to pollMax, jittered so that
 	// waiters who started together do not look together.
@@ -56,17 +52,15 @@ var lockWaits = struct {
 	byPath map[string]*lockWait
 }{byPath: map[string]*lockWait{}}
 
-// A lockWait is one goroutine blocked on one file's lock, and the wakers
-// to wake when it returns.
+// A lockWait is a goroutine blocked on a file's lock, and the wakers to wake.
 type lockWait struct {
 	fi   fs.FileInfo // the file waited on: a new file at its path needs a new wait
 	subs map[chan struct{}]bool
 }
 
-// watch subscribes w to the release of path's lock, starting a wait if
-// the process has none for that very file. A missing file is reported as
-// fs.ErrNotExist, one whose lock is free as errFree, and a file that
-// cannot be waited on makes w poll.
+// watch subscribes w to the release of path's lock, starting a wait if the
+// process has none for that very file. It reports a missing file as
+// fs.ErrNotExist, a free lock as errFree; one it cannot wait on makes w poll.
 func (w *waker) watch(path string) error {
 	if len(w.waiting) >= maxLockWaits {
 		w.polls = true
@@ -88,9 +82,8 @@ func (w *waker) watch(path string) error {
 		return nil // planted (a FIFO, a directory): nothing to wait for
 	}
 	if fi.Size() == 0 {
-		// Perhaps not locked yet by its creator (every holder records
-		// itself right after locking): a shared lock now would make the
-		// creator's own lock fail. Look again shortly.
+		// Perhaps not locked yet by its creator: a shared lock now would
+		// make the creator's own lock fail. Look again shortly.
 		f.Close()
 		w.polls = true
 		return nil
@@ -138,8 +131,7 @@ func (lw *lockWait) run(f *os.File) {
 	lw.subs = nil
 }
 
-// gone watches the ticket at path, and reports whether it is gone or its
-// waiter died since the look.
+// gone watches the ticket at path and reports it gone, or its waiter dead.
 func (w *waker) gone(path string) bool {
 	err := w.watch(path)
 	return errors.Is(err, fs.ErrNotExist) || err == errFree

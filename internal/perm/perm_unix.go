@@ -12,8 +12,7 @@ import (
 	"syscall"
 )
 
-// envDir is the variable that chooses the default pool's directory,
-// named in the advice of an UnsafeError.
+// envDir chooses the default pool's directory, as the errors advise.
 const envDir = "LLMSLOTS_DIR"
 
 // GroupsSupported reports whether pools can be shared by a Unix group.
@@ -39,23 +38,22 @@ func inGroup(gid int) bool {
 
 // CheckDir refuses a pool directory that would let someone else forge,
 // delete or swap slot files. A private pool's (gid < 0) must be this
-// user's and writable by nobody else; a group's must belong to that group,
-// give it full access, be closed to others, and this process must be a
-// member.
+// user's and writable by nobody else; a group's must be that group's, give
+// it full access and others none, and this process must be a member.
 func CheckDir(dir string, fi fs.FileInfo, gid int) error {
 	if gid >= 0 {
 		return checkGroupDir(dir, fi, gid)
 	}
 	if st, ok := fi.Sys().(*syscall.Stat_t); ok {
 		if uid := os.Geteuid(); int(st.Uid) != uid {
-			return unsafe("slot directory %s belongs to uid %d, not to you (uid %d); set %s to a directory of your own", dir, st.Uid, uid, envDir)
+			return fmt.Errorf("slot directory %s belongs to uid %d, not to you (uid %d); set %s to a directory of your own", dir, st.Uid, uid, envDir)
 		}
 	}
 	if perm := fi.Mode().Perm(); perm&0o022 != 0 {
 		if fi.Mode()&fs.ModeSticky != 0 { // a shared place like /tmp: chmod go-w would break it for everyone
-			return unsafe("slot directory %s is writable by group or others (mode %04o), a shared place; set %s to a directory of your own in it, such as %s/llmslots-%d (llmslots creates it, mode 0700)", dir, perm|0o1000, envDir, dir, os.Geteuid())
+			return fmt.Errorf("slot directory %s is writable by group or others (mode %04o), a shared place; set %s to a directory of your own in it, such as %s/llmslots-%d (llmslots creates it, mode 0700)", dir, perm|0o1000, envDir, dir, os.Geteuid())
 		}
-		return unsafe("slot directory %s is writable by group or others (mode %04o); run: chmod go-w %s", dir, perm, dir)
+		return fmt.Errorf("slot directory %s is writable by group or others (mode %04o); run: chmod go-w %s", dir, perm, dir)
 	}
 	return nil
 }
@@ -63,42 +61,36 @@ func CheckDir(dir string, fi fs.FileInfo, gid int) error {
 func checkGroupDir(dir string, fi fs.FileInfo, gid int) error {
 	perm := fi.Mode().Perm()
 	if st, ok := fi.Sys().(*syscall.Stat_t); ok && int(st.Gid) != gid {
-		return unsafe("slot directory %s belongs to group %d, not to the pool's group %d; run: chgrp %d %s", dir, st.Gid, gid, gid, dir)
+		return fmt.Errorf("slot directory %s belongs to group %d, not to the pool's group %d; run: chgrp %d %s", dir, st.Gid, gid, gid, dir)
 	}
 	if perm&0o002 != 0 {
-		return unsafe("slot directory %s is writable by others (mode %04o); run: chmod o-w %s", dir, perm, dir)
+		return fmt.Errorf("slot directory %s is writable by others (mode %04o); run: chmod o-w %s", dir, perm, dir)
 	}
 	if perm&0o070 != 0o070 {
-		return unsafe("slot directory %s does not give its group full access (mode %04o); run: chmod 2770 %s", dir, perm, dir)
+		return fmt.Errorf("slot directory %s does not give its group full access (mode %04o); run: chmod 2770 %s", dir, perm, dir)
 	}
-	// Without setgid, files take their creator's own group, which the
-	// other members cannot open: a dead member's slot would look held
-	// forever. With the sticky bit, members cannot delete each other's
-	// files: a dead member's slot could never be reclaimed.
+	// Without setgid, files take their maker's group, which other members
+	// cannot open: a dead member's slot would look held forever. With the
+	// sticky bit, members cannot delete a dead member's slot file.
 	if fi.Mode()&fs.ModeSetgid == 0 {
-		return unsafe("slot directory %s lacks the setgid bit (mode %04o): its files would get their makers' own groups, which other members cannot open; run: chmod 2770 %s", dir, octal(fi), dir)
+		return fmt.Errorf("slot directory %s lacks the setgid bit (mode %04o): its files would get their makers' own groups, which other members cannot open; run: chmod 2770 %s", dir, octal(fi), dir)
 	}
 	if fi.Mode()&fs.ModeSticky != 0 {
-		return unsafe("slot directory %s has the sticky bit (mode %04o): members could not remove a dead member's slot file; run: chmod 2770 %s", dir, octal(fi), dir)
+		return fmt.Errorf("slot directory %s has the sticky bit (mode %04o): members could not remove a dead member's slot file; run: chmod 2770 %s", dir, octal(fi), dir)
 	}
 	if !inGroup(gid) {
-		return unsafe("you (uid %d) are not a member of group %d, which shares %s", os.Geteuid(), gid, dir)
+		return fmt.Errorf("you (uid %d) are not a member of group %d, which shares %s", os.Geteuid(), gid, dir)
 	}
 	return nil
 }
 
-func unsafe(format string, args ...any) error {
-	return &UnsafeError{Msg: fmt.Sprintf(format, args...)}
-}
-
 // CheckParents refuses a pool directory that someone else could swap for
 // another (a symbolic link to another of the victim's directories, say),
-// as sshd's StrictModes does for a home directory: every directory above
-// it and every symbolic link on the way must belong to root or to this
-// user, and no directory above it may be writable by others or its group
-// unless sticky (as /tmp is); a group pool accepts its own group's
-// writes. The pool directory itself is CheckDir's to judge; a path that
-// does not exist yet is judged up to where it ends.
+// as sshd's StrictModes does: every directory above it and every symbolic
+// link on the way must belong to root or to this user, and no directory
+// above it may be writable by others or its group unless sticky (as /tmp
+// is) or the pool's group's. The pool directory itself is CheckDir's to
+// judge; a path that does not exist yet is judged up to where it ends.
 func CheckParents(dir string, gid int) error {
 	todo := split(dir)
 	cur := "/"
@@ -118,10 +110,10 @@ func CheckParents(dir string, gid int) error {
 		}
 		if fi.Mode()&fs.ModeSymlink != 0 {
 			if links++; links > 40 {
-				return unsafe("too many symbolic links on the way to slot directory %s", dir)
+				return fmt.Errorf("too many symbolic links on the way to slot directory %s", dir)
 			}
 			if !ownedByRootOrMe(fi) {
-				return unsafe("%s, on the way to slot directory %s, is a symbolic link of uid %d: whoever owns it chooses the pool; set %s to a path of your own", next, dir, owner(fi), envDir)
+				return fmt.Errorf("%s, on the way to slot directory %s, is a symbolic link of uid %d: whoever owns it chooses the pool; set %s to a path of your own", next, dir, owner(fi), envDir)
 			}
 			target, err := os.Readlink(next)
 			if err != nil {
@@ -150,7 +142,7 @@ func checkAbove(path string, fi fs.FileInfo, dir string, gid int) error {
 		return nil // the pool's own checks report a path that is not one
 	}
 	if !ownedByRootOrMe(fi) {
-		return unsafe("%s, above slot directory %s, belongs to uid %d, who could replace the pool directory; set %s to a directory under one only you (or root) can change", path, dir, owner(fi), envDir)
+		return fmt.Errorf("%s, above slot directory %s, belongs to uid %d, who could replace the pool directory; set %s to a directory under one only you (or root) can change", path, dir, owner(fi), envDir)
 	}
 	perm := fi.Mode().Perm()
 	sticky := fi.Mode()&fs.ModeSticky != 0
@@ -158,9 +150,9 @@ func checkAbove(path string, fi fs.FileInfo, dir string, gid int) error {
 	case sticky:
 		return nil
 	case perm&0o002 != 0:
-		return unsafe("%s, above slot directory %s, is writable by others (mode %04o) and not sticky: anyone could replace the pool directory; set %s to a directory under one only you (or root) can change", path, dir, perm, envDir)
+		return fmt.Errorf("%s, above slot directory %s, is writable by others (mode %04o) and not sticky: anyone could replace the pool directory; set %s to a directory under one only you (or root) can change", path, dir, perm, envDir)
 	case perm&0o020 != 0 && !groupMayWrite(fi, gid):
-		return unsafe("%s, above slot directory %s, is writable by its group (mode %04o) and not sticky: a member could replace the pool directory; run: chmod g-w %s, or set %s elsewhere", path, dir, perm, path, envDir)
+		return fmt.Errorf("%s, above slot directory %s, is writable by its group (mode %04o) and not sticky: a member could replace the pool directory; run: chmod g-w %s, or set %s elsewhere", path, dir, perm, path, envDir)
 	}
 	return nil
 }

@@ -2,7 +2,6 @@
 
 package proc
 
-// Alive cannot tell here, so it answers alive: a wrong "dead" would free
-// a live holder's slot, a wrong "alive" only keeps a stale one until the
-// lock is probed.
+// Alive cannot tell here, so it answers alive: a wrong "dead" would free a
+// live holder's slot, a wrong "alive" only keeps a stale one a while.
 func Alive(pid int) bool { return pid > 0 }

@@ -8,9 +8,8 @@ import (
 	"golang.org/x/sys/windows"
 )
 
-// Alive reports whether a process with this pid exists. Access denied
-// means it exists but belongs to someone else; only an invalid-parameter
-// answer means there is no such process.
+// Alive reports whether a process with this pid exists: access denied means
+// it is someone else's; only an invalid parameter means there is none.
 func Alive(pid int) bool {
 	if pid <= 0 {
 		return false

@@ -8,8 +8,7 @@ import (
 )
 
 // StartTime returns the process's start time in clock ticks after boot
-// (field 22 of /proc/<pid>/stat), or "" when it cannot be read. With the pid
-// it names one process: a reused pid has a different start time.
+// (field 22 of /proc/<pid>/stat; "" if unreadable), which tells a reused pid.
 func StartTime(pid int) string { return statField(pid, 22) }
 
 // parentOf returns pid's parent (field 4 of /proc/<pid>/stat), or 0.
@@ -38,9 +37,8 @@ func statField(pid, n int) string {
 }
 
 // Namespace names this process's pid namespace (the inode number in
-// /proc/self/ns/pid), or "" when it cannot be read. Processes in containers
-// that share a bind-mounted pool see each other's pids as absent or as
-// strangers: a pid from another namespace says nothing here.
+// /proc/self/ns/pid), or "" when unreadable. Containers sharing a pool see
+// each other's pids as absent or strangers: such a pid says nothing here.
 func Namespace() string {
 	link, err := os.Readlink("/proc/self/ns/pid")
 	if err != nil {
@@ -51,9 +49,8 @@ func Namespace() string {
 	return strings.TrimSuffix(link, "]")
 }
 
-// IsAncestor reports whether pid is an ancestor of this process (pid 1,
-// everyone's, is not counted). A pid alone may be reused: the caller
-// compares start times.
+// IsAncestor reports whether pid is an ancestor of this process (pid 1 is
+// not counted). A pid alone may be reused: the caller compares start times.
 func IsAncestor(pid int) bool {
 	for p := parentOf(os.Getpid()); p > 1; p = parentOf(p) {
 		if p == pid {

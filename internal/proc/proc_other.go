@@ -8,6 +8,5 @@ func StartTime(pid int) string { return "" }
 // Namespace is unknown here.
 func Namespace() string { return "" }
 
-// IsAncestor cannot tell here: false, so a process that lost its
-// inherited descriptor waits as any other would.
+// IsAncestor cannot tell here: false (one that lost its descriptor waits).
 func IsAncestor(pid int) bool { return false }

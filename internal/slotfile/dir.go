@@ -21,9 +21,8 @@ type unsafeError struct{ msg string }
 func (e *unsafeError) Error() string        { return e.msg }
 func (e *unsafeError) Is(target error) bool { return target == ErrUnsafeDir }
 
-// Prepare creates the pool directory dir and its queue directory if they
-// are missing, and checks both. envDir names the variable a user sets to
-// choose another directory, for the message.
+// Prepare creates the pool directory dir and its queue if missing, and
+// checks both; envDir, the variable that chooses another, is for messages.
 func (m Maker) Prepare(dir, envDir string) error {
 	exists, err := m.Inspect(dir, envDir)
 	if err == nil && !exists {
@@ -55,10 +54,9 @@ func (m Maker) Prepare(dir, envDir string) error {
 	return nil
 }
 
-// Inspect checks the pool directory dir without creating anything:
-// exists is false when it is missing (which is no error). It refuses what
-// is not a directory, or what another user could tamper with (see
-// perm.CheckDir and perm.CheckParents).
+// Inspect checks the pool directory dir without creating anything: exists
+// is false when it is missing (no error). It refuses what is not a
+// directory, or what others could tamper with (see package perm).
 func (m Maker) Inspect(dir, envDir string) (exists bool, err error) {
 	fi, err := os.Stat(dir)
 	if errors.Is(err, fs.ErrNotExist) {

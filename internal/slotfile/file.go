@@ -13,9 +13,8 @@ import (
 	"github.com/llmslots/llmslots/internal/filelock"
 )
 
-// A Maker makes a pool's files: private to their owner (mode 0600), or,
-// with Shared, readable and writable by the Unix group GID (mode 0660),
-// for a pool that several users share.
+// A Maker makes a pool's files: private (mode 0600), or with Shared, the
+// Unix group GID's (mode 0660), for a pool that several users share.
 type Maker struct {
 	Shared bool
 	GID    int
@@ -34,7 +33,7 @@ func (m Maker) create(path, kind string) (f *os.File, err error) {
 	if m.Shared {
 		f, err = os.OpenFile(path, os.O_RDWR|os.O_CREATE|os.O_EXCL|filelock.NoFollow, groupFileMode)
 	} else {
-		f, err = filelock.Open(path, true)
+		f, err = filelock.Open(path)
 	}
 	if err != nil {
 		return nil, err
@@ -56,11 +55,9 @@ func (m Maker) create(path, kind string) (f *os.File, err error) {
 	return f, nil
 }
 
-// New makes a new file for path. In a group's pool it is made under a
-// hidden name beside path (at), for the caller to lock and then link or
-// rename to path, so that another member never meets it without the
-// group's mode; elsewhere at is path itself. An existing path gives an
-// error matching fs.ErrExist.
+// New makes a new file for path: at path, or in a group's pool at a hidden
+// name beside it (at) to lock, then link or rename to path, so no member
+// meets it without the group's mode. An existing path fails (fs.ErrExist).
 func (m Maker) New(path, kind string) (f *os.File, at string, err error) {
 	at = path
 	if m.Shared {
@@ -91,10 +88,9 @@ type Taken struct {
 // means another process was taking the same file at that instant.
 //
 // Between creating and locking, a prober may take the new file for a dead
-// holder's and delete it, and another process create and lock a new one
-// (the unlink race). So Take checks after locking that its file still has
-// its name, and starts over if not (a file that keeps changing is
-// reported taken). In a group's pool the file is locked before it is named.
+// holder's and delete it, and another process make a new one (the unlink
+// race): so Take checks after locking that its file still has its name,
+// and starts over if not. In a group's pool it locks before it names.
 func (m Maker) Take(path string, rec []byte) (t *Taken, exists bool, err error) {
 	for range 4 {
 		f, at, err := m.New(path, "slot")
@@ -133,10 +129,10 @@ func (m Maker) Take(path string, rec []byte) (t *Taken, exists bool, err error) 
 			}
 			return nil, false, err
 		}
-		// On a network filesystem a file deleted while open may be
-		// renamed (NFS's .nfsXXXX) and keep its link: check the path.
+		// Deleted under us (see above)? On NFS a file deleted while open
+		// is renamed (.nfsXXXX) and keeps its link: check the path too.
 		if !filelock.Linked(fi) || !filelock.StillAt(path, fi) {
-			f.Close() // deleted under us: see above
+			f.Close()
 			continue
 		}
 		return &Taken{File: f, Info: fi, RecordErr: recErr}, false, nil

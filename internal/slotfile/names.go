@@ -1,7 +1,6 @@
 // Package slotfile is the protocol on disk: the names of slot and ticket
 // files, the record each holds, how a file is made, probed, reclaimed and
-// removed, and the checks a pool directory must pass. It knows nothing of
-// waiting (internal/line) or of the public API.
+// removed, and the checks a pool directory must pass.
 package slotfile
 
 import (
@@ -39,8 +38,7 @@ func ParseSlotName(name string) int {
 	return id
 }
 
-// pidInName returns the pid a ticket's (or draft's) name carries, 0 if
-// none: "t-<arrival>-<pid>-<seq>".
+// pidInName returns the pid in a ticket name "t-<arrival>-<pid>-<seq>", or 0.
 func pidInName(name string) int {
 	parts := strings.Split(name, "-")
 	if len(parts) != 4 || parts[0]+"-" != TicketPrefix && parts[0]+"-" != DraftPrefix {

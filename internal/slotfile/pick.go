@@ -9,9 +9,7 @@ type Pick struct {
 	// Reclaimed is the record of the dead holder whose file was removed
 	// to take the slot (PID 0 if the slot was free).
 	Reclaimed Record
-	// Soon reports a slot held only by a young empty file: it may be
-	// reclaimed, with no event, once old enough.
-	Soon bool
+	Soon      bool // a slot held only by a young empty file, reclaimable once old
 	// Unusable lists the slots whose path holds what no llmslots process
 	// makes (a planted symbolic link, a FIFO); Why says what, in order.
 	Unusable []int
@@ -25,10 +23,9 @@ type Pick struct {
 // dead holder's removed under its lock and made anew.
 //
 // A small pool is tried from slot 0, so holders sit at the lowest ids,
-// which status reads best. A pool above max 64 is tried from a random
-// slot: from 0, each held slot ahead of the first free one costs a failed
-// create (512 held of 1,024: about half a millisecond); from a random one,
-// max/free tries on average.
+// which status reads best; one above max 64 from a random slot: from 0,
+// each held slot before the first free one costs a failed create (512 held
+// of 1,024: about half a millisecond), from a random one max/free tries.
 func (m Maker) Pick(dir string, max int, rec []byte, mine func(id int) bool) (Pick, error) {
 	pick := Pick{ID: -1}
 	start := 0

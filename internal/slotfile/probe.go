@@ -50,17 +50,15 @@ const (
 )
 
 // Probe decides the state of a slot (or ticket) file by its lock: taken
-// is held, free is stale (its holder died), no file is free, anything but
-// a regular file is invalid (and never deleted: a symlink or FIFO could be
-// swapped for a live holder's file between the look and the delete). When
-// the lock cannot be tried it falls back to the recorded pid
-// (FallbackProbe). With Remove, a stale file is deleted while Probe holds
-// its lock: nobody can have taken it meanwhile.
+// is held, free is stale, no file is free, anything but a regular file is
+// invalid (and never deleted: it could be swapped for a live holder's file
+// between the look and the delete). A lock that cannot be tried falls back
+// to the recorded pid (FallbackProbe). With Remove, a stale file is
+// deleted while Probe holds its lock, so nobody can have taken it.
 //
-// The file may be replaced between the look and the lock (a holder
-// deletes it, an acquirer creates a new one not yet locked); deleting the
-// new file by the old one's look would give the slot two holders. So a
-// probe that locked another file than it looked at looks again.
+// A probe that locked another file than it looked at (a holder deleted it,
+// an acquirer made a new one) looks again: deleting the new file by the
+// old one's look would give the slot two holders.
 func Probe(path string, mode Mode) (Result, error) {
 	for range 3 {
 		fi, err := os.Lstat(path)
@@ -73,9 +71,8 @@ func Probe(path string, mode Mode) (Result, error) {
 		if !fi.Mode().IsRegular() {
 			return Result{State: Invalid, Detail: Describe(fi) + ", which llmslots never makes: remove it by hand"}, nil
 		}
-		// Holders record themselves right after locking: an empty file may
-		// not be locked yet by a creator that, following the reference,
-		// never checks that its file kept its name. It counts as held
+		// An empty file may not be locked yet by its creator (the
+		// reference's never checks that its file kept its name): held
 		// until old enough to be a dead holder's.
 		if fi.Size() == 0 && time.Since(fi.ModTime()) < FreshAge && mode != removeOrphan {
 			return Result{State: Held, Detail: freshDetail}, nil
@@ -95,8 +92,7 @@ func Probe(path string, mode Mode) (Result, error) {
 			return FallbackProbe(path, err), nil
 		}
 		if !locked {
-			// Only status wants a live holder's record: the acquire path
-			// and the line probe held files often and need none.
+			// Only status (Look) reads a live holder's record: acquirers probe often.
 			res := Result{State: Held}
 			if mode == Look {
 				res.Rec, _ = ReadRecord(path)
@@ -127,11 +123,9 @@ func Probe(path string, mode Mode) (Result, error) {
 	return Result{State: Held, Detail: "replaced again and again while probed; counted as held"}, nil
 }
 
-// ProbeNamed is Probe for a ticket or draft, whose name carries its
-// maker's pid: with Remove, a young empty file whose maker is gone (it
-// died before locking it) is removed too. A pid of another pid namespace
-// looks dead here while its maker lives: that costs the maker a retry
-// (Join makes its draft again), never a second holder.
+// ProbeNamed is Probe for a ticket or draft, whose name carries its maker's
+// pid: with Remove, a young empty file whose maker is gone is removed too (a
+// maker in another pid namespace just retries: Join makes its draft again).
 func ProbeNamed(path string, mode Mode) (Result, error) {
 	res, err := Probe(path, mode)
 	if err == nil && mode != Look && res.Detail == freshDetail && !proc.Alive(pidInName(filepath.Base(path))) {
@@ -140,9 +134,8 @@ func ProbeNamed(path string, mode Mode) (Result, error) {
 	return res, err
 }
 
-// FallbackProbe judges a file whose lock could not be tried (lockErr) by
-// its record: a live or unknown holder counts as held, since calling its
-// slot stale would invite a forced release and a second holder.
+// FallbackProbe judges a file whose lock could not be tried (lockErr) by its
+// record: a live or unknown holder is held (stale would invite a second one).
 func FallbackProbe(path string, lockErr error) Result {
 	rec, err := ReadRecord(path)
 	why := "lock not probed (" + lockErr.Error() + ")"
@@ -155,9 +148,8 @@ func FallbackProbe(path string, lockErr error) Result {
 	return Result{State: Stale, Rec: rec, Detail: why + "; pid is dead"}
 }
 
-// HolderHere reports whether rec's pid names, on this host and in this
-// pid namespace, a live process started when the record says: one that
-// may be signalled. Unlike HolderAlive, it answers false when unsure.
+// HolderHere reports whether rec names a live process of this host and pid
+// namespace started when it says, one that may be signalled: false if unsure.
 func HolderHere(rec Record) bool {
 	me := Self()
 	if rec.PID <= 0 || rec.Host != me.Host || rec.PidNS != me.PidNS || !proc.Alive(rec.PID) {
@@ -166,11 +158,10 @@ func HolderHere(rec Record) bool {
 	return rec.Start == "" || proc.StartTime(rec.PID) == rec.Start
 }
 
-// HeldByAncestor reports whether the slot at path is held, and by an
-// ancestor of this process that its record names, by pid and start time:
-// a process that lost the descriptor its parent handed it (a Python layer
-// or a sandbox closed it) must not wait on itself, but the child of a
-// stranger that got a dead taker's pid must.
+// HeldByAncestor reports whether the slot at path is held by an ancestor
+// of this process that its record names, by pid and start time: a process
+// that lost the descriptor its parent handed it must not wait on itself,
+// but the child of a stranger that got a dead taker's pid must.
 func HeldByAncestor(path string) bool {
 	res, err := Probe(path, Look)
 	return err == nil && res.State == Held && res.Rec.Start != "" && HolderHere(res.Rec) && proc.IsAncestor(res.Rec.PID)

@@ -7,7 +7,6 @@ import (
 	"strings"
 	"sync"
 	"time"
-	"unicode/utf8"
 
 	"github.com/llmslots/llmslots/internal/filelock"
 	"github.com/llmslots/llmslots/internal/proc"
@@ -64,8 +63,7 @@ var Self = sync.OnceValue(func() Record {
 // it, and the reference's trimmed form, as time.RFC3339Nano.
 const sinceLayout = "2006-01-02T15:04:05.000000000Z07:00"
 
-// Marshal renders the record in the file format, in one buffer so that it
-// reaches the file in one write.
+// Marshal renders the record in one buffer, so that it takes one write.
 func (r Record) Marshal() []byte {
 	b := []byte("pid=" + strconv.Itoa(r.PID) + "\n")
 	add := func(key, value string) {
@@ -88,40 +86,33 @@ func (r Record) Marshal() []byte {
 }
 
 // ParseRecord reads what it can from a slot file's content: empty, partial
-// or garbage content (a holder died before writing; another tool shares
-// the directory) gives a zero or partial record, never an error.
+// or garbage content gives a zero or partial record, never an error.
 func ParseRecord(data []byte) Record {
 	var r Record
+	text := map[string]*string{"host": &r.Host, "start": &r.Start, "pidns": &r.PidNS, "command": &r.Command, "label": &r.Label}
 	for line := range strings.SplitSeq(string(data), "\n") {
 		key, value, ok := strings.Cut(line, "=")
 		if !ok {
 			continue
 		}
 		v := CleanValue(value, MaxCommandLen)
-		switch strings.TrimSpace(key) {
+		switch key = strings.TrimSpace(key); key {
 		case "pid":
 			if pid, err := strconv.Atoi(v); err == nil && pid > 0 {
 				r.PID = pid
 			}
-		case "host":
-			r.Host = v
 		case "since":
-			// A time marshal could not write back (its UTC year outside
-			// 0..9999) is no holder's: drop it.
+			// A time Marshal could not write back (UTC year not 0..9999): drop it.
 			if t, err := time.Parse(time.RFC3339Nano, v); err == nil && t.UTC().Year() >= 0 && t.UTC().Year() <= 9999 {
 				r.Since = t
 			}
-		case "start":
-			r.Start = v
-		case "pidns":
-			r.PidNS = v
-		case "command":
-			r.Command = v
-		case "label":
-			r.Label = v
 		case "max":
 			if n, err := strconv.Atoi(v); err == nil && n > 0 && n <= MaxSlots {
 				r.Max = n
+			}
+		default:
+			if p := text[key]; p != nil {
+				*p = v
 			}
 		}
 	}
@@ -149,19 +140,10 @@ func ReadRecordFrom(f *os.File) (Record, error) {
 	return ParseRecord(buf[:n]), nil
 }
 
-// CleanValue makes s safe for one line of a record: valid UTF-8, control
-// characters (textsafe.IsControl's) turned to spaces, at most max bytes.
+// CleanValue makes s one safe line of a record (textsafe.Clean), <= max bytes.
 func CleanValue(s string, max int) string {
-	s = strings.ToValidUTF8(s, "?")
-	s = strings.Map(func(r rune) rune {
-		if textsafe.IsControl(r) {
-			return ' '
-		}
-		return r
-	}, s)
-	for len(s) > max {
-		_, n := utf8.DecodeLastRuneInString(s)
-		s = s[:len(s)-n]
+	if s = textsafe.Clean(s); len(s) > max {
+		s = strings.ToValidUTF8(s[:max], "") // drops a rune cut in two
 	}
 	return strings.TrimSpace(s)
 }

@@ -10,8 +10,7 @@ import (
 	"strings"
 )
 
-// Root reads /proc and /sys below a directory: "" for the real ones, a
-// prepared tree in tests.
+// Root reads /proc and /sys below Dir: "" for the real ones, a tree in tests.
 type Root struct{ Dir string }
 
 func (r Root) read(path string) string {
@@ -23,9 +22,8 @@ func (r Root) read(path string) string {
 }
 
 // cgroupDirs returns, for a controller ("cpu", "memory"), the directories
-// of this process's cgroup and of its ancestors up to the hierarchy's
-// mount point: a limit set on any of them applies. v2 answers for every
-// controller; v1 only for a hierarchy that has the controller.
+// of this process's cgroup and its ancestors up to the mount point, where a
+// limit on any applies: v2's, or those of a v1 hierarchy with the controller.
 func (r Root) cgroupDirs(controller string) (dirs []string, v2 bool) {
 	paths := map[string]string{} // "" for the v2 hierarchy, else a v1 controller
 	for _, line := range strings.Split(r.read("/proc/self/cgroup"), "\n") {
@@ -123,15 +121,13 @@ func (r Root) MemAvailable() (avail uint64, desc string, known bool) {
 	}
 	for _, d := range dirs {
 		limit, err := strconv.ParseUint(r.read(filepath.Join(d, limitFile)), 10, 64)
-		// "max" (v2) fails to parse; v1 says "no limit" with a value
-		// near 2^63.
+		// "max" (v2) fails to parse; v1's "no limit" is near 2^63.
 		if err != nil || limit >= 1<<62 {
 			continue
 		}
 		usage, _ := strconv.ParseUint(r.read(filepath.Join(d, usageFile)), 10, 64)
-		// Usage counts page cache, most of which the kernel gives back on
-		// demand: a container that has read a few files would otherwise
-		// look full. Count the working set, as the kubelet does.
+		// Usage counts page cache, mostly given back on demand (a container
+		// that read a few files would look full): count the working set.
 		inactive, _ := r.value(filepath.Join(d, "memory.stat"), inactiveKey)
 		usage -= min(inactive, usage)
 		room := limit - min(usage, limit)
@@ -143,8 +139,7 @@ func (r Root) MemAvailable() (avail uint64, desc string, known bool) {
 	return avail, desc, known
 }
 
-// value reads the number after key on a "key number ..." line of a file
-// such as memory.stat or /proc/meminfo.
+// value reads the number after key on a "key number ..." line of path.
 func (r Root) value(path, key string) (uint64, bool) {
 	for _, line := range strings.Split(r.read(path), "\n") {
 		if f := strings.Fields(line); len(f) >= 2 && f[0] == key {

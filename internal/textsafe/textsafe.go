@@ -2,6 +2,8 @@
 // may hold, for the library and the command alike.
 package textsafe
 
+import "strings"
+
 // IsControl reports the characters refused in names and labels, and
 // turned into spaces in records read: C0 (a newline would split a record
 // or end a shell script's comment and start a command), DEL, C1 (U+009B
@@ -16,4 +18,14 @@ func IsControl(r rune) bool {
 		return true
 	}
 	return false
+}
+
+// Clean makes s valid UTF-8, with IsControl's characters turned to spaces.
+func Clean(s string) string {
+	return strings.Map(func(r rune) rune {
+		if IsControl(r) {
+			return ' '
+		}
+		return r
+	}, strings.ToValidUTF8(s, "?"))
 }

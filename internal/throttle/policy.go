@@ -12,14 +12,12 @@ const (
 	// SlowRounds: the limit grows by one per round, but by one per
 	// SlowRounds across the level below the one that failed.
 	SlowRounds = 16
-	// Rounds are jobs, and jobs may last minutes: growth is also bounded
-	// in wall-clock time. A release raises the limit by a slot per
-	// GrowEvery since the last raise (a slot at most, as if the round had
-	// ended), and the slow band ends ProbeAfter after the decrease.
+	// Rounds are jobs, which may last minutes: a release also raises the
+	// limit by a slot per GrowEvery since the last raise (at most one), and
+	// the slow band ends ProbeAfter after the decrease.
 	GrowEvery  = 250 * time.Millisecond
 	ProbeAfter = time.Second
-	// With no hint, a report pauses for base, doubled per report until a
-	// success, up to cap.
+	// No hint: a pause of base, doubled per report till a success, up to cap.
 	backoffBase = time.Second
 	backoffCap  = 2 * time.Minute
 	maxBackoff  = 64
@@ -40,9 +38,8 @@ func Effective(st *State, ceiling int) int {
 	return min(ceiling, max(1, int(math.Floor(st.Limit+1e-9)))) // 3 may be 2.99999...
 }
 
-// Span is how many slots a caller with max m counts holders in: a limit
-// lowered by reporters with a larger max binds it too, or it would take
-// a slot free below its max beside theirs held above it.
+// Span is how many slots a caller with max m counts holders in: also those
+// of reporters with a larger max, whose lowered limit binds it too.
 func Span(st *State, m int) int {
 	if st == nil {
 		return m

@@ -1,6 +1,5 @@
-// Package throttle is a pool's shared throttle state: its file, format
-// and store (this file), and its policy (policy.go). It knows nothing of
-// slots: the protocol above counts holders.
+// Package throttle is a pool's shared throttle state: its file and store
+// (this file) and its policy (policy.go); the protocol above counts holders.
 package throttle
 
 import (
@@ -146,13 +145,7 @@ func set(key string, p any, v string) (err error) {
 
 // oneLine makes s fit in n bytes of one line.
 func oneLine(s string, n int) string {
-	s = strings.TrimSpace(strings.Map(func(r rune) rune {
-		if textsafe.IsControl(r) {
-			return ' '
-		}
-		return r
-	}, strings.ToValidUTF8(s, "?")))
-	if len(s) > n {
+	if s = strings.TrimSpace(textsafe.Clean(s)); len(s) > n {
 		s = strings.ToValidUTF8(s[:n], "") // drops a rune cut in two
 	}
 	return s
@@ -169,10 +162,9 @@ const (
 	// TempPrefix begins Write's temporary files' names: the pool's newborn
 	// prefix, whose leftovers the pool's cleanup removes.
 	TempPrefix = ".new-throttle-"
-	// GrantPatience and ChangePatience are how long Lock tries: a holder
-	// that stops (SIGSTOP) must not hold up all. A grant looks again soon,
-	// a raise of the limit is harmless to lose; but a report lost to a
-	// descheduled holder would leave all hammering the provider.
+	// GrantPatience and ChangePatience are how long Lock tries, so that a
+	// stopped holder holds up nobody for long. A grant looks again soon and
+	// a lost raise is harmless; a lost report leaves all hammering the provider.
 	GrantPatience  = 50 * time.Millisecond // a grant, a raise
 	ChangePatience = 2 * time.Second       // a report, a pause, a resume
 )
