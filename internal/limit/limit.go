@@ -139,7 +139,7 @@ var (
 	// 2026-04-01 at 00:00 UTC". Groups: 1-3 month day year, 4-6 ISO date, 7-9 hour minute a/p, 10-11 zone.
 	absRe = regexp.MustCompile(`(?i)\b(?:try again at|resets?(?: at| on)?|regain access on)\s+` +
 		`(?:(jan|feb|mar|apr|may|jun|jul|aug|sep|oct|nov|dec)[a-z]*\.?\s+(\d{1,2})(?:st|nd|rd|th)?(?:,?\s+(\d{4}))?` +
-		`|(\d{4})-(\d{2})-(\d{2}))?(?:,?\s+(?:at\s+)?)?(?:([01]?\d|2[0-3])(?::([0-5]\d))?(?:\s*([ap])\.?m\b\.?)?)?` +
+		`|(\d{4})-(\d{2})-(\d{2}))?(?:,?\s+(?:at\s+)?)?(?:(2[0-3]|[01]?\d)(?::([0-5]\d))?(?:\s*([ap])\.?m\b\.?)?)?` +
 		`(?:\s*\(([a-z_]+(?:/[a-z0-9_+-]+)*)\)|\s+(utc|gmt)\b)?`)
 )
 
