@@ -45,13 +45,13 @@ const lead = `(?i)^[\s■🖐⚠️✗✖●⎿└│▌•⏺·∙]*(?:\[[^\]]{
 	`reconnecting\.{3}\s*\d+/\d+\s*\()*`
 
 var (
-	usageRe = regexp.MustCompile(lead + `(?:you've hit your usage limit|quota exceeded\. check your plan|` +
+	usageRe = regexp.MustCompile(lead + `(?:you[’']ve hit your usage limit|your workspace is out of credits|quota exceeded\. check your plan|` +
 		`(?:insufficient quota: )?you exceeded your current quota|insufficient quota\. please check|you hit your spend cap|` +
-		`claude ai usage limit reached\||claude usage limit reached\.|you've hit your (?:\w+ )?limit\s*[·∙•]|` +
-		`you're out of (?:extra )?usage\s*[·∙•]|(?:[\w-]+ ){0,2}limit reached\s*[·∙•–-]\s*resets|` +
-		`(?:your )?credit balance (?:is )?too low|you have reached your specified api usage limits)`)
-	rateRe = regexp.MustCompile(lead + `(?:exceeded retry limit, last status: 429|unexpected status 429\b|rate limit ` +
-		`reached for |rate limit is exceeded\.|api error(?::\s*|\s*\()(?:429\b|request rejected \(429\)|rate limit reached))`)
+		`claude ai usage limit reached\||claude usage limit reached\.|you[’']ve hit your (?:\w+ )?limit\s*[·∙•]|` +
+		`you[’']re out of (?:extra )?usage\s*[·∙•]|(?:[\w-]+ ){0,2}limit reached\s*[·∙•–-]\s*resets|` +
+		`(?:your )?credit balance is too low|you have reached your specified api usage limits)`)
+	rateRe = regexp.MustCompile(lead + `(?:exceeded retry limit, last status: 429|unexpected status 429 too many requests|` +
+		`rate limit reached for (?:\S+ in )?organization |rate limit is exceeded\.|api error(?::\s*|\s*\()(?:429\s*\{|request rejected \(429\)|rate limit reached))`)
 	jsonLead = regexp.MustCompile(lead + `(?:api error:?\s*\(?\d{3}\s*|unexpected status \d{3}[a-z ]*:\s*)?$`) // before a body
 	ansiRe   = regexp.MustCompile(`\x1b(?:\[[0-9;?]*[ -/]*[@-~]|\][^\x07\x1b]*(?:\x07|\x1b\\)?)`)
 )
@@ -88,11 +88,12 @@ func Detect(output []byte, now time.Time, loc *time.Location) (Found, bool) {
 // body is a JSON line or error object: codex exec --json's error and turn.failed, claude -p
 // --output-format json's result, OpenAI's and ChatGPT's {"error":{}}, Anthropic's {"type":"error"}.
 type body struct {
-	Type, Code, Message, Result string
-	IsError                     bool    `json:"is_error"`
-	ResetsAt                    float64 `json:"resets_at"`
-	ResetsIn                    float64 `json:"resets_in_seconds"`
-	Error                       *body
+	Type, Subtype, Code, Message, Result string
+	IsError                              bool    `json:"is_error"`
+	Status                               int     `json:"error_status"` // claude's api_retry
+	ResetsAt                             float64 `json:"resets_at"`
+	ResetsIn                             float64 `json:"resets_in_seconds"`
+	Error                                *body
 }
 
 // classify reads a line, or the message a JSON line carries: the limit it reports, Line unset.
@@ -104,6 +105,8 @@ func classify(s string, now time.Time, loc *time.Location) Found {
 	}
 	a := cmp.Or(e.Error, new(body))
 	switch {
+	case e.Type == "system" && e.Subtype == "api_retry" && e.Status == 429: // a 529 is overload
+		return Found{Kind: RateLimited}
 	case e.Type == "result" && e.IsError:
 		return classify(e.Result, now, loc)
 	case e.Error == nil && e.Type == "error":
@@ -134,7 +137,7 @@ var (
 	// "try again in 4 days 6 hours", "in 1m30s", "Retrying in 5 seconds"; not codex's own back-off
 	// "retrying 1/5 in 200ms". partRe reads each part.
 	relRe  = regexp.MustCompile(`(?i)\b(?:try again|retrying|resets?) in\s+((?:\d{1,15}(?:\.\d{1,9})?\s*[a-z]+[\s,]*(?:and\s+)?)+)`)
-	partRe = regexp.MustCompile(`(?i)(\d+(?:\.\d+)?)\s*(ms|mil|[smhd])`)
+	partRe = regexp.MustCompile(`(?i)(\d+(?:\.\d+)?)\s*(ms|mil|mo|[smhdw])`)
 	// "try again at Sep 3rd, 2025 8:19 PM", "resets Apr 10 at 7am (Europe/Paris)", "regain access on
 	// 2026-04-01 at 00:00 UTC". Groups: 1-3 month day year, 4-6 ISO date, 7-9 hour minute a/p, 10-11 zone.
 	absRe = regexp.MustCompile(`(?i)\b(?:try again at|resets?(?: at| on)?|regain access on)\s+` +
@@ -144,7 +147,7 @@ var (
 )
 
 // units is the seconds in a unit of a relative time, as partRe names it.
-var units = map[string]float64{"ms": 1e-3, "mil": 1e-3, "s": 1, "m": 60, "h": 3600, "d": 86400}
+var units = map[string]float64{"ms": 1e-3, "mil": 1e-3, "mo": 30 * 86400, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
 
 // resetAt is when a usage limit line says the cap resets; zero if unsaid, absurd or past.
 func resetAt(s string, now time.Time, loc *time.Location) time.Time {

@@ -123,16 +123,16 @@ func TestRelative(t *testing.T) {
 		in   string
 		want time.Duration
 	}{
-		{"Rate limit reached for gpt-4o. Please try again in 7 seconds.", 7 * time.Second},
-		{"Rate limit reached for gpt-4o. Please try again in 2m30s.", 150 * time.Second},
-		{"Rate limit reached for gpt-4o. Please try again in 1m30s. Visit", 90 * time.Second},
-		{"Rate limit reached for gpt-4o. Please try again in 6ms.", 6 * time.Millisecond},
-		{"Rate limit reached for gpt-4o. Please try again in 1.5s.", 1500 * time.Millisecond},
-		{"Rate limit reached for gpt-4o. Please try again in 2h13m12.5s.", 2*time.Hour + 13*time.Minute + 12500*time.Millisecond},
-		{"Rate limit reached for gpt-4o. Please try again in 99999999999 days.", 0},
-		{"Rate limit reached for gpt-4o. Please try again in 999999999999999.999999999 h.", 0},
-		{"Rate limit reached for gpt-4o. Please try again in 5 attempts.", 0},
-		{"Rate limit reached for gpt-4o. Please try again later.", 0},
+		{"Rate limit reached for gpt-4o in organization org-x on requests per min (RPM): Limit 3, Used 3, Requested 1. Please try again in 7 seconds.", 7 * time.Second},
+		{"Rate limit reached for gpt-4o in organization org-x on requests per min (RPM): Limit 3, Used 3, Requested 1. Please try again in 2m30s.", 150 * time.Second},
+		{"Rate limit reached for gpt-4o in organization org-x on requests per min (RPM): Limit 3, Used 3, Requested 1. Please try again in 1m30s. Visit", 90 * time.Second},
+		{"Rate limit reached for gpt-4o in organization org-x on requests per min (RPM): Limit 3, Used 3, Requested 1. Please try again in 6ms.", 6 * time.Millisecond},
+		{"Rate limit reached for gpt-4o in organization org-x on requests per min (RPM): Limit 3, Used 3, Requested 1. Please try again in 1.5s.", 1500 * time.Millisecond},
+		{"Rate limit reached for gpt-4o in organization org-x on requests per min (RPM): Limit 3, Used 3, Requested 1. Please try again in 2h13m12.5s.", 2*time.Hour + 13*time.Minute + 12500*time.Millisecond},
+		{"Rate limit reached for gpt-4o in organization org-x on requests per min (RPM): Limit 3, Used 3, Requested 1. Please try again in 99999999999 days.", 0},
+		{"Rate limit reached for gpt-4o in organization org-x on requests per min (RPM): Limit 3, Used 3, Requested 1. Please try again in 999999999999999.999999999 h.", 0},
+		{"Rate limit reached for gpt-4o in organization org-x on requests per min (RPM): Limit 3, Used 3, Requested 1. Please try again in 5 attempts.", 0},
+		{"Rate limit reached for gpt-4o in organization org-x on requests per min (RPM): Limit 3, Used 3, Requested 1. Please try again later.", 0},
 	} {
 		f, ok := Detect([]byte(c.in), now, time.UTC)
 		if !ok || f.Kind != RateLimited || f.RetryAfter != c.want {
@@ -311,5 +311,33 @@ func FuzzDetect(f *testing.F) {
 func TestNilZone(t *testing.T) {
 	if f, ok := Detect([]byte("You've hit your limit · resets 3pm\n"), now, nil); !ok || f.ResetAt.IsZero() {
 		t.Errorf("got %v %+v", ok, f)
+	}
+}
+
+// TestLongerUnitsAndTighterWordings: "in 1 month" is no minute, "in 2
+// weeks" is read; and lines that only borrow a message's first words (a
+// review's prose, a log) are no signal.
+func TestLongerUnitsAndTighterWordings(t *testing.T) {
+	now := time.Date(2026, 5, 1, 12, 0, 0, 0, time.UTC)
+	for _, c := range []struct {
+		line string
+		want time.Time
+	}{
+		{"You've hit your usage limit. Try again in 1 month.", now.Add(30 * 24 * time.Hour)},
+		{"You've hit your usage limit. Try again in 2 weeks.", now.Add(14 * 24 * time.Hour)},
+	} {
+		if f, ok := Detect([]byte(c.line), now, time.UTC); !ok || !f.ResetAt.Equal(c.want) {
+			t.Errorf("%q: %v %+v, want a reset at %v", c.line, ok, f, c.want)
+		}
+	}
+	for _, line := range []string{
+		"Rate limit reached for the login endpoint after five failed attempts.",
+		"Credit balance too low is shown when the account is empty.",
+		"API Error: 429 from upstream, retried",
+		"unexpected status 429 in handler test",
+	} {
+		if f, ok := Detect([]byte(line), now, time.UTC); ok {
+			t.Errorf("%q: detected %+v", line, f)
+		}
 	}
 }
