@@ -69,7 +69,10 @@ func Detect(output []byte, now time.Time, loc *time.Location) (Found, bool) {
 	}
 	best, beforeFence, inFence := Found{}, Found{}, false
 	for _, line := range strings.FieldsFunc(string(output), func(r rune) bool { return r == '\n' || r == '\r' }) {
-		line = strings.TrimSpace(ansiRe.ReplaceAllString(line, ""))
+		if strings.Contains(line, "\x1b") {
+			line = ansiRe.ReplaceAllString(line, "")
+		}
+		line = strings.TrimSpace(line)
 		if strings.HasPrefix(line, "```") {
 			// A closed block is quoted material: forget what it held. An unclosed one (cut
 			// off, or the window began inside it) is kept.
@@ -77,12 +80,21 @@ func Detect(output []byte, now time.Time, loc *time.Location) (Found, bool) {
 				best = beforeFence
 			}
 			beforeFence, inFence = best, !inFence
+		} else if !hinted(line) {
+			continue // a quick way past ordinary output
 		} else if f := classify(line, now, loc); f.Kind != 0 && f.Kind >= best.Kind {
 			f.Line = strings.ToValidUTF8(line[:min(len(line), 300)], "\uFFFD")
 			best = f
 		}
 	}
 	return best, best.Kind != 0
+}
+
+// hinted reports whether s has a word every message has.
+func hinted(s string) bool {
+	s = strings.ToLower(s)
+	return strings.Contains(s, "limit") || strings.Contains(s, "429") || strings.Contains(s, "quota") ||
+		strings.Contains(s, "credit") || strings.Contains(s, "usage") || strings.Contains(s, "spend cap")
 }
 
 // body is a JSON line or error object: codex exec --json's error and turn.failed, claude -p

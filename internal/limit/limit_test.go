@@ -341,3 +341,23 @@ func TestLongerUnitsAndTighterWordings(t *testing.T) {
 		}
 	}
 }
+
+// BenchmarkOrdinaryLines is what run --detect spends on output that says
+// nothing of limits, a line at a time, as run reads it.
+//
+//	go test -run X -bench Ordinary ./internal/limit
+func BenchmarkOrdinaryLines(b *testing.B) {
+	var lines [][]byte
+	size := 0
+	for i := range 10000 {
+		lines = append(lines, fmt.Appendf(nil, "%d: some ordinary output line of a build log, file_%d.go:12: ok", i, i))
+		size += len(lines[i]) + 1
+	}
+	now := time.Now()
+	b.SetBytes(int64(size))
+	for b.Loop() {
+		for _, l := range lines {
+			Detect(l, now, time.UTC)
+		}
+	}
+}
