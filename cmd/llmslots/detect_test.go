@@ -3,8 +3,10 @@
 package main
 
 import (
+	"context"
 	"encoding/json"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -114,28 +116,33 @@ func TestDetectLeavesOrdinaryOutputAlone(t *testing.T) {
 	}
 }
 
-// TestDetectFlagErrors: a detector no one knows, and an explicit --detect
-// with --exec, are refused before anything runs.
+// TestDetectFlagErrors: a detector no one knows is refused before
+// anything runs; the names are read without regard to case.
 func TestDetectFlagErrors(t *testing.T) {
 	e := newEnv(t)
 	for _, args := range [][]string{
 		{"run", "--detect", "gemini", "--", "true"},
 		{"run", "--detect", "codex,", "--", "true"},
-		{"run", "--detect", "claude", "--exec", "--", "true"},
 	} {
 		if r := e.run(args...); r.code != exitUsage || strings.Count(strings.TrimSpace(r.stderr), "\n") > 1 {
 			t.Errorf("%q: exit %d, stderr %q; want a usage error", args, r.code, r.stderr)
 		}
 	}
-	// --exec with the default auto runs, unwatched.
-	if r := e.run("run", "--exec", "--", "true"); r.code != 0 {
-		t.Errorf("--exec with --detect auto: exit %d %s", r.code, r.stderr)
+	for _, args := range [][]string{
+		{"run", "--exec", "--", "true"},                       // the default, off with --exec
+		{"run", "--detect", "claude", "--exec", "--", "true"}, // output to watch: run stays
+		{"run", "--detect", "CODEX,Claude", "--", "true"},
+	} {
+		if r := e.run(args...); r.code != 0 {
+			t.Errorf("%q: exit %d %s", args, r.code, r.stderr)
+		}
 	}
 }
 
-// TestShimPassesDetect: a shim for codex stays the program's parent and
-// reports the limits it prints (--detect auto); one for another name, or
-// given --detect none, execs.
+// TestShimPassesDetect: a shim for codex passes --detect auto with
+// --exec, so that run stays the program's parent where there is output
+// to watch, and reports the limits it prints; one for another name, or
+// given --detect none, passes no --detect.
 func TestShimPassesDetect(t *testing.T) {
 	e := newEnv(t)
 	realDir, binDir := t.TempDir(), t.TempDir()
@@ -143,7 +150,7 @@ func TestShimPassesDetect(t *testing.T) {
 	for _, c := range []struct {
 		name string
 		args []string
-		exec bool
+		exec bool // --exec alone
 	}{
 		{"codex", nil, false},
 		{"claude", []string{"--detect", "none"}, true},
@@ -154,7 +161,7 @@ func TestShimPassesDetect(t *testing.T) {
 			t.Fatalf("%q: exit %d %s", args, r.code, r.stderr)
 		}
 		script := readFile(t, filepath.Join(binDir, c.name))
-		if strings.Contains(script, "'--exec'") != c.exec || strings.Contains(script, "'--detect'") == c.exec {
+		if !strings.Contains(script, "'--exec'") || strings.Contains(script, "'--detect'") == c.exec {
 			t.Errorf("%q wrote:\n%s", args, script)
 		}
 	}
@@ -192,5 +199,94 @@ func TestDetectWithoutATempDir(t *testing.T) {
 	}
 	if r := e.runEnv(gone, "", "run", "--max", "2", "--throttled-on", "429", "--", claude); r.code != exitError {
 		t.Fatalf("--throttled-on without a temp dir: exit %d, %q", r.code, r.stderr)
+	}
+}
+
+// TestDetectKeepsOutputForASlowReader: with --detect (the default for a
+// command named codex), the command's stdout reaches a reader that takes
+// its time in full. It did not: run gave up copying one second after the
+// command exited, and a reader slower than that got only the 64 KiB the
+// pipe held (`llmslots run -- codex exec ... | slow-consumer`).
+func TestDetectKeepsOutputForASlowReader(t *testing.T) {
+	dir := t.TempDir()
+	codex := filepath.Join(dir, "codex")
+	script := "#!/bin/sh\nhead -c 1000000 /dev/zero | tr '\\0' 'x'\n"
+	if err := os.WriteFile(codex, []byte(script), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	e := newEnv(t)
+	out, err := e.sh(`"$LLMSLOTS" run --max 2 -- "$CODEX" | (sleep 2; wc -c)`, "CODEX="+codex)
+	if err != nil {
+		t.Fatalf("%v: %s", err, out)
+	}
+	if got := strings.TrimSpace(out); got != "1000000" {
+		t.Fatalf("the reader got %s bytes of 1000000", got)
+	}
+}
+
+// TestDetectAfterAnUnclosedFence: codex exec shows at most 20 lines of a
+// command's output, so a README's ``` block is often cut before it closes;
+// codex's own usage-limit error after it must still count, as it does for
+// DetectLimit. run ignored every later line of the stream.
+func TestDetectAfterAnUnclosedFence(t *testing.T) {
+	codex := standIn(t, "codex")
+	e := newEnv(t)
+	errOut := "exec\nbash -lc 'sed -n 1,80p README.md' in /repo\n succeeded in 5ms:\n# tool\n```sh\ngo install example.com/tool@latest\n" +
+		"codex\nI'll edit the install section.\n" +
+		"ERROR: You've hit your usage limit. Upgrade to Pro (https://openai.com/chatgpt/pricing) or try again in 2 hours 5 minutes."
+	r := e.runEnv(e.with("ERR="+errOut, "CODE=1"), "", "run", "--max", "2", "--", codex, "exec", "x")
+	if r.code != 1 {
+		t.Fatalf("exit %d: %s", r.code, r.stderr)
+	}
+	st := statusJSON(t, e)
+	if st.Throttle == nil || st.Throttle.LastReport == nil || st.Throttle.LastReport.Kind != "usage" {
+		t.Fatalf("the usage limit after an unclosed fence was not reported: %+v", st.Throttle)
+	}
+}
+
+// TestDetectPassesOnABrokenPipe: run -- codex | head -1: when the reader
+// of the command's stdout is gone, the command gets SIGPIPE, as it would
+// writing there itself, and run exits with its status (141), instead of
+// run dying of SIGPIPE while the command wrote on, holding its slot, into
+// a file nobody read.
+func TestDetectPassesOnABrokenPipe(t *testing.T) {
+	bash, err := exec.LookPath("bash")
+	if err != nil {
+		t.Skip("no bash for PIPESTATUS")
+	}
+	codex := filepath.Join(t.TempDir(), "codex")
+	if err := os.WriteFile(codex, []byte("#!/bin/sh\nwhile :; do echo line; done\n"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	e := newEnv(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, bash, "-c", `"$LLMSLOTS" run --max 2 -- "$CODEX" | head -1; echo "run ${PIPESTATUS[0]}"`)
+	cmd.Env = e.with("CODEX=" + codex)
+	out, err := cmd.CombinedOutput()
+	if err != nil || string(out) != "line\nrun 141\n" {
+		t.Fatalf("%v: %q; want line, and run exiting 141 with its command", err, out)
+	}
+	if r := e.run("run", "--max", "1", "--wait", "0", "--", "true"); r.code != 0 {
+		t.Fatalf("a slot is still held after head left: %d %s", r.code, r.stderr)
+	}
+}
+
+// TestDetectKeepsTheOrderOfOneFile: > log 2>&1 gives stdout and stderr one
+// copy, so their lines stay in the order the command wrote them.
+func TestDetectKeepsTheOrderOfOneFile(t *testing.T) {
+	codex := filepath.Join(t.TempDir(), "codex")
+	script := "#!/bin/sh\nfor i in 1 2 3 4 5; do echo out$i; echo err$i >&2; done\n"
+	if err := os.WriteFile(codex, []byte(script), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	e := newEnv(t)
+	log := filepath.Join(t.TempDir(), "log")
+	if out, err := e.sh(`"$LLMSLOTS" run --max 2 -- "$CODEX" > "$LOG" 2>&1`, "CODEX="+codex, "LOG="+log); err != nil {
+		t.Fatalf("%v: %s", err, out)
+	}
+	want := "out1\nerr1\nout2\nerr2\nout3\nerr3\nout4\nerr4\nout5\nerr5\n"
+	if got := readFile(t, log); got != want {
+		t.Fatalf("log %q, want %q", got, want)
 	}
 }

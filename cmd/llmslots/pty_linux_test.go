@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strings"
 	"syscall"
 	"testing"
@@ -117,6 +118,56 @@ func TestLiveLineFitsTheTerminal(t *testing.T) {
 		}
 		if !strings.HasPrefix(l, "llmslots: waiting for a slot of ") || !strings.HasSuffix(l, "…") {
 			t.Errorf("update %q is not the waiting line, cut", l)
+		}
+	}
+}
+
+// A codex shim on a terminal runs run --exec --detect auto: with stdout
+// and stderr both the terminal there is nothing to watch, so codex
+// replaces llmslots (its pid is run's) and has the terminal to itself (a
+// program that stops only itself on Ctrl-Z gives the shell its prompt
+// back). With stdout a pipe, run stays codex's parent, to watch it.
+func TestDetectExecsOnATerminal(t *testing.T) {
+	codex := filepath.Join(t.TempDir(), "codex")
+	if err := os.WriteFile(codex, []byte("#!/bin/sh\necho \"pid $$\"\n"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	e := newEnv(t)
+	for _, onTerminal := range []bool{true, false} {
+		master, slave := openPty(t, 80)
+		cmd := exec.Command(bin, "run", "--exec", "--detect", "auto", "--max", "1", "--", codex)
+		cmd.Env = e.env
+		cmd.Stdout, cmd.Stderr = slave, slave
+		var pipe strings.Builder
+		if !onTerminal {
+			cmd.Stdout = &pipe
+		}
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		slave.Close()
+		var term strings.Builder
+		read := make(chan struct{})
+		go func() {
+			defer close(read)
+			buf := make([]byte, 4096)
+			for {
+				n, err := master.Read(buf)
+				term.Write(buf[:n])
+				if err != nil {
+					return
+				}
+			}
+		}()
+		if err := cmd.Wait(); err != nil {
+			t.Fatal(err)
+		}
+		<-read
+		master.Close()
+		out := term.String() + pipe.String()
+		run := fmt.Sprintf("pid %d", cmd.Process.Pid)
+		if strings.Contains(out, run) != onTerminal {
+			t.Errorf("on a terminal %v: codex said %q, run was %s", onTerminal, strings.TrimSpace(out), run)
 		}
 	}
 }

@@ -13,6 +13,7 @@ import (
 	"regexp"
 	"runtime"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/llmslots/llmslots"
@@ -50,7 +51,10 @@ pausing every process of the pool until the reset it names, the limit
 kept. auto watches CMD when it is named codex or claude; none, nothing. A
 stream that is a terminal is left alone (a person reads it, and an
 interactive session keeps its terminal); another reaches its place through
-llmslots, as --throttled-on's stderr does. --exec turns auto off.
+llmslots, as --throttled-on's stderr does (stdout and stderr in one file
+stay in order; a reader that goes away, as head does, sends CMD SIGPIPE).
+--exec turns the default off; --exec with --detect given (shims give it)
+execs CMD when nothing is to be watched, and stays its parent otherwise.
 
 With --throttled-on REGEX, CMD's stderr goes through llmslots (to the same
 place, byte for byte, within 0.2 s; CMD writes to a file of its own, not a
@@ -82,7 +86,7 @@ func runCmd(args []string, stdout, stderr io.Writer) int {
 	execFlag := fs.Bool("exec", false, "replace llmslots with CMD once the slot is held (Unix only)")
 	quiet := fs.Bool("quiet", false, "say nothing while waiting unless stderr is a terminal (where the live line is erased once the slot is taken); shims use it, so the program's stderr stays its own")
 	shim := fs.String("shim", "", "run the real `NAME` found along PATH, skipping llmslots shims, with ARGS (what shim scripts use)")
-	detect := fs.String("detect", "auto", "recognise a provider's rate or usage limit in CMD's output, as the CLIs in `LIST` print it (codex, claude), and report it; auto: by CMD's name; none: off")
+	detect := fs.String("detect", "auto", "report the provider's rate and usage limits CMD prints, as codex and claude word them; `LIST`: auto (CMD named codex or claude, not behind a wrapper such as timeout or npx), codex, claude (either knows both CLIs' messages), none")
 	throttledOn := fs.String("throttled-on", "", "report the work throttled when a line of CMD's stderr matches `REGEX` (Go syntax), e.g. '429|rate.?limit|usage limit'")
 	throttledExit := fs.Int("throttled-exit", -1, "report the work throttled when CMD exits with status `CODE`")
 	noDefault(fs, "throttled-exit")
@@ -110,10 +114,7 @@ func runCmd(args []string, stdout, stderr io.Writer) int {
 	if msg != "" {
 		return usageError(fs, stderr, "%s", msg)
 	}
-	if *execFlag && detecting && cli.IsSet(fs, "detect") {
-		return usageError(fs, stderr, "--detect needs llmslots to stay CMD's parent; drop --exec, or say --detect none")
-	}
-	watch := &throttleWatch{exitCode: *throttledExit, detect: detecting && !*execFlag}
+	watch := &throttleWatch{exitCode: *throttledExit, detect: detecting}
 	if *throttledOn != "" {
 		re, err := regexp.Compile(*throttledOn)
 		if err != nil {
@@ -126,6 +127,17 @@ func runCmd(args []string, stdout, stderr io.Writer) int {
 	}
 	if *execFlag && (watch.re != nil || watch.exitCode >= 0) {
 		return usageError(fs, stderr, "--throttled-on and --throttled-exit need llmslots to stay CMD's parent; drop --exec")
+	}
+	if *execFlag && detecting {
+		// --exec turns the default off. With --detect given too (as shims
+		// give it), llmslots stays CMD's parent only if there is output
+		// to watch: on a terminal CMD is exec'd, and keeps it alone.
+		out, errs := watch.watching(os.Stdout, os.Stderr)
+		if cli.IsSet(fs, "detect") && (out || errs) {
+			*execFlag = false
+		} else {
+			watch.detect = false
+		}
 	}
 	if *shim == "" && len(argv) == 0 {
 		return usageError(fs, stderr, "no command given; put it after --")
@@ -253,6 +265,12 @@ func runHolding(g *llmslots.Guard, path string, argv []string, sigs <-chan os.Si
 		return failure(stderr, exitError, err)
 	}
 	exited := make(chan struct{}) // closed once CMD has exited (or did not start)
+	// A copy (throttleWatch.tee) that writes where the reader is gone
+	// gets EPIPE, and tells the command, instead of this process dying of
+	// SIGPIPE while the command writes on to a file nobody reads.
+	brokenPipe := make(chan os.Signal, 1)
+	signal.Notify(brokenPipe, syscall.SIGPIPE)
+	defer signal.Stop(brokenPipe)
 	started, err := watch.attach(cmd, os.Stdout, os.Stderr, exited)
 	if err != nil && watch.re != nil {
 		return failure(stderr, exitError, fmt.Errorf("llmslots: cannot watch %s's output: %w", path, err))
@@ -268,6 +286,7 @@ func runHolding(g *llmslots.Guard, path string, argv []string, sigs <-chan os.Si
 		close(exited)
 		return failure(stderr, cli.ExecFailureCode(err), fmt.Errorf("llmslots: cannot run %s: %w", path, err))
 	}
+	watch.started(cmd.Process)
 	go func() {
 		for {
 			select {

@@ -31,8 +31,9 @@ is limited without changing the tool.
 The pool is P, by default the pool named NAME, so that a "codex" limit and a
 "claude" limit do not compete. The max is N, by default whatever
 LLMSLOTS_MAX or the machine says when the shim runs. A shim for codex or
-claude (or one given --detect) keeps llmslots as the program's parent, to
-report the provider's limits it prints (see llmslots run --help). shim
+claude (or one given --detect) keeps llmslots as the program's parent
+where its output is no terminal, to report the provider's limits it prints
+(see llmslots run --help). shim
 refuses to overwrite a file it did not write, and warns when DIR is not on
 PATH or comes after the real NAME. Not available on Windows.`
 
@@ -48,7 +49,7 @@ func shimCmd(args []string, stdout, stderr io.Writer) int {
 	wait := fs.Duration("wait", 0, "give up after `D` with exit 75 (default: wait until a slot frees)")
 	binDir := fs.String("bin-dir", "", "write the shim in `DIR` (default: ~/.local/bin)")
 	remove := fs.Bool("remove", false, "remove the shim NAME instead")
-	detect := fs.String("detect", "auto", "passed to run: recognise a provider's rate or usage limit in the program's output as the CLIs in `LIST` (codex, claude) print it; auto: by NAME; none: off")
+	detect := fs.String("detect", "auto", "passed to run: report the provider's rate and usage limits the program prints; `LIST`: auto (NAME is codex or claude), codex, claude, none (exec the program, unwatched)")
 	throttledOn := fs.String("throttled-on", "", "passed to run: report the work throttled when a line of the program's stderr matches `REGEX`")
 	throttledExit := fs.Int("throttled-exit", -1, "passed to run: report the work throttled when the program exits with status `CODE`")
 	noDefault(fs, "throttled-exit")
@@ -145,7 +146,12 @@ func shimCmd(args []string, stdout, stderr io.Writer) int {
 	if msg != "" {
 		return usageError(fs, stderr, "%s", msg)
 	}
-	if detecting || *throttledOn != "" || cli.IsSet(fs, "throttled-exit") {
+	if detecting {
+		// run execs the program on a terminal, and stays its parent, to
+		// watch it, when there is output to watch.
+		runArgs = append(runArgs, "--detect", *detect)
+	}
+	if *throttledOn != "" || cli.IsSet(fs, "throttled-exit") {
 		// llmslots stays the program's parent, to watch it: no --exec.
 		runArgs = []string{"run", "--quiet", "--shim", name, "--detect", *detect}
 		if *throttledOn != "" {

@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"errors"
 	"io"
 	"os"
 	"os/exec"
@@ -9,6 +10,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/llmslots/llmslots"
@@ -30,6 +32,7 @@ type throttleWatch struct {
 
 	mu       sync.Mutex
 	reported map[llmslots.LimitKind]bool
+	cmd      *os.Process    // once started: told when its reader is gone
 	copies   sync.WaitGroup // the streams being copied
 }
 
@@ -37,14 +40,30 @@ type throttleWatch struct {
 // pieces of this size (the bytes still all reach the terminal).
 const maxLine = 64 << 10
 
-// attach gives cmd the streams to watch: stderr for --throttled-on, and
-// for --detect stdout and stderr where they are no terminal (a person
-// reads a terminal, and the command keeps it: an interactive session
-// stays one). exited must be closed once the command has exited: the
-// copies then take what is left and end. The returned function closes
-// the parent's copies of the command's side; call it after cmd.Start. On
-// an error cmd's streams are stdout and stderr, unwatched.
+// watching reports whether attach would give the command a stream of its
+// own: stderr for --throttled-on; for --detect, stdout and stderr where
+// they are no terminal (a person reads a terminal, and the command keeps
+// it: an interactive session stays one).
+func (w *throttleWatch) watching(stdout, stderr *os.File) (out, err bool) {
+	return w.detect && !cli.IsTerminal(stdout), w.re != nil || w.detect && !cli.IsTerminal(stderr)
+}
+
+// attach gives cmd the streams to watch (see watching); both go to one
+// file when stdout and stderr are one (2>&1), so their order is kept.
+// exited must be closed once the command has exited: the copies then take
+// what is left and end. The returned function closes the parent's copies
+// of the command's side; call it after cmd.Start. On an error cmd's
+// streams are stdout and stderr, unwatched.
 func (w *throttleWatch) attach(cmd *exec.Cmd, stdout, stderr *os.File, exited <-chan struct{}) (started func(), err error) {
+	out, errs := w.watching(stdout, stderr)
+	if out && errs && sameFile(stdout, stderr) {
+		f, err := w.tee(stderr, true, exited)
+		if err != nil {
+			return func() {}, err
+		}
+		cmd.Stdout, cmd.Stderr = f, f
+		return func() { f.Close() }, nil
+	}
 	var opened []*os.File
 	started = func() {
 		for _, f := range opened {
@@ -56,10 +75,7 @@ func (w *throttleWatch) attach(cmd *exec.Cmd, stdout, stderr *os.File, exited <-
 		dst      *os.File
 		to       *io.Writer
 		isStderr bool
-	}{
-		{w.detect && !cli.IsTerminal(stdout), stdout, &cmd.Stdout, false},
-		{w.re != nil || w.detect && !cli.IsTerminal(stderr), stderr, &cmd.Stderr, true},
-	} {
+	}{{out, stdout, &cmd.Stdout, false}, {errs, stderr, &cmd.Stderr, true}} {
 		if !s.watch {
 			continue
 		}
@@ -74,13 +90,29 @@ func (w *throttleWatch) attach(cmd *exec.Cmd, stdout, stderr *os.File, exited <-
 	return started, nil
 }
 
+// sameFile reports whether a and b are one file (2>&1, or one pipe).
+func sameFile(a, b *os.File) bool {
+	ai, err1 := a.Stat()
+	bi, err2 := b.Stat()
+	return err1 == nil && err2 == nil && os.SameFile(ai, bi)
+}
+
+// started tells the watch the command's process.
+func (w *throttleWatch) started(p *os.Process) {
+	w.mu.Lock()
+	w.cmd = p
+	w.mu.Unlock()
+}
+
 // tee returns a file of its own for one of the command's streams,
 // unlinked at once, which a goroutine copies to dst as it grows while it
-// matches its lines. Not a pipe: once llmslots is killed, a pipe that no
-// one reads kills the command (SIGPIPE) at its next write, while the
-// command keeps its slot, and its output is lost; a file outlives
-// llmslots. The command sees a regular file, not a terminal; its output
-// reaches dst byte for byte, within tailMax.
+// matches its lines. Not a pipe: once llmslots is killed, a pipe that no one
+// reads kills the command (SIGPIPE) at its next write, while the command
+// keeps its slot, and its output is lost; a file outlives llmslots. The
+// command sees a regular file, not a terminal; its output reaches dst
+// byte for byte, within tailMax. When dst's reader is gone (run -- codex
+// | head -1), the command gets the SIGPIPE it would have got writing
+// there itself, and what it still writes is dropped.
 func (w *throttleWatch) tee(dst io.Writer, isStderr bool, exited <-chan struct{}) (*os.File, error) {
 	tmp, err := os.CreateTemp("", "llmslots-out-*")
 	if err != nil {
@@ -115,7 +147,10 @@ func (w *throttleWatch) tee(dst io.Writer, isStderr bool, exited <-chan struct{}
 		for {
 			n, err := rf.Read(buf)
 			if n > 0 {
-				dst.Write(buf[:n])
+				if _, err := dst.Write(buf[:n]); errors.Is(err, syscall.EPIPE) {
+					w.readerGone()
+					dst = io.Discard
+				}
 				line = w.scan(append(line, buf[:n]...), st)
 				wait = tailMin
 				if copied += int64(n); copied-freed >= 1<<20 {
@@ -137,18 +172,38 @@ func (w *throttleWatch) tee(dst io.Writer, isStderr bool, exited <-chan struct{}
 		if len(line) > 0 {
 			w.match(line, st)
 		}
+		if st.fenced && len(st.quoted) > 0 {
+			// A block never closed was no quotation: the output was cut
+			// (codex exec shows a command's first lines), and a CLI's
+			// message may follow its start.
+			if l, ok := llmslots.DetectLimit(st.quoted); ok {
+				w.report(l)
+			}
+		}
 	}()
 	return wf, nil
 }
 
-// How often the copy looks for more of the command's stderr: soon after
+// readerGone sends the command SIGPIPE: where its output went, nobody
+// reads any more.
+func (w *throttleWatch) readerGone() {
+	w.mu.Lock()
+	p := w.cmd
+	w.mu.Unlock()
+	if p != nil {
+		p.Signal(syscall.SIGPIPE)
+	}
+}
+
+// How often the copy looks for more of the command's output: soon after
 // some came, less often as it stays quiet.
 const tailMin, tailMax = 10 * time.Millisecond, 200 * time.Millisecond
 
 // stream is what the matching knows of one of the command's streams.
 type stream struct {
-	isStderr bool // --throttled-on watches stderr alone
-	fenced   bool // inside a ``` block: quoted material, no signal
+	isStderr bool   // --throttled-on watches stderr alone
+	fenced   bool   // inside a ``` block: quoted material, no signal...
+	quoted   []byte // ...once it closes; its last lines until then
 }
 
 // scan matches every complete line of data and returns what is left.
@@ -168,13 +223,18 @@ func (w *throttleWatch) scan(data []byte, st *stream) []byte {
 }
 
 // match reports what line says. DetectLimit reads one line at a time
-// here, so the stream keeps what it cannot see: whether a fenced block
-// (a review quoting a CLI's message) is open.
+// here, so the stream keeps what it cannot see: whether a fenced block is
+// open, and its lines, which count only if it never closes.
 func (w *throttleWatch) match(line []byte, st *stream) {
 	if bytes.HasPrefix(bytes.TrimSpace(line), []byte("```")) {
-		st.fenced = !st.fenced
-	}
-	if w.detect && !st.fenced {
+		st.fenced, st.quoted = !st.fenced, st.quoted[:0]
+	} else if w.detect && st.fenced {
+		st.quoted = append(st.quoted, line...)
+		st.quoted = append(st.quoted, '\n')
+		if len(st.quoted) > maxLine {
+			st.quoted = st.quoted[len(st.quoted)-maxLine:] // DetectLimit reads no more
+		}
+	} else if w.detect {
 		if l, ok := llmslots.DetectLimit(line); ok {
 			w.report(l)
 			return
@@ -199,20 +259,13 @@ func (w *throttleWatch) report(l llmslots.Limit) {
 	}
 }
 
-// finish is called once the command has exited with status: it waits a
-// little for the rest of its output to be copied (what a descendant
-// writes after the command exited stays in the file, not copied), and
-// reports a watched exit status.
+// finish is called once the command has exited with status: it waits
+// for the rest of its output to be copied (what a descendant writes after
+// the command exited stays in the file, not copied), as long as the
+// reader takes (a pipe written directly would hold the command as long),
+// and reports a watched exit status.
 func (w *throttleWatch) finish(status int) {
-	copied := make(chan struct{})
-	go func() {
-		w.copies.Wait()
-		close(copied)
-	}()
-	select {
-	case <-copied:
-	case <-time.After(time.Second):
-	}
+	w.copies.Wait()
 	if w.exitCode >= 0 && status == w.exitCode {
 		w.report(llmslots.Limit{Kind: llmslots.RateLimited})
 	}

@@ -40,7 +40,7 @@ var Detectors = []string{"codex", "claude"}
 // Detecting says whether run --detect list watches the command called
 // name, or what is wrong with list: auto picks by name, none is off.
 func Detecting(list, name string) (bool, string) {
-	switch list {
+	switch list = strings.ToLower(list); list {
 	case "none":
 		return false, ""
 	case "auto":

@@ -6,6 +6,7 @@ import (
 	"io"
 	"os"
 	"os/exec"
+	"os/signal"
 	"strconv"
 	"syscall"
 	"time"
@@ -40,6 +41,12 @@ func runHolding(h *held, path string, argv []string, sigs <-chan os.Signal, grac
 		defer takeBack()
 	}
 	waited := make(chan struct{}) // closed once CMD has exited (or did not start)
+	// A copy (throttleWatch.tee) that writes where the reader is gone
+	// gets EPIPE, and tells the command, instead of this process dying of
+	// SIGPIPE while the command writes on to a file nobody reads.
+	brokenPipe := make(chan os.Signal, 1)
+	signal.Notify(brokenPipe, syscall.SIGPIPE)
+	defer signal.Stop(brokenPipe)
 	started, err := watch.attach(cmd, os.Stdout, os.Stderr, waited)
 	if err != nil && watch.re != nil {
 		return failure(stderr, exitError, fmt.Errorf("cannot watch %s's output: %w", path, err)), false
@@ -53,6 +60,7 @@ func runHolding(h *held, path string, argv []string, sigs <-chan os.Signal, grac
 		close(waited)
 		return failure(stderr, shared.ExecFailureCode(err), fmt.Errorf("cannot run %s: %w", path, err)), false
 	}
+	watch.started(cmd.Process)
 	var waitErr error
 	go func() {
 		waitErr = cmd.Wait()

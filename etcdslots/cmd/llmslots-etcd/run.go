@@ -82,7 +82,7 @@ func runCmd(args []string, stdout, stderr io.Writer) int {
 	grace := fs.Duration("grace", 0, "when the slot may be lost, wait `D` after SIGTERM before sending CMD SIGKILL; all of it comes out of the lease's time, so it must fit --ttl (at most TTL/2 less the loss margin, TTL/10, and 200ms for SIGKILL); default: TTL/5, at most 10s (1s with the default --ttl)")
 	localMax := fs.Int("local-max", 0, "also hold a slot of this host's pool of the same name, at most `N` on this host")
 	quiet := fs.Bool("quiet", false, "say nothing while waiting")
-	detect := fs.String("detect", "auto", "recognise a provider's rate or usage limit in CMD's output, as the CLIs in `LIST` print it (codex, claude), and report it; auto: by CMD's name; none: off")
+	detect := fs.String("detect", "auto", "report the provider's rate and usage limits CMD prints, as codex and claude word them; `LIST`: auto (CMD named codex or claude, not behind a wrapper such as timeout or npx), codex, claude (either knows both CLIs' messages), none")
 	throttledOn := fs.String("throttled-on", "", "report the work throttled when a line of CMD's stderr matches `REGEX` (Go syntax), e.g. '429|rate.?limit|usage limit'")
 	throttledExit := fs.Int("throttled-exit", -1, "report the work throttled when CMD exits with status `CODE`")
 	if code, done := parseFlags(fs, args, stdout, stderr, runSynopsis, runAbout); done {
