@@ -290,3 +290,23 @@ func TestDetectKeepsTheOrderOfOneFile(t *testing.T) {
 		t.Fatalf("log %q, want %q", got, want)
 	}
 }
+
+// TestDetectWithATinyTempDir: where TMPDIR has no room for a copy (a 1 MiB
+// tmpfs), --detect runs the command unwatched, saying why, so that the
+// command's writes do not fail for want of space in a file of ours.
+func TestDetectWithATinyTempDir(t *testing.T) {
+	tiny := t.TempDir()
+	if out, err := exec.Command("mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", tiny).CombinedOutput(); err != nil {
+		t.Skipf("cannot mount a small tmpfs here: %v %s", err, out)
+	}
+	t.Cleanup(func() { exec.Command("umount", tiny).Run() })
+	codex := filepath.Join(t.TempDir(), "codex")
+	if err := os.WriteFile(codex, []byte("#!/bin/sh\nhead -c 3000000 /dev/zero | tr '\\0' x\n"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	e := newEnv(t)
+	r := e.runEnv(e.with("TMPDIR="+tiny), "", "run", "--max", "2", "--", codex)
+	if r.code != 0 || len(r.stdout) != 3000000 || !strings.Contains(r.stderr, "runs unwatched") || !strings.Contains(r.stderr, "KiB free") {
+		t.Fatalf("exit %d, %d bytes out, stderr %q", r.code, len(r.stdout), r.stderr)
+	}
+}

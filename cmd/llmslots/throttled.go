@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"errors"
+	"fmt"
 	"io"
 	"os"
 	"os/exec"
@@ -114,6 +115,11 @@ func (w *throttleWatch) started(p *os.Process) {
 // | head -1), the command gets the SIGPIPE it would have got writing
 // there itself, and what it still writes is dropped.
 func (w *throttleWatch) tee(dst io.Writer, isStderr bool, exited <-chan struct{}) (*os.File, error) {
+	// Where the copy has no room, the command's writes would fail: better
+	// unwatched (--detect) or not at all (--throttled-on), and said.
+	if free, ok := roomIn(os.TempDir()); ok && free < minRoom {
+		return nil, fmt.Errorf("%s has %d KiB free, under the %d MiB a copy of its output needs", os.TempDir(), free>>10, minRoom>>20)
+	}
 	tmp, err := os.CreateTemp("", "llmslots-out-*")
 	if err != nil {
 		return nil, err
@@ -183,6 +189,10 @@ func (w *throttleWatch) tee(dst io.Writer, isStderr bool, exited <-chan struct{}
 	}()
 	return wf, nil
 }
+
+// minRoom is the free space a copy wants: what was copied is freed a MiB
+// at a time (Linux), and the reader may lag.
+const minRoom = 16 << 20
 
 // readerGone sends the command SIGPIPE: where its output went, nobody
 // reads any more.
