@@ -158,6 +158,9 @@ var (
 		`(?:\s*\(([a-z_]+(?:/[a-z0-9_+-]+)*)\)|\s+(utc|gmt)\b)?`)
 )
 
+// dayRe finds a weekday before a reset's time: "resets Fri 9am" is the next Friday's 9 am.
+var dayRe = regexp.MustCompile(`(?i)\bresets?\s+(sun|mon|tue|wed|thu|fri|sat)[a-z]*\.?,?\s+`)
+
 // units is the seconds in a unit of a relative time, as partRe names it.
 var units = map[string]float64{"ms": 1e-3, "mil": 1e-3, "mo": 30 * 86400, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
 
@@ -169,8 +172,12 @@ func resetAt(s string, now time.Time, loc *time.Location) time.Time {
 		t = time.Unix(n, 0)
 	} else if d := seconds(relative(s)); d > 0 {
 		t = now.Add(d)
-	} else if m := absRe.FindStringSubmatch(s); m != nil {
+	} else if m := absRe.FindStringSubmatch(dayRe.ReplaceAllString(s, "resets ")); m != nil {
 		t = resolve(m, now, loc)
+		for w := dayRe.FindStringSubmatch(s); w != nil && !t.IsZero() && m[1]+m[4] == "" &&
+			t.Weekday() != time.Weekday(strings.Index("sunmontuewedthufrisat", strings.ToLower(w[1]))/3); {
+			t = t.AddDate(0, 0, 1)
+		}
 	}
 	return sane(t, now)
 }

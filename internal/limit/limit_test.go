@@ -361,3 +361,22 @@ func BenchmarkOrdinaryLines(b *testing.B) {
 		}
 	}
 }
+
+// TestWeekdayReset: "resets Fri 9am (Asia/Tokyo)" is the next Friday's
+// 9 am there; today's, if that is still ahead.
+func TestWeekdayReset(t *testing.T) {
+	tokyo, _ := time.LoadLocation("Asia/Tokyo")
+	now := time.Date(2026, 12, 7, 12, 0, 0, 0, tokyo) // a Monday
+	for _, c := range []struct {
+		line string
+		want time.Time
+	}{
+		{"Weekly limit reached ∙ resets Fri 9am (Asia/Tokyo)", time.Date(2026, 12, 11, 9, 0, 0, 0, tokyo)},
+		{"Weekly limit reached ∙ resets Monday 1pm (Asia/Tokyo)", time.Date(2026, 12, 7, 13, 0, 0, 0, tokyo)},
+		{"Weekly limit reached ∙ resets Mon 11am (Asia/Tokyo)", time.Date(2026, 12, 14, 11, 0, 0, 0, tokyo)},
+	} {
+		if f, ok := Detect([]byte(c.line), now, time.UTC); !ok || !f.ResetAt.Equal(c.want) {
+			t.Errorf("%q: %v, reset %v; want %v", c.line, ok, f.ResetAt, c.want)
+		}
+	}
+}
