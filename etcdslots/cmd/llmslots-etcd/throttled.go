@@ -159,15 +159,41 @@ func (w *throttleWatch) tee(dst io.Writer, isStderr bool, exited <-chan struct{}
 		var line []byte
 		var copied, freed int64
 		st := &stream{isStderr: isStderr}
-		wait, last := tailMin, false
+		// The file's size when the command exited: what it wrote is
+		// copied; a descendant writing on (yes &, a daemon) holds up
+		// nothing, however fast it writes.
+		endAt := make(chan int64, 1)
+		go func() {
+			<-exited
+			size := int64(-1)
+			if fi, err := rf.Stat(); err == nil {
+				size = fi.Size()
+			}
+			endAt <- size
+		}()
+		wait, end, ended := tailMin, int64(0), false
 		for {
-			n, err := rf.Read(buf)
+			if !ended {
+				select {
+				case end = <-endAt:
+					ended = true
+				default:
+				}
+			}
+			chunk := buf
+			if ended && end >= 0 {
+				if copied >= end {
+					break
+				}
+				chunk = buf[:min(int64(len(buf)), end-copied)]
+			}
+			n, err := rf.Read(chunk)
 			if n > 0 {
-				if _, err := dst.Write(buf[:n]); errors.Is(err, syscall.EPIPE) {
+				if _, err := dst.Write(chunk[:n]); errors.Is(err, syscall.EPIPE) {
 					w.readerGone()
 					dst = io.Discard
 				}
-				line = w.scan(append(line, buf[:n]...), st)
+				line = w.scan(append(line, chunk[:n]...), st)
 				wait = tailMin
 				if copied += int64(n); copied-freed >= 1<<20 {
 					freeCopied(rf, copied)
@@ -175,12 +201,12 @@ func (w *throttleWatch) tee(dst io.Writer, isStderr bool, exited <-chan struct{}
 				}
 				continue
 			}
-			if err != nil && err != io.EOF || last {
+			if err != nil && err != io.EOF || ended {
 				break
 			}
 			select {
-			case <-exited:
-				last = true // one more read takes what it wrote before it exited
+			case end = <-endAt:
+				ended = true // the next turns copy up to that end
 			case <-time.After(wait):
 				wait = min(2*wait, tailMax)
 			}
