@@ -1,6 +1,7 @@
 package llmslots
 
 import (
+	"cmp"
 	"time"
 
 	"github.com/llmslots/llmslots/internal/limit"
@@ -22,13 +23,8 @@ const (
 )
 
 func (k LimitKind) String() string {
-	switch k {
-	case RateLimited:
-		return "rate limited"
-	case UsageLimit:
-		return "usage limit"
-	}
-	return "unknown limit"
+	names := map[LimitKind]string{RateLimited: "rate limited", UsageLimit: "usage limit"}
+	return cmp.Or(names[k], "unknown limit")
 }
 
 // A Limit is a provider's rate or usage limit, as DetectLimit finds it in

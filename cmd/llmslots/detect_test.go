@@ -96,6 +96,7 @@ func TestDetectLeavesOrdinaryOutputAlone(t *testing.T) {
 		args      []string
 	}{
 		{"claude", review, nil},
+		{"codex", "diff --git a/t.txt b/t.txt\n--- a/t.txt\n+++ b/t.txt\n@@ -1,3 +1,3 @@\n ERROR: You've hit your usage limit. Try again in 4 days.\n-old\n+new", nil},
 		{"claude", usage, []string{"--detect", "none"}},
 		{"mytool", usage, nil},
 	} {

@@ -52,14 +52,18 @@ kept. auto watches CMD when it is named codex or claude; none, nothing. A
 stream that is a terminal is left alone (a person reads it, and an
 interactive session keeps its terminal); another reaches its place through
 llmslots, as --throttled-on's stderr does (stdout and stderr in one file
-stay in order; a reader that goes away, as head does, sends CMD SIGPIPE).
---exec turns the default off; --exec with --detect given (shims give it)
-execs CMD when nothing is to be watched, and stays its parent otherwise.
+stay in order; when the reader goes away, as head does, CMD gets SIGPIPE,
+then SIGTERM if it writes on a second later; what a descendant writes
+after CMD exited is not copied). --exec turns the default off; --exec with
+--detect given (shims give it) execs CMD when nothing is to be watched,
+and stays its parent otherwise.
 
 With --throttled-on REGEX, CMD's stderr goes through llmslots (to the same
 place, byte for byte, within 0.2 s; CMD writes to a file of its own, not a
-terminal, and writes on if llmslots is killed) and the first line matching REGEX reports the slot's work throttled: every
-process of the pool stops being granted slots for the hint the line gives
+terminal, and writes on into it if llmslots is killed, where it is kept
+until CMD exits) and the first line matching REGEX reports the slot's work
+throttled: every process of the pool stops being granted slots for the
+hint the line gives
 ("try again in 20s", "Retry-After: 5"), or a backoff without one, and the
 pool's limit is lowered until work succeeds again. --throttled-exit CODE
 reports the same when CMD exits with status CODE. Neither goes with --exec.

@@ -33,9 +33,9 @@ The pool is P, by default the pool named NAME, so that a "codex" limit and a
 LLMSLOTS_MAX or the machine says when the shim runs. A shim for codex or
 claude (or one given --detect) keeps llmslots as the program's parent
 where its output is no terminal, to report the provider's limits it prints
-(see llmslots run --help). shim
-refuses to overwrite a file it did not write, and warns when DIR is not on
-PATH or comes after the real NAME. Not available on Windows.`
+(see llmslots run --help). shim refuses to overwrite a file it did not
+write, and warns when DIR is not on PATH or comes after the real NAME. Not
+available on Windows.`
 
 // shimMarker identifies a script written by shim; shim overwrites and
 // removes only files that carry it, and run --shim skips them.

@@ -162,6 +162,8 @@ func (w *throttleWatch) tee(dst io.Writer, isStderr bool, exited <-chan struct{}
 			endAt <- size
 		}()
 		wait, end, ended := tailMin, int64(0), false
+		var gone time.Time // when dst's reader went away
+		termed := false
 		for {
 			if !ended {
 				select {
@@ -180,8 +182,14 @@ func (w *throttleWatch) tee(dst io.Writer, isStderr bool, exited <-chan struct{}
 			n, err := rf.Read(chunk)
 			if n > 0 {
 				if _, err := dst.Write(chunk[:n]); errors.Is(err, syscall.EPIPE) {
-					w.readerGone()
-					dst = io.Discard
+					w.signal(syscall.SIGPIPE)
+					dst, gone = io.Discard, time.Now()
+				} else if !gone.IsZero() && !termed && time.Since(gone) > time.Second {
+					// Still writing a second after SIGPIPE: it ignores
+					// the signal (node: claude, codex's wrapper), and a
+					// write of its own would have failed with EPIPE.
+					w.signal(syscall.SIGTERM)
+					termed = true
 				}
 				line = w.scan(append(line, chunk[:n]...), st)
 				wait = tailMin
@@ -220,14 +228,14 @@ func (w *throttleWatch) tee(dst io.Writer, isStderr bool, exited <-chan struct{}
 // at a time (Linux), and the reader may lag.
 const minRoom = 16 << 20
 
-// readerGone sends the command SIGPIPE: where its output went, nobody
-// reads any more.
-func (w *throttleWatch) readerGone() {
+// signal sends the command sig, once it has started: SIGPIPE where its
+// output went and nobody reads any more.
+func (w *throttleWatch) signal(sig os.Signal) {
 	w.mu.Lock()
 	p := w.cmd
 	w.mu.Unlock()
 	if p != nil {
-		p.Signal(syscall.SIGPIPE)
+		p.Signal(sig)
 	}
 }
 
@@ -238,6 +246,7 @@ const tailMin, tailMax = 10 * time.Millisecond, 200 * time.Millisecond
 // stream is what the matching knows of one of the command's streams.
 type stream struct {
 	isStderr bool   // --throttled-on watches stderr alone
+	hunk     bool   // inside a diff's hunk: quoted material, no signal
 	fenced   bool   // inside a ``` block: quoted material, no signal...
 	quoted   []byte // ...once it closes; its last lines until then
 }
@@ -259,18 +268,23 @@ func (w *throttleWatch) scan(data []byte, st *stream) []byte {
 }
 
 // match reports what line says. DetectLimit reads one line at a time
-// here, so the stream keeps what it cannot see: whether a fenced block is
-// open, and its lines, which count only if it never closes.
+// here, so the stream keeps what it cannot see: whether the line is in a
+// diff's hunk (quoted, though its context lines are indented like a
+// message), or in a fenced block, whose lines count only if it never
+// closes.
 func (w *throttleWatch) match(line []byte, st *stream) {
-	if bytes.HasPrefix(bytes.TrimSpace(line), []byte("```")) {
+	st.hunk = bytes.HasPrefix(line, []byte("@@ ")) || st.hunk && len(line) > 0 && bytes.IndexByte([]byte(" +-\\"), line[0]) >= 0
+	switch {
+	case bytes.HasPrefix(bytes.TrimSpace(line), []byte("```")):
 		st.fenced, st.quoted = !st.fenced, st.quoted[:0]
-	} else if w.detect && st.fenced {
+	case !w.detect || st.hunk:
+	case st.fenced:
 		st.quoted = append(st.quoted, line...)
 		st.quoted = append(st.quoted, '\n')
 		if len(st.quoted) > maxLine {
 			st.quoted = st.quoted[len(st.quoted)-maxLine:] // DetectLimit reads no more
 		}
-	} else if w.detect {
+	default:
 		if l, ok := llmslots.DetectLimit(line); ok {
 			w.report(l)
 			return

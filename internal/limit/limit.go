@@ -67,8 +67,12 @@ func Detect(output []byte, now time.Time, loc *time.Location) (Found, bool) {
 	if cut := len(output) - window; cut > 0 { // and from the first whole line on
 		output = output[cut+bytes.IndexByte(output[cut:], '\n')+1:]
 	}
-	best, beforeFence, inFence := Found{}, Found{}, false
+	best, beforeFence, inFence, hunk := Found{}, Found{}, false, false
 	for _, line := range strings.FieldsFunc(string(output), func(r rune) bool { return r == '\n' || r == '\r' }) {
+		// A diff's hunk is quoted material: its context lines begin with a space, as an indented message.
+		if hunk = strings.HasPrefix(line, "@@ ") || hunk && strings.IndexByte(" +-\\", line[0]) >= 0; hunk {
+			continue
+		}
 		if strings.Contains(line, "\x1b") {
 			line = ansiRe.ReplaceAllString(line, "")
 		}
@@ -145,7 +149,7 @@ func classify(s string, now time.Time, loc *time.Location) Found {
 
 var (
 	// Claude's "Claude AI usage limit reached|1755615600": a Unix epoch.
-	epochRe = regexp.MustCompile(`(?i)usage limit reached\|(\d{1,12})\b`)
+	epochRe = regexp.MustCompile(`(?i)usage limit reached\|(\d{1,13})\b`)
 	// "try again in 4 days 6 hours", "in 1m30s", "Retrying in 5 seconds"; not codex's own back-off
 	// "retrying 1/5 in 200ms". partRe reads each part.
 	relRe  = regexp.MustCompile(`(?i)\b(?:try again|retrying|resets?) in\s+((?:\d{1,15}(?:\.\d{1,9})?\s*[a-z]+[\s,]*(?:and\s+)?)+)`)
@@ -170,6 +174,9 @@ func resetAt(s string, now time.Time, loc *time.Location) time.Time {
 	if m := epochRe.FindStringSubmatch(s); m != nil {
 		n, _ := strconv.ParseInt(m[1], 10, 64)
 		t = time.Unix(n, 0)
+		if n > 1e11 { // milliseconds
+			t = time.UnixMilli(n)
+		}
 	} else if d := seconds(relative(s)); d > 0 {
 		t = now.Add(d)
 	} else if m := absRe.FindStringSubmatch(dayRe.ReplaceAllString(s, "resets ")); m != nil {

@@ -380,3 +380,13 @@ func TestWeekdayReset(t *testing.T) {
 		}
 	}
 }
+
+// TestMillisecondEpoch: a reset epoch in milliseconds is read as such.
+func TestMillisecondEpoch(t *testing.T) {
+	now := time.Date(2026, 12, 7, 12, 0, 0, 0, time.UTC)
+	at := now.Add(3 * time.Hour)
+	line := fmt.Sprintf("Claude AI usage limit reached|%d", at.UnixMilli())
+	if f, ok := Detect([]byte(line), now, time.UTC); !ok || !f.ResetAt.Equal(at) {
+		t.Errorf("%q: %v, reset %v; want %v", line, ok, f.ResetAt, at)
+	}
+}

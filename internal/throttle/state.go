@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/llmslots/llmslots/internal/filelock"
+	"github.com/llmslots/llmslots/internal/slotfile"
 	"github.com/llmslots/llmslots/internal/textsafe"
 )
 
@@ -192,11 +193,7 @@ func Load(dir string) (*State, error) {
 	}
 	var st State
 	if fi != nil && !fi.Mode().IsRegular() {
-		what := map[fs.FileMode]string{fs.ModeSymlink: "a symbolic link", fs.ModeDir: "a directory"}[fi.Mode().Type()]
-		if what == "" {
-			what = "not a regular file"
-		}
-		err = fmt.Errorf("%s, which llmslots never makes", what)
+		err = fmt.Errorf("%s, which llmslots never makes", slotfile.Describe(fi))
 	} else if err == nil {
 		var data []byte
 		if data, err = io.ReadAll(io.LimitReader(f, maxRead)); err == nil {
