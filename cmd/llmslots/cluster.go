@@ -30,7 +30,7 @@ const (
 // that take a value as the next argument: wantsCluster skips those values.
 var valueFlags = map[string]bool{
 	"pool": true, "dir": true, "max": true, "wait": true, "label": true, "shim": true,
-	"throttled-on": true, "throttled-exit": true, "for": true, "reason": true,
+	"detect": true, "throttled-on": true, "throttled-exit": true, "for": true, "reason": true,
 	"etcd": true, "prefix": true, "ttl": true, "grace": true, "local-max": true,
 	"cacert": true, "cert": true, "key": true, "user": true, "timeout": true,
 }

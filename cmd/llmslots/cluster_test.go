@@ -6,6 +6,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"strconv"
 	"strings"
@@ -39,6 +40,7 @@ func TestEtcdExecsClusterCommand(t *testing.T) {
 	}{
 		{nil, []string{"run", "--etcd", "h1:2379,h2:2379", "--pool", "codex", "--max", "3", "--ttl", "4s", "--", "codex", "--etcd", "x"}},
 		{nil, []string{"run", "--max=3", "-etcd=h1:2379", "--", "true"}},
+		{nil, []string{"run", "--detect", "codex", "--max", "3", "--etcd", "h1:2379", "--", "true"}},
 		{[]string{"LLMSLOTS_ETCD=h1:2379"}, []string{"run", "--max", "3", "--", "true"}},
 		{[]string{"LLMSLOTS_ETCD=h1:2379"}, []string{"status", "--json", "--max", "3"}},
 		{nil, []string{"status", "--etcd", "h1:2379", "--max", "3"}},
@@ -102,6 +104,22 @@ func TestEtcdWithoutClusterCommand(t *testing.T) {
 		r := e.runEnv(e.with(append([]string{"PATH=" + empty}, tt.env...)...), "", tt.args...)
 		if r.code != exitError || !strings.Contains(r.stderr, "go install github.com/llmslots/llmslots/etcdslots/cmd/llmslots-etcd@latest") || !strings.Contains(r.stderr, "go install ./etcdslots/cmd/llmslots-etcd") {
 			t.Errorf("llmslots %q: exit %d, %q; want %d and the install hint", tt.args, r.code, r.stderr, exitError)
+		}
+	}
+}
+
+// Every flag of run, status, pause and resume that takes a value is in
+// valueFlags, or wantsCluster would take its value for the command and miss
+// an --etcd after it (run --detect codex --etcd ... ran the host's pool).
+func TestValueFlagsAreKnown(t *testing.T) {
+	e := newEnv(t)
+	withValue := regexp.MustCompile(`(?m)^  --(\S+) \S+$`)
+	for _, sub := range []string{"run", "status", "pause", "resume"} {
+		r := e.run(sub, "--help")
+		for _, m := range withValue.FindAllStringSubmatch(r.stdout, -1) {
+			if !valueFlags[m[1]] {
+				t.Errorf("%s --%s takes a value, but is not in valueFlags", sub, m[1])
+			}
 		}
 	}
 }
